@@ -1,0 +1,31 @@
+# The two commands of the README: `make run` and `make test`. Everything else is set up on the way.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
+
+.PHONY: run test test-fast migrate seed check clean-db bench
+
+$(STAMP): requirements.txt
+	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	rm -f $(VENV)/.installed-* && touch $@
+
+run: $(STAMP)
+	PORTAL_ENV=$${PORTAL_ENV:-development} $(BIN)/python -m portal.devserver
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+migrate: $(STAMP)
+	PORTAL_ENV=$${PORTAL_ENV:-development} $(BIN)/flask --app wsgi db upgrade
+
+seed: $(STAMP)
+	PORTAL_ENV=$${PORTAL_ENV:-development} $(BIN)/flask --app wsgi seed
+
+check: $(STAMP)
+	PORTAL_ENV=$${PORTAL_ENV:-development} $(BIN)/flask --app wsgi db check
+
+clean-db:
+	rm -rf instance/pgdata instance/pgtest instance/run

@@ -1,0 +1,54 @@
+"""Account services. They change state and flush; the request edge commits."""
+from __future__ import annotations
+
+from uuid import UUID
+
+from sqlalchemy import func, select
+
+from ..extensions import db
+from ..members.models import Membership, MembershipStatus
+from .models import User
+from .passwords import hash_password, needs_rehash, verify_password
+
+
+def normalise_email(email: str) -> str:
+    return (email or "").strip().lower()
+
+
+def find_user_by_email(email: str) -> User | None:
+    return db.session.scalar(select(User).where(func.lower(User.email) == normalise_email(email)))
+
+
+def authenticate(email: str, password: str) -> User | None:
+    """The user for these credentials, or None. Unknown emails cost a hash too."""
+    user = find_user_by_email(email)
+    ok = verify_password(user.password_hash if user else None, password)
+    if not ok or user is None or not user.is_active:
+        return None
+    if needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    user.last_login_at = func.now()
+    return user
+
+
+def landing_tenant_slug(user: User) -> str | None:
+    """The tenant used last if still a usable membership, else the first by name."""
+    from ..tenancy.queries import my_tenants
+    rows = my_tenants(user.id)
+    for tenant, _ in rows:
+        if tenant.id == user.last_tenant_id:
+            return tenant.slug
+    return rows[0][0].slug if rows else None
+
+
+def create_user(email: str, name: str, password: str | None, **fields) -> User:
+    user = User(email=normalise_email(email), name=name.strip(),
+                password_hash=hash_password(password) if password else None, **fields)
+    db.session.add(user)
+    db.session.flush()  # the id is needed by the caller's memberships
+    return user
+
+
+def membership_count(user_id: UUID) -> int:
+    return db.session.scalar(select(func.count()).select_from(Membership).where(
+        Membership.user_id == user_id, Membership.status == MembershipStatus.ACTIVE)) or 0

@@ -1,0 +1,93 @@
+"""Configuration from the environment (twelve-factor).
+
+Every variable read here is listed in the README with its default.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parent.parent
+ENVIRONMENTS = ("production", "development", "testing")
+
+
+class ConfigError(RuntimeError):
+    """The configuration cannot run safely; the message says what to change."""
+
+
+def _bool(value: str | None, default: bool = False) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _sqlalchemy_url(url: str) -> str:
+    """Accept plain postgresql:// URLs and pin the psycopg 3 driver."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def _dev_secret_key(instance: Path) -> str:
+    """Development keeps one generated key in instance/ so sessions survive restarts."""
+    path = instance / "secret_key"
+    if not path.exists():
+        instance.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def load(overrides: dict | None = None) -> dict:
+    env = os.environ
+    overrides = dict(overrides or {})
+    portal_env = overrides.get("PORTAL_ENV") or env.get("PORTAL_ENV") or "production"
+    if portal_env not in ENVIRONMENTS:
+        raise ConfigError(f"PORTAL_ENV must be one of {', '.join(ENVIRONMENTS)}, not {portal_env!r}")
+    production = portal_env == "production"
+    instance = Path(env.get("INSTANCE_PATH") or ROOT / "instance")
+
+    cfg: dict = {
+        "PORTAL_ENV": portal_env,
+        "TESTING": portal_env == "testing",
+        "INSTANCE_DIR": str(instance),
+        "SECRET_KEY": env.get("SECRET_KEY"),
+        "DATABASE_URL": env.get("DATABASE_URL"),
+        "MIGRATION_DATABASE_URL": env.get("MIGRATION_DATABASE_URL"),
+        "ALLOW_RLS_BYPASS": _bool(env.get("ALLOW_RLS_BYPASS")),
+        "SEED_PASSWORD": env.get("SEED_PASSWORD") or "portal-demo-2026",
+        "BASE_URL": env.get("BASE_URL") or "",
+        "LOG_LEVEL": env.get("LOG_LEVEL") or "INFO",
+        "DB_POOL_SIZE": int(env.get("DB_POOL_SIZE") or 5),
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": _bool(env.get("SESSION_COOKIE_SECURE"), production),
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "WTF_CSRF_TIME_LIMIT": None,  # tied to the session instead of a clock
+        "SQLALCHEMY_RECORD_QUERIES": False,
+    }
+    cfg.update(overrides)
+
+    if not cfg["SECRET_KEY"]:
+        if production:
+            raise ConfigError("SECRET_KEY must be set in production (e.g. python -c 'import secrets; print(secrets.token_hex(32))').")
+        cfg["SECRET_KEY"] = _dev_secret_key(Path(cfg["INSTANCE_DIR"]))
+    if production and not cfg["DATABASE_URL"]:
+        raise ConfigError("DATABASE_URL must be set in production: the embedded database is for development only.")
+    if production and cfg["ALLOW_RLS_BYPASS"]:
+        raise ConfigError("ALLOW_RLS_BYPASS is a development setting and is refused in production.")
+
+    for key in ("DATABASE_URL", "MIGRATION_DATABASE_URL"):
+        if cfg[key]:
+            cfg[key] = _sqlalchemy_url(cfg[key])
+    return cfg
+
+
+def role_of(url: str) -> str:
+    """The login role a database URL connects as."""
+    return make_url(url).username or ""

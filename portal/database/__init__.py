@@ -1,0 +1,1 @@
+"""Database plumbing: the embedded server, provisioning, the per-transaction tenant context."""

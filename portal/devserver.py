@@ -1,0 +1,30 @@
+"""`make run`: migrate, load the sample data once, and serve, in one process.
+
+One process owns the embedded PostgreSQL, so Ctrl-C or SIGTERM stops both.
+"""
+from __future__ import annotations
+
+import os
+
+from flask_migrate import upgrade
+
+from . import create_app
+from .extensions import db
+from .seeding import load_sample
+
+
+def main() -> None:
+    os.environ.setdefault("PORTAL_ENV", "development")
+    app = create_app()
+    with app.app_context():
+        upgrade()
+        if app.config["PORTAL_ENV"] != "production" and load_sample(app.config["SEED_PASSWORD"]):
+            db.session.commit()
+            app.logger.info("Sample data loaded; sign in as alice@acme.com with SEED_PASSWORD.")
+    host, port = os.environ.get("HOST", "127.0.0.1"), int(os.environ.get("PORT", "5000"))
+    print(f" * Portal on http://{host}:{port}/  (Ctrl-C stops it and the embedded database)", flush=True)
+    app.run(host=host, port=port, debug=False, use_reloader=False, threaded=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""Extension objects, initialised by the app factory."""
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from uuid import UUID
+
+from flask_htmx import HTMX
+from flask_login import LoginManager
+from flask_migrate import Migrate
+from flask_sqlalchemy import SQLAlchemy
+from flask_wtf import CSRFProtect
+from sqlalchemy import DateTime, Enum, MetaData, func, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Named constraints, so every migration can be downgraded.
+NAMING = {
+    "ix": "ix_%(column_0_N_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+db = SQLAlchemy(model_class=Base)
+migrate = Migrate()
+csrf = CSRFProtect()
+login_manager = LoginManager()
+htmx = HTMX()
+
+
+def pg_enum(py_enum: type[enum.Enum], name: str) -> Enum:
+    """A PostgreSQL enum type storing the Python enum's values."""
+    return Enum(py_enum, name=name, values_callable=lambda e: [m.value for m in e],
+                validate_strings=True)
+
+
+def uuid_pk() -> Mapped[UUID]:
+    return mapped_column(primary_key=True, server_default=text("gen_random_uuid()"))
+
+
+def jsonb(column_name: str | None = None):
+    """A NOT NULL JSONB column defaulting to {}; `column_name` when the attribute differs."""
+    args = (column_name, JSONB) if column_name else (JSONB,)
+    return mapped_column(*args, nullable=False, server_default=text("'{}'::jsonb"))
+
+
+class Timestamps:
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # Kept current by the set_updated_at trigger written in the migrations.
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -1,0 +1,34 @@
+"""One log line per request, with a request id also sent as X-Request-ID."""
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import time
+
+from flask import Flask, g, request, session
+
+log = logging.getLogger("portal.request")
+_VALID_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+
+
+def init_app(app: Flask) -> None:
+    logging.basicConfig(level=app.config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
+
+    @app.before_request
+    def _start():
+        incoming = request.headers.get("X-Request-ID", "")
+        g.request_id = incoming if _VALID_ID.match(incoming) else secrets.token_hex(8)
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _log(response):
+        response.headers["X-Request-ID"] = g.get("request_id", "")
+        elapsed = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
+        # From the cookie, not current_user: logging must not query the database.
+        user = session.get("_user_id", "-")
+        tenant = g.tenant.slug if g.get("tenant") is not None else "-"
+        log.info("%s %s %s status=%s user=%s tenant=%s duration_ms=%.1f", g.get("request_id", "-"),
+                 request.method, request.path, response.status_code, user, tenant, elapsed)
+        return response

@@ -1,0 +1,85 @@
+"""Load seeds/sample.toml through the models, tenant by tenant under RLS."""
+from __future__ import annotations
+
+import hashlib
+import secrets
+import tomllib
+from datetime import timedelta
+
+from sqlalchemy import func, select
+
+from . import audit
+from .accounts.models import User, UserType
+from .accounts.services import create_user
+from .config import ROOT
+from .database.context import tenant_scope
+from .devices.models import Device, DeviceStatus, DeviceType
+from .extensions import db
+from .invitations.models import Invitation
+from .members.models import Membership, MembershipRole
+from .sites.models import Site, SiteAssignment
+from .tenants.models import Tenant, TenantStatus, TenantType
+
+SAMPLE = ROOT / "seeds" / "sample.toml"
+
+
+def load_sample(password: str) -> bool:
+    """Create the sample data once; False when it is already there."""
+    data = tomllib.loads(SAMPLE.read_text())
+    if db.session.scalar(select(Tenant.id).where(Tenant.slug == data["tenants"][0]["slug"])):
+        return False
+    users = {u["email"]: create_user(u["email"], u["name"], password,
+                                     user_type=UserType(u.get("user_type", "regular")),
+                                     email_verified_at=func.now())
+             for u in data["users"]}
+    admin = users["admin@system.local"]
+    for spec in data["tenants"]:
+        tenant = Tenant(name=spec["name"], slug=spec["slug"], type=TenantType(spec["type"]),
+                        status=TenantStatus(spec.get("status", "active")), max_users=spec["max_users"],
+                        settings=spec.get("settings", {}))
+        db.session.add(tenant)
+        db.session.flush()  # tenant.id scopes everything below
+        with tenant_scope(db.session, tenant.id):
+            _load_tenant(tenant, spec, data, users, admin)
+    return True
+
+
+def _load_tenant(tenant, spec, data, users, admin) -> None:
+    owner = None
+    sites = {}
+    for s in spec.get("sites", []):
+        site = Site(tenant_id=tenant.id, name=s["name"], address=s["address"], latitude=s["latitude"],
+                    longitude=s["longitude"], timezone=s["timezone"], meta=s.get("metadata", {}))
+        db.session.add(site)
+        sites[s["name"]] = site
+    for m in spec.get("members", []):
+        user = users[m["email"]]
+        role = MembershipRole(m["role"])
+        owner = owner or (user if role == MembershipRole.OWNER else None)
+        db.session.add(Membership(tenant_id=tenant.id, user_id=user.id, role=role,
+                                  invited_at=func.now(), accepted_at=func.now()))
+    db.session.flush()  # memberships and sites must exist before assignments reference them
+    for m in spec.get("members", []):
+        for site_name in m.get("sites", []):
+            db.session.add(SiteAssignment(tenant_id=tenant.id, site_id=sites[site_name].id,
+                                          user_id=users[m["email"]].id, assigned_by=owner.id if owner else None))
+    for group in data["devices"]:
+        if group["tenant"] != spec["slug"]:
+            continue
+        for i, d in enumerate(group["items"]):
+            db.session.add(Device(tenant_id=tenant.id, site_id=sites[group["site"]].id, name=d["name"],
+                                  type=DeviceType(d["type"]), serial_number=d["serial"],
+                                  status=DeviceStatus(d["status"]), firmware_version=d.get("firmware"),
+                                  last_seen_at=func.now() - timedelta(minutes=7 * i)
+                                  if d["status"] != "decommissioned" else None,
+                                  meta=d.get("metadata", {})))
+    for inv in spec.get("invitations", []):
+        # The token is thrown away: sample invitations can be listed, not accepted.
+        db.session.add(Invitation(tenant_id=tenant.id, email=inv["email"], role=MembershipRole(inv["role"]),
+                                  token_hash=hashlib.sha256(secrets.token_bytes(32)).digest(),
+                                  invited_by=users[inv["invited_by"]].id,
+                                  expires_at=func.now() + timedelta(days=7)))
+    audit.record(tenant.id, admin.id, "tenant.create", "tenant", tenant.id, after={"slug": tenant.slug})
+    if owner is not None:
+        audit.record(tenant.id, owner.id, "site.create", "site", None, after={"sites": list(sites)})
+    db.session.flush()

@@ -1,0 +1,70 @@
+"""Tenant-scoped URLs: /t/<tenant_slug>/..., the tenant loaded once per request."""
+from __future__ import annotations
+
+from functools import wraps
+
+from flask import Blueprint, Flask, abort, g, request
+from flask_login import current_user, login_required
+
+from ..database.context import set_context
+from ..extensions import db
+from .permissions import Permission, role_can
+from .queries import active_membership, tenant_by_slug
+
+
+def tenant_blueprint(name: str, import_name: str, path: str = "") -> Blueprint:
+    """A blueprint under /t/<tenant_slug>; every view sees g.tenant and g.membership."""
+    bp = Blueprint(name, import_name, url_prefix="/t/<tenant_slug>" + path)
+    bp.url_value_preprocessor(_load_tenant)
+    bp.url_defaults(_fill_slug)
+    bp.before_request(_require_member)
+    return bp
+
+
+def _load_tenant(endpoint, values):
+    g.tenant_slug = values.pop("tenant_slug", None)
+
+
+def _fill_slug(endpoint, values):
+    if "tenant_slug" not in values and g.get("tenant") is not None:
+        values["tenant_slug"] = g.tenant.slug
+
+
+@login_required
+def _require_member():
+    """Not a member, unknown slug or unusable tenant: the same 404, so nothing leaks."""
+    tenant = tenant_by_slug(g.tenant_slug or "")
+    if tenant is None or not tenant.is_usable:
+        abort(404)
+    set_context(db.session, tenant_id=tenant.id)
+    membership = active_membership(tenant.id, current_user.id)
+    if membership is None:
+        set_context(db.session, tenant_id=None)
+        abort(404)
+    g.tenant, g.membership = tenant, membership
+
+
+def can(permission: Permission | str) -> bool:
+    membership = g.get("membership")
+    return membership is not None and role_can(membership.role, Permission(permission))
+
+
+def requires(permission: Permission, *, post: Permission | None = None):
+    """Guard a tenant view; POST may need a stronger permission than GET."""
+    def decorator(view):
+        @wraps(view)
+        def wrapped(*args, **kwargs):
+            needed = post if post is not None and request.method == "POST" else permission
+            if not can(needed):
+                abort(403, "Your role in this organization does not allow this.")
+            return view(*args, **kwargs)
+        wrapped.permission = permission  # read by the authorization matrix test
+        return wrapped
+    return decorator
+
+
+def init_app(app: Flask) -> None:
+    from . import switcher
+    app.jinja_env.globals["can"] = can
+    app.jinja_env.globals["Permission"] = Permission
+    app.register_blueprint(switcher.bp)

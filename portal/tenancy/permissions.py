@@ -1,0 +1,33 @@
+"""Named permissions, mapped from roles in this one place."""
+from __future__ import annotations
+
+import enum
+
+from ..members.models import MembershipRole
+
+
+class Permission(enum.StrEnum):
+    TENANT_VIEW = "tenant:view"
+    SITES_VIEW = "sites:view"
+    SITES_WRITE = "sites:write"
+    DEVICES_VIEW = "devices:view"
+    DEVICES_WRITE = "devices:write"
+    MEMBERS_VIEW = "members:view"
+    MEMBERS_MANAGE = "members:manage"
+    AUDIT_VIEW = "audit:view"
+
+
+_READ = {Permission.TENANT_VIEW, Permission.SITES_VIEW, Permission.DEVICES_VIEW, Permission.MEMBERS_VIEW}
+_MANAGE = _READ | {Permission.SITES_WRITE, Permission.DEVICES_WRITE, Permission.MEMBERS_MANAGE,
+                   Permission.AUDIT_VIEW}
+
+ROLE_PERMISSIONS: dict[MembershipRole, frozenset[Permission]] = {
+    MembershipRole.OWNER: frozenset(_MANAGE),
+    MembershipRole.ADMIN: frozenset(_MANAGE),
+    MembershipRole.MEMBER: frozenset(_READ),
+    MembershipRole.VIEWER: frozenset(_READ),
+}
+
+
+def role_can(role: MembershipRole | None, permission: Permission) -> bool:
+    return role is not None and permission in ROLE_PERMISSIONS[role]

@@ -1,0 +1,39 @@
+"""The request edge: one transaction per request, security headers, template helpers."""
+from __future__ import annotations
+
+from flask import Flask, g, request
+
+from .extensions import db
+
+
+def commit_or_rollback(response):
+    """Commit once, at the edge, when the request succeeded; anything else rolls back."""
+    if response.status_code < 400 and not g.get("rollback_only"):
+        db.session.commit()
+    else:
+        db.session.rollback()
+    return response
+
+
+def security_headers(response):
+    h = response.headers
+    h.setdefault("X-Content-Type-Options", "nosniff")
+    h.setdefault("X-Frame-Options", "DENY")
+    h.setdefault("Referrer-Policy", "same-origin")
+    h.setdefault("Content-Security-Policy",
+                 "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                 "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
+    if request.is_secure and g.get("production"):
+        h.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+    # Pages and errors render as fragments for htmx: caches must key on it.
+    response.vary.add("HX-Request")
+    return response
+
+
+def init_app(app: Flask) -> None:
+    app.after_request(commit_or_rollback)
+    app.after_request(security_headers)
+
+    @app.before_request
+    def _env():
+        g.production = app.config["PORTAL_ENV"] == "production"
