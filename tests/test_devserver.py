@@ -1,0 +1,64 @@
+"""`make run` in miniature: a fresh instance folder, serve, then SIGTERM stops web server and database."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import psutil
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def postgres_for(pgdata: Path) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        if proc.info["name"] == "postgres" and str(pgdata) in " ".join(proc.info["cmdline"] or []):
+            found.append(proc)
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(bool(os.environ.get("TEST_DATABASE_URL")), reason="exercises the embedded database only")
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_dev_server_sets_up_serves_and_stops_cleanly(tmp_path, signum):
+    port = free_port()
+    env = {**os.environ, "PORTAL_ENV": "development", "INSTANCE_PATH": str(tmp_path / "instance"),
+           "PORT": str(port), "HOST": "127.0.0.1"}
+    env.pop("DATABASE_URL", None)
+    proc = subprocess.Popen([sys.executable, "-m", "portal.devserver"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline, body = time.time() + 90, None
+        while time.time() < deadline and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=2) as r:
+                    body = r.read().decode()
+                    break
+            except OSError:
+                time.sleep(0.3)
+        assert body and "Sign in" in body, proc.stdout.read() if proc.poll() is not None else "no answer"
+        pgdata = (tmp_path / "instance" / "pgdata").resolve()
+        assert postgres_for(pgdata), "the embedded PostgreSQL is not running"
+        proc.send_signal(signum)
+        assert proc.wait(timeout=30) == 0
+        deadline = time.time() + 10
+        while postgres_for(pgdata) and time.time() < deadline:
+            time.sleep(0.2)
+        assert postgres_for(pgdata) == [], f"{signum!r} left the embedded PostgreSQL running"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
