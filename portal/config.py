@@ -8,6 +8,7 @@ import os
 import secrets
 from pathlib import Path
 
+from dotenv import load_dotenv
 from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,6 +44,7 @@ def _dev_secret_key(instance: Path) -> str:
 
 
 def load(overrides: dict | None = None) -> dict:
+    load_dotenv(ROOT / ".env", override=False)  # the real environment wins over .env
     env = os.environ
     overrides = dict(overrides or {})
     portal_env = overrides.get("PORTAL_ENV") or env.get("PORTAL_ENV") or "production"
@@ -58,6 +60,7 @@ def load(overrides: dict | None = None) -> dict:
         "SECRET_KEY": env.get("SECRET_KEY"),
         "DATABASE_URL": env.get("DATABASE_URL"),
         "MIGRATION_DATABASE_URL": env.get("MIGRATION_DATABASE_URL"),
+        "DB_APP_ROLE": env.get("DB_APP_ROLE"),
         "ALLOW_RLS_BYPASS": _bool(env.get("ALLOW_RLS_BYPASS")),
         "SEED_PASSWORD": env.get("SEED_PASSWORD") or "portal-demo-2026",
         "BASE_URL": env.get("BASE_URL") or "",
