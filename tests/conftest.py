@@ -26,7 +26,8 @@ from portal.sites.models import Site
 from portal.tenants.models import Tenant
 
 ROOT = Path(__file__).resolve().parent.parent
-TEST_DB = "portal_test"
+# Per-run database: concurrent runs (two checkouts, a helper) never drop each other's data.
+TEST_DB = f"portal_test_{os.getpid()}"
 OWNER, APP_ROLE = "portal_test_owner", "portal_test_app"
 PASSWORD = "correct horse battery staple"
 SEED_PASSWORD = "portal-demo-2026"
@@ -43,10 +44,20 @@ def admin_url() -> str:
 
 
 @pytest.fixture(scope="session")
-def db_urls(admin_url) -> dict:
+def db_urls(admin_url):
     provision(admin_url, TEST_DB, OWNER, APP_ROLE, fresh=True)
-    return {"admin": admin_url, "owner": url_for_role(admin_url, OWNER, TEST_DB),
-            "app": url_for_role(admin_url, APP_ROLE, TEST_DB)}
+    yield {"admin": admin_url, "owner": url_for_role(admin_url, OWNER, TEST_DB),
+           "app": url_for_role(admin_url, APP_ROLE, TEST_DB)}
+    drop_database(admin_url, TEST_DB)
+
+
+def drop_database(admin_url: str, name: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    from portal.database.provision import libpq_url
+    with psycopg.connect(libpq_url(admin_url), autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def make_app(db_urls: dict, **overrides):

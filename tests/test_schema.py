@@ -5,7 +5,9 @@ import pytest
 import sqlalchemy as sa
 from flask_migrate import check, downgrade, upgrade
 
-from conftest import make_app
+import os
+
+from conftest import drop_database, make_app
 from portal.database.provision import provision, url_for_role
 
 TENANT_TABLES_SQL = """
@@ -112,9 +114,10 @@ def test_updated_at_trigger(owner_conn, factory, app):
 @pytest.mark.slow
 def test_migrations_round_trip_and_match_the_models(db_urls):
     """upgrade -> downgrade to base -> upgrade on a scratch database, then `flask db check`."""
-    provision(db_urls["admin"], "portal_migrations", "portal_test_owner", "portal_test_app", fresh=True)
-    urls = {"app": url_for_role(db_urls["admin"], "portal_test_app", "portal_migrations"),
-            "owner": url_for_role(db_urls["admin"], "portal_test_owner", "portal_migrations")}
+    scratch = f"portal_migrations_{os.getpid()}"
+    provision(db_urls["admin"], scratch, "portal_test_owner", "portal_test_app", fresh=True)
+    urls = {"app": url_for_role(db_urls["admin"], "portal_test_app", scratch),
+            "owner": url_for_role(db_urls["admin"], "portal_test_owner", scratch)}
     app = make_app({**db_urls, **urls}, CHECK_RLS=False)
     with app.app_context():
         upgrade()
@@ -132,3 +135,4 @@ def test_migrations_round_trip_and_match_the_models(db_urls):
         assert (leftovers, types) == (0, 0)
         upgrade()
         check()  # `flask db check`: exits non-zero when models and migrations drift apart
+    drop_database(db_urls["admin"], scratch)

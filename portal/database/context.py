@@ -1,22 +1,24 @@
-"""The tenant and user of the current transaction, for row-level security.
+"""The tenant, user and (during invitation acceptance) token hash of the current
+transaction, read by the row-level security policies.
 
 Set with set_config(..., true) as each transaction begins (SQLAlchemy
 `after_begin`), so a pooled connection never carries them to the next request.
 """
 from __future__ import annotations
 
-from uuid import UUID
-
 from flask import g, has_app_context
 from sqlalchemy import event
 
-_SET = "SELECT set_config('app.tenant_id', %(t)s, true), set_config('app.user_id', %(u)s, true)"
+# setting name -> attribute of flask.g holding its value for this app context
+SETTINGS = {"app.tenant_id": "db_tenant_id", "app.user_id": "db_user_id", "app.token_hash": "db_token_hash"}
+_SET = "SELECT " + ", ".join(f"set_config('{name}', %({attr})s, true)" for name, attr in SETTINGS.items())
+_UNSET = object()
 
 
 def _current() -> dict[str, str]:
     if not has_app_context():
-        return {"t": "", "u": ""}
-    return {"t": g.get("db_tenant_id", ""), "u": g.get("db_user_id", "")}
+        return {attr: "" for attr in SETTINGS.values()}
+    return {attr: g.get(attr, "") for attr in SETTINGS.values()}
 
 
 def _apply(session, transaction, connection):  # noqa: ARG001
@@ -28,19 +30,20 @@ def install(session_class) -> None:
         event.listen(session_class, "after_begin", _apply)
 
 
-def set_context(session, *, tenant_id: UUID | str | None = ..., user_id: UUID | str | None = ...) -> None:
-    """Change the tenant and/or user for this and every later transaction of the app context."""
-    if tenant_id is not ...:
-        g.db_tenant_id = str(tenant_id) if tenant_id else ""
-    if user_id is not ...:
-        g.db_user_id = str(user_id) if user_id else ""
+def set_context(session, *, tenant_id=_UNSET, user_id=_UNSET, token_hash=_UNSET) -> None:
+    """Change the values for this and every later transaction of the app context."""
+    for attr, value in (("db_tenant_id", tenant_id), ("db_user_id", user_id)):
+        if value is not _UNSET:
+            setattr(g, attr, str(value) if value else "")
+    if token_hash is not _UNSET:
+        g.db_token_hash = token_hash.hex() if token_hash else ""
     session = session() if hasattr(session, "registry") else session  # a scoped_session proxies
     if session.in_transaction():
         session.connection().exec_driver_sql(_SET, _current())
 
 
 class tenant_scope:
-    """`with tenant_scope(session, tenant_id):` for CLI code that works tenant by tenant."""
+    """`with tenant_scope(session, tenant_id):` for code that works tenant by tenant."""
 
     def __init__(self, session, tenant_id):
         self.session, self.tenant_id = session, tenant_id
