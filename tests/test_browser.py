@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from conftest import SEED_PASSWORD, TEST_DB
+from conftest import SEED_PASSWORD
 
 pytestmark = pytest.mark.browser
 
@@ -107,7 +107,7 @@ class Tab:
             problems += self.page.evaluate("window.__cspViolations || []")
         except Exception:  # the page may be mid-navigation; the console list still counts
             pass
-        return problems
+        return list(dict.fromkeys(problems))  # one line per distinct message
 
     def assert_no_csp_errors(self):
         problems = self.csp_problems()
@@ -129,7 +129,7 @@ def tab(chromium, live_server):
 @pytest.fixture
 def restore_last_tenant(db_urls):
     """Switching tenant remembers it on the user: put the seeded value back for other tests."""
-    url = make_url(db_urls["admin"]).set(database=TEST_DB)
+    url = make_url(db_urls["admin"]).set(database=make_url(db_urls["owner"]).database)
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     query = sa.text("SELECT last_tenant_id FROM users WHERE lower(email) = :e")
     with engine.connect() as conn:
