@@ -5,7 +5,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import DateTime, ForeignKey, ForeignKeyConstraint, Index, String, UniqueConstraint
+from sqlalchemy import Computed, DateTime, ForeignKey, ForeignKeyConstraint, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import Timestamps, db, jsonb, pg_enum, uuid_pk
@@ -35,14 +35,17 @@ class DeviceStatus(enum.StrEnum):
 class Device(Timestamps, db.Model):
     __tablename__ = "devices"
     __table_args__ = (
-        UniqueConstraint("tenant_id", "serial_number"),
+        # Serial numbers are unique per tenant whatever their case.
+        UniqueConstraint("tenant_id", "serial_key"),
         # A site with devices is archived, not deleted: RESTRICT keeps records from vanishing.
         ForeignKeyConstraint(["tenant_id", "site_id"], ["sites.tenant_id", "sites.id"], ondelete="RESTRICT"),
-        # Keyset pagination of the device list, overall and per site.
-        Index("ix_devices_tenant_name", "tenant_id", "name", "id"),
-        Index("ix_devices_tenant_site_name", "tenant_id", "site_id", "name", "id"),
-        Index("ix_devices_tenant_status", "tenant_id", "status", "name", "id"),
-        Index("ix_devices_tenant_last_seen", "tenant_id", "last_seen_at", "id"),
+        # Keyset pagination of the device list: each sort and filter has its (tenant_id, ..., id) index.
+        # The name index also serves name-prefix search, the serial unique index serial-prefix search.
+        Index("ix_devices_tenant_name_key", "tenant_id", "name_key", "id"),
+        Index("ix_devices_tenant_site_name_key", "tenant_id", "site_id", "name_key", "id"),
+        Index("ix_devices_tenant_status_name_key", "tenant_id", "status", "name_key", "id"),
+        Index("ix_devices_tenant_type_name_key", "tenant_id", "type", "name_key", "id"),
+        Index("ix_devices_tenant_last_seen_key", "tenant_id", "last_seen_key", "id"),
         Index("ix_devices_metadata", "metadata", postgresql_using="gin"),
     )
 
@@ -56,3 +59,15 @@ class Device(Timestamps, db.Model):
     firmware_version: Mapped[str | None] = mapped_column(String(64))
     last_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     meta: Mapped[dict[str, Any]] = jsonb("metadata")
+
+    # Sort and search keys kept by PostgreSQL. Lower-cased in the "C" collation, byte order is the
+    # same on every server, so a prefix is an index range (no pg_trgm in the embedded server).
+    name_key: Mapped[str] = mapped_column(String(200, collation="C"),
+                                          Computed("lower((name)::text)", persisted=True))
+    serial_key: Mapped[str] = mapped_column(String(100, collation="C"),
+                                            Computed("lower((serial_number)::text)", persisted=True))
+    # "Never seen" sorts as the epoch (-infinity would not load into Python), so the "last seen"
+    # sort pages by keyset without NULL special cases.
+    last_seen_key: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True),
+        Computed("COALESCE(last_seen_at, '1970-01-01 00:00:00+00'::timestamp with time zone)", persisted=True))
