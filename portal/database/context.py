@@ -22,7 +22,11 @@ def _current() -> dict[str, str]:
 
 
 def _apply(session, transaction, connection):  # noqa: ARG001
-    connection.exec_driver_sql(_SET, _current())
+    values = _current()
+    # Settings made with set_config(..., true) end with their transaction, so a new one starts
+    # with them empty: a statement is needed only to set something (one round trip less per request).
+    if any(values.values()):
+        connection.exec_driver_sql(_SET, values)
 
 
 def install(session_class) -> None:
@@ -40,6 +44,12 @@ def set_context(session, *, tenant_id=_UNSET, user_id=_UNSET, token_hash=_UNSET)
     session = session() if hasattr(session, "registry") else session  # a scoped_session proxies
     if session.in_transaction():
         session.connection().exec_driver_sql(_SET, _current())
+
+
+def adopt(*, tenant_id) -> None:
+    """Record a tenant that the current statement has already set with set_config (see
+    tenancy.queries.enter_tenant), so later transactions of the app context get it too."""
+    g.db_tenant_id = str(tenant_id) if tenant_id else ""
 
 
 class tenant_scope:

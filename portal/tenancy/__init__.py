@@ -6,10 +6,8 @@ from functools import wraps
 from flask import Blueprint, Flask, abort, g, request
 from flask_login import current_user, login_required
 
-from ..database.context import set_context
-from ..extensions import db
 from .permissions import Permission, role_can
-from .queries import active_membership, tenant_by_slug
+from .queries import enter_tenant
 
 
 def tenant_blueprint(name: str, import_name: str, path: str = "") -> Blueprint:
@@ -33,14 +31,9 @@ def _fill_slug(endpoint, values):
 @login_required
 def _require_member():
     """Not a member, unknown slug or unusable tenant: the same 404, so nothing leaks."""
-    tenant = tenant_by_slug(g.tenant_slug or "")
-    if tenant is None or not tenant.is_usable:
-        abort(404)
-    set_context(db.session, tenant_id=tenant.id)
-    membership = active_membership(tenant.id, current_user.id)
+    tenant, membership = enter_tenant(g.tenant_slug or "", current_user.id)
     if membership is None:
-        set_context(db.session, tenant_id=None)
-        abort(404)
+        abort(404)  # the transaction, with whatever it set, is rolled back
     g.tenant, g.membership = tenant, membership
 
 

@@ -2,8 +2,9 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from sqlalchemy import select
+from sqlalchemy import String, and_, case, cast, func, select
 
+from ..database.context import adopt
 from ..extensions import db
 from ..members.models import Membership, MembershipStatus
 from ..tenants.models import Tenant, TenantStatus
@@ -17,6 +18,24 @@ def active_membership(tenant_id: UUID, user_id: UUID) -> Membership | None:
     return db.session.scalar(select(Membership).where(
         Membership.tenant_id == tenant_id, Membership.user_id == user_id,
         Membership.status == MembershipStatus.ACTIVE))
+
+
+def enter_tenant(slug: str, user_id: UUID) -> tuple[Tenant | None, Membership | None]:
+    """The tenant and the user's active membership in it, in one statement that also sets
+    app.tenant_id for the rest of the transaction, only when the tenant is usable and the
+    user a member. The membership is read before any tenant is set, through the
+    `membership_self_read` policy (app.user_id, set when the user was loaded)."""
+    usable = and_(Membership.id.is_not(None), Tenant.status.in_([TenantStatus.ACTIVE, TenantStatus.PENDING]))
+    scope = func.set_config("app.tenant_id", case((usable, cast(Tenant.id, String)), else_=""), True)
+    row = db.session.execute(
+        select(Tenant, Membership, scope)
+        .outerjoin(Membership, and_(Membership.tenant_id == Tenant.id, Membership.user_id == user_id,
+                                    Membership.status == MembershipStatus.ACTIVE))
+        .where(Tenant.slug == slug)).first()
+    if row is None or row[1] is None or not row[0].is_usable:
+        return None, None
+    adopt(tenant_id=row[0].id)
+    return row[0], row[1]
 
 
 def my_tenants(user_id: UUID) -> list[tuple[Tenant, Membership]]:
