@@ -31,8 +31,10 @@ def create_app(overrides: dict | None = None) -> Flask:
     context.install(FlaskSession)
 
     from .database import registry  # noqa: F401
-    from . import accounts, admin, dashboard, devices, errors, health, requestlog, sites, tenancy, web
-    for area in (requestlog, errors, web, accounts, tenancy, dashboard, sites, devices, admin, health):
+    from . import (accounts, admin, dashboard, devices, errors, health, invitations, mail, members, requestlog,
+                   sites, tenancy, web)
+    for area in (requestlog, errors, web, accounts, tenancy, dashboard, sites, devices, members, invitations,
+                 mail, admin, health):
         area.init_app(app)
 
     from . import cli

@@ -63,7 +63,12 @@ def load(overrides: dict | None = None) -> dict:
         "DB_APP_ROLE": env.get("DB_APP_ROLE"),
         "ALLOW_RLS_BYPASS": _bool(env.get("ALLOW_RLS_BYPASS")),
         "SEED_PASSWORD": env.get("SEED_PASSWORD") or "portal-demo-2026",
-        "BASE_URL": env.get("BASE_URL") or "",
+        "BASE_URL": (env.get("BASE_URL") or "").rstrip("/"),
+        "SMTP_URL": env.get("SMTP_URL") or "",
+        "SMTP_TIMEOUT": float(env.get("SMTP_TIMEOUT") or 10),
+        "MAIL_FROM": env.get("MAIL_FROM") or "Portal <portal@localhost>",
+        "INVITATION_TTL_HOURS": int(env.get("INVITATION_TTL_HOURS") or 168),
+        "INVITATION_RESEND_COOLDOWN": int(env.get("INVITATION_RESEND_COOLDOWN") or 60),
         "LOG_LEVEL": env.get("LOG_LEVEL") or "INFO",
         "DB_POOL_SIZE": int(env.get("DB_POOL_SIZE") or 5),
         "SESSION_COOKIE_HTTPONLY": True,
@@ -82,6 +87,9 @@ def load(overrides: dict | None = None) -> dict:
         cfg["SECRET_KEY"] = _dev_secret_key(Path(cfg["INSTANCE_DIR"]))
     if production and not cfg["DATABASE_URL"]:
         raise ConfigError("DATABASE_URL must be set in production: the embedded database is for development only.")
+    if production and not cfg["BASE_URL"]:
+        raise ConfigError("BASE_URL must be set in production: emailed links are built from it, "
+                          "never from the request's Host header.")
     if production and cfg["ALLOW_RLS_BYPASS"]:
         raise ConfigError("ALLOW_RLS_BYPASS is a development setting and is refused in production.")
 

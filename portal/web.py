@@ -1,15 +1,17 @@
 """The request edge: one transaction per request, security headers, template helpers."""
 from __future__ import annotations
 
-from flask import Flask, g, request
+from flask import Flask, current_app, g, request
 
 from .extensions import db
+from .mail import deliver_after_response
 
 
 def commit_or_rollback(response):
     """Commit once, at the edge, when the request succeeded; anything else rolls back."""
     if response.status_code < 400 and not g.get("rollback_only"):
         db.session.commit()
+        response = deliver_after_response(current_app._get_current_object(), response)
     else:
         db.session.rollback()
     return response

@@ -1,25 +1,83 @@
 """Authorization as data: every tenant-scoped route x method x role, from one table.
 
 A route added without an entry here fails `test_every_tenant_route_has_expectations`.
+Requests carry a valid CSRF token but no form data: an authorized role gets past
+the permission check and is stopped by validation (400/422) or succeeds (200/303);
+an unauthorized one gets 403; strangers 404; anonymous users are sent to sign in (302).
 """
 from __future__ import annotations
 
+import hashlib
+import secrets
+from datetime import datetime, timedelta, timezone
+
 import pytest
 
-from conftest import csrf_token, login
+from conftest import Factory, csrf_from, csrf_token, login
+from portal.database.context import tenant_scope
+from portal.extensions import db
+from portal.invitations.models import Invitation
+from portal.members.models import Membership, MembershipRole
 
 ROLES = ("owner", "admin", "member", "viewer", "nonmember", "anonymous")
-READ_ALL = {"owner": 200, "admin": 200, "member": 200, "viewer": 200, "nonmember": 404, "anonymous": 302}
+
+
+def expect(owner, admin, member, viewer):
+    return {"owner": owner, "admin": admin, "member": member, "viewer": viewer, "nonmember": 404,
+            "anonymous": 302}
+
+
+READ_ALL = expect(200, 200, 200, 200)
+MANAGERS = expect(200, 200, 403, 403)
 
 # (endpoint, method) -> expected status per role, for the role's own tenant.
 EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("dashboard.index", "GET"): READ_ALL,
     ("sites.index", "GET"): READ_ALL,
     ("devices.index", "GET"): READ_ALL,
+    ("members.index", "GET"): READ_ALL,
+    ("members.change_role", "POST"): expect(400, 400, 403, 403),   # no role given
+    ("members.suspend", "POST"): expect(303, 303, 403, 403),
+    ("members.reactivate", "POST"): expect(303, 303, 403, 403),
+    ("members.remove", "POST"): expect(303, 303, 403, 403),
+    ("members.transfer", "POST"): expect(303, 303, 403, 403),      # an admin is refused with a message
+    ("members.leave", "POST"): expect(303, 303, 303, 303),         # an owner is refused: last owner
+    ("invitations.index", "GET"): MANAGERS,
+    ("invitations.create", "POST"): expect(422, 422, 403, 403),    # no emails given
+    ("invitations.resend", "POST"): expect(303, 303, 403, 403),
+    ("invitations.cancel", "POST"): expect(303, 303, 403, 403),
 }
 
-# Values for URL parameters other than the tenant slug, taken from the tenant under test.
-PARAMS = {}
+
+class Context:
+    """What URL parameters are made from: the tenant under test, fresh rows per request."""
+
+    def __init__(self, app, factory: Factory, tenant: dict):
+        self.app, self.factory, self.tenant = app, factory, tenant
+
+    def new_member(self, role: str = "viewer"):
+        user = self.factory.user(name="matrix target")
+        with self.app.app_context(), tenant_scope(db.session, self.tenant["id"]):
+            db.session.add(Membership(tenant_id=self.tenant["id"], user_id=user.id, role=MembershipRole(role)))
+            db.session.commit()
+        return user.id
+
+    def new_invitation(self):
+        with self.app.app_context(), tenant_scope(db.session, self.tenant["id"]):
+            inv = Invitation(tenant_id=self.tenant["id"], email=f"matrix-{secrets.token_hex(4)}@example.com",
+                             token_hash=hashlib.sha256(secrets.token_bytes(16)).digest(),
+                             expires_at=datetime.now(timezone.utc) + timedelta(days=1),
+                             last_sent_at=datetime.now(timezone.utc) - timedelta(hours=1))
+            db.session.add(inv)
+            db.session.commit()
+            return inv.id
+
+
+# URL parameter (other than the tenant slug) -> a value made from the Context.
+PARAMS = {
+    "user_id": lambda ctx: ctx.new_member(),
+    "invitation_id": lambda ctx: ctx.new_invitation(),
+}
 
 
 def tenant_rules(app):
@@ -34,57 +92,67 @@ def test_every_tenant_route_has_expectations(app):
     assert missing == [], f"add these routes to the authorization matrix: {missing}"
     stale = set(EXPECTED) - {(r.endpoint, m) for r, m in tenant_rules(app)}
     assert not stale, f"matrix entries for routes that no longer exist: {stale}"
+    unparametrised = {a for r, _ in tenant_rules(app) for a in r.arguments - {"tenant_slug"}} - set(PARAMS)
+    assert not unparametrised, f"add PARAMS for: {unparametrised}"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def matrix_world(app, password_hash):
-    from conftest import Factory
+    """Fresh per role: the requests change memberships and invitations."""
     factory = Factory(app, password_hash)
     users = {role: factory.user(name=f"matrix {role}") for role in ("owner", "admin", "member", "viewer")}
     users["nonmember"] = factory.user(name="matrix outsider")
     home = factory.tenant(members={r: users[r] for r in ("owner", "admin", "member", "viewer")})
     foreign = factory.tenant(members={"owner": factory.user(name="foreign owner")})
-    return {"users": users, "home": home, "foreign": foreign}
+    return {"users": users, "home": Context(app, factory, home), "foreign": Context(app, factory, foreign)}
 
 
-def _url(app, rule, tenant) -> str:
-    values = {"tenant_slug": tenant["slug"]}
+def _url(app, rule, ctx: Context) -> str:
+    values = {"tenant_slug": ctx.tenant["slug"]}
     for arg in rule.arguments - {"tenant_slug"}:
-        values[arg] = PARAMS[arg](tenant)
+        values[arg] = PARAMS[arg](ctx)
     with app.test_request_context():
         return app.url_for(rule.endpoint, **values)
 
 
-def _request(client, method, url):
+def _request(client, method, url, token):
     if method == "GET":
         return client.get(url)
-    token = csrf_token(client) if client.get_cookie("session") else ""
     return client.open(url, method=method, data={"csrf_token": token})
+
+
+def _order(rule_method):
+    # Leaving ends the membership: ask it last.
+    rule, method = rule_method
+    return (rule.endpoint == "members.leave", rule.rule, method)
 
 
 @pytest.mark.parametrize("role", ROLES)
 def test_matrix(app, matrix_world, role):
     client = app.test_client()
-    if role != "anonymous":
+    if role == "anonymous":  # a visitor's session has a token too: the sign-in wall must hold anyway
+        token = csrf_from(client.get("/login").get_data(as_text=True))
+    else:
         login(client, matrix_world["users"][role].email)
+        token = csrf_token(client)
     failures = []
-    for rule, method in tenant_rules(app):
+    for rule, method in sorted(tenant_rules(app), key=_order):
         expected = EXPECTED[(rule.endpoint, method)][role]
-        got = _request(client, method, _url(app, rule, matrix_world["home"])).status_code
-        if got != expected:
-            failures.append(f"{method} {rule.rule} own tenant: expected {expected}, got {got}")
         # Every role of the home tenant is a stranger to the foreign tenant: 404, or sign-in.
         foreign_expected = 302 if role == "anonymous" else 404
-        got = _request(client, method, _url(app, rule, matrix_world["foreign"])).status_code
+        got = _request(client, method, _url(app, rule, matrix_world["foreign"]), token).status_code
         if got != foreign_expected:
             failures.append(f"{method} {rule.rule} foreign tenant: expected {foreign_expected}, got {got}")
+        got = _request(client, method, _url(app, rule, matrix_world["home"]), token).status_code
+        if got != expected:
+            failures.append(f"{method} {rule.rule} own tenant: expected {expected}, got {got}")
     assert failures == []
 
 
 def test_unknown_slug_and_foreign_tenant_are_indistinguishable(app, matrix_world):
     client = app.test_client()
     login(client, matrix_world["users"]["owner"].email)
-    foreign = client.get(f"/t/{matrix_world['foreign']['slug']}/")
+    foreign = client.get(f"/t/{matrix_world['foreign'].tenant['slug']}/")
     unknown = client.get("/t/no-such-tenant-anywhere/")
     assert foreign.status_code == unknown.status_code == 404
     assert foreign.get_data() == unknown.get_data()

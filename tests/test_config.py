@@ -10,7 +10,7 @@ from portal.config import ConfigError
 
 @pytest.fixture
 def clean_env(monkeypatch):
-    for name in ("PORTAL_ENV", "SECRET_KEY", "DATABASE_URL", "MIGRATION_DATABASE_URL", "ALLOW_RLS_BYPASS"):
+    for name in ("PORTAL_ENV", "SECRET_KEY", "DATABASE_URL", "MIGRATION_DATABASE_URL", "ALLOW_RLS_BYPASS", "BASE_URL"):
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
 
@@ -29,6 +29,7 @@ def test_production_refuses_the_embedded_database(clean_env):
 def test_production_refuses_the_rls_bypass_setting(clean_env, db_urls):
     clean_env.setenv("SECRET_KEY", "s" * 64)
     clean_env.setenv("DATABASE_URL", db_urls["app"])
+    clean_env.setenv("BASE_URL", "https://portal.example.com")
     clean_env.setenv("ALLOW_RLS_BYPASS", "1")
     with pytest.raises(ConfigError, match="ALLOW_RLS_BYPASS is a development setting"):
         create_app()
@@ -37,7 +38,11 @@ def test_production_refuses_the_rls_bypass_setting(clean_env, db_urls):
 def test_production_serves_through_the_serving_role(clean_env, app, db_urls):
     clean_env.setenv("SECRET_KEY", "s" * 64)
     clean_env.setenv("DATABASE_URL", db_urls["app"].replace("postgresql+psycopg://", "postgresql://"))
+    with pytest.raises(ConfigError, match="BASE_URL must be set in production"):
+        create_app()
+    clean_env.setenv("BASE_URL", "https://portal.example.com/")
     prod = create_app()
+    assert prod.config["BASE_URL"] == "https://portal.example.com"
     assert prod.config["PORTAL_ENV"] == "production" and prod.config["SESSION_COOKIE_SECURE"] is True
     assert prod.test_client().get("/healthz").status_code == 200
     assert not prod.debug
@@ -56,7 +61,7 @@ def test_development_opt_out_allows_it_with_a_warning(app, db_urls, caplog):
 
 
 def test_seed_is_refused_in_production(app, db_urls):
-    prod = make_app(db_urls, PORTAL_ENV="production")
+    prod = make_app(db_urls, PORTAL_ENV="production", BASE_URL="https://portal.example.com")
     result = prod.test_cli_runner().invoke(args=["seed"])
     assert result.exit_code != 0 and "Refusing to load sample data in production" in result.output
 

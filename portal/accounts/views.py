@@ -53,7 +53,8 @@ def login():
 def logout():
     logout_user()
     flash("You are signed out.", "info")
-    return redirect(url_for("accounts.login"), 303)
+    # "Sign out and continue" from an invitation for another address comes back to it.
+    return redirect(url_for("accounts.login", next=_safe_next(request.form.get("next"))), 303)
 
 
 @bp.get("/")

@@ -4,7 +4,7 @@ import enum
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import (ARRAY, CheckConstraint, DateTime, ForeignKey, Index, LargeBinary, String,
+from sqlalchemy import (ARRAY, CheckConstraint, DateTime, ForeignKey, Index, Integer, LargeBinary, String,
                         UniqueConstraint, func, text)
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.orm import Mapped, mapped_column
@@ -49,3 +49,14 @@ class Invitation(Timestamps, db.Model):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     accepted_by: Mapped[UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    last_sent_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    send_count: Mapped[int] = mapped_column(Integer, server_default="1")
+    declined_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cancelled_by: Mapped[UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+    def effective_status(self, now: datetime) -> InvitationStatus:
+        """Pending past its expiry reads as expired (no job needed to flip it)."""
+        if self.status == InvitationStatus.PENDING and self.expires_at <= now:
+            return InvitationStatus.EXPIRED
+        return self.status

@@ -14,6 +14,7 @@ class Permission(enum.StrEnum):
     DEVICES_WRITE = "devices:write"
     MEMBERS_VIEW = "members:view"
     MEMBERS_MANAGE = "members:manage"
+    INVITATIONS_MANAGE = "invitations:manage"
     AUDIT_VIEW = "audit:view"
     # Sites and devices (issue 4).
     SITES_ASSIGN = "sites:assign"  # assign members to sites
@@ -23,7 +24,7 @@ class Permission(enum.StrEnum):
 
 _READ = {Permission.TENANT_VIEW, Permission.SITES_VIEW, Permission.DEVICES_VIEW, Permission.MEMBERS_VIEW}
 _MANAGE = _READ | {Permission.SITES_WRITE, Permission.DEVICES_WRITE, Permission.MEMBERS_MANAGE,
-                   Permission.AUDIT_VIEW}
+                   Permission.INVITATIONS_MANAGE, Permission.AUDIT_VIEW}
 
 _MANAGE |= {Permission.SITES_ASSIGN, Permission.SITES_SEE_ALL, Permission.DEVICES_STATUS}
 # Members may change the status of the devices at their sites; viewers only read.

@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import PasswordField, SelectField, SelectMultipleField, StringField, TextAreaField, widgets
+from wtforms.validators import DataRequired, EqualTo, Length
+
+from ..members.models import MembershipRole
+
+
+class InviteForm(FlaskForm):
+    emails = TextAreaField("Email addresses", validators=[DataRequired(message="Enter at least one email address."),
+                                                          Length(max=20000)],
+                           description="One or several, separated by commas or new lines.",
+                           render_kw={"rows": 3, "autocomplete": "off"})
+    role = SelectField("Role", default=MembershipRole.MEMBER.value)
+    sites = SelectMultipleField("Pre-assign to sites (optional)", coerce=str,
+                                option_widget=widgets.CheckboxInput(), widget=widgets.ListWidget(prefix_label=False))
+
+    def __init__(self, *args, roles: list[MembershipRole], sites: list, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.role.choices = [(r.value, r.value.title()) for r in roles]
+        self.sites.choices = [(str(s.id), s.name) for s in sites]
+
+
+class SignUpForm(FlaskForm):
+    """A new account for an invited address; the email comes from the invitation, not the form."""
+    name = StringField("Your name", validators=[DataRequired(), Length(max=200)],
+                       render_kw={"autocomplete": "name"})
+    password = PasswordField("Choose a password", validators=[
+        DataRequired(), Length(min=12, max=1024, message="Use at least 12 characters (up to 1024).")],
+        render_kw={"autocomplete": "new-password"})
+    confirm = PasswordField("Repeat the password", validators=[
+        DataRequired(), EqualTo("password", message="The passwords do not match.")],
+        render_kw={"autocomplete": "new-password"})

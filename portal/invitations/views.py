@@ -1,0 +1,115 @@
+"""/t/<slug>/invitations: invite by email, list by status, resend and cancel."""
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+from flask import abort, flash, g, redirect, render_template, request, url_for
+from sqlalchemy import func, select, tuple_
+
+from ..extensions import db, htmx
+from ..members.models import MembershipRole
+from ..rules import RuleViolation
+from ..sites.models import Site
+from ..tenancy import requires, tenant_blueprint
+from ..tenancy.permissions import Permission
+from . import services
+from .forms import InviteForm
+from .models import Invitation, InvitationStatus
+
+bp = tenant_blueprint("invitations", __name__, "/invitations")
+PAGE_SIZE = 50
+FILTERS = ("pending", "expired", "accepted", "declined", "cancelled")
+
+
+def _form(formdata=None) -> InviteForm:
+    roles = [r for r in MembershipRole if r != MembershipRole.OWNER or g.membership.role == MembershipRole.OWNER]
+    sites = db.session.scalars(select(Site).where(Site.tenant_id == g.tenant.id, Site.archived_at.is_(None))
+                               .order_by(Site.name)).all()
+    return InviteForm(formdata=formdata, roles=roles, sites=sites)
+
+
+def _listing(status: str, after: str) -> tuple[list[Invitation], str | None]:
+    stmt = select(Invitation).where(Invitation.tenant_id == g.tenant.id)
+    if status == "pending":
+        stmt = stmt.where(Invitation.status == InvitationStatus.PENDING, Invitation.expires_at > func.now())
+    elif status == "expired":
+        stmt = stmt.where((Invitation.status == InvitationStatus.EXPIRED) |
+                          ((Invitation.status == InvitationStatus.PENDING) & (Invitation.expires_at <= func.now())))
+    else:
+        stmt = stmt.where(Invitation.status == InvitationStatus(status))
+    if after:
+        try:
+            created, id_ = after.split("|", 1)
+            position = (datetime.fromisoformat(created), UUID(id_))
+        except ValueError:
+            position = None
+        if position:
+            stmt = stmt.where(tuple_(Invitation.created_at, Invitation.id) < tuple_(*position))
+    rows = db.session.scalars(stmt.order_by(Invitation.created_at.desc(), Invitation.id.desc())
+                              .limit(PAGE_SIZE + 1)).all()
+    more = len(rows) > PAGE_SIZE
+    rows = rows[:PAGE_SIZE]
+    return rows, (f"{rows[-1].created_at.isoformat()}|{rows[-1].id}" if more else None)
+
+
+def _page(form: InviteForm, status_code: int = 200):
+    status = request.args.get("status", "pending")
+    if status not in FILTERS:
+        status = "pending"
+    rows, next_after = _listing(status, request.args.get("after", ""))
+    context = {"form": form, "rows": rows, "status": status, "filters": FILTERS, "next_after": next_after,
+               "now": services.now(), "seats": services.seats_used(g.tenant)}
+    if htmx and htmx.target == "invitation-list":
+        return render_template("invitations/_invitation_list.html", **context), status_code
+    return render_template("invitations/index.html", **context), status_code
+
+
+@bp.get("/")
+@requires(Permission.INVITATIONS_MANAGE)
+def index():
+    return _page(_form())
+
+
+@bp.post("/")
+@requires(Permission.INVITATIONS_MANAGE)
+def create():
+    form = _form(request.form)
+    if form.validate():
+        try:
+            emails = services.parse_emails(form.emails.data)
+            created = services.invite(g.tenant, g.membership, emails, MembershipRole(form.role.data),
+                                      [UUID(s) for s in form.sites.data])
+        except RuleViolation as exc:
+            db.session.rollback()
+            getattr(form, exc.field or "emails").errors.append(exc.message)
+        else:
+            flash(f"Invitation sent to {', '.join(i.email for i in created)}.", "success")
+            return redirect(url_for(".index"), 303)
+    return _page(form, 422)
+
+
+def _act(invitation_id: UUID, action, success: str):
+    invitation = services.get_invitation(g.tenant, invitation_id) or abort(404)
+    try:
+        action(invitation)
+    except RuleViolation as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+    else:
+        flash(success.format(email=invitation.email), "success")
+    return redirect(url_for(".index", status=request.args.get("status", "pending")), 303)
+
+
+@bp.post("/<uuid:invitation_id>/resend")
+@requires(Permission.INVITATIONS_MANAGE)
+def resend(invitation_id: UUID):
+    return _act(invitation_id, lambda i: services.resend(g.tenant, g.membership, i),
+                "Invitation sent again to {email}; the previous link no longer works.")
+
+
+@bp.post("/<uuid:invitation_id>/cancel")
+@requires(Permission.INVITATIONS_MANAGE)
+def cancel(invitation_id: UUID):
+    return _act(invitation_id, lambda i: services.cancel(g.tenant, g.membership, i),
+                "Invitation to {email} cancelled.")

@@ -1,0 +1,10 @@
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import SelectField
+
+from .models import MembershipRole
+
+
+class RoleForm(FlaskForm):
+    role = SelectField("Role", choices=[(r.value, r.value.title()) for r in MembershipRole])
