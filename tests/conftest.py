@@ -151,6 +151,7 @@ class Factory:
                         db.session.add(device)
                         db.session.flush()
                         info["devices"].append(device.id)
+                db.session.flush()  # inside the tenant scope: RLS checks rows as they are written
             db.session.commit()
             return info
 

@@ -5,6 +5,7 @@ import time
 
 import click
 from flask import Flask, current_app, g
+from flask.cli import AppGroup
 
 from .outbox import deliver_due
 
@@ -26,7 +27,7 @@ def init_app(app: Flask) -> None:
     from .views import bp
     app.register_blueprint(bp)
 
-    group = click.Group("outbox", help="The email outbox.")
+    group = AppGroup("outbox", help="The email outbox.")
 
     @group.command("deliver")
     @click.option("--loop", is_flag=True, help="Keep delivering (a worker process).")

@@ -1,0 +1,63 @@
+"""A real SMTP server on loopback (aiosmtpd) that keeps what it receives."""
+from __future__ import annotations
+
+import email
+import re
+import socket
+import time
+from email import policy
+
+from aiosmtpd.controller import Controller
+
+
+def free_port() -> int:
+    # aiosmtpd's Controller cannot take port 0: pick a free port first.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Inbox:
+    def __init__(self):
+        self.messages: list[email.message.EmailMessage] = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's name)
+        self.messages.append(email.message_from_bytes(envelope.content, policy=policy.default))
+        return "250 OK"
+
+    def wait_for(self, count: int, timeout: float = 5.0) -> list:
+        deadline = time.time() + timeout
+        while len(self.messages) < count and time.time() < deadline:
+            time.sleep(0.02)
+        return self.messages
+
+    def to(self, address: str) -> list:
+        return [m for m in self.messages if address in m["To"]]
+
+
+class SmtpServer:
+    def __init__(self, port: int | None = None):
+        self.port = port or free_port()
+        self.inbox = Inbox()
+        self.controller = None
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+    def start(self):
+        self.controller = Controller(self.inbox, hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+        return self
+
+    def stop(self):
+        if self.controller:
+            self.controller.stop()
+            self.controller = None
+
+
+def link_in(message, base: str) -> str:
+    text = message.get_body(preferencelist=("plain",)).get_content()
+    match = re.search(re.escape(base) + r"(/invitations/[A-Za-z0-9_-]+)", text)
+    assert match, f"no invitation link in: {text}"
+    return match.group(1)
