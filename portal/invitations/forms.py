@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import PasswordField, SelectField, SelectMultipleField, StringField, TextAreaField, widgets
+from wtforms import PasswordField, SelectChoice, SelectField, SelectMultipleField, StringField, TextAreaField, widgets
 from wtforms.validators import DataRequired, EqualTo, Length
 
 from ..members.models import MembershipRole
@@ -18,8 +18,8 @@ class InviteForm(FlaskForm):
 
     def __init__(self, *args, roles: list[MembershipRole], sites: list, **kwargs):
         super().__init__(*args, **kwargs)
-        self.role.choices = [(r.value, r.value.title()) for r in roles]
-        self.sites.choices = [(str(s.id), s.name) for s in sites]
+        self.role.choices = [SelectChoice(r.value, r.value.title()) for r in roles]
+        self.sites.choices = [SelectChoice(str(s.id), s.name) for s in sites]
 
 
 class SignUpForm(FlaskForm):

@@ -1,6 +1,7 @@
 """Tenant-scoped URLs: /t/<tenant_slug>/..., the tenant loaded once per request."""
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from functools import wraps
 
 from flask import Blueprint, Flask, abort, g, request
@@ -35,6 +36,19 @@ def _require_member():
     if membership is None:
         abort(404)  # the transaction, with whatever it set, is rolled back
     g.tenant, g.membership = tenant, membership
+    if request.method == "GET":
+        # Only reads touch it: a change request must take the tenant lock before any row lock.
+        _touch(membership)
+
+
+ACTIVITY_RESOLUTION = timedelta(minutes=5)
+
+
+def _touch(membership) -> None:
+    """Keep `last_active_at` for the member list, writing at most once per five minutes."""
+    now = datetime.now(timezone.utc)
+    if membership.last_active_at is None or now - membership.last_active_at > ACTIVITY_RESOLUTION:
+        membership.last_active_at = now
 
 
 def can(permission: Permission | str) -> bool:
