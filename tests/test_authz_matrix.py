@@ -46,6 +46,31 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("invitations.create", "POST"): expect(422, 422, 403, 403),    # no emails given
     ("invitations.resend", "POST"): expect(303, 303, 403, 403),
     ("invitations.cancel", "POST"): expect(303, 303, 403, 403),
+    # Sites and devices. The matrix's member and viewer are assigned to no site: a site or
+    # device page is a 404 for them, as for a stranger (visibility), once the role may act at all.
+    ("sites.create", "GET"): MANAGERS,
+    ("sites.create", "POST"): expect(422, 422, 403, 403),           # no name given
+    ("sites.show", "GET"): expect(200, 200, 404, 404),
+    ("sites.edit", "GET"): MANAGERS,
+    ("sites.edit", "POST"): expect(422, 422, 403, 403),
+    ("sites.archive", "POST"): expect(303, 303, 403, 403),
+    ("sites.restore", "POST"): expect(303, 303, 403, 403),          # refused with a message when not archived
+    ("sites.delete", "POST"): expect(303, 303, 403, 403),           # refused with a message: it has devices
+    ("sites.assign", "POST"): expect(400, 400, 403, 403),           # no member given
+    ("sites.unassign", "POST"): expect(400, 400, 403, 403),
+    ("sites.member_sites", "GET"): MANAGERS,
+    ("devices.export", "GET"): READ_ALL,
+    ("devices.create", "GET"): MANAGERS,
+    ("devices.create", "POST"): expect(422, 422, 403, 403),
+    ("devices.import_csv", "GET"): MANAGERS,
+    ("devices.import_csv", "POST"): expect(422, 422, 403, 403),     # no file given
+    ("devices.bulk", "POST"): expect(400, 400, 400, 403),           # nothing selected; members may change status
+    ("devices.show", "GET"): expect(200, 200, 404, 404),
+    ("devices.edit", "GET"): MANAGERS,
+    ("devices.edit", "POST"): expect(422, 422, 403, 403),
+    ("devices.status", "POST"): expect(400, 400, 404, 403),         # no status given; not the member's site
+    ("devices.move", "POST"): expect(400, 400, 403, 403),           # no site given
+    ("devices.decommission", "POST"): expect(303, 303, 403, 403),
 }
 
 
@@ -77,6 +102,8 @@ class Context:
 PARAMS = {
     "user_id": lambda ctx: ctx.new_member(),
     "invitation_id": lambda ctx: ctx.new_invitation(),
+    "site_id": lambda ctx: ctx.tenant["sites"][0],
+    "device_id": lambda ctx: ctx.tenant["devices"][0],
 }
 
 

@@ -87,7 +87,8 @@ def test_dashboard_counts_from_the_sample_data(client):
 
 
 def test_sites_and_devices_lists_show_only_this_tenant(client):
-    login(client, "consultant@external.com", SEED_PASSWORD)
+    # Dave is a member assigned to TechStart Office (an unassigned member would see no sites).
+    login(client, "dave@techstart.io", SEED_PASSWORD)
     sites = client.get("/t/techstart/sites/").get_data(as_text=True)
     assert "TechStart Office" in sites and "Acme" not in sites and "America/New_York" in sites
     devices = client.get("/t/techstart/devices/").get_data(as_text=True)

@@ -1,45 +1,230 @@
-"""Device list queries: keyset pagination on (name, id), never OFFSET."""
+"""The device list: filters, prefix search, sorts and keyset pagination, in one statement.
+
+Every query goes through a Viewer, so members and viewers only ever read the devices of
+the sites they are assigned to. Pages are keyset-paginated on (sort key..., id), each
+sort served by a (tenant_id, key..., id) index, never OFFSET. Search is a prefix of the
+name or of the serial number, case-insensitive: an index range on the generated
+name_key/serial_key columns (lower-cased, "C" collation), since the embedded server has
+no pg_trgm for '%term%'.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import base64
+import json
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import select, tuple_
+from flask import abort
+from sqlalchemy import Select, and_, func, or_, select, tuple_
 
+from ..audit.models import AuditLog
 from ..extensions import db
 from ..sites.models import Site
-from .models import Device
+from ..sites.visibility import Viewer
+from .models import Device, DeviceStatus, DeviceType
 
 PAGE_SIZE = 50
+SORTS = {"name": "Name", "status": "Status", "last_seen": "Last seen"}
+DEFAULT_DIRECTION = {"name": "asc", "status": "asc", "last_seen": "desc"}
+SEARCH_MAX = 100
+
+
+def _uuid(value: str) -> UUID | None:
+    try:
+        return UUID(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _enum(kind, value: str):
+    try:
+        return kind(value)
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class ListState:
+    """Everything the device list shows, read from (and written back to) the URL, so a
+    refresh, the back button or a bookmark gives the same list. Unknown values are ignored."""
+    q: str = ""
+    site: UUID | None = None
+    type: DeviceType | None = None
+    status: DeviceStatus | None = None
+    sort: str = "name"
+    direction: str = "asc"
+    after: str = ""
+
+    @classmethod
+    def from_args(cls, args) -> ListState:
+        sort = args.get("sort", "name")
+        sort = sort if sort in SORTS else "name"
+        direction = args.get("dir", "")
+        direction = direction if direction in ("asc", "desc") else DEFAULT_DIRECTION[sort]
+        return cls(q=" ".join(args.get("q", "").split())[:SEARCH_MAX], site=_uuid(args.get("site", "")),
+                   type=_enum(DeviceType, args.get("type", "")), status=_enum(DeviceStatus, args.get("status", "")),
+                   sort=sort, direction=direction, after=args.get("after", "")[:500])
+
+    def args(self, **changes) -> dict:
+        """URL arguments for this state (defaults left out), e.g. for url_for."""
+        state = replace(self, **changes)
+        out = {"q": state.q, "site": state.site, "type": state.type and state.type.value,
+               "status": state.status and state.status.value,
+               "sort": state.sort if state.sort != "name" else None,
+               "dir": state.direction if state.direction != DEFAULT_DIRECTION[state.sort] else None,
+               "after": state.after}
+        return {k: str(v) for k, v in out.items() if v}
+
+    @property
+    def filtered(self) -> bool:
+        return bool(self.q or self.site or self.type or self.status)
 
 
 @dataclass
 class Page:
     rows: list
     next_cursor: str | None
+    state: ListState = field(default_factory=ListState)
 
 
-def encode_cursor(name: str, id_: UUID) -> str:
-    return f"{id_}:{name}"
+def _sort_columns(sort: str) -> tuple:
+    if sort == "status":
+        return (Device.status, Device.name_key, Device.id)
+    if sort == "last_seen":
+        return (Device.last_seen_key, Device.id)
+    return (Device.name_key, Device.id)
 
 
-def decode_cursor(cursor: str) -> tuple[str, UUID] | None:
+def _encode(values: tuple) -> str:
+    plain = [v.isoformat() if isinstance(v, datetime) else str(v) for v in values]
+    return base64.urlsafe_b64encode(json.dumps(plain, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def _decode(cursor: str, sort: str) -> tuple | None:
+    """The position after which the next page starts; None (first page) for anything malformed."""
     try:
-        id_part, name = cursor.split(":", 1)
-        return name, UUID(id_part)
-    except ValueError:
+        plain = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if sort == "status":
+            return DeviceStatus(plain[0]), str(plain[1]), UUID(plain[2])
+        if sort == "last_seen":
+            return datetime.fromisoformat(plain[0]), UUID(plain[1])
+        return str(plain[0]), UUID(plain[1])
+    except (ValueError, TypeError, IndexError, KeyError, json.JSONDecodeError):
         return None
 
 
-def device_page(tenant_id: UUID, cursor: str = "", page_size: int = PAGE_SIZE) -> Page:
-    stmt = (select(Device, Site.name.label("site_name"))
-            .join(Site, (Site.tenant_id == Device.tenant_id) & (Site.id == Device.site_id))
-            .where(Device.tenant_id == tenant_id)
-            .order_by(Device.name, Device.id).limit(page_size + 1))
-    position = decode_cursor(cursor) if cursor else None
-    if position:
-        stmt = stmt.where(tuple_(Device.name, Device.id) > tuple_(*position))
-    rows = db.session.execute(stmt).all()
+def prefix_range(column, prefix: str):
+    """`column` starts with `prefix`, as a range an index can scan: [prefix, prefix with its
+    last character incremented). Byte order in the "C" collation is code point order."""
+    last = ord(prefix[-1]) + 1
+    if 0xD800 <= last <= 0xDFFF:  # no surrogates in UTF-8: skip to the next valid code point
+        last = 0xE000
+    if last > 0x10FFFF:
+        return column >= prefix
+    return and_(column >= prefix, column < prefix[:-1] + chr(last))
+
+
+LIST_COLUMNS = (Device.id, Device.name, Device.type, Device.serial_number, Device.status, Device.site_id,
+                Device.firmware_version, Device.last_seen_at, Device.name_key, Device.last_seen_key)
+
+
+def filtered(viewer: Viewer, state: ListState, columns=LIST_COLUMNS) -> Select:
+    """The devices of this state's filters and search that the viewer may see, with their site's name."""
+    stmt = (select(*columns, Site.name.label("site_name"))
+            .join(Site, and_(Site.tenant_id == Device.tenant_id, Site.id == Device.site_id))
+            .where(Device.tenant_id == viewer.tenant_id, viewer.may_see(Device.site_id)))
+    if state.site:
+        stmt = stmt.where(Device.site_id == state.site)
+    if state.type:
+        stmt = stmt.where(Device.type == state.type)
+    if state.status:
+        stmt = stmt.where(Device.status == state.status)
+    if state.q:
+        term = state.q.lower()
+        stmt = stmt.where(or_(prefix_range(Device.name_key, term), prefix_range(Device.serial_key, term)))
+    return stmt
+
+
+def ordered(stmt: Select, state: ListState, position: tuple | None) -> Select:
+    columns = _sort_columns(state.sort)
+    descending = state.direction == "desc"
+    if position is not None:
+        key = tuple_(*columns)
+        stmt = stmt.where(key < tuple_(*position) if descending else key > tuple_(*position))
+    return stmt.order_by(*(c.desc() if descending else c.asc() for c in columns))
+
+
+def page_statement(viewer: Viewer, state: ListState, page_size: int = PAGE_SIZE) -> Select:
+    position = _decode(state.after, state.sort) if state.after else None
+    return ordered(filtered(viewer, state), state, position).limit(page_size + 1)
+
+
+def cursor_of(row, sort: str) -> str:
+    if sort == "status":
+        return _encode((DeviceStatus(row.status).value, row.name_key, row.id))
+    if sort == "last_seen":
+        return _encode((row.last_seen_key, row.id))
+    return _encode((row.name_key, row.id))
+
+
+def page_from_rows(rows: list, state: ListState, page_size: int = PAGE_SIZE) -> Page:
     more = len(rows) > page_size
     rows = rows[:page_size]
-    return Page(rows, encode_cursor(rows[-1][0].name, rows[-1][0].id) if more else None)
+    return Page(rows, cursor_of(rows[-1], state.sort) if more else None, state)
+
+
+def device_page(viewer: Viewer, state: ListState, page_size: int = PAGE_SIZE) -> Page:
+    """One page of the list: one statement, whatever the page size or depth."""
+    rows = db.session.execute(page_statement(viewer, state, page_size)).all()
+    return page_from_rows(rows, state, page_size)
+
+
+def iter_devices(viewer: Viewer, state: ListState, columns, batch: int = 1000):
+    """Every device of a filter, batch by batch (keyset), for exports: memory stays flat."""
+    state = replace(state, after="")
+    position = None
+    while True:
+        rows = db.session.execute(ordered(filtered(viewer, state, columns), state, position).limit(batch)).all()
+        yield from rows
+        if len(rows) < batch:
+            return
+        last = rows[-1]
+        position = {"status": (last.status, last.name_key, last.id), "last_seen": (last.last_seen_key, last.id)}.get(
+            state.sort, (last.name_key, last.id))
+
+
+def get_device(viewer: Viewer, device_id: UUID, *, for_update: bool = False) -> Device | None:
+    stmt = select(Device).where(Device.tenant_id == viewer.tenant_id, Device.id == device_id,
+                                viewer.may_see(Device.site_id))
+    if for_update:
+        stmt = stmt.with_for_update()
+    return db.session.scalar(stmt)
+
+
+def get_device_or_404(viewer: Viewer, device_id: UUID, *, for_update: bool = False) -> Device:
+    """A device of this tenant at a site the viewer may see; anything else is the same 404."""
+    return get_device(viewer, device_id, for_update=for_update) or abort(404)
+
+
+def visible_devices(viewer: Viewer, ids, *, for_update: bool = False) -> list[Device]:
+    stmt = select(Device).where(Device.tenant_id == viewer.tenant_id, Device.id.in_(list(ids)),
+                                viewer.may_see(Device.site_id)).order_by(Device.id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    return list(db.session.scalars(stmt))
+
+
+def device_history(viewer: Viewer, device: Device, limit: int = 20) -> list[AuditLog]:
+    """The latest audit rows of one device (tenant-leading index on the resource)."""
+    return list(db.session.scalars(
+        select(AuditLog).where(AuditLog.tenant_id == viewer.tenant_id, AuditLog.resource_type == "device",
+                               AuditLog.resource_id == str(device.id))
+        .order_by(AuditLog.created_at.desc()).limit(limit)))
+
+
+def count_by_status(viewer: Viewer) -> dict[DeviceStatus, int]:
+    """Device counts by status over the sites the viewer may see (the dashboard)."""
+    rows = db.session.execute(select(Device.status, func.count()).where(
+        Device.tenant_id == viewer.tenant_id, viewer.may_see(Device.site_id)).group_by(Device.status))
+    return dict(rows.all())

@@ -1,0 +1,145 @@
+"""Device rules: create, edit, move, change status, decommission (import: imports.py).
+
+Services take the tenant and the actor explicitly, read sites and devices through the
+actor's Viewer (what they may see), write one audit row per device changed, with
+before/after, in the same transaction, and never commit.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import select
+
+from .. import audit
+from ..accounts.models import User
+from ..extensions import db
+from ..rules import RuleViolation
+from ..sites.models import Site
+from ..sites.queries import get_site
+from ..sites.visibility import Viewer
+from ..tenants.models import Tenant
+from .models import Device, DeviceStatus, DeviceType
+
+META_FIELDS = ("specs", "configuration")
+BULK_MAX = 500
+
+
+@dataclass
+class DeviceData:
+    name: str
+    type: DeviceType
+    serial_number: str
+    site_id: UUID
+    status: DeviceStatus = DeviceStatus.OFFLINE
+    firmware_version: str | None = None
+    last_seen_at: datetime | None = None
+    specs: dict[str, Any] | None = None
+    configuration: dict[str, Any] | None = None
+
+
+def snapshot(device: Device) -> dict:
+    return {"name": device.name, "type": DeviceType(device.type).value, "serial_number": device.serial_number,
+            "status": DeviceStatus(device.status).value, "site_id": str(device.site_id),
+            "firmware_version": device.firmware_version,
+            "last_seen_at": device.last_seen_at.isoformat() if device.last_seen_at else None,
+            "metadata": device.meta}
+
+
+def target_site(viewer: Viewer, site_id: UUID | None) -> Site:
+    """A site devices may be put at: one the actor sees, and not archived."""
+    site = get_site(viewer, site_id) if site_id else None
+    if site is None:
+        raise RuleViolation("Choose one of your sites.", field="site_id")
+    if site.archived_at is not None:
+        raise RuleViolation(f"{site.name} is archived: restore it before putting devices there.", field="site_id")
+    return site
+
+
+def serial_taken(tenant: Tenant, serial: str, *, except_id: UUID | None = None) -> bool:
+    stmt = select(Device.id).where(Device.tenant_id == tenant.id, Device.serial_key == serial.lower())
+    if except_id is not None:
+        stmt = stmt.where(Device.id != except_id)
+    return db.session.scalar(stmt) is not None
+
+
+def _apply(device: Device, data: DeviceData) -> None:
+    device.name, device.type, device.serial_number = data.name, data.type, data.serial_number
+    device.status, device.site_id = data.status, data.site_id
+    device.firmware_version, device.last_seen_at = data.firmware_version or None, data.last_seen_at
+    meta = {k: v for k, v in (device.meta or {}).items() if k not in META_FIELDS}
+    for key in META_FIELDS:
+        if getattr(data, key):
+            meta[key] = getattr(data, key)
+    device.meta = meta
+
+
+def create_device(tenant: Tenant, actor: User, viewer: Viewer, data: DeviceData) -> Device:
+    target_site(viewer, data.site_id)
+    if serial_taken(tenant, data.serial_number):
+        raise RuleViolation(f"A device with serial number {data.serial_number} already exists.",
+                            field="serial_number")
+    device = Device(tenant_id=tenant.id)
+    _apply(device, data)
+    db.session.add(device)
+    db.session.flush()  # the audit row names the new device's id
+    audit.record(tenant.id, actor.id, "device.create", "device", device.id, after=snapshot(device))
+    return device
+
+
+def update_device(tenant: Tenant, actor: User, viewer: Viewer, device: Device, data: DeviceData) -> Device:
+    if data.site_id != device.site_id:
+        target_site(viewer, data.site_id)
+    if serial_taken(tenant, data.serial_number, except_id=device.id):
+        raise RuleViolation(f"A device with serial number {data.serial_number} already exists.",
+                            field="serial_number")
+    before = snapshot(device)
+    _apply(device, data)
+    after = snapshot(device)
+    if after != before:
+        audit.record(tenant.id, actor.id, "device.update", "device", device.id, before=before, after=after)
+    return device
+
+
+def change_status(tenant: Tenant, actor: User, devices: list[Device], status: DeviceStatus, *,
+                  may_decommission: bool) -> int:
+    """Set the status of `devices` (already limited to what the actor sees). Decommissioning,
+    or bringing a decommissioned device back, is for those who may edit devices."""
+    if not may_decommission and (status == DeviceStatus.DECOMMISSIONED or
+                                 any(d.status == DeviceStatus.DECOMMISSIONED for d in devices)):
+        raise RuleViolation("Only owners and admins decommission devices or bring them back.", field="status")
+    changed = 0
+    for device in devices:
+        if device.status == status:
+            continue
+        before = snapshot(device)
+        device.status = status
+        audit.record(tenant.id, actor.id, "device.status", "device", device.id, before=before,
+                     after=snapshot(device))
+        changed += 1
+    return changed
+
+
+def move_devices(tenant: Tenant, actor: User, viewer: Viewer, devices: list[Device], site_id: UUID | None) -> int:
+    site = target_site(viewer, site_id)
+    moved = 0
+    for device in devices:
+        if device.site_id == site.id:
+            continue
+        before = snapshot(device)
+        device.site_id = site.id
+        audit.record(tenant.id, actor.id, "device.move", "device", device.id, before=before,
+                     after=snapshot(device) | {"site": site.name})
+        moved += 1
+    return moved
+
+
+def decommission_device(tenant: Tenant, actor: User, device: Device) -> None:
+    if device.status == DeviceStatus.DECOMMISSIONED:
+        raise RuleViolation(f"{device.name} is already decommissioned.")
+    before = snapshot(device)
+    device.status = DeviceStatus.DECOMMISSIONED
+    audit.record(tenant.id, actor.id, "device.decommission", "device", device.id, before=before,
+                 after=snapshot(device))

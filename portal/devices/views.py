@@ -1,0 +1,268 @@
+"""/t/<slug>/devices: the list (page or htmx fragment, one URL), CSV export and import,
+bulk actions, and each device's page, edit, status, move and decommission."""
+from __future__ import annotations
+
+from datetime import date
+from uuid import UUID
+
+from flask import Response, abort, flash, g, redirect, render_template, request, stream_with_context, url_for
+from flask_login import current_user
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from ..extensions import db, htmx
+from ..rules import RuleViolation
+from ..sites.queries import visible_sites
+from ..sites.visibility import Viewer
+from ..tenancy import can, requires, tenant_blueprint
+from ..tenancy.permissions import Permission
+from . import csvio, queries, services
+from .forms import BulkForm, DeviceForm, ImportForm, MoveForm, StatusForm
+from .models import DeviceStatus, DeviceType
+
+bp = tenant_blueprint("devices", __name__, "/devices")
+
+
+@bp.url_value_preprocessor
+def _bound_uploads(endpoint, values):
+    # Runs before CSRFProtect reads the form: an import's body is refused past this size
+    # instead of being spooled to disk first.
+    if endpoint == "devices.import_csv":
+        request.max_content_length = csvio.MAX_BYTES + 64 * 1024
+
+
+def _list_url(state: queries.ListState, **changes) -> str:
+    return url_for(".index", **state.args(**changes))
+
+
+@bp.get("/")
+@requires(Permission.DEVICES_VIEW)
+def index():
+    state = queries.ListState.from_args(request.args)
+    viewer = Viewer.current()
+    page = queries.device_page(viewer, state)
+    if htmx and not htmx.history_restore_request:
+        response = Response(render_template("devices/_device_rows.html", page=page))
+        response.headers["HX-Push-Url"] = _list_url(state)  # the canonical URL: no empty parameters
+        return response
+    return render_template("devices/index.html", page=page, state=state, sites=visible_sites(viewer),
+                           types=list(DeviceType), statuses=list(DeviceStatus), sorts=queries.SORTS)
+
+
+@bp.get("/export.csv")
+@requires(Permission.DEVICES_VIEW)
+def export():
+    state = queries.ListState.from_args(request.args)
+    filename = f"devices-{g.tenant.slug}-{date.today():%Y%m%d}.csv"
+    lines = csvio.export_lines(Viewer.current(), state)
+    return Response(stream_with_context(lines), mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"',
+                             "Cache-Control": "no-store"})
+
+
+def _form_page(form: DeviceForm, device=None, status: int = 200):
+    return render_template("devices/form.html", form=form, device=device), status
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@requires(Permission.DEVICES_WRITE)
+def create():
+    viewer = Viewer.current()
+    form = DeviceForm(sites=visible_sites(viewer))
+    if request.method == "GET" and request.args.get("site"):
+        form.site_id.data = request.args["site"]
+    if not form.validate_on_submit():
+        return _form_page(form, status=422 if request.method == "POST" else 200)
+    try:
+        device = services.create_device(g.tenant, current_user, viewer, form.to_data())
+    except RuleViolation as exc:
+        db.session.rollback()
+        getattr(form, exc.field or "name").errors.append(exc.message)
+        return _form_page(form, status=422)
+    flash(f"Created {device.name}.", "success")
+    return redirect(url_for(".show", device_id=device.id), 303)
+
+
+@bp.route("/import", methods=["GET", "POST"])
+@requires(Permission.DEVICES_WRITE)
+def import_csv():
+    form = ImportForm()
+    if not form.validate_on_submit():
+        return _import_page(form, None, 422 if request.method == "POST" else 200)
+    report = csvio.import_devices(g.tenant, current_user, Viewer.current(), form.file.data.read(),
+                                  partial=form.partial.data)
+    if report.ok:
+        flash(f"Imported {report.imported} device{'s' if report.imported != 1 else ''}.", "success")
+        if htmx:
+            return "", 200, {"HX-Redirect": url_for(".index")}
+        return redirect(url_for(".index"), 303)
+    # Rejected rows with nothing imported: 422, and the edge rolls back. With `partial`,
+    # the valid rows are kept (200) and the report lists the others.
+    return _import_page(form, report, 200 if report.imported else 422)
+
+
+def _import_page(form, report, status):
+    template = "devices/_import_report.html" if htmx else "devices/import.html"
+    return render_template(template, form=form, report=report, columns=csvio.COLUMNS, required=csvio.REQUIRED,
+                           max_rows=csvio.MAX_ROWS, max_mb=csvio.MAX_BYTES // (1024 * 1024)), status
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def _too_large(exc):
+    report = csvio.ImportReport(problems=[f"The file is larger than {csvio.MAX_BYTES // (1024 * 1024)} MB, "
+                                          "the limit for one import. Split it into smaller files."])
+    form = ImportForm(formdata=None)
+    return _import_page(form, report, 422 if htmx else 413)
+
+
+@bp.post("/bulk")
+@requires(Permission.DEVICES_STATUS)
+def bulk():
+    """Change the status of, or move, the selected devices: all in one transaction, or none."""
+    viewer = Viewer.current()
+    form = BulkForm()
+    back = form.next.data if (form.next.data or "").startswith(url_for(".index")) else url_for(".index")
+    ids = []
+    for value in form.ids.data or []:
+        try:
+            ids.append(UUID(value))
+        except ValueError:
+            abort(400, "The selection is not valid.")
+    if not form.validate() or not ids:
+        abort(400, "Select at least one device.")
+    if len(ids) > services.BULK_MAX:
+        abort(400, f"Select at most {services.BULK_MAX} devices at a time.")
+    if form.action.data == "move" and not can(Permission.DEVICES_WRITE):
+        abort(403, "Your role in this organization does not allow moving devices.")
+    devices = queries.visible_devices(viewer, set(ids), for_update=True)
+    if len(devices) != len(set(ids)):
+        flash("Some of the selected devices no longer exist or are not yours to change; nothing was changed.", "error")
+        return redirect(back, 303)
+    try:
+        if form.action.data == "move":
+            site_id = _uuid_or_none(form.site_id.data)
+            changed = services.move_devices(g.tenant, current_user, viewer, devices, site_id)
+            done = f"Moved {changed} device{'s' if changed != 1 else ''}."
+        else:
+            status = _status_or_none(form.status.data)
+            if status is None:
+                raise RuleViolation("Choose a status.")
+            changed = services.change_status(g.tenant, current_user, devices, status,
+                                             may_decommission=can(Permission.DEVICES_WRITE))
+            done = f"Set {changed} device{'s' if changed != 1 else ''} to {status.value}."
+    except RuleViolation as exc:
+        db.session.rollback()
+        flash(exc.message + " Nothing was changed.", "error")
+        return redirect(back, 303)
+    flash(done, "success")
+    return redirect(back, 303)
+
+
+def _uuid_or_none(value):
+    try:
+        return UUID(value or "")
+    except ValueError:
+        return None
+
+
+def _status_or_none(value):
+    try:
+        return DeviceStatus(value or "")
+    except ValueError:
+        return None
+
+
+def _device_or_404(device_id: UUID, *, for_update: bool = False):
+    return queries.get_device_or_404(Viewer.current(), device_id, for_update=for_update)
+
+
+def _show_context(device, viewer):
+    return {"device": device, "site": next((s for s in visible_sites(viewer, include_archived=True)
+                                            if s.id == device.site_id), None),
+            "status_form": StatusForm(status=device.status.value),
+            "move_form": MoveForm(sites=[s for s in visible_sites(viewer) if s.id != device.site_id]),
+            "history": queries.device_history(viewer, device) if can(Permission.AUDIT_VIEW) else []}
+
+
+@bp.get("/<uuid:device_id>")
+@requires(Permission.DEVICES_VIEW)
+def show(device_id: UUID):
+    viewer = Viewer.current()
+    device = _device_or_404(device_id)
+    return render_template("devices/show.html", **_show_context(device, viewer))
+
+
+@bp.route("/<uuid:device_id>/edit", methods=["GET", "POST"])
+@requires(Permission.DEVICES_WRITE)
+def edit(device_id: UUID):
+    viewer = Viewer.current()
+    device = _device_or_404(device_id, for_update=request.method == "POST")
+    sites = visible_sites(viewer, include_archived=True)
+    sites = [s for s in sites if s.archived_at is None or s.id == device.site_id]
+    form = DeviceForm(sites=sites) if request.method == "POST" else DeviceForm.for_device(device, sites)
+    if not form.validate_on_submit():
+        return _form_page(form, device, 422 if request.method == "POST" else 200)
+    try:
+        services.update_device(g.tenant, current_user, viewer, device, form.to_data())
+    except RuleViolation as exc:
+        db.session.rollback()
+        device = _device_or_404(device_id)
+        getattr(form, exc.field or "name").errors.append(exc.message)
+        return _form_page(form, device, 422)
+    flash(f"Saved {device.name}.", "success")
+    return redirect(url_for(".show", device_id=device.id), 303)
+
+
+@bp.post("/<uuid:device_id>/status")
+@requires(Permission.DEVICES_STATUS)
+def status(device_id: UUID):
+    """Inline status change: htmx swaps the status panel, a browser is redirected."""
+    viewer = Viewer.current()
+    device = _device_or_404(device_id, for_update=True)
+    form = StatusForm()
+    error = None
+    if not form.validate():
+        abort(400, "Choose a status.")
+    try:
+        services.change_status(g.tenant, current_user, [device], DeviceStatus(form.status.data),
+                               may_decommission=can(Permission.DEVICES_WRITE))
+    except RuleViolation as exc:
+        db.session.rollback()
+        device = _device_or_404(device_id)
+        error = exc.message
+    if htmx:
+        return render_template("devices/_status.html", device=device, error=error,
+                               status_form=StatusForm(status=device.status.value)), 422 if error else 200
+    flash(error or f"{device.name} is now {device.status.value}.", "error" if error else "success")
+    return redirect(url_for(".show", device_id=device_id), 303)
+
+
+@bp.post("/<uuid:device_id>/move")
+@requires(Permission.DEVICES_WRITE)
+def move(device_id: UUID):
+    viewer = Viewer.current()
+    device = _device_or_404(device_id, for_update=True)
+    form = MoveForm(sites=visible_sites(viewer))
+    if not form.validate():
+        abort(400, "Choose a site to move the device to.")
+    try:
+        services.move_devices(g.tenant, current_user, viewer, [device], _uuid_or_none(form.site_id.data))
+    except RuleViolation as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+        return redirect(url_for(".show", device_id=device_id), 303)
+    flash(f"Moved {device.name}.", "success")
+    return redirect(url_for(".show", device_id=device_id), 303)
+
+
+@bp.post("/<uuid:device_id>/decommission")
+@requires(Permission.DEVICES_WRITE)
+def decommission(device_id: UUID):
+    device = _device_or_404(device_id, for_update=True)
+    try:
+        services.decommission_device(g.tenant, current_user, device)
+    except RuleViolation as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+        return redirect(url_for(".show", device_id=device_id), 303)
+    flash(f"Decommissioned {device.name}.", "success")
+    return redirect(url_for(".show", device_id=device_id), 303)

@@ -1,0 +1,113 @@
+"""Reading sites: always through a Viewer (see visibility.py), keyset-paginated by name."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from uuid import UUID
+
+from flask import abort
+from sqlalchemy import and_, func, select
+from sqlalchemy.orm import aliased, contains_eager
+
+from ..accounts.models import User
+from ..devices.models import Device
+from ..extensions import db
+from ..members.models import Membership
+from .models import Site, SiteAssignment
+from .visibility import Viewer
+
+PAGE_SIZE = 50
+
+
+def _device_count():
+    return (select(func.count()).where(Device.tenant_id == Site.tenant_id, Device.site_id == Site.id)
+            .correlate(Site).scalar_subquery())
+
+
+def site_page(viewer: Viewer, *, after: str = "", archived: bool = False) -> tuple[list, str | None]:
+    """(site, device count) rows after the name `after`; active sites, or archived ones."""
+    stmt = (select(Site, _device_count().label("devices"))
+            .where(Site.tenant_id == viewer.tenant_id, viewer.may_see(Site.id),
+                   Site.archived_at.is_not(None) if archived else Site.archived_at.is_(None))
+            .order_by(Site.name).limit(PAGE_SIZE + 1))
+    if after:
+        stmt = stmt.where(Site.name > after)
+    rows = db.session.execute(stmt).all()
+    more = len(rows) > PAGE_SIZE
+    rows = rows[:PAGE_SIZE]
+    return rows, (rows[-1][0].name if more else None)
+
+
+def visible_sites(viewer: Viewer, *, include_archived: bool = False) -> list[Site]:
+    """The sites a viewer may pick from (filters, move targets), by name."""
+    stmt = select(Site).where(Site.tenant_id == viewer.tenant_id, viewer.may_see(Site.id)).order_by(Site.name)
+    if not include_archived:
+        stmt = stmt.where(Site.archived_at.is_(None))
+    return list(db.session.scalars(stmt))
+
+
+def get_site(viewer: Viewer, site_id: UUID) -> Site | None:
+    return db.session.scalar(select(Site).where(Site.tenant_id == viewer.tenant_id, Site.id == site_id,
+                                                viewer.may_see(Site.id)))
+
+
+def get_site_or_404(viewer: Viewer, site_id: UUID) -> Site:
+    """A site of this tenant that the viewer may see; anything else is the same 404."""
+    return get_site(viewer, site_id) or abort(404)
+
+
+def site_device_count(site: Site) -> int:
+    return db.session.scalar(select(func.count()).select_from(Device).where(
+        Device.tenant_id == site.tenant_id, Device.site_id == site.id)) or 0
+
+
+def site_devices(site: Site, limit: int = 10) -> list[Device]:
+    return list(db.session.scalars(select(Device).where(Device.tenant_id == site.tenant_id,
+                                                        Device.site_id == site.id)
+                                   .order_by(Device.name_key, Device.id).limit(limit)))
+
+
+@dataclass
+class Assignee:
+    membership: Membership
+    assignment: SiteAssignment | None
+    assigned_by: User | None = None
+
+
+def site_members(site: Site) -> list[Assignee]:
+    """Every member of the tenant with their assignment to `site` (if any), by email."""
+    member, assigner = aliased(User), aliased(User)
+    rows = db.session.execute(
+        select(Membership, SiteAssignment, assigner)
+        .join(member, member.id == Membership.user_id)
+        .outerjoin(SiteAssignment, and_(SiteAssignment.tenant_id == Membership.tenant_id,
+                                        SiteAssignment.user_id == Membership.user_id,
+                                        SiteAssignment.site_id == site.id))
+        .outerjoin(assigner, assigner.id == SiteAssignment.assigned_by)
+        .where(Membership.tenant_id == site.tenant_id)
+        .options(contains_eager(Membership.user.of_type(member)))
+        .order_by(func.lower(member.email))).all()
+    return [Assignee(m, a, by) for m, a, by in rows]
+
+
+@dataclass
+class SiteAccess:
+    """The tenant's active sites and which of them each member is assigned to."""
+    sites: list[Site]
+    assigned: dict[UUID, set[UUID]] = field(default_factory=dict)
+
+    def of(self, user_id: UUID) -> set[UUID]:
+        return self.assigned.get(user_id, set())
+
+
+def site_access(tenant_id: UUID, user_ids=None) -> SiteAccess:
+    """Two statements whatever the number of members: the sites, then the assignments
+    (of `user_ids` only, when given)."""
+    sites = list(db.session.scalars(select(Site).where(Site.tenant_id == tenant_id, Site.archived_at.is_(None))
+                                    .order_by(Site.name)))
+    stmt = select(SiteAssignment.user_id, SiteAssignment.site_id).where(SiteAssignment.tenant_id == tenant_id)
+    if user_ids is not None:
+        stmt = stmt.where(SiteAssignment.user_id.in_(list(user_ids)))
+    access = SiteAccess(sites)
+    for user_id, site_id in db.session.execute(stmt):
+        access.assigned.setdefault(user_id, set()).add(site_id)
+    return access
