@@ -25,6 +25,9 @@ from portal.seeding import load_sample
 from portal.sites.models import Site
 from portal.tenants.models import Tenant
 
+# One Playwright per session for every browser test module.
+pytest_plugins = ["browser_support"]
+
 ROOT = Path(__file__).resolve().parent.parent
 # Per-run database: concurrent runs (two checkouts, a helper) never drop each other's data.
 TEST_DB = f"portal_test_{os.getpid()}"

@@ -7,7 +7,7 @@ import pytest
 
 from conftest import PASSWORD, Factory, make_app
 from mailbox import SmtpServer, link_in
-from test_browser import RECORD_CSP_VIOLATIONS, TIMEOUT_MS, Tab, chromium, chromium_path, sign_in  # noqa: F401
+from browser_support import RECORD_CSP_VIOLATIONS, TIMEOUT_MS, Tab, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -35,14 +35,14 @@ def mail_server(db_urls, app, smtp):
     server.server_close()
 
 
-def new_tab(chromium, base):  # noqa: F811
+def new_tab(chromium, base):
     context = chromium.new_context(base_url=base)
     context.set_default_timeout(TIMEOUT_MS)
     context.add_init_script(RECORD_CSP_VIOLATIONS)
     return context, Tab(context.new_page())
 
 
-def test_invite_open_the_email_link_create_the_account_and_land_in_the_tenant(chromium, mail_server, smtp,  # noqa: F811
+def test_invite_open_the_email_link_create_the_account_and_land_in_the_tenant(chromium, mail_server, smtp,
                                                                               password_hash):
     mail_app, base = mail_server
     f = Factory(mail_app, password_hash)
