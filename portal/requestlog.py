@@ -28,7 +28,9 @@ def init_app(app: Flask) -> None:
         elapsed = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
         # From the cookie, not current_user: logging must not query the database.
         user = session.get("_user_id", "-")
-        tenant = g.tenant.slug if g.get("tenant") is not None else "-"
+        # The slug from the URL, not g.tenant.slug: the commit expired g.tenant, and reading it
+        # would reload it in a second transaction after the response was made.
+        tenant = g.get("tenant_slug") or "-" if g.get("tenant") is not None else "-"
         log.info("%s %s %s status=%s user=%s tenant=%s duration_ms=%.1f", g.get("request_id", "-"),
                  request.method, request.path, response.status_code, user, tenant, elapsed)
         return response
