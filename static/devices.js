@@ -46,6 +46,15 @@
     if (next) next.value = window.location.pathname + window.location.search;
   });
 
+  // An import refused for its size (413) comes back as an error message: show it where the
+  // report goes (htmx swaps only successes and 422 here).
+  document.addEventListener("htmx:responseError", function (event) {
+    var report = document.getElementById("import-report");
+    if (report && event.detail.xhr.status === 413) {
+      report.innerHTML = event.detail.xhr.responseText;
+    }
+  });
+
   // Upload progress of a CSV import.
   document.addEventListener("htmx:xhr:progress", function (event) {
     var bar = document.querySelector("[data-upload-progress]");

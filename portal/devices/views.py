@@ -9,6 +9,7 @@ from flask import Response, abort, flash, g, redirect, render_template, request,
 from flask_login import current_user
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from ..errors import render_error
 from ..extensions import db, htmx
 from ..rules import RuleViolation
 from ..sites.queries import visible_sites
@@ -108,10 +109,10 @@ def _import_page(form, report, status):
 
 @bp.errorhandler(RequestEntityTooLarge)
 def _too_large(exc):
-    report = csvio.ImportReport(problems=[f"The file is larger than {csvio.MAX_BYTES // (1024 * 1024)} MB, "
-                                          "the limit for one import. Split it into smaller files."])
-    form = ImportForm(formdata=None)
-    return _import_page(form, report, 422 if htmx else 413)
+    # Raised while CSRFProtect parses the form, before the membership is checked: answer with
+    # the plain error page, the same for every tenant slug, so nothing about the tenant shows.
+    return render_error(413, f"The file is larger than {csvio.MAX_BYTES // (1024 * 1024)} MB, the limit for "
+                             "one import. Split it into smaller files.")
 
 
 @bp.post("/bulk")
