@@ -7,7 +7,7 @@ from flask_sqlalchemy.session import Session as FlaskSession
 from . import config as config_module
 from .config import ROOT, ConfigError
 from .database import context, embedded, guard
-from .extensions import csrf, db, htmx, login_manager, migrate
+from .extensions import csrf, db, htmx, limiter, login_manager, migrate
 
 
 def create_app(overrides: dict | None = None) -> Flask:
@@ -28,12 +28,13 @@ def create_app(overrides: dict | None = None) -> Flask:
     csrf.init_app(app)
     login_manager.init_app(app)
     htmx.init_app(app)
+    limiter.init_app(app)
     context.install(FlaskSession)
 
     from .database import registry  # noqa: F401
     from . import (accounts, admin, dashboard, devices, errors, health, invitations, mail, members, requestlog,
-                   sites, tenancy, web)
-    for area in (requestlog, errors, web, accounts, tenancy, dashboard, sites, devices, members, invitations,
+                   security, sites, tenancy, web)
+    for area in (requestlog, errors, web, security, accounts, tenancy, dashboard, sites, devices, members, invitations,
                  mail, admin, health):
         area.init_app(app)
 

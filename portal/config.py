@@ -71,15 +71,27 @@ def load(overrides: dict | None = None) -> dict:
         "INVITATION_RESEND_COOLDOWN": int(env.get("INVITATION_RESEND_COOLDOWN") or 60),
         "LOG_LEVEL": env.get("LOG_LEVEL") or "INFO",
         "DB_POOL_SIZE": int(env.get("DB_POOL_SIZE") or 5),
+        "SESSION_IDLE_MINUTES": int(env.get("SESSION_IDLE_MINUTES") or 30),
+        "SESSION_ABSOLUTE_HOURS": int(env.get("SESSION_ABSOLUTE_HOURS") or 12),
+        "LOGIN_MAX_FAILURES": int(env.get("LOGIN_MAX_FAILURES") or 10),
+        "LOGIN_FAILURE_WINDOW_MINUTES": int(env.get("LOGIN_FAILURE_WINDOW_MINUTES") or 15),
+        "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI") or "memory://",
+        "RATELIMIT_LOGIN": env.get("RATELIMIT_LOGIN") or "30 per 15 minutes",
+        "REAUTH_MINUTES": int(env.get("REAUTH_MINUTES") or 10),
+        "OIDC_ISSUER": (env.get("OIDC_ISSUER") or "").rstrip("/"),
+        "OIDC_CLIENT_ID": env.get("OIDC_CLIENT_ID") or "",
+        "OIDC_CLIENT_SECRET": env.get("OIDC_CLIENT_SECRET") or "",
+        "OIDC_ALLOW_SIGNUP": _bool(env.get("OIDC_ALLOW_SIGNUP")),
+        "SESSION_COOKIE_PATH": "/",
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": _bool(env.get("SESSION_COOKIE_SECURE"), production),
-        "REMEMBER_COOKIE_HTTPONLY": True,
-        "REMEMBER_COOKIE_SAMESITE": "Lax",
         "WTF_CSRF_TIME_LIMIT": None,  # tied to the session instead of a clock
         "SQLALCHEMY_RECORD_QUERIES": False,
     }
     cfg.update(overrides)
+    # The __Host- prefix pins the cookie to this host and path, and browsers demand Secure for it.
+    cfg.setdefault("SESSION_COOKIE_NAME", "__Host-portal" if cfg["SESSION_COOKIE_SECURE"] else "portal_session")
 
     if not cfg["SECRET_KEY"]:
         if production:

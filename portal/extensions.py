@@ -6,6 +6,8 @@ from datetime import datetime
 from uuid import UUID
 
 from flask_htmx import HTMX
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
@@ -33,6 +35,8 @@ migrate = Migrate()
 csrf = CSRFProtect()
 login_manager = LoginManager()
 htmx = HTMX()
+# Storage from RATELIMIT_STORAGE_URI: memory:// per process by default, redis://... to share across processes.
+limiter = Limiter(key_func=get_remote_address, default_limits=[])
 
 
 def pg_enum(py_enum: type[enum.Enum], name: str) -> Enum:

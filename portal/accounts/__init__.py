@@ -1,8 +1,6 @@
 """Accounts: users, sign-in and sign-out."""
 from __future__ import annotations
 
-from uuid import UUID
-
 from flask import Flask
 
 from ..database.context import set_context
@@ -12,15 +10,11 @@ from .models import User
 
 @login_manager.user_loader
 def _load_user(user_id: str) -> User | None:
-    try:
-        uid = UUID(user_id)
-    except ValueError:
-        return None
-    user = db.session.get(User, uid)
-    if user is None or not user.is_active:
-        return None
-    # Lets RLS show the user their own memberships (the tenant switcher).
-    set_context(db.session, user_id=user.id)
+    from ..security import sessions
+    user = sessions.load(user_id)
+    if user is not None:
+        # Lets RLS show the user their own memberships (the tenant switcher).
+        set_context(db.session, user_id=user.id)
     return user
 
 
@@ -29,5 +23,6 @@ def init_app(app: Flask) -> None:
     login_manager.login_view = "accounts.login"
     login_manager.login_message = "Please sign in to continue."
     login_manager.login_message_category = "info"
-    login_manager.session_protection = "strong"
+    # Sessions are server-side records (revocable, timed out); addresses change on mobile networks.
+    login_manager.session_protection = None
     app.register_blueprint(bp)

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import EmailField, PasswordField
+from wtforms import EmailField, PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
 
@@ -11,3 +11,9 @@ class LoginForm(FlaskForm):
                        render_kw={"autocomplete": "username", "autofocus": True})
     password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)],
                              render_kw={"autocomplete": "current-password"})
+
+
+class SecondFactorForm(FlaskForm):
+    code = StringField("Authentication code", validators=[DataRequired(), Length(max=20)],
+                       description="The 6-digit code from your authenticator app, or one of your backup codes.",
+                       render_kw={"autocomplete": "one-time-code", "inputmode": "numeric", "autofocus": True})

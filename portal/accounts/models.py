@@ -6,7 +6,8 @@ from typing import Any
 from uuid import UUID
 
 from flask_login import UserMixin
-from sqlalchemy import Boolean, DateTime, ForeignKey, Index, String, func, text
+from sqlalchemy import (BigInteger, Boolean, DateTime, ForeignKey, Index, LargeBinary, String, UniqueConstraint, func,
+                        text)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import Timestamps, db, jsonb, pg_enum, uuid_pk
@@ -28,6 +29,7 @@ class User(UserMixin, Timestamps, db.Model):
         # Case-insensitive uniqueness without citext (not in the embedded server).
         Index("uq_users_email_lower", func.lower(text("email")), unique=True),
         Index("ix_users_metadata", "metadata", postgresql_using="gin"),
+        UniqueConstraint("oidc_issuer", "oidc_subject"),
     )
 
     id: Mapped[UUID] = uuid_pk()
@@ -42,6 +44,18 @@ class User(UserMixin, Timestamps, db.Model):
     last_tenant_id: Mapped[UUID | None] = mapped_column(ForeignKey("tenants.id", ondelete="SET NULL"))
     created_by: Mapped[UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     meta: Mapped[dict[str, Any]] = jsonb("metadata")
+    password_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Two-factor: the TOTP secret is encrypted with a key derived from SECRET_KEY.
+    totp_secret: Mapped[bytes | None] = mapped_column(LargeBinary)
+    totp_enabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)  # refuses a replayed code
+    # Single sign-on: the provider's issuer and subject for this account.
+    oidc_issuer: Mapped[str | None] = mapped_column(String(500))
+    oidc_subject: Mapped[str | None] = mapped_column(String(255))
+
+    @property
+    def has_mfa(self) -> bool:
+        return self.totp_enabled_at is not None
 
     @property
     def is_system_admin(self) -> bool:

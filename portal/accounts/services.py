@@ -19,16 +19,25 @@ def find_user_by_email(email: str) -> User | None:
     return db.session.scalar(select(User).where(func.lower(User.email) == normalise_email(email)))
 
 
-def authenticate(email: str, password: str) -> User | None:
-    """The user for these credentials, or None. Unknown emails cost a hash too."""
+def check_password(email: str, password: str) -> tuple[User | None, str]:
+    """(user, "ok") for valid credentials, else (the account if any, reason).
+    Unknown emails cost a hash too, so timing does not tell them apart."""
     user = find_user_by_email(email)
     ok = verify_password(user.password_hash if user else None, password)
-    if not ok or user is None or not user.is_active:
-        return None
-    if needs_rehash(user.password_hash):
+    if user is None:
+        return None, "unknown_account"
+    if not ok:
+        return user, "bad_password"
+    if not user.is_active:
+        return user, "disabled"
+    if needs_rehash(user.password_hash):  # parameters changed since this hash was made
         user.password_hash = hash_password(password)
-    user.last_login_at = func.now()
-    return user
+    return user, "ok"
+
+
+def authenticate(email: str, password: str) -> User | None:
+    user, reason = check_password(email, password)
+    return user if reason == "ok" else None
 
 
 def landing_tenant_slug(user: User) -> str | None:

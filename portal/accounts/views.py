@@ -1,17 +1,21 @@
 from __future__ import annotations
 
+import time
 from urllib.parse import urlsplit
+from uuid import UUID
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_user, logout_user
+from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask_login import current_user, logout_user
 
-from ..database.context import set_context
-from ..extensions import db
-from .forms import LoginForm
-from .services import authenticate, landing_tenant_slug
+from ..extensions import db, limiter
+from ..security import events, login as sign_in, mfa, sessions, throttle
+from .forms import LoginForm, SecondFactorForm
+from .models import User
+from .services import check_password, landing_tenant_slug, normalise_email
 
 bp = Blueprint("accounts", __name__)
 GENERIC_FAILURE = "That email and password do not match an account."
+SECOND_FACTOR_SECONDS = 300
 
 
 def _safe_next(target: str | None) -> str | None:
@@ -33,24 +37,84 @@ def home_for(user) -> str:
     return url_for("switcher.index")
 
 
+def _login_limit() -> str:
+    return current_app.config["RATELIMIT_LOGIN"]
+
+
+def _failed(response) -> bool:
+    # Only failures count against a client address: a busy office signing in is fine.
+    return response.status_code >= 400
+
+
+def _throttled(form, email: str):
+    wait = throttle.retry_after(email)
+    if not wait:
+        return None
+    events.record(email, success=False, reason="throttled")
+    form.password.errors.append(f"Too many failed attempts for this account. Try again in {wait // 60 + 1} "
+                                "minutes, or reset your password.")
+    return render_template("accounts/login.html", form=form), 429, {"Retry-After": str(wait)}
+
+
 @bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(_login_limit, methods=["POST"], deduct_when=_failed)
 def login():
     if current_user.is_authenticated:
         return redirect(_safe_next(request.args.get("next")) or home_for(current_user), 303)
     form = LoginForm()
-    if form.validate_on_submit():
-        user = authenticate(form.email.data, form.password.data)
-        if user is not None:
-            login_user(user)
-            set_context(db.session, user_id=user.id)
-            return redirect(_safe_next(request.args.get("next")) or home_for(user), 303)
+    if not form.validate_on_submit():
+        return render_template("accounts/login.html", form=form), 400 if form.errors else 200
+    email = normalise_email(form.email.data)
+    throttled = _throttled(form, email)
+    if throttled:
+        return throttled
+    user, reason = check_password(email, form.password.data)
+    if reason != "ok":
+        events.record(email, success=False, reason="bad_password" if reason != "disabled" else "disabled",
+                      user_id=user.id if user else None)
         form.password.errors.append(GENERIC_FAILURE)
         return render_template("accounts/login.html", form=form), 401
-    return render_template("accounts/login.html", form=form), 400 if form.errors else 200
+    target = _safe_next(request.args.get("next"))
+    if user.has_mfa:
+        session.clear()
+        session["second_factor"] = {"user": str(user.id), "at": time.time(), "next": target}
+        return redirect(url_for("accounts.second_factor"), 303)
+    sign_in.complete(user, "password")
+    return redirect(target or home_for(user), 303)
+
+
+@bp.route("/login/verify", methods=["GET", "POST"])
+@limiter.limit(_login_limit, methods=["POST"], deduct_when=_failed)
+def second_factor():
+    pending = session.get("second_factor") or {}
+    user = None
+    if pending and time.time() - pending.get("at", 0) < SECOND_FACTOR_SECONDS:
+        user = db.session.get(User, UUID(pending["user"]))
+    if user is None or not user.is_active or not user.has_mfa:
+        session.pop("second_factor", None)
+        flash("Please sign in again.", "info")
+        return redirect(url_for("accounts.login"), 303)
+    form = SecondFactorForm()
+    if not form.validate_on_submit():
+        return render_template("accounts/second_factor.html", form=form), 400 if form.errors else 200
+    if throttle.retry_after(user.email):
+        events.record(user.email, success=False, reason="throttled", user_id=user.id)
+        form.code.errors.append("Too many failed attempts. Try again later.")
+        return render_template("accounts/second_factor.html", form=form), 429
+    method = mfa.verify(user, form.code.data)
+    if method is None:
+        events.record(user.email, success=False, reason="bad_second_factor", user_id=user.id)
+        form.code.errors.append("That code is not valid. Codes change every 30 seconds; each works once.")
+        return render_template("accounts/second_factor.html", form=form), 401
+    sign_in.complete(user, f"password+{method}")
+    if method == "backup_code":
+        flash(f"You used a backup code; {mfa.remaining_backup_codes(user)} remain.", "info")
+    return redirect(pending.get("next") or home_for(user), 303)
 
 
 @bp.post("/logout")
 def logout():
+    sessions.end_current()
     logout_user()
     flash("You are signed out.", "info")
     # "Sign out and continue" from an invitation for another address comes back to it.

@@ -10,7 +10,8 @@ from flask import g, has_app_context
 from sqlalchemy import event
 
 # setting name -> attribute of flask.g holding its value for this app context
-SETTINGS = {"app.tenant_id": "db_tenant_id", "app.user_id": "db_user_id", "app.token_hash": "db_token_hash"}
+SETTINGS = {"app.tenant_id": "db_tenant_id", "app.user_id": "db_user_id", "app.token_hash": "db_token_hash",
+            "app.verified_email": "db_verified_email"}
 _SET = "SELECT " + ", ".join(f"set_config('{name}', %({attr})s, true)" for name, attr in SETTINGS.items())
 _UNSET = object()
 
@@ -34,9 +35,9 @@ def install(session_class) -> None:
         event.listen(session_class, "after_begin", _apply)
 
 
-def set_context(session, *, tenant_id=_UNSET, user_id=_UNSET, token_hash=_UNSET) -> None:
+def set_context(session, *, tenant_id=_UNSET, user_id=_UNSET, token_hash=_UNSET, verified_email=_UNSET) -> None:
     """Change the values for this and every later transaction of the app context."""
-    for attr, value in (("db_tenant_id", tenant_id), ("db_user_id", user_id)):
+    for attr, value in (("db_tenant_id", tenant_id), ("db_user_id", user_id), ("db_verified_email", verified_email)):
         if value is not _UNSET:
             setattr(g, attr, str(value) if value else "")
     if token_hash is not _UNSET:

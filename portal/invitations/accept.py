@@ -3,13 +3,14 @@ prefetch links); POST accepts, declines, or creates the account and accepts."""
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_user
+from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
 
 from ..accounts.services import create_user, find_user_by_email
 from ..database.context import set_context
 from ..extensions import db, htmx
 from ..rules import RuleViolation
+from ..security import login as sign_in
 from . import services
 from .forms import SignUpForm
 
@@ -88,7 +89,7 @@ def _sign_up(token, found):
     user.email_verified_at = db.func.now()
     set_context(db.session, user_id=user.id)
     services.accept(found, user)
-    login_user(user)
+    sign_in.complete(user, "invitation")
     return _welcome(found)
 
 

@@ -1,0 +1,89 @@
+"""Two-factor authentication: TOTP (pyotp) with single-use backup codes."""
+from __future__ import annotations
+
+import base64
+import secrets
+import time
+
+import pyotp
+import segno
+from sqlalchemy import delete, func, select, update
+
+from ..accounts.models import User
+from ..extensions import db
+from .crypto import fernet, keyed_hash
+from .models import BackupCode
+
+ISSUER = "Portal"
+BACKUP_CODES = 10
+
+
+def new_secret() -> str:
+    return pyotp.random_base32()
+
+
+def qr_data_uri(secret: str, email: str) -> str:
+    """The enrolment QR code as an SVG data URI (allowed by the CSP's img-src data:)."""
+    uri = pyotp.TOTP(secret).provisioning_uri(name=email, issuer_name=ISSUER)
+    svg = segno.make(uri, error="m").svg_inline(scale=4)
+    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
+
+
+def _totp(user: User) -> pyotp.TOTP | None:
+    if user.totp_secret is None:
+        return None
+    return pyotp.TOTP(fernet("totp").decrypt(user.totp_secret).decode())
+
+
+def code_matches(secret: str, code: str) -> bool:
+    return pyotp.TOTP(secret).verify(_clean(code), valid_window=1)
+
+
+def _clean(code: str) -> str:
+    return "".join(ch for ch in (code or "") if ch.isalnum())[:20]
+
+
+def enable(user: User, secret: str) -> list[str]:
+    """Turn two-factor on with a confirmed secret; returns the backup codes to show once."""
+    user.totp_secret = fernet("totp").encrypt(secret.encode())
+    user.totp_enabled_at = func.now()
+    user.totp_last_step = int(time.time()) // 30
+    return regenerate_backup_codes(user)
+
+
+def disable(user: User) -> None:
+    user.totp_secret = user.totp_enabled_at = user.totp_last_step = None
+    db.session.execute(delete(BackupCode).where(BackupCode.user_id == user.id))
+
+
+def regenerate_backup_codes(user: User) -> list[str]:
+    db.session.execute(delete(BackupCode).where(BackupCode.user_id == user.id))
+    codes = ["-".join([secrets.token_hex(3), secrets.token_hex(3)]) for _ in range(BACKUP_CODES)]
+    for code in codes:
+        db.session.add(BackupCode(user_id=user.id, code_hash=keyed_hash("backup-code", _clean(code).lower())))
+    return codes
+
+
+def remaining_backup_codes(user: User) -> int:
+    return db.session.scalar(select(func.count()).select_from(BackupCode).where(
+        BackupCode.user_id == user.id, BackupCode.used_at.is_(None))) or 0
+
+
+def verify(user: User, code: str) -> str | None:
+    """'totp' or 'backup_code' when `code` is a valid second factor for `user` (each usable once)."""
+    code = _clean(code)
+    totp = _totp(user)
+    if totp is None or not code:
+        return None
+    if code.isdigit() and len(code) == 6:
+        for offset in (0, -1, 1):
+            step = int(time.time()) // 30 + offset
+            if secrets.compare_digest(totp.at(step * 30), code) and step > (user.totp_last_step or 0):
+                user.totp_last_step = step  # a replayed code, even within its window, fails
+                return "totp"
+        return None
+    used = db.session.execute(update(BackupCode).where(
+        BackupCode.user_id == user.id, BackupCode.used_at.is_(None),
+        BackupCode.code_hash == keyed_hash("backup-code", code.lower()))
+        .values(used_at=func.now()).returning(BackupCode.id)).scalar()
+    return "backup_code" if used else None

@@ -1,0 +1,124 @@
+"""Server-side sessions: the signed cookie carries a random id (256 bits); the record
+decides whether it is still valid (idle and absolute timeouts, revocation)."""
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime, timedelta, timezone
+from uuid import UUID
+
+from flask import current_app, g, request, session
+from sqlalchemy import func, select, update
+
+from ..accounts.models import User
+from ..extensions import db
+from .models import UserSession
+
+TOUCH_EVERY = timedelta(seconds=60)
+
+
+def _hash(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def limits() -> tuple[timedelta, timedelta]:
+    cfg = current_app.config
+    return timedelta(minutes=cfg["SESSION_IDLE_MINUTES"]), timedelta(hours=cfg["SESSION_ABSOLUTE_HOURS"])
+
+
+def start(user: User, max_sessions: int | None = None) -> UserSession:
+    """A new session for `user`; the caller has cleared the old cookie session (rotation)."""
+    token = secrets.token_urlsafe(32)
+    _, absolute = limits()
+    record = UserSession(user_id=user.id, token_hash=_hash(token), expires_at=now() + absolute, reauth_at=now(),
+                         ip_address=request.remote_addr, user_agent=(request.user_agent.string or "")[:500] or None)
+    db.session.add(record)
+    db.session.flush()  # the cap below counts it
+    session["sid"] = token
+    g.session_record = record
+    if max_sessions:
+        _cap(user.id, max_sessions)
+    return record
+
+
+def _cap(user_id: UUID, keep: int) -> None:
+    """Revoke the oldest active sessions beyond `keep` (a tenant's concurrent-session cap)."""
+    active = db.session.scalars(select(UserSession.id).where(
+        UserSession.user_id == user_id, UserSession.revoked_at.is_(None), UserSession.expires_at > func.now())
+        .order_by(UserSession.created_at.desc())).all()
+    if len(active) > keep:
+        db.session.execute(update(UserSession).where(UserSession.id.in_(active[keep:])).values(revoked_at=func.now()))
+
+
+def load(user_id: str) -> User | None:
+    """Flask-Login's user loader: the user only while the cookie's session record is valid."""
+    token = session.get("sid")
+    if not token:
+        return None
+    try:
+        uid = UUID(user_id)
+    except ValueError:
+        return None
+    idle, _ = limits()
+    row = db.session.execute(
+        select(User, UserSession).join(UserSession, UserSession.user_id == User.id)
+        .where(UserSession.token_hash == _hash(token), User.id == uid, User.is_active.is_(True),
+               UserSession.revoked_at.is_(None), UserSession.expires_at > func.now(),
+               UserSession.last_seen_at > func.now() - idle)).first()
+    if row is None:
+        session.clear()  # expired or revoked: the browser starts over
+        return None
+    user, record = row
+    g.session_record = record
+    if now() - record.last_seen_at > TOUCH_EVERY:
+        record.last_seen_at = now()
+    return user
+
+
+def current() -> UserSession | None:
+    return g.get("session_record")
+
+
+def recently_authenticated(minutes: int) -> bool:
+    record = current()
+    return record is not None and record.reauth_at is not None and \
+        now() - record.reauth_at < timedelta(minutes=minutes)
+
+
+def mark_reauthenticated() -> None:
+    record = current()
+    if record is not None:
+        record.reauth_at = now()
+
+
+def end_current() -> None:
+    record = current()
+    if record is not None:
+        record.revoked_at = now()
+    session.clear()
+
+
+def revoke(user_id: UUID, session_id: UUID) -> bool:
+    result = db.session.execute(update(UserSession).where(
+        UserSession.user_id == user_id, UserSession.id == session_id, UserSession.revoked_at.is_(None))
+        .values(revoked_at=func.now()))
+    return result.rowcount == 1
+
+
+def revoke_all(user_id: UUID, *, except_current: bool = False) -> int:
+    stmt = update(UserSession).where(UserSession.user_id == user_id, UserSession.revoked_at.is_(None))
+    record = current()
+    if except_current and record is not None:
+        stmt = stmt.where(UserSession.id != record.id)
+    return db.session.execute(stmt.values(revoked_at=func.now())).rowcount
+
+
+def active_sessions(user_id: UUID) -> list[UserSession]:
+    idle, _ = limits()
+    return db.session.scalars(select(UserSession).where(
+        UserSession.user_id == user_id, UserSession.revoked_at.is_(None), UserSession.expires_at > func.now(),
+        UserSession.last_seen_at > func.now() - idle).order_by(UserSession.last_seen_at.desc())).all()

@@ -1,0 +1,56 @@
+"""Per-account sign-in throttling: at most N failures per account per window.
+
+The lock is bounded (it lifts as failures age out of the window) and a browser
+that has signed in to the account before carries a signed device cookie that is
+exempt, so an attacker cannot keep the owner out (OWASP "device cookies").
+Per-address limits are Flask-Limiter's, on the sign-in routes.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from flask import current_app, request
+from itsdangerous import BadSignature, URLSafeSerializer
+from sqlalchemy import func, select
+
+from ..extensions import db
+from .models import LoginEvent
+
+DEVICE_COOKIE = "portal_device"
+COUNTED = ("bad_password", "bad_second_factor")
+
+
+def _serializer() -> URLSafeSerializer:
+    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt="portal-device")
+
+
+def trusted_device(email: str) -> bool:
+    try:
+        emails = _serializer().loads(request.cookies.get(DEVICE_COOKIE, ""))
+    except BadSignature:
+        return False
+    return isinstance(emails, list) and email.lower() in emails
+
+
+def remember_device(response, email: str) -> None:
+    try:
+        emails = _serializer().loads(request.cookies.get(DEVICE_COOKIE, ""))
+    except BadSignature:
+        emails = []
+    emails = ([email.lower()] + [e for e in emails if e != email.lower()])[:5]
+    response.set_cookie(DEVICE_COOKIE, _serializer().dumps(emails), max_age=180 * 24 * 3600, httponly=True,
+                        samesite="Lax", secure=current_app.config["SESSION_COOKIE_SECURE"])
+
+
+def retry_after(email: str) -> int:
+    """Seconds until the account accepts attempts again from this browser; 0 when it does."""
+    if trusted_device(email):
+        return 0
+    window = timedelta(minutes=current_app.config["LOGIN_FAILURE_WINDOW_MINUTES"])
+    count, oldest = db.session.execute(
+        select(func.count(), func.min(LoginEvent.created_at)).where(
+            func.lower(LoginEvent.email) == email.lower(), LoginEvent.success.is_(False),
+            LoginEvent.reason.in_(COUNTED), LoginEvent.created_at > func.now() - window)).one()
+    if count < current_app.config["LOGIN_MAX_FAILURES"]:
+        return 0
+    return max(1, int((oldest + window - datetime.now(timezone.utc)).total_seconds()))
