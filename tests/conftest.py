@@ -66,7 +66,9 @@ def drop_database(admin_url: str, name: str) -> None:
 def make_app(db_urls: dict, **overrides):
     config = {"PORTAL_ENV": "testing", "SECRET_KEY": "test-" + "x" * 32, "DATABASE_URL": db_urls["app"],
               "MIGRATION_DATABASE_URL": db_urls["owner"], "SEED_PASSWORD": SEED_PASSWORD,
-              "SERVER_NAME": None}
+              "SERVER_NAME": None,
+              # Every test signs in from 127.0.0.1: the per-address limit is tested on its own app.
+              "RATELIMIT_LOGIN": "10000 per minute"}
     config.update(overrides)
     return create_app(config)
 

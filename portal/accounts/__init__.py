@@ -19,6 +19,8 @@ def _load_user(user_id: str) -> User | None:
 
 
 def init_app(app: Flask) -> None:
+    from ..profile.views import bp as profile_bp
+    from .reset import bp as reset_bp
     from .views import bp
     login_manager.login_view = "accounts.login"
     login_manager.login_message = "Please sign in to continue."
@@ -26,3 +28,5 @@ def init_app(app: Flask) -> None:
     # Sessions are server-side records (revocable, timed out); addresses change on mobile networks.
     login_manager.session_protection = None
     app.register_blueprint(bp)
+    app.register_blueprint(reset_bp)
+    app.register_blueprint(profile_bp)

@@ -11,6 +11,7 @@ from ..database.context import set_context
 from ..extensions import db, htmx
 from ..rules import RuleViolation
 from ..security import login as sign_in
+from ..security import passwords
 from . import services
 from .forms import SignUpForm
 
@@ -78,7 +79,11 @@ def respond(token: str):
 
 def _sign_up(token, found):
     form = SignUpForm()
-    if not form.validate():
+    if form.validate():
+        issue = passwords.problem(form.password.data, email=found.invitation.email, name=form.name.data)
+        if issue:
+            form.password.errors.append(issue)
+    if form.errors:
         return _card(token, found, form=form, status=422)
     try:
         with db.session.begin_nested():

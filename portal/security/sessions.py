@@ -74,6 +74,7 @@ def load(user_id: str) -> User | None:
         return None
     user, record = row
     g.session_record = record
+    g.session_idle = now() - record.last_seen_at  # before touching: tenant policies may be stricter
     if now() - record.last_seen_at > TOUCH_EVERY:
         record.last_seen_at = now()
     return user
@@ -81,6 +82,17 @@ def load(user_id: str) -> User | None:
 
 def current() -> UserSession | None:
     return g.get("session_record")
+
+
+def violates(policy: dict) -> bool:
+    """Whether this session is too idle or too old for a tenant's stricter policy."""
+    record = current()
+    if record is None:
+        return False
+    idle, absolute = policy.get("idle_timeout_minutes"), policy.get("absolute_timeout_hours")
+    if isinstance(idle, int) and idle > 0 and g.get("session_idle", timedelta(0)) > timedelta(minutes=idle):
+        return True
+    return isinstance(absolute, int) and absolute > 0 and now() - record.created_at > timedelta(hours=absolute)
 
 
 def recently_authenticated(minutes: int) -> bool:

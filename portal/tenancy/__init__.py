@@ -4,8 +4,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from functools import wraps
 
-from flask import Blueprint, Flask, abort, g, request
-from flask_login import current_user, login_required
+from flask import Blueprint, Flask, abort, flash, g, redirect, request, url_for
+from flask_login import current_user, login_required, logout_user
 
 from .permissions import Permission, role_can
 from .queries import enter_tenant
@@ -36,9 +36,27 @@ def _require_member():
     if membership is None:
         abort(404)  # the transaction, with whatever it set, is rolled back
     g.tenant, g.membership = tenant, membership
+    refused = _security_policy(tenant)
+    if refused is not None:
+        return refused
     if request.method == "GET":
         # Only reads touch it: a change request must take the tenant lock before any row lock.
         _touch(membership)
+
+
+def _security_policy(tenant):
+    """A tenant may demand two-factor and shorter sessions than the portal's defaults."""
+    from ..security import login, sessions
+    policy = login.policy(tenant)
+    if sessions.violates(policy):
+        sessions.end_current()
+        logout_user()
+        flash(f"{tenant.name} requires you to sign in again.", "info")
+        return redirect(url_for("accounts.login", next=request.full_path), 303)
+    if policy.get("require_mfa") is True and not current_user.has_mfa:
+        flash(f"{tenant.name} requires two-factor authentication: set it up to continue.", "info")
+        return redirect(url_for("profile.two_factor", next=request.full_path), 303)
+    return None
 
 
 ACTIVITY_RESOLUTION = timedelta(minutes=5)

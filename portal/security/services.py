@@ -1,0 +1,78 @@
+"""Account changes: password, email, name. They flush, never commit; the request edge commits."""
+from __future__ import annotations
+
+from flask import current_app, request, url_for
+from sqlalchemy import func
+
+from ..accounts.models import User
+from ..accounts.passwords import hash_password
+from ..accounts.services import find_user_by_email, normalise_email
+from ..mail.outbox import enqueue
+from ..rules import RuleViolation
+from . import passwords, sessions, tokens
+from .models import TokenPurpose
+
+
+def _link(endpoint: str, token: str) -> str:
+    base = current_app.config["BASE_URL"] or request.url_root.rstrip("/")
+    return base + url_for(endpoint, token=token)
+
+
+def set_password(user: User, new_password: str, *, keep_current_session: bool) -> None:
+    """Change the password and end every other session (all of them after a reset)."""
+    issue = passwords.problem(new_password, email=user.email, name=user.name)
+    if issue:
+        raise RuleViolation(issue, field="password")
+    user.password_hash = hash_password(new_password)
+    user.password_changed_at = func.now()
+    sessions.revoke_all(user.id, except_current=keep_current_session)
+
+
+def request_password_reset(email: str) -> None:
+    """Email a reset link if the account exists; the caller answers the same either way."""
+    user = find_user_by_email(email)
+    if user is None or not user.is_active:
+        return
+    token = tokens.issue(user, TokenPurpose.RESET_PASSWORD)
+    enqueue("reset_password", user.email, "Reset your Portal password", "reset_password", user=user,
+            link=_link("accounts_reset.reset", token))
+
+
+def reset_password(token: str, new_password: str) -> User:
+    record = tokens.find(token, TokenPurpose.RESET_PASSWORD)
+    if record is None:
+        raise RuleViolation("This reset link is not valid any more. Ask for a new one.")
+    from ..extensions import db
+    user = db.session.get(User, record.user_id)
+    set_password(user, new_password, keep_current_session=False)
+    if not tokens.consume(record):
+        raise RuleViolation("This reset link was just used. Ask for a new one.")
+    return user
+
+
+def request_email_change(user: User, new_email: str) -> None:
+    new_email = normalise_email(new_email)
+    if new_email == user.email.lower():
+        raise RuleViolation("That is already your email address.", field="email")
+    if find_user_by_email(new_email):
+        raise RuleViolation("Another account uses that email address.", field="email")
+    token = tokens.issue(user, TokenPurpose.VERIFY_EMAIL, new_email=new_email)
+    enqueue("verify_email", new_email, "Confirm your new Portal email address", "verify_email", user=user,
+            new_email=new_email, link=_link("profile.verify_email", token))
+    # Tell the current address too: a hijacked session should not change it silently.
+    enqueue("email_change_notice", user.email, "Your Portal email address is being changed",
+            "email_change_notice", user=user, new_email=new_email)
+
+
+def confirm_email_change(user: User, token: str) -> str:
+    from ..extensions import db
+    record = tokens.find(token, TokenPurpose.VERIFY_EMAIL)
+    if record is None or record.user_id != user.id:
+        raise RuleViolation("This confirmation link is not valid any more.")
+    if find_user_by_email(record.new_email):
+        raise RuleViolation("Another account now uses that email address.")
+    if not tokens.consume(record):
+        raise RuleViolation("This confirmation link was just used.")
+    user.email, user.email_verified_at = record.new_email, func.now()
+    db.session.flush()  # the unique email index decides races here, inside the service
+    return record.new_email
