@@ -89,7 +89,8 @@ def callback():
         return redirect(url_for("accounts.second_factor"), 303)
     sign_in.complete(user, METHOD)
     if outcome.reason == "created" and not target:
-        flash("Welcome! Open the invitation link from your email to join your organization.", "info")
+        flash("Welcome! Your account is ready. To join an organization, open its invitation link from your "
+              "email, or ask one of its admins to invite you.", "info")
     return redirect(target or home_for(user), 303)
 
 
