@@ -109,3 +109,29 @@ def test_sign_out_returns_to_login(tab):
     page.goto("/t/acme-corp/")
     expect(page).to_have_url(re.compile(r"/login"))
     tab.assert_no_csp_errors()
+
+
+def test_sign_in_with_totp(tab, factory, app):
+    """A user with two-factor on signs in with password, then an authenticator code."""
+    import pyotp
+
+    from conftest import PASSWORD
+    from portal.accounts.models import User
+    from portal.extensions import db
+    from portal.security import mfa
+
+    user = factory.user(name="Tina Totp")
+    factory.tenant(members={"owner": user}, name="Totp Org", sites=0)
+    secret = mfa.new_secret()
+    with app.app_context(), app.test_request_context():
+        mfa.enable(db.session.get(User, user.id), secret)
+        db.session.execute(sa.text("UPDATE users SET totp_last_step = 0 WHERE id = :i"), {"i": user.id})
+        db.session.commit()
+    page = tab.page
+    expect = sign_in(page, user.email, PASSWORD)
+    expect(page).to_have_url(re.compile(r"/login/verify$"))
+    page.get_by_label("Authentication code").fill(pyotp.TOTP(secret).now())
+    page.get_by_role("button", name="Verify").click()
+    expect(page).to_have_url(DASHBOARD)
+    expect(page.get_by_role("heading", level=1)).to_have_text("Totp Org")
+    tab.assert_no_csp_errors()

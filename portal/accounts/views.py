@@ -23,7 +23,7 @@ def _safe_next(target: str | None) -> str | None:
     if not target:
         return None
     parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
         return None
     return target
 
@@ -106,7 +106,7 @@ def second_factor():
         events.record(user.email, success=False, reason="bad_second_factor", user_id=user.id)
         form.code.errors.append("That code is not valid. Codes change every 30 seconds; each works once.")
         return render_template("accounts/second_factor.html", form=form), 401
-    sign_in.complete(user, f"password+{method}")
+    sign_in.complete(user, f"{pending.get('method', 'password')}+{method}")
     if method == "backup_code":
         flash(f"You used a backup code; {mfa.remaining_backup_codes(user)} remain.", "info")
     return redirect(pending.get("next") or home_for(user), 303)
