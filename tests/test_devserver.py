@@ -62,3 +62,5 @@ def test_dev_server_sets_up_serves_and_stops_cleanly(tmp_path, signum):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        for leftover in postgres_for((tmp_path / "instance" / "pgdata").resolve()):
+            leftover.terminate()  # a failed run must not leave a server behind
