@@ -14,17 +14,6 @@ class EmailForm(FlaskForm):
                        render_kw={"autocomplete": "email"})
 
 
-class PasswordForm(FlaskForm):
-    current = PasswordField("Current password", validators=[DataRequired(), Length(max=1024)],
-                            render_kw={"autocomplete": "current-password"})
-    password = PasswordField("New password", validators=[DataRequired(), Length(max=1024)],
-                             description="At least 12 characters; a passphrase is easiest to remember.",
-                             render_kw={"autocomplete": "new-password"})
-    confirm = PasswordField("Repeat the new password", validators=[
-        DataRequired(), EqualTo("password", message="The passwords do not match.")],
-        render_kw={"autocomplete": "new-password"})
-
-
 class NewPasswordForm(FlaskForm):
     password = PasswordField("New password", validators=[DataRequired(), Length(max=1024)],
                              description="At least 12 characters; a passphrase is easiest to remember.",
@@ -32,6 +21,12 @@ class NewPasswordForm(FlaskForm):
     confirm = PasswordField("Repeat the new password", validators=[
         DataRequired(), EqualTo("password", message="The passwords do not match.")],
         render_kw={"autocomplete": "new-password"})
+
+
+class PasswordForm(NewPasswordForm):
+    """A change from the profile proves the current password first."""
+    current = PasswordField("Current password", validators=[DataRequired(), Length(max=1024)],
+                            render_kw={"autocomplete": "current-password"})
 
 
 class ConfirmForm(FlaskForm):
