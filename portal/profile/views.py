@@ -12,7 +12,8 @@ from ..accounts.passwords import verify_password
 from ..accounts.views import _safe_next
 from ..extensions import db
 from ..rules import RuleViolation
-from ..security import mfa, services, sessions
+from ..security import mfa, services, sessions, tokens
+from ..security.models import TokenPurpose
 from ..security.models import LoginEvent
 from .forms import CodeForm, ConfirmForm, EmailForm, NameForm, PasswordForm
 
@@ -87,7 +88,11 @@ def change_email():
 @bp.route("/verify/<token>", methods=["GET", "POST"])
 def verify_email(token: str):
     if request.method == "GET":
-        return render_template("profile/verify_email.html", token=token), 200, {"Referrer-Policy": "no-referrer"}
+        record = tokens.find(token, TokenPurpose.VERIFY_EMAIL)
+        if record is None or record.user_id != current_user.id:
+            return render_template("profile/verify_invalid.html"), 410, {"Referrer-Policy": "no-referrer"}
+        return render_template("profile/verify_email.html", new_email=record.new_email), 200, \
+            {"Referrer-Policy": "no-referrer"}
     try:
         email = services.confirm_email_change(current_user, token)
     except RuleViolation as exc:

@@ -1,0 +1,103 @@
+"""Authorization as data for every route outside /t/<slug>: anonymous, a signed-in user, a system admin.
+
+A route added without an entry here fails `test_every_global_route_has_expectations`.
+Requests carry a valid CSRF token and no form data.
+"""
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from conftest import csrf_from, csrf_token, login
+from portal.accounts.models import UserType
+
+ROLES = ("anonymous", "user", "sysadmin")
+
+
+def each(anonymous, user, sysadmin=None):
+    return {"anonymous": anonymous, "user": user, "sysadmin": user if sysadmin is None else sysadmin}
+
+
+EXPECTED: dict[tuple[str, str], dict[str, int]] = {
+    ("accounts.root", "GET"): each(303, 303),
+    ("accounts.login", "GET"): each(200, 303),
+    ("accounts.login", "POST"): each(400, 303),
+    ("accounts.second_factor", "GET"): each(303, 303),
+    ("accounts.second_factor", "POST"): each(303, 303),
+    ("accounts.logout", "POST"): each(303, 303),
+    ("accounts_reset.forgot", "GET"): each(200, 200),
+    ("accounts_reset.forgot", "POST"): each(400, 400),
+    ("accounts_reset.reset", "GET"): each(410, 410),
+    ("accounts_reset.reset", "POST"): each(410, 410),
+    ("profile.index", "GET"): each(302, 200),
+    ("profile.confirm", "GET"): each(302, 200),
+    ("profile.confirm", "POST"): each(302, 400),
+    ("profile.change_name", "POST"): each(302, 422),
+    ("profile.change_email", "POST"): each(302, 422),
+    ("profile.change_password", "POST"): each(302, 422),
+    ("profile.verify_email", "GET"): each(302, 410),
+    ("profile.verify_email", "POST"): each(302, 303),
+    ("profile.two_factor", "GET"): each(302, 200),
+    ("profile.enable_two_factor", "POST"): each(302, 422),  # after the GET: a pending secret, no code
+    ("profile.regenerate_backup_codes", "POST"): each(302, 303),
+    ("profile.disable_two_factor", "POST"): each(302, 303),
+    ("profile.revoke_session", "POST"): each(302, 303),
+    ("profile.revoke_other_sessions", "POST"): each(302, 303),
+    ("switcher.index", "GET"): each(302, 200),
+    ("switcher.switch", "POST"): each(302, 404),
+    ("admin.tenants", "GET"): each(404, 404, 200),
+    ("accept.show", "GET"): each(410, 410),
+    ("accept.respond", "POST"): each(410, 410),
+    ("devmail.index", "GET"): each(200, 200),   # 404 in production (tests/test_invitations.py)
+    ("devmail.show", "GET"): each(404, 404),
+    ("health.healthz", "GET"): each(200, 200),
+    ("static", "GET"): each(200, 200),
+}
+
+PARAMS = {
+    "token": lambda: "not-a-real-token",
+    "session_id": lambda: uuid.uuid4(),
+    "message_id": lambda: uuid.uuid4(),
+    "filename": lambda: "portal.css",
+}
+
+
+def global_rules(app):
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith("/t/<tenant_slug>"):
+            for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+                yield rule, method
+
+
+def test_every_global_route_has_expectations(app):
+    missing = [(r.endpoint, m) for r, m in global_rules(app) if (r.endpoint, m) not in EXPECTED]
+    assert missing == [], f"add these routes to the global authorization matrix: {missing}"
+    stale = set(EXPECTED) - {(r.endpoint, m) for r, m in global_rules(app)}
+    assert not stale, f"entries for routes that no longer exist: {stale}"
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_global_matrix(app, factory, role):
+    client = app.test_client()
+    if role == "anonymous":
+        token = csrf_from(client.get("/login").get_data(as_text=True))
+    else:
+        fields = {"user_type": UserType.SYSTEM_ADMIN} if role == "sysadmin" else {}
+        user = factory.user(**fields)
+        if role == "user":
+            factory.tenant(members={"member": user}, sites=0)
+        login(client, user.email)
+        token = csrf_token(client)
+    failures = []
+    # Signing out ends the session: ask it last.
+    for rule, method in sorted(global_rules(app), key=lambda rm: (rm[0].endpoint == "accounts.logout", rm[0].rule)):
+        values = {arg: PARAMS[arg]() for arg in rule.arguments}
+        with app.test_request_context():
+            url = app.url_for(rule.endpoint, **values)
+        response = client.get(url) if method == "GET" else client.open(url, method=method,
+                                                                       data={"csrf_token": token})
+        expected = EXPECTED[(rule.endpoint, method)][role]
+        if response.status_code != expected:
+            failures.append(f"{method} {rule.rule}: expected {expected}, got {response.status_code}")
+    assert failures == []
