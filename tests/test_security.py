@@ -117,6 +117,9 @@ def test_per_address_limit(db_urls, app, person):
     client = limited.test_client()
     codes = [attempt(client, f"someone{i}@example.com", "nope").status_code for i in range(4)]
     assert codes == [401, 401, 401, 429]
+    import redis
+    # The counts live in Redis, not in a process: that is what another worker sees.
+    assert list(redis.Redis(host="127.0.0.1", port=6379).scan_iter(shared["RATELIMIT_KEY_PREFIX"] + "*"))
 
 
 def test_login_history_on_the_profile(app, person):
@@ -388,3 +391,24 @@ def test_no_state_changes_on_get(app):
             view = app.view_functions[rule.endpoint]
             name = view.__name__
             assert not re.search(r"(delete|remove|revoke|disable|cancel|suspend|logout|switch)", name), rule
+
+
+def test_per_address_limit_is_shared_across_processes_with_redis(db_urls, app):
+    """Two app instances (as two gunicorn workers) count failures together in Redis."""
+    import socket
+    import uuid as _uuid
+    try:
+        socket.create_connection(("127.0.0.1", 6379), timeout=1).close()
+    except OSError:
+        pytest.skip("no Redis on 127.0.0.1:6379")
+    shared = {"RATELIMIT_STORAGE_URI": "redis://127.0.0.1:6379", "RATELIMIT_LOGIN": "3 per minute",
+              "RATELIMIT_KEY_PREFIX": f"portal-test-{_uuid.uuid4().hex}"}
+    first, second = make_app(db_urls, **shared), make_app(db_urls, **shared)
+    codes = [attempt(first.test_client(), "a@example.com", "nope").status_code,
+             attempt(second.test_client(), "b@example.com", "nope").status_code,
+             attempt(first.test_client(), "c@example.com", "nope").status_code,
+             attempt(second.test_client(), "d@example.com", "nope").status_code]
+    assert codes == [401, 401, 401, 429]
+    import redis
+    # The counts live in Redis, not in a process: that is what another worker sees.
+    assert list(redis.Redis(host="127.0.0.1", port=6379).scan_iter(shared["RATELIMIT_KEY_PREFIX"] + "*"))
