@@ -103,6 +103,7 @@ def test_member_sees_only_assigned_sites_and_their_devices_on_every_path(app, or
     assert stats(c.get(f"/t/{slug}/").get_data(as_text=True))["sites"] == 1
     assert stats(c.get(f"/t/{slug}/").get_data(as_text=True))["devices"] == 3
 
+    assert f'href="/t/{slug}/devices/{device_a}"' in c.get(f"/t/{slug}/devices/", headers=HX).get_data(as_text=True)
     assert c.get(f"/t/{slug}/devices/{device_a}").status_code == 200
     assert c.get(f"/t/{slug}/devices/{device_b}").status_code == 404
     token = csrf_token(c)

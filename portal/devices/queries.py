@@ -16,11 +16,11 @@ from datetime import datetime
 from uuid import UUID
 
 from flask import abort
-from sqlalchemy import Select, and_, func, or_, select, tuple_
+from sqlalchemy import Select, and_, func, not_, or_, select, true, tuple_, union_all
 
 from ..audit.models import AuditLog
 from ..extensions import db
-from ..sites.models import Site
+from ..sites.models import Site, SiteAssignment
 from ..sites.visibility import Viewer
 from .models import Device, DeviceStatus, DeviceType
 
@@ -127,37 +127,76 @@ def prefix_range(column, prefix: str):
 
 LIST_COLUMNS = (Device.id, Device.name, Device.type, Device.serial_number, Device.status, Device.site_id,
                 Device.firmware_version, Device.last_seen_at, Device.name_key, Device.last_seen_key)
+KEY_NAMES = {"name": ("name_key", "id"), "status": ("status", "name_key", "id"), "last_seen": ("last_seen_key", "id")}
 
 
-def filtered(viewer: Viewer, state: ListState, columns=LIST_COLUMNS) -> Select:
-    """The devices of this state's filters and search that the viewer may see, with their site's name."""
+def _filtered(viewer: Viewer, state: ListState, columns) -> Select:
+    """The list's columns and its site's name, with the filters (not search, not visibility)."""
     stmt = (select(*columns, Site.name.label("site_name"))
             .join(Site, and_(Site.tenant_id == Device.tenant_id, Site.id == Device.site_id))
-            .where(Device.tenant_id == viewer.tenant_id, viewer.may_see(Device.site_id)))
+            .where(Device.tenant_id == viewer.tenant_id))
     if state.site:
         stmt = stmt.where(Device.site_id == state.site)
     if state.type:
         stmt = stmt.where(Device.type == state.type)
     if state.status:
         stmt = stmt.where(Device.status == state.status)
-    if state.q:
-        term = state.q.lower()
-        stmt = stmt.where(or_(prefix_range(Device.name_key, term), prefix_range(Device.serial_key, term)))
     return stmt
 
 
-def ordered(stmt: Select, state: ListState, position: tuple | None) -> Select:
+def _ordered(stmt: Select, state: ListState, position: tuple | None, limit: int) -> Select:
+    """Keyset: the rows after `position` in list order, at most `limit`."""
     columns = _sort_columns(state.sort)
     descending = state.direction == "desc"
     if position is not None:
         key = tuple_(*columns)
         stmt = stmt.where(key < tuple_(*position) if descending else key > tuple_(*position))
-    return stmt.order_by(*(c.desc() if descending else c.asc() for c in columns))
+    return stmt.order_by(*(c.desc() if descending else c.asc() for c in columns)).limit(limit)
+
+
+def _merged(branches, state: ListState, limit: int) -> Select:
+    """The first `limit` rows, in list order, of branches that are each already ordered and limited."""
+    rows = (branches[0] if len(branches) == 1 else union_all(*branches)).subquery("branch")
+    keys = [rows.c[name] for name in KEY_NAMES[state.sort]]
+    return (select(*rows.c).order_by(*(k.desc() if state.direction == "desc" else k.asc() for k in keys))
+            .limit(limit))
+
+
+def list_statement(viewer: Viewer, state: ListState, columns=LIST_COLUMNS, position: tuple | None = None,
+                   limit: int = PAGE_SIZE + 1) -> Select:
+    """One statement for a page of the list, shaped so that every part is an index range
+    scan in list order that stops after `limit` rows, whatever the tenant's size:
+
+    - search: the name-prefix matches and the serial-prefix matches (that are not name
+      matches) are two branches, merged. As one OR, the planner would walk the name index
+      filtering, through every row before a prefix that sorts late;
+    - members and viewers: one branch per site they are assigned to (LATERAL), each on the
+      (tenant_id, site_id, ...) index, merged, rather than the whole tenant filtered by site.
+    """
+    if not viewer.sees_all:
+        sites = viewer.assigned_site_ids()
+        if state.site:
+            sites = sites.where(SiteAssignment.site_id == state.site)
+        sites = sites.subquery("visible")
+        per_site = _filtered(viewer, state, columns).where(Device.site_id == sites.c.site_id)
+        if state.q:
+            term = state.q.lower()
+            per_site = per_site.where(or_(prefix_range(Device.name_key, term), prefix_range(Device.serial_key, term)))
+        first = _ordered(per_site, state, position, limit).lateral("site_rows")
+        return _merged([select(*first.c).select_from(sites).join(first, true())], state, limit)
+    stmt = _filtered(viewer, state, columns)
+    if not state.q:
+        return _ordered(stmt, state, position, limit)
+    term = state.q.lower()
+    by_name = _ordered(stmt.where(prefix_range(Device.name_key, term)), state, position, limit)
+    by_serial = _ordered(stmt.where(prefix_range(Device.serial_key, term), not_(prefix_range(Device.name_key, term))),
+                         state, position, limit)
+    return _merged([by_name, by_serial], state, limit)
 
 
 def page_statement(viewer: Viewer, state: ListState, page_size: int = PAGE_SIZE) -> Select:
     position = _decode(state.after, state.sort) if state.after else None
-    return ordered(filtered(viewer, state), state, position).limit(page_size + 1)
+    return list_statement(viewer, state, LIST_COLUMNS, position, page_size + 1)
 
 
 def cursor_of(row, sort: str) -> str:
@@ -182,16 +221,14 @@ def device_page(viewer: Viewer, state: ListState, page_size: int = PAGE_SIZE) ->
 
 def iter_devices(viewer: Viewer, state: ListState, columns, batch: int = 1000):
     """Every device of a filter, batch by batch (keyset), for exports: memory stays flat."""
-    state = replace(state, after="")
     position = None
     while True:
-        rows = db.session.execute(ordered(filtered(viewer, state, columns), state, position).limit(batch)).all()
+        rows = db.session.execute(list_statement(viewer, state, columns, position, batch)).all()
         yield from rows
         if len(rows) < batch:
             return
         last = rows[-1]
-        position = {"status": (last.status, last.name_key, last.id), "last_seen": (last.last_seen_key, last.id)}.get(
-            state.sort, (last.name_key, last.id))
+        position = tuple(getattr(last, name) for name in KEY_NAMES[state.sort])
 
 
 def get_device(viewer: Viewer, device_id: UUID, *, for_update: bool = False) -> Device | None:
