@@ -27,8 +27,12 @@ def enter_tenant(slug: str, user_id: UUID) -> tuple[Tenant | None, Membership | 
     `membership_self_read` policy (app.user_id, set when the user was loaded)."""
     usable = and_(Membership.id.is_not(None), Tenant.status.in_([TenantStatus.ACTIVE, TenantStatus.PENDING]))
     scope = func.set_config("app.tenant_id", case((usable, cast(Tenant.id, String)), else_=""), True)
+    # Tenants differ in size by orders of magnitude: a generic plan (chosen for a statement
+    # psycopg has prepared) assumes an average tenant and can be 50x slower for a big one.
+    # Plan each statement of the transaction for its own tenant and values.
+    custom_plans = func.set_config("plan_cache_mode", "force_custom_plan", True)
     row = db.session.execute(
-        select(Tenant, Membership, scope)
+        select(Tenant, Membership, scope, custom_plans)
         .outerjoin(Membership, and_(Membership.tenant_id == Tenant.id, Membership.user_id == user_id,
                                     Membership.status == MembershipStatus.ACTIVE))
         .where(Tenant.slug == slug)).first()
