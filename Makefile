@@ -27,5 +27,10 @@ seed: $(STAMP)
 check: $(STAMP)
 	PORTAL_ENV=$${PORTAL_ENV:-development} $(BIN)/flask --app wsgi db check
 
+# Device-list benchmark (not part of `make test`): generates 1,000 tenants and 1,000,000 devices
+# once under instance/pgbench (or on BENCH_DATABASE_URL), then measures; see docs/performance.md.
+bench: $(STAMP)
+	$(BIN)/python -m bench.devices $(BENCH_ARGS)
+
 clean-db:
 	rm -rf instance/pgdata instance/pgtest instance/run

@@ -1,0 +1,1 @@
+"""Benchmarks: separate commands, not part of `make test` (see bench/devices.py)."""
