@@ -206,8 +206,9 @@ class Bench:
         from portal.sites.visibility import Viewer
         state = ListState.from_args(args)
         viewer = Viewer(self.world["tenant_id"], self.world["users"][role]["id"], role == "owner")
-        compiled = page_statement(viewer, state).compile(dialect=self.engine.dialect)
-        return state, str(compiled), compiled.params
+        statement, values = page_statement(viewer, state)
+        compiled = statement.compile(dialect=self.engine.dialect)
+        return state, str(compiled), compiled.construct_params(values)
 
     def cursor_for_page(self, role: str, args: dict, page: int) -> str:
         """The `after` of page `page`, found by walking the keyset pages from the first."""

@@ -450,3 +450,10 @@ def test_move_and_decommission_a_device(app, org):
     [d] = rows(app, t["id"], Device, Device.id == device)
     assert (d.site_id, d.status) == (t["sites"][1], DeviceStatus.DECOMMISSIONED)
     assert [a.action for a in audits(app, t["id"], "device.")] == ["device.move", "device.decommission"]
+
+
+def test_prefix_bounds_cover_exactly_the_prefix():
+    from portal.devices.queries import prefix_bounds
+    assert prefix_bounds("ab") == ("ab", "ac")
+    assert prefix_bounds("a\ud7ff") == ("a\ud7ff", "a\ue000")  # no surrogates in UTF-8
+    assert prefix_bounds("a\U0010ffff") == ("a\U0010ffff", None)  # no upper bound

@@ -12,16 +12,17 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from datetime import datetime
 from uuid import UUID
 
 from flask import abort
-from sqlalchemy import Select, and_, func, not_, or_, select, true, tuple_, union_all
+from sqlalchemy import Select, and_, bindparam, func, not_, or_, select, true, tuple_, union_all
 
 from ..audit.models import AuditLog
 from ..extensions import db
 from ..sites.models import Site, SiteAssignment
-from ..sites.visibility import Viewer
+from ..sites.visibility import Viewer, assigned_site_ids
 from .models import Device, DeviceStatus, DeviceType
 
 PAGE_SIZE = 50
@@ -114,15 +115,14 @@ def _decode(cursor: str, sort: str) -> tuple | None:
         return None
 
 
-def prefix_range(column, prefix: str):
-    """`column` starts with `prefix`, as a range an index can scan: [prefix, prefix with its
-    last character incremented). Byte order in the "C" collation is code point order."""
+def prefix_bounds(prefix: str) -> tuple[str, str | None]:
+    """[low, high) of the strings starting with `prefix`: the prefix, and the prefix with its
+    last character incremented (None: no upper bound). In the "C" collation byte order is
+    code point order, so this range is exactly the prefix's and an index can scan it."""
     last = ord(prefix[-1]) + 1
     if 0xD800 <= last <= 0xDFFF:  # no surrogates in UTF-8: skip to the next valid code point
         last = 0xE000
-    if last > 0x10FFFF:
-        return column >= prefix
-    return and_(column >= prefix, column < prefix[:-1] + chr(last))
+    return prefix, (prefix[:-1] + chr(last) if last <= 0x10FFFF else None)
 
 
 LIST_COLUMNS = (Device.id, Device.name, Device.type, Device.serial_number, Device.status, Device.site_id,
@@ -130,42 +130,67 @@ LIST_COLUMNS = (Device.id, Device.name, Device.type, Device.serial_number, Devic
 KEY_NAMES = {"name": ("name_key", "id"), "status": ("status", "name_key", "id"), "last_seen": ("last_seen_key", "id")}
 
 
-def _filtered(viewer: Viewer, state: ListState, columns) -> Select:
+@dataclass(frozen=True)
+class Shape:
+    """What decides the SQL text of a list statement; the values are bound at execution.
+    Statements are built once per shape (building the search one costs more than running it)."""
+    sees_all: bool
+    sort: str
+    descending: bool
+    site: bool
+    type: bool
+    status: bool
+    search: bool
+    bounded: bool
+    positioned: bool
+    limit: int
+    columns: tuple[str, ...]  # Device attribute names
+
+
+def _param(name: str, column):
+    return bindparam(name, type_=column.type)
+
+
+def _prefix(column, shape: Shape):
+    low = column >= _param("low", column)
+    return and_(low, column < _param("high", column)) if shape.bounded else low
+
+
+def _filtered(shape: Shape) -> Select:
     """The list's columns and its site's name, with the filters (not search, not visibility)."""
-    stmt = (select(*columns, Site.name.label("site_name"))
+    stmt = (select(*(getattr(Device, name) for name in shape.columns), Site.name.label("site_name"))
             .join(Site, and_(Site.tenant_id == Device.tenant_id, Site.id == Device.site_id))
-            .where(Device.tenant_id == viewer.tenant_id))
-    if state.site:
-        stmt = stmt.where(Device.site_id == state.site)
-    if state.type:
-        stmt = stmt.where(Device.type == state.type)
-    if state.status:
-        stmt = stmt.where(Device.status == state.status)
+            .where(Device.tenant_id == _param("tenant_id", Device.tenant_id)))
+    if shape.site:
+        stmt = stmt.where(Device.site_id == _param("site", Device.site_id))
+    if shape.type:
+        stmt = stmt.where(Device.type == _param("type", Device.type))
+    if shape.status:
+        stmt = stmt.where(Device.status == _param("status", Device.status))
     return stmt
 
 
-def _ordered(stmt: Select, state: ListState, position: tuple | None, limit: int) -> Select:
-    """Keyset: the rows after `position` in list order, at most `limit`."""
-    columns = _sort_columns(state.sort)
-    descending = state.direction == "desc"
-    if position is not None:
+def _ordered(stmt: Select, shape: Shape) -> Select:
+    """Keyset: the rows after the position (p0, p1, ...) in list order, at most `limit`."""
+    columns = _sort_columns(shape.sort)
+    if shape.positioned:
         key = tuple_(*columns)
-        stmt = stmt.where(key < tuple_(*position) if descending else key > tuple_(*position))
-    return stmt.order_by(*(c.desc() if descending else c.asc() for c in columns)).limit(limit)
+        position = tuple_(*(_param(f"p{i}", c) for i, c in enumerate(columns)))
+        stmt = stmt.where(key < position if shape.descending else key > position)
+    return stmt.order_by(*(c.desc() if shape.descending else c.asc() for c in columns)).limit(shape.limit)
 
 
-def _merged(branches, state: ListState, limit: int) -> Select:
+def _merged(branches, shape: Shape) -> Select:
     """The first `limit` rows, in list order, of branches that are each already ordered and limited."""
     rows = (branches[0] if len(branches) == 1 else union_all(*branches)).subquery("branch")
-    keys = [rows.c[name] for name in KEY_NAMES[state.sort]]
-    return (select(*rows.c).order_by(*(k.desc() if state.direction == "desc" else k.asc() for k in keys))
-            .limit(limit))
+    keys = [rows.c[name] for name in KEY_NAMES[shape.sort]]
+    return select(*rows.c).order_by(*(k.desc() if shape.descending else k.asc() for k in keys)).limit(shape.limit)
 
 
-def list_statement(viewer: Viewer, state: ListState, columns=LIST_COLUMNS, position: tuple | None = None,
-                   limit: int = PAGE_SIZE + 1) -> Select:
-    """One statement for a page of the list, shaped so that every part is an index range
-    scan in list order that stops after `limit` rows, whatever the tenant's size:
+@lru_cache(maxsize=512)
+def _statement(shape: Shape) -> Select:
+    """A list statement shaped so that every part is an index range scan in list order that
+    stops after `limit` rows, whatever the tenant's size:
 
     - search: the name-prefix matches and the serial-prefix matches (that are not name
       matches) are two branches, merged. As one OR, the planner would walk the name index
@@ -173,28 +198,40 @@ def list_statement(viewer: Viewer, state: ListState, columns=LIST_COLUMNS, posit
     - members and viewers: one branch per site they are assigned to (LATERAL), each on the
       (tenant_id, site_id, ...) index, merged, rather than the whole tenant filtered by site.
     """
-    if not viewer.sees_all:
-        sites = viewer.assigned_site_ids()
-        if state.site:
-            sites = sites.where(SiteAssignment.site_id == state.site)
+    if not shape.sees_all:
+        sites = assigned_site_ids(_param("tenant_id", SiteAssignment.tenant_id),
+                                  _param("user_id", SiteAssignment.user_id))
+        if shape.site:
+            sites = sites.where(SiteAssignment.site_id == _param("site", SiteAssignment.site_id))
         sites = sites.subquery("visible")
-        per_site = _filtered(viewer, state, columns).where(Device.site_id == sites.c.site_id)
-        if state.q:
-            term = state.q.lower()
-            per_site = per_site.where(or_(prefix_range(Device.name_key, term), prefix_range(Device.serial_key, term)))
-        first = _ordered(per_site, state, position, limit).lateral("site_rows")
-        return _merged([select(*first.c).select_from(sites).join(first, true())], state, limit)
-    stmt = _filtered(viewer, state, columns)
-    if not state.q:
-        return _ordered(stmt, state, position, limit)
-    term = state.q.lower()
-    by_name = _ordered(stmt.where(prefix_range(Device.name_key, term)), state, position, limit)
-    by_serial = _ordered(stmt.where(prefix_range(Device.serial_key, term), not_(prefix_range(Device.name_key, term))),
-                         state, position, limit)
-    return _merged([by_name, by_serial], state, limit)
+        per_site = _filtered(replace(shape, site=False)).where(Device.site_id == sites.c.site_id)
+        if shape.search:
+            per_site = per_site.where(or_(_prefix(Device.name_key, shape), _prefix(Device.serial_key, shape)))
+        first = _ordered(per_site, shape).lateral("site_rows")
+        return _merged([select(*first.c).select_from(sites).join(first, true())], shape)
+    stmt = _filtered(shape)
+    if not shape.search:
+        return _ordered(stmt, shape)
+    by_name = _ordered(stmt.where(_prefix(Device.name_key, shape)), shape)
+    by_serial = _ordered(stmt.where(_prefix(Device.serial_key, shape), not_(_prefix(Device.name_key, shape))), shape)
+    return _merged([by_name, by_serial], shape)
 
 
-def page_statement(viewer: Viewer, state: ListState, page_size: int = PAGE_SIZE) -> Select:
+def list_statement(viewer: Viewer, state: ListState, columns=LIST_COLUMNS, position: tuple | None = None,
+                   limit: int = PAGE_SIZE + 1) -> tuple[Select, dict]:
+    """One statement (and its values) for the rows of the list after `position`."""
+    low, high = prefix_bounds(state.q.lower()) if state.q else ("", None)
+    shape = Shape(viewer.sees_all, state.sort, state.direction == "desc", bool(state.site), bool(state.type),
+                  bool(state.status), bool(state.q), high is not None, position is not None, limit,
+                  tuple(c.key for c in columns))
+    values = {"tenant_id": viewer.tenant_id, "user_id": None if viewer.sees_all else viewer.user_id,
+              "site": state.site, "type": state.type, "status": state.status,
+              "low": low or None, "high": high}
+    values.update({f"p{i}": v for i, v in enumerate(position or ())})
+    return _statement(shape), {k: v for k, v in values.items() if v is not None}
+
+
+def page_statement(viewer: Viewer, state: ListState, page_size: int = PAGE_SIZE) -> tuple[Select, dict]:
     position = _decode(state.after, state.sort) if state.after else None
     return list_statement(viewer, state, LIST_COLUMNS, position, page_size + 1)
 
@@ -215,7 +252,7 @@ def page_from_rows(rows: list, state: ListState, page_size: int = PAGE_SIZE) -> 
 
 def device_page(viewer: Viewer, state: ListState, page_size: int = PAGE_SIZE) -> Page:
     """One page of the list: one statement, whatever the page size or depth."""
-    rows = db.session.execute(page_statement(viewer, state, page_size)).all()
+    rows = db.session.execute(*page_statement(viewer, state, page_size)).all()
     return page_from_rows(rows, state, page_size)
 
 
@@ -223,7 +260,7 @@ def iter_devices(viewer: Viewer, state: ListState, columns, batch: int = 1000):
     """Every device of a filter, batch by batch (keyset), for exports: memory stays flat."""
     position = None
     while True:
-        rows = db.session.execute(list_statement(viewer, state, columns, position, batch)).all()
+        rows = db.session.execute(*list_statement(viewer, state, columns, position, batch)).all()
         yield from rows
         if len(rows) < batch:
             return

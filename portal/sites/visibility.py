@@ -26,8 +26,7 @@ class Viewer:
         return cls(g.tenant.id, g.membership.user_id, can(Permission.SITES_SEE_ALL))
 
     def assigned_site_ids(self) -> Select:
-        return select(SiteAssignment.site_id).where(SiteAssignment.tenant_id == self.tenant_id,
-                                                    SiteAssignment.user_id == self.user_id)
+        return assigned_site_ids(self.tenant_id, self.user_id)
 
     def may_see(self, site_id_column) -> ColumnElement[bool]:
         """A condition keeping only rows whose site (`site_id_column`) this viewer may see.
@@ -35,3 +34,9 @@ class Viewer:
         if self.sees_all:
             return true()
         return site_id_column.in_(self.assigned_site_ids())
+
+
+def assigned_site_ids(tenant_id, user_id) -> Select:
+    """The ids of the sites a user is assigned to (values or bound parameters)."""
+    return select(SiteAssignment.site_id).where(SiteAssignment.tenant_id == tenant_id,
+                                                SiteAssignment.user_id == user_id)
