@@ -252,7 +252,8 @@ def page_from_rows(rows: list, state: ListState, page_size: int = PAGE_SIZE) -> 
 
 def device_page(viewer: Viewer, state: ListState, page_size: int = PAGE_SIZE) -> Page:
     """One page of the list: one statement, whatever the page size or depth."""
-    rows = db.session.execute(*page_statement(viewer, state, page_size)).all()
+    # Plain rows, no ORM entities: the Core connection skips the ORM's execution layer.
+    rows = db.session.connection().execute(*page_statement(viewer, state, page_size)).all()
     return page_from_rows(rows, state, page_size)
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 from uuid import UUID
 
 from sqlalchemy import String, and_, case, cast, func, select
+from sqlalchemy.orm import lazyload
 
 from ..database.context import adopt
 from ..extensions import db
@@ -35,7 +36,9 @@ def enter_tenant(slug: str, user_id: UUID) -> tuple[Tenant | None, Membership | 
         select(Tenant, Membership, scope, custom_plans)
         .outerjoin(Membership, and_(Membership.tenant_id == Tenant.id, Membership.user_id == user_id,
                                     Membership.status == MembershipStatus.ACTIVE))
-        .where(Tenant.slug == slug)).first()
+        .where(Tenant.slug == slug)
+        # The member is current_user: loading their user row again with the membership only costs.
+        .options(lazyload(Membership.user))).first()
     if row is None or row[1] is None or not row[0].is_usable:
         return None, None
     adopt(tenant_id=row[0].id)
