@@ -276,6 +276,43 @@ class Bench:
             plan = cur.execute("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + sql, params).fetchall()
         return "\n".join(r[0] for r in plan)
 
+    def breakdown(self, role: str, url: str, runs: int = 300) -> dict[str, float]:
+        """Median time of each phase of a portal request (functions wrapped for the measurement)."""
+        import functools
+        from sqlalchemy.orm import Session
+        from portal import tenancy
+        from portal.devices import views
+        phases: dict[str, list[float]] = {}
+
+        def timed(label, func):
+            @functools.wraps(func)
+            def wrapper(*a, **k):
+                started = time.perf_counter()
+                try:
+                    return func(*a, **k)
+                finally:
+                    phases.setdefault(label, []).append((time.perf_counter() - started) * 1000)
+            return wrapper
+
+        loader = self.app.login_manager._user_callback
+        patches = [(tenancy, "enter_tenant", "tenant + membership (1 statement)"),
+                   (views.queries, "device_page", "device page query (1 statement)"),
+                   (views, "render_template", "template"), (Session, "commit", "commit")]
+        originals = [(obj, attr, getattr(obj, attr)) for obj, attr, _ in patches]
+        try:
+            self.app.login_manager._user_callback = timed("session + user (2 statements)", loader)
+            for obj, attr, label in patches:
+                setattr(obj, attr, timed(label, getattr(obj, attr)))
+            server = [self.portal_once(role, url) for _ in range(runs)]
+        finally:
+            self.app.login_manager._user_callback = loader
+            for obj, attr, func in originals:
+                setattr(obj, attr, func)
+        result = {label: statistics.median(values) for label, values in phases.items()}
+        result["everything else (Flask, CSRF, limiter, hooks)"] = statistics.median(server) - sum(result.values())
+        result["server time"] = statistics.median(server)
+        return result
+
     def measure(self, name: str, role: str, args: dict) -> dict:
         from urllib.parse import urlencode
         url = f"/t/{self.slug}/devices/" + ("?" + urlencode(args) if args else "")
@@ -374,6 +411,9 @@ def report(results: list[dict], world: dict, info: dict) -> str:
         lines.append(f"| {r['scenario']} ({r['role']}) | {r['portal_p50']:.2f} ms | {r['portal_p95']:.2f} ms | "
                      f"{r['direct_p50']:.2f} ms | {r['direct_p95']:.2f} ms | {r['ratio_p50']:.2f}, {r['ratio_p95']:.2f} "
                      f"| {r['statements']} |")
+    lines += ["", "Where a portal request's time goes (page 1, owner, medians of each phase):", "",
+              "| Phase | ms |", "|---|---:|"]
+    lines += [f"| {k} | {v:.2f} |" for k, v in results[0].get("breakdown", {}).items()]
     lines += ["", "Statements of one portal request (page 1):", ""]
     lines += [f"{i}. `{s}`" for i, s in enumerate(results[0]["statement_list"], 1)]
     for r in results:
@@ -401,6 +441,10 @@ def main(argv=None) -> int:
         result = bench.measure(name, role, params)
         result["runs"] = args.runs
         results.append(result)
+    parts = bench.breakdown("owner", results[0]["url"], args.runs)
+    log("Where a portal request's time goes (page 1, medians): " +
+        "; ".join(f"{k} {v:.2f} ms" for k, v in parts.items()))
+    results[0]["breakdown"] = parts
     info = machine()
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "results.json").write_text(json.dumps({"machine": info, "world": {k: str(v) if k == "tenant_id" else v
