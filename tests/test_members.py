@@ -208,3 +208,19 @@ def test_last_active_is_recorded(app, org):
         seen = db.session.scalar(sa.select(Membership.last_active_at).where(
             Membership.tenant_id == t["id"], Membership.user_id == users["viewer"].id))
     assert seen is not None
+
+
+def test_assign_sites_from_the_member_row(app, org):
+    t, users = org["tenant"], org["users"]
+    owner, viewer = app.test_client(), app.test_client()
+    login(owner, users["owner"].email)
+    login(viewer, users["viewer"].email)
+    page = owner.get(f"/t/{t['slug']}/members/").get_data(as_text=True)
+    assert f'id="member-sites-{users["member"].id}"' in page and 'aria-checked="false"' in page
+    site_id = t["sites"][0]
+    r = owner.post(f"/t/{t['slug']}/sites/{site_id}/assignments", headers={"HX-Request": "true"},
+                   data={"user_id": users["member"].id, "fragment": "member", "next": f"/t/{t['slug']}/members/",
+                         "csrf_token": csrf_token(owner)})
+    assert r.status_code == 200 and 'aria-checked="true"' in r.get_data(as_text=True)
+    listing = viewer.get(f"/t/{t['slug']}/members/").get_data(as_text=True)
+    assert f"Site 0 {t['slug']}" in listing and "member-sites-" not in listing  # read-only names

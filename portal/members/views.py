@@ -5,11 +5,10 @@ from uuid import UUID
 
 from flask import abort, flash, g, redirect, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy import select
 
 from ..extensions import db, htmx
 from ..rules import RuleViolation
-from ..sites.models import Site, SiteAssignment
+from ..sites.queries import site_access
 from ..tenancy import requires, tenant_blueprint
 from ..tenancy.permissions import Permission
 from . import services
@@ -19,26 +18,13 @@ from .models import MembershipRole, MembershipStatus
 bp = tenant_blueprint("members", __name__, "/members")
 
 
-def _sites_by_user(user_ids) -> dict:
-    rows = db.session.execute(
-        select(SiteAssignment.user_id, Site.name)
-        .join(Site, (Site.tenant_id == SiteAssignment.tenant_id) & (Site.id == SiteAssignment.site_id))
-        .where(SiteAssignment.tenant_id == g.tenant.id, SiteAssignment.user_id.in_(list(user_ids)))
-        .order_by(Site.name)).all()
-    found: dict = {}
-    for user_id, name in rows:
-        found.setdefault(user_id, []).append(name)
-    return found
-
-
 def _target_or_404(user_id: UUID):
     return services.get_membership(g.tenant, user_id) or abort(404)
 
 
 def _row(membership, error: str | None = None, status: int = 200):
     return render_template("members/_member_row.html", m=membership, error=error,
-                           sites=_sites_by_user([membership.user_id]).get(membership.user_id, []),
-                           owners=services.active_owner_count(g.tenant)), status
+                           site_access=site_access(g.tenant.id, [membership.user_id])), status
 
 
 @bp.get("/")
@@ -47,8 +33,7 @@ def index():
     query = request.args.get("q", "").strip()[:100]
     members, next_after = services.list_members(g.tenant, query, request.args.get("after", ""))
     context = {"members": members, "q": query, "next_after": next_after,
-               "sites": _sites_by_user(m.user_id for m in members),
-               "owners": services.active_owner_count(g.tenant)}
+               "site_access": site_access(g.tenant.id, [m.user_id for m in members])}
     if htmx and htmx.target == "member-table":
         return render_template("members/_member_table.html", **context)
     return render_template("members/index.html", **context)
