@@ -3,19 +3,15 @@ from __future__ import annotations
 
 from flask import Flask
 
-from ..database.context import set_context
-from ..extensions import db, login_manager
+from ..extensions import login_manager
 from .models import User
 
 
 @login_manager.user_loader
 def _load_user(user_id: str) -> User | None:
     from ..security import sessions
-    user = sessions.load(user_id)
-    if user is not None:
-        # Lets RLS show the user their own memberships (the tenant switcher).
-        set_context(db.session, user_id=user.id)
-    return user
+    # Also sets app.user_id, which lets RLS show the user their own memberships (the switcher).
+    return sessions.load(user_id)
 
 
 def init_app(app: Flask) -> None:

@@ -47,10 +47,12 @@ def set_context(session, *, tenant_id=_UNSET, user_id=_UNSET, token_hash=_UNSET,
         session.connection().exec_driver_sql(_SET, _current())
 
 
-def adopt(*, tenant_id) -> None:
-    """Record a tenant that the current statement has already set with set_config (see
-    tenancy.queries.enter_tenant), so later transactions of the app context get it too."""
-    g.db_tenant_id = str(tenant_id) if tenant_id else ""
+def adopt(*, tenant_id=_UNSET, user_id=_UNSET) -> None:
+    """Record values that the current statement has already set with set_config (see
+    tenancy.queries.enter_tenant, security.sessions.load), so later transactions get them too."""
+    for attr, value in (("db_tenant_id", tenant_id), ("db_user_id", user_id)):
+        if value is not _UNSET:
+            setattr(g, attr, str(value) if value else "")
 
 
 class tenant_scope:

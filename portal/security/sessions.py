@@ -11,6 +11,7 @@ from flask import current_app, g, request, session
 from sqlalchemy import func, select, update
 
 from ..accounts.models import User
+from ..database.context import adopt
 from ..extensions import db
 from .models import UserSession
 
@@ -64,15 +65,19 @@ def load(user_id: str) -> User | None:
     except ValueError:
         return None
     idle, _ = limits()
+    # The same statement sets app.user_id for the transaction (one round trip less per request);
+    # it only runs for a row that matched, i.e. a valid session.
     row = db.session.execute(
-        select(User, UserSession).join(UserSession, UserSession.user_id == User.id)
+        select(User, UserSession, func.set_config("app.user_id", str(uid), True))
+        .join(UserSession, UserSession.user_id == User.id)
         .where(UserSession.token_hash == _hash(token), User.id == uid, User.is_active.is_(True),
                UserSession.revoked_at.is_(None), UserSession.expires_at > func.now(),
                UserSession.last_seen_at > func.now() - idle)).first()
     if row is None:
         session.clear()  # expired or revoked: the browser starts over
         return None
-    user, record = row
+    user, record, _ = row
+    adopt(user_id=user.id)
     g.session_record = record
     g.session_idle = now() - record.last_seen_at  # before touching: tenant policies may be stricter
     if now() - record.last_seen_at > TOUCH_EVERY:
