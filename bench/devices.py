@@ -300,7 +300,7 @@ class Bench:
                    (views, "render_template", "template"), (Session, "commit", "commit")]
         originals = [(obj, attr, getattr(obj, attr)) for obj, attr, _ in patches]
         try:
-            self.app.login_manager._user_callback = timed("session + user (2 statements)", loader)
+            self.app.login_manager._user_callback = timed("session + user + RLS user (1 statement)", loader)
             for obj, attr, label in patches:
                 setattr(obj, attr, timed(label, getattr(obj, attr)))
             server = [self.portal_once(role, url) for _ in range(runs)]

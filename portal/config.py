@@ -88,6 +88,8 @@ def load(overrides: dict | None = None) -> dict:
         "SESSION_COOKIE_SECURE": _bool(env.get("SESSION_COOKIE_SECURE"), production),
         "WTF_CSRF_TIME_LIMIT": None,  # tied to the session instead of a clock
         "SQLALCHEMY_RECORD_QUERIES": False,
+        # Any larger request body is refused (413) before a form or CSRF check parses it.
+        "MAX_CONTENT_LENGTH": int(env.get("MAX_CONTENT_LENGTH") or 8 * 1024 * 1024),
     }
     cfg.update(overrides)
     # The __Host- prefix pins the cookie to this host and path, and browsers demand Secure for it.

@@ -185,3 +185,9 @@ def test_security_headers_and_request_id(client):
     assert re.fullmatch(r"[0-9a-f]{16}", response.headers["X-Request-ID"])
     cookie = response.headers.get("Set-Cookie", "")
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+
+def test_oversized_request_bodies_are_refused(db_urls, app):
+    small = make_app(db_urls, MAX_CONTENT_LENGTH=1024)
+    response = small.test_client().post("/login", data={"email": "x" * 4096, "password": "y"})
+    assert response.status_code == 413 and "Too large" in response.get_data(as_text=True)

@@ -217,6 +217,7 @@ def accept(found: Found, user: User) -> Membership:
         .on_conflict_do_nothing(index_elements=["tenant_id", "user_id"]).returning(Membership.id)).scalar()
     if inserted is None:
         raise RuleViolation(f"You are already a member of {tenant.name}.")
+    live_sites = []
     if invitation.site_ids:
         live_sites = db.session.scalars(select(Site.id).where(
             Site.tenant_id == tenant.id, Site.id.in_(invitation.site_ids), Site.archived_at.is_(None))).all()
@@ -225,7 +226,8 @@ def accept(found: Found, user: User) -> Membership:
                                           assigned_by=invitation.invited_by))
     user.last_tenant_id = tenant.id
     audit.record(tenant.id, user.id, "invitation.accept", "invitation", invitation.id,
-                 after={"email": invitation.email, "role": invitation.role.value})
+                 after={"email": invitation.email, "role": invitation.role.value,
+                        "sites": [str(s) for s in live_sites]})
     db.session.flush()  # surface constraint errors here, inside the service
     db.session.expire(invitation)
     return db.session.scalar(select(Membership).where(Membership.tenant_id == tenant.id,
