@@ -9,7 +9,7 @@ from .mail import deliver_after_response
 
 def commit_or_rollback(response):
     """Commit once, at the edge, when the request succeeded; anything else rolls back."""
-    if response.status_code < 400 and not g.get("rollback_only"):
+    if response.status_code < 400:
         db.session.commit()
         response = deliver_after_response(current_app._get_current_object(), response)
     else:
