@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import click
 from flask import Flask, current_app
+from flask.cli import AppGroup
 
 from .extensions import db
 
@@ -17,3 +18,30 @@ def init_app(app: Flask) -> None:
         created = load_sample(current_app.config["SEED_PASSWORD"])
         db.session.commit()
         click.echo("Sample data loaded." if created else "Sample data already present; nothing to do.")
+
+    users = AppGroup("users", help="Accounts.")
+
+    @users.command("disable")
+    @click.argument("email")
+    def disable(email: str):
+        """Disable an account: it cannot sign in and all its sessions end now."""
+        _set_active(email, False)
+
+    @users.command("enable")
+    @click.argument("email")
+    def enable(email: str):
+        """Allow a disabled account to sign in again."""
+        _set_active(email, True)
+
+    app.cli.add_command(users)
+
+
+def _set_active(email: str, active: bool) -> None:
+    from .accounts.services import find_user_by_email
+    from .security.services import set_active
+    user = find_user_by_email(email)
+    if user is None:
+        raise click.ClickException(f"No account for {email}.")
+    ended = set_active(user, active)
+    db.session.commit()
+    click.echo(f"{user.email} is {'enabled' if active else f'disabled; {ended} session(s) ended'}.")

@@ -203,9 +203,13 @@ def test_password_change_ends_other_sessions_and_needs_the_current_password(app,
 def test_disabling_a_user_ends_all_their_sessions(app, person):
     client = app.test_client()
     login(client, person.email)
-    sql(app, "UPDATE users SET is_active = false WHERE id = :i", i=person.id)
+    result = app.test_cli_runner().invoke(args=["users", "disable", person.email.upper()])
+    assert result.exit_code == 0 and "1 session(s) ended" in result.output
     assert client.get("/account/").status_code == 302
     assert attempt(app.test_client(), person.email, PASSWORD).status_code == 401
+    assert app.test_cli_runner().invoke(args=["users", "enable", person.email]).exit_code == 0
+    login(app.test_client(), person.email)
+    assert app.test_cli_runner().invoke(args=["users", "disable", "nobody@example.com"]).exit_code != 0
 
 
 def test_tenant_policy_caps_sessions_and_shortens_idle_time(app, member):

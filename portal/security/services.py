@@ -28,6 +28,12 @@ def set_password(user: User, new_password: str, *, keep_current_session: bool) -
     sessions.revoke_all(user.id, except_current=keep_current_session)
 
 
+def set_active(user: User, active: bool) -> int:
+    """Disable (ending every session at once) or re-enable an account; returns sessions ended."""
+    user.is_active = active
+    return 0 if active else sessions.revoke_all(user.id)
+
+
 def request_password_reset(email: str) -> None:
     """Email a reset link if the account exists; the caller answers the same either way."""
     user = find_user_by_email(email)
