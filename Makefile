@@ -13,7 +13,7 @@ $(STAMP): requirements.txt
 	rm -f $(VENV)/.installed-* && touch $@
 
 run: $(STAMP)
-	PORTAL_ENV=$${PORTAL_ENV:-development} $(BIN)/python -m portal.devserver
+	PORTAL_ENV=$${PORTAL_ENV:-development} exec $(BIN)/python -m portal.devserver
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -9,7 +9,8 @@ from flask import current_app
 from sqlalchemy import create_engine, pool
 
 config = context.config
-if config.config_file_name:
+if config.config_file_name and not logging.getLogger().handlers:
+    # Only when run on its own: inside the portal, the app's logging (one line per request) stays.
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 logger = logging.getLogger("alembic.env")
 

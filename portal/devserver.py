@@ -4,7 +4,10 @@ One process owns the embedded PostgreSQL, so Ctrl-C or SIGTERM stops both.
 """
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
+import sys
 
 from flask_migrate import upgrade
 
@@ -13,7 +16,17 @@ from .extensions import db
 from .seeding import load_sample
 
 
+def _stop_with_parent() -> None:
+    """`make run` is our parent: if make is sent SIGTERM, we get it too (Linux), and stop cleanly."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
+
+
 def main() -> None:
+    _stop_with_parent()
     os.environ.setdefault("PORTAL_ENV", "development")
     app = create_app()
     with app.app_context():
