@@ -12,6 +12,15 @@ log = logging.getLogger("portal.request")
 _VALID_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
 
+def _loggable_path() -> str:
+    """The path, with secrets masked: token links (/invitations/<token>, resets, email
+    confirmations) would otherwise put working credentials in the logs."""
+    rule = request.url_rule
+    if rule is not None and "token" in rule.arguments:
+        return rule.rule
+    return request.path
+
+
 def init_app(app: Flask) -> None:
     logging.basicConfig(level=app.config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("pgserver").setLevel(logging.WARNING)
@@ -32,5 +41,5 @@ def init_app(app: Flask) -> None:
         # would reload it in a second transaction after the response was made.
         tenant = g.get("tenant_slug") or "-" if g.get("tenant") is not None else "-"
         log.info("%s %s %s status=%s user=%s tenant=%s duration_ms=%.1f", g.get("request_id", "-"),
-                 request.method, request.path, response.status_code, user, tenant, elapsed)
+                 request.method, _loggable_path(), response.status_code, user, tenant, elapsed)
         return response

@@ -1,7 +1,7 @@
 """The request edge: one transaction per request, security headers, template helpers."""
 from __future__ import annotations
 
-from flask import Flask, current_app, g, request
+from flask import Flask, abort, current_app, g, request
 
 from .extensions import db
 from .mail import deliver_after_response
@@ -33,7 +33,18 @@ def security_headers(response):
     return response
 
 
+def refuse_nul_characters():
+    """PostgreSQL text cannot hold NUL: refuse it once, here, rather than as a 500 in some query."""
+    values = [request.path]
+    for multi in (request.args, request.form):
+        for _, items in multi.lists():
+            values += items
+    if any("\x00" in value for value in values):
+        abort(400, "The request contains a NUL character, which no field accepts.")
+
+
 def init_app(app: Flask) -> None:
+    app.before_request(refuse_nul_characters)
     app.after_request(commit_or_rollback)
     app.after_request(security_headers)
 

@@ -348,3 +348,37 @@ def test_dev_mailbox_shows_links_outside_production(db_urls, app, team):
     assert dev.test_client().get(link).status_code == 200
     prod = make_app(db_urls, PORTAL_ENV="production", BASE_URL=BASE)
     assert prod.test_client().get("/dev/mail/").status_code == 404
+
+
+def test_resending_an_old_expired_invitation_with_a_newer_one_pending_is_refused(mail_app, smtp, team):
+    t = team["tenant"]
+    owner = mail_app.test_client()
+    login(owner, team["owner"].email)
+    invite(owner, t["slug"], "again@example.com")
+    with mail_app.app_context(), tenant_scope(db.session, t["id"]):
+        db.session.execute(sa.update(Invitation).where(Invitation.tenant_id == t["id"],
+                                                       Invitation.email == "again@example.com")
+                           .values(created_at=sa.func.now() - timedelta(days=9),
+                                   expires_at=sa.func.now() - timedelta(days=1)))
+        db.session.commit()
+    assert invite(owner, t["slug"], "again@example.com").status_code == 303  # the old one flips to expired
+    old = [i for i in rows(mail_app, t["id"], Invitation, Invitation.email == "again@example.com")
+           if i.status == InvitationStatus.EXPIRED][0]
+    r = owner.post(f"/t/{t['slug']}/invitations/{old.id}/resend", data={"csrf_token": csrf_token(owner)})
+    assert r.status_code == 303
+    assert "has a newer pending invitation" in owner.get(r.headers["Location"]).get_data(as_text=True)
+
+
+def test_admin_cannot_resend_an_owner_invitation(mail_app, smtp, team):
+    t = team["tenant"]
+    owner, admin = mail_app.test_client(), mail_app.test_client()
+    login(owner, team["owner"].email)
+    login(admin, team["admin"].email)
+    invite(owner, t["slug"], "future-owner@example.com", role="owner")
+    [inv] = rows(mail_app, t["id"], Invitation, Invitation.email == "future-owner@example.com")
+    with mail_app.app_context(), tenant_scope(db.session, t["id"]):
+        db.session.execute(sa.update(Invitation).where(Invitation.tenant_id == t["id"], Invitation.id == inv.id)
+                           .values(last_sent_at=sa.func.now() - timedelta(hours=1)))
+        db.session.commit()
+    r = admin.post(f"/t/{t['slug']}/invitations/{inv.id}/resend", data={"csrf_token": csrf_token(admin)})
+    assert "Only an owner can invite another owner." in admin.get(r.headers["Location"]).get_data(as_text=True)

@@ -191,3 +191,28 @@ def test_oversized_request_bodies_are_refused(db_urls, app):
     small = make_app(db_urls, MAX_CONTENT_LENGTH=1024)
     response = small.test_client().post("/login", data={"email": "x" * 4096, "password": "y"})
     assert response.status_code == 413 and "Too large" in response.get_data(as_text=True)
+
+
+def test_nul_characters_are_refused_not_a_500(client):
+    assert client.post("/login", data={"email": "a\x00@example.com", "password": "x",
+                                       "csrf_token": csrf_token_anonymous(client)}).status_code == 400
+    login(client, "alice@acme.com", SEED_PASSWORD)
+    for url in ("/t/acme-corp/devices/?q=a%00b", "/t/acme-corp/members/?q=a%00", "/t/acme-corp/sites/?after=a%00",
+                "/t/a%00b/", "/admin/tenants?after=%00"):
+        response = client.get(url)
+        assert response.status_code in (400, 404), url
+        assert "NUL character" in response.get_data(as_text=True) or response.status_code == 404
+
+
+def csrf_token_anonymous(client) -> str:
+    return csrf_from(client.get("/login").get_data(as_text=True))
+
+
+def test_token_links_are_masked_in_the_request_log(client, caplog):
+    import logging
+    with caplog.at_level(logging.INFO, logger="portal.request"):
+        client.get("/password/reset/SECRET-RESET-TOKEN-123")
+        client.get("/invitations/SECRET-INVITE-TOKEN-456")
+    text = caplog.text
+    assert "SECRET-RESET-TOKEN" not in text and "SECRET-INVITE-TOKEN" not in text
+    assert "/password/reset/<token>" in text and "/invitations/<token>" in text

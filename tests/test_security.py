@@ -413,3 +413,18 @@ def test_per_address_limit_is_shared_across_processes_with_redis(db_urls, app):
     import redis
     # The counts live in Redis, not in a process: that is what another worker sees.
     assert list(redis.Redis(host="127.0.0.1", port=6379).scan_iter("*" + shared["RATELIMIT_KEY_PREFIX"] + "*"))
+
+
+def test_reentering_the_password_is_throttled(app, person):
+    client = app.test_client()
+    login(client, person.email)
+    page = client.get("/account/confirm").get_data(as_text=True)
+    for _ in range(10):
+        assert client.post("/account/confirm", data={"password": "guess-guess", "csrf_token": csrf_from(page)}
+                           ).status_code == 401
+    r = client.post("/account/confirm", data={"password": PASSWORD, "csrf_token": csrf_from(page)})
+    assert r.status_code == 429 and "Too many failed attempts" in r.get_data(as_text=True)
+    new = "another long passphrase"
+    r = client.post("/account/password", data={"current": PASSWORD, "password": new, "confirm": new,
+                                                "csrf_token": csrf_token(client)})
+    assert r.status_code == 429

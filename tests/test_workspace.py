@@ -3,6 +3,7 @@ the write paths and their audit rows."""
 from __future__ import annotations
 
 import re
+import secrets
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
@@ -457,3 +458,14 @@ def test_prefix_bounds_cover_exactly_the_prefix():
     assert prefix_bounds("ab") == ("ab", "ac")
     assert prefix_bounds("a\ud7ff") == ("a\ud7ff", "a\ue000")  # no surrogates in UTF-8
     assert prefix_bounds("a\U0010ffff") == ("a\U0010ffff", None)  # no upper bound
+
+
+@pytest.mark.parametrize("specs, message", [
+    ('{"a": NaN}', "NaN"), ('{"a": 1e400}', "too large"), ('{"a": "x\\u0000y"}', "NUL"),
+    ("[" * 5000 + "]" * 5000, "nested"), ('{"a":' * 30 + "1" + "}" * 30, "nested"),
+])
+def test_device_json_the_database_cannot_store_is_refused_not_a_500(app, org, specs, message):
+    owner, slug, t = org["c"]["owner"], org["slug"], org["t"]
+    r = owner.post(f"/t/{slug}/devices/new", data={"csrf_token": csrf_token(owner), **device_form(
+        t["sites"][0], serial_number=f"json-{secrets.token_hex(3)}", specs=specs)})
+    assert r.status_code == 422 and message in r.get_data(as_text=True)

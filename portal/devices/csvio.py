@@ -23,6 +23,7 @@ from ..extensions import db
 from ..sites.models import Site
 from ..sites.visibility import Viewer
 from ..tenants.models import Tenant
+from .jsondata import JsonValueError, parse_object
 from .models import Device, DeviceStatus, DeviceType
 from .queries import ListState, iter_devices
 from .services import snapshot
@@ -198,11 +199,9 @@ def _device(row: dict[str, str], sites: dict[str, Site], seen: dict[str, int], l
     meta = {}
     if (row.get("metadata") or "").strip():
         try:
-            meta = json.loads(row["metadata"])
-        except json.JSONDecodeError as exc:
-            return None, f"metadata is not valid JSON ({exc.msg} at character {exc.pos + 1})"
-        if not isinstance(meta, dict):
-            return None, "metadata must be a JSON object ({…})"
+            meta = parse_object(row["metadata"])
+        except JsonValueError as exc:
+            return None, f"metadata {exc}"
     return {"name": name, "type": kind, "serial_number": serial, "status": status, "site_id": site.id,
             "firmware_version": firmware, "last_seen_at": last_seen, "meta": meta}, ""
 

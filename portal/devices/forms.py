@@ -8,6 +8,7 @@ from flask_wtf.file import FileField, FileRequired
 from wtforms import BooleanField, DateTimeLocalField, SelectField, SelectMultipleField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
+from .jsondata import JsonValueError, parse_object
 from .models import DeviceStatus, DeviceType
 from .services import DeviceData
 
@@ -20,11 +21,10 @@ def _json_object(form, field):
     if not (field.data or "").strip():
         return
     try:
-        value = json.loads(field.data)
-    except json.JSONDecodeError as exc:
-        raise ValidationError(f"This is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).")
-    if not isinstance(value, dict):
-        raise ValidationError("Give a JSON object, e.g. {\"zones\": 12}.")
+        parse_object(field.data)
+    except JsonValueError as exc:
+        message = "Give a JSON object, e.g. {\"zones\": 12}." if str(exc).startswith("must be") else f"This {exc}."
+        raise ValidationError(message) from exc
 
 
 TYPE_CHOICES = [(t.value, t.value.title()) for t in DeviceType]
@@ -60,8 +60,8 @@ class DeviceForm(FlaskForm):
             site_id=UUID(self.site_id.data), status=DeviceStatus(self.status.data),
             firmware_version=self.firmware_version.data or None,
             last_seen_at=self.last_seen_at.data.replace(tzinfo=timezone.utc) if self.last_seen_at.data else None,
-            specs=json.loads(self.specs.data) if (self.specs.data or "").strip() else None,
-            configuration=json.loads(self.configuration.data) if (self.configuration.data or "").strip() else None)
+            specs=parse_object(self.specs.data) if (self.specs.data or "").strip() else None,
+            configuration=parse_object(self.configuration.data) if (self.configuration.data or "").strip() else None)
 
     @classmethod
     def for_device(cls, device, sites) -> DeviceForm:

@@ -106,6 +106,8 @@ def _decode(cursor: str, sort: str) -> tuple | None:
     """The position after which the next page starts; None (first page) for anything malformed."""
     try:
         plain = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if "\x00" in json.dumps(plain):  # PostgreSQL text cannot hold NUL: a forged cursor
+            return None
         if sort == "status":
             return DeviceStatus(plain[0]), str(plain[1]), UUID(plain[2])
         if sort == "last_seen":

@@ -133,6 +133,18 @@ def get_invitation(tenant: Tenant, invitation_id: UUID) -> Invitation | None:
 def resend(tenant: Tenant, actor: Membership, invitation: Invitation) -> Invitation:
     if invitation.status not in (InvitationStatus.PENDING, InvitationStatus.EXPIRED):
         raise RuleViolation(f"This invitation is {invitation.status.value}; invite the person again instead.")
+    if invitation.role == MembershipRole.OWNER and actor.role != MembershipRole.OWNER:
+        raise RuleViolation("Only an owner can invite another owner.")
+    lock_tenant(tenant)  # seats are counted and taken under the tenant's lock
+    if invitation.status == InvitationStatus.EXPIRED:
+        newer = db.session.scalar(select(Invitation.id).where(
+            Invitation.tenant_id == tenant.id, Invitation.id != invitation.id,
+            Invitation.status == InvitationStatus.PENDING, func.lower(Invitation.email) == invitation.email.lower()))
+        if newer:
+            raise RuleViolation(f"{invitation.email} has a newer pending invitation: resend that one.")
+        if db.session.scalar(select(Membership.id).join(User, User.id == Membership.user_id).where(
+                Membership.tenant_id == tenant.id, func.lower(User.email) == invitation.email.lower())):
+            raise RuleViolation(f"{invitation.email} is already a member.")
     cooldown = current_app.config["INVITATION_RESEND_COOLDOWN"]
     wait = (invitation.last_sent_at + timedelta(seconds=cooldown) - now()).total_seconds()
     if wait > 0:

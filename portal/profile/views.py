@@ -10,9 +10,9 @@ from sqlalchemy import select
 
 from ..accounts.passwords import verify_password
 from ..accounts.views import _safe_next
-from ..extensions import db
+from ..extensions import db, limiter
 from ..rules import RuleViolation
-from ..security import mfa, services, sessions, tokens
+from ..security import events, mfa, services, sessions, throttle, tokens
 from ..security.models import TokenPurpose
 from ..security.models import LoginEvent
 from .forms import CodeForm, ConfirmForm, EmailForm, NameForm, PasswordForm
@@ -103,11 +103,28 @@ def verify_email(token: str):
     return redirect(url_for(".index"), 303)
 
 
+def _reauth_refused() -> str | None:
+    """Re-entering the password is throttled like signing in: a stolen session cannot guess it."""
+    wait = throttle.retry_after(current_user.email, trust_device=False)
+    return f"Too many failed attempts. Try again in {wait // 60 + 1} minutes." if wait else None
+
+
+def _reauth_failed() -> None:
+    events.record(current_user.email, success=False, reason="bad_reauth", user_id=current_user.id,
+                  method="reauth")
+
+
 @bp.post("/password")
+@limiter.limit(lambda: current_app.config["RATELIMIT_LOGIN"], deduct_when=lambda r: r.status_code >= 400)
 def change_password():
     form = PasswordForm()
     if form.validate():
+        refused = _reauth_refused()
+        if refused:
+            form.current.errors.append(refused)
+            return _page(429, password_form=form)
         if not verify_password(current_user.password_hash, form.current.data):
+            _reauth_failed()
             form.current.errors.append("That is not your current password.")
         else:
             try:
@@ -123,14 +140,21 @@ def change_password():
 
 
 @bp.route("/confirm", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["RATELIMIT_LOGIN"], methods=["POST"],
+               deduct_when=lambda r: r.status_code >= 400)
 def confirm():
     form = ConfirmForm()
     target = _safe_next(request.args.get("next")) or url_for(".index")
     if form.validate_on_submit():
+        refused = _reauth_refused()
+        if refused:
+            form.password.errors.append(refused)
+            return render_template("profile/confirm.html", form=form), 429
         ok = verify_password(current_user.password_hash, form.password.data)
         if ok and current_user.has_mfa and not mfa.verify(current_user, form.code.data or ""):
             form.code.errors.append("Enter a valid code from your authenticator app (or a backup code).")
         elif not ok:
+            _reauth_failed()
             form.password.errors.append("That is not your password.")
         else:
             sessions.mark_reauthenticated()

@@ -78,8 +78,15 @@ def verify(user: User, code: str) -> str | None:
     if code.isdigit() and len(code) == 6:
         for offset in (0, -1, 1):
             step = int(time.time()) // 30 + offset
-            if secrets.compare_digest(totp.at(step * 30), code) and step > (user.totp_last_step or 0):
-                user.totp_last_step = step  # a replayed code, even within its window, fails
+            if secrets.compare_digest(totp.at(step * 30), code):
+                # One guarded statement: of two requests racing with the same code, one wins;
+                # a replayed code, even within its window, fails.
+                won = db.session.execute(update(User).where(
+                    User.id == user.id, func.coalesce(User.totp_last_step, -1) < step)
+                    .values(totp_last_step=step).returning(User.id)).scalar()
+                if won is None:
+                    return None
+                db.session.refresh(user, ["totp_last_step"])
                 return "totp"
         return None
     used = db.session.execute(update(BackupCode).where(

@@ -17,7 +17,7 @@ from ..extensions import db
 from .models import LoginEvent
 
 DEVICE_COOKIE = "portal_device"
-COUNTED = ("bad_password", "bad_second_factor")
+COUNTED = ("bad_password", "bad_second_factor", "bad_reauth")
 
 
 def _serializer() -> URLSafeSerializer:
@@ -42,9 +42,11 @@ def remember_device(response, email: str) -> None:
                         samesite="Lax", secure=current_app.config["SESSION_COOKIE_SECURE"])
 
 
-def retry_after(email: str) -> int:
-    """Seconds until the account accepts attempts again from this browser; 0 when it does."""
-    if trusted_device(email):
+def retry_after(email: str, *, trust_device: bool = True) -> int:
+    """Seconds until the account accepts attempts again from this browser; 0 when it does.
+    Re-authentication inside a session passes trust_device=False: a stolen session's browser
+    carries the device cookie too."""
+    if trust_device and trusted_device(email):
         return 0
     window = timedelta(minutes=current_app.config["LOGIN_FAILURE_WINDOW_MINUTES"])
     count, oldest = db.session.execute(
