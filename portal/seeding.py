@@ -9,7 +9,7 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from . import audit
-from .accounts.models import User, UserType
+from .accounts.models import UserType
 from .accounts.services import create_user
 from .config import ROOT
 from .database.context import tenant_scope

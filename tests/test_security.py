@@ -14,10 +14,8 @@ from argon2 import PasswordHasher
 from conftest import PASSWORD, csrf_from, csrf_token, login, make_app
 from mailbox import SmtpServer
 from portal.accounts.models import User
-from portal.database.context import tenant_scope
 from portal.extensions import db
-from portal.security.models import AccountToken, LoginEvent, UserSession
-from portal.tenants.models import Tenant
+from portal.security.models import AccountToken, UserSession
 
 
 def attempt(client, email, password, path="/login"):

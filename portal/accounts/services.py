@@ -1,12 +1,10 @@
 """Account services. They change state and flush; the request edge commits."""
 from __future__ import annotations
 
-from uuid import UUID
 
 from sqlalchemy import func, select
 
 from ..extensions import db
-from ..members.models import Membership, MembershipStatus
 from .models import User
 from .passwords import hash_password, needs_rehash, verify_password
 
@@ -35,11 +33,6 @@ def check_password(email: str, password: str) -> tuple[User | None, str]:
     return user, "ok"
 
 
-def authenticate(email: str, password: str) -> User | None:
-    user, reason = check_password(email, password)
-    return user if reason == "ok" else None
-
-
 def landing_tenant_slug(user: User) -> str | None:
     """The tenant used last if still a usable membership, else the first by name."""
     from ..tenancy.queries import my_tenants
@@ -56,8 +49,3 @@ def create_user(email: str, name: str, password: str | None, **fields) -> User:
     db.session.add(user)
     db.session.flush()  # the id is needed by the caller's memberships
     return user
-
-
-def membership_count(user_id: UUID) -> int:
-    return db.session.scalar(select(func.count()).select_from(Membership).where(
-        Membership.user_id == user_id, Membership.status == MembershipStatus.ACTIVE)) or 0

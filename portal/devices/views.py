@@ -210,14 +210,13 @@ def edit(device_id: UUID):
         getattr(form, exc.field or "name").errors.append(exc.message)
         return _form_page(form, device, 422)
     flash(f"Saved {device.name}.", "success")
-    return redirect(url_for(".show", device_id=device.id), 303)
+    return redirect(url_for(".show", device_id=device_id), 303)
 
 
 @bp.post("/<uuid:device_id>/status")
 @requires(Permission.DEVICES_STATUS)
 def status(device_id: UUID):
     """Inline status change: htmx swaps the status panel, a browser is redirected."""
-    viewer = Viewer.current()
     device = _device_or_404(device_id, for_update=True)
     form = StatusForm()
     error = None
@@ -237,6 +236,19 @@ def status(device_id: UUID):
     return redirect(url_for(".show", device_id=device_id), 303)
 
 
+def _on_device(device, action, done: str):
+    """Run one change on a device, then back to its page with the outcome."""
+    device_id = device.id  # read before a rollback expires the instance
+    try:
+        action(device)
+    except RuleViolation as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+    else:
+        flash(done.format(name=device.name), "success")
+    return redirect(url_for(".show", device_id=device_id), 303)
+
+
 @bp.post("/<uuid:device_id>/move")
 @requires(Permission.DEVICES_WRITE)
 def move(device_id: UUID):
@@ -245,25 +257,13 @@ def move(device_id: UUID):
     form = MoveForm(sites=visible_sites(viewer))
     if not form.validate():
         abort(400, "Choose a site to move the device to.")
-    try:
-        services.move_devices(g.tenant, current_user, viewer, [device], _uuid_or_none(form.site_id.data))
-    except RuleViolation as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
-        return redirect(url_for(".show", device_id=device_id), 303)
-    flash(f"Moved {device.name}.", "success")
-    return redirect(url_for(".show", device_id=device_id), 303)
+    site_id = _uuid_or_none(form.site_id.data)
+    return _on_device(device, lambda d: services.move_devices(g.tenant, current_user, viewer, [d], site_id),
+                      "Moved {name}.")
 
 
 @bp.post("/<uuid:device_id>/decommission")
 @requires(Permission.DEVICES_WRITE)
 def decommission(device_id: UUID):
-    device = _device_or_404(device_id, for_update=True)
-    try:
-        services.decommission_device(g.tenant, current_user, device)
-    except RuleViolation as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
-        return redirect(url_for(".show", device_id=device_id), 303)
-    flash(f"Decommissioned {device.name}.", "success")
-    return redirect(url_for(".show", device_id=device_id), 303)
+    return _on_device(_device_or_404(device_id, for_update=True),
+                      lambda d: services.decommission_device(g.tenant, current_user, d), "Decommissioned {name}.")

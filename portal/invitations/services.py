@@ -188,8 +188,9 @@ def find_by_token(token: str) -> Found | None:
     its invitation (policy invitation_token_read); the tenant context follows from it."""
     if not token or len(token) > 200:
         return None
-    set_context(db.session, token_hash=hash_token(token))
-    invitation = db.session.scalar(select(Invitation).where(Invitation.token_hash == hash_token(token)))
+    digest = hash_token(token)
+    set_context(db.session, token_hash=digest)
+    invitation = db.session.scalar(select(Invitation).where(Invitation.token_hash == digest))
     if invitation is None:
         return None
     set_context(db.session, tenant_id=invitation.tenant_id)

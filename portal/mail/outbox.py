@@ -6,8 +6,6 @@ same message; a message marked sent is never sent again.
 """
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import logging
 import secrets
@@ -15,21 +13,17 @@ from datetime import timedelta
 from email.message import EmailMessage
 from email.utils import formataddr, make_msgid
 
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import InvalidToken
 from flask import current_app, g, render_template
 from sqlalchemy import func, select
 
 from ..extensions import db
+from ..security.crypto import fernet
 from . import smtp
 from .models import OutboxMessage, OutboxStatus
 
 log = logging.getLogger("portal.mail")
 MAX_ATTEMPTS = 12
-
-
-def _fernet() -> Fernet:
-    key = hashlib.sha256(b"portal-outbox:" + current_app.config["SECRET_KEY"].encode()).digest()
-    return Fernet(base64.urlsafe_b64encode(key))
 
 
 def enqueue(kind: str, recipient: str, subject: str, template: str, **context) -> OutboxMessage:
@@ -39,7 +33,7 @@ def enqueue(kind: str, recipient: str, subject: str, template: str, **context) -
     domain = current_app.config["MAIL_FROM"].rsplit("@", 1)[-1].strip("> ") or "localhost"
     payload = json.dumps({"text": text, "html": html}).encode()
     message = OutboxMessage(kind=kind, recipient=recipient, subject=subject,
-                            payload=_fernet().encrypt(payload),
+                            payload=fernet("outbox").encrypt(payload),
                             message_id=make_msgid(idstring=secrets.token_hex(8), domain=domain))
     db.session.add(message)
     g.outbox_queued = True
@@ -51,7 +45,7 @@ def body(message: OutboxMessage) -> dict | None:
     if message.payload is None:
         return None
     try:
-        return json.loads(_fernet().decrypt(message.payload))
+        return json.loads(fernet("outbox").decrypt(message.payload))
     except InvalidToken:
         return None
 

@@ -87,6 +87,17 @@ def flush_guarded() -> None:
     db.session.execute(db.text("SET CONSTRAINTS tenant_keeps_an_owner DEFERRED"))
 
 
+def _change(tenant: Tenant, actor: Membership, target: Membership, action: str, **values) -> Membership:
+    """Apply checked values, let the last-owner trigger rule on them, and audit before/after."""
+    before = _snapshot(target)
+    for name, value in values.items():
+        setattr(target, name, value)
+    flush_guarded()
+    audit.record(tenant.id, actor.user_id, action, "membership", target.user_id, before=before,
+                 after=_snapshot(target))
+    return target
+
+
 def change_role(tenant: Tenant, actor: Membership, target: Membership, role: MembershipRole) -> Membership:
     if role == target.role:
         return target
@@ -96,12 +107,7 @@ def change_role(tenant: Tenant, actor: Membership, target: Membership, role: Mem
     lock_tenant(tenant)
     if role != MembershipRole.OWNER:
         _keeps_an_owner(tenant, target)
-    before = _snapshot(target)
-    target.role = role
-    flush_guarded()
-    audit.record(tenant.id, actor.user_id, "member.role_change", "membership", target.user_id,
-                 before=before, after=_snapshot(target))
-    return target
+    return _change(tenant, actor, target, "member.role_change", role=role)
 
 
 def set_status(tenant: Tenant, actor: Membership, target: Membership, status: MembershipStatus) -> Membership:
@@ -113,13 +119,8 @@ def set_status(tenant: Tenant, actor: Membership, target: Membership, status: Me
     lock_tenant(tenant)
     if status != MembershipStatus.ACTIVE:
         _keeps_an_owner(tenant, target)
-    before = _snapshot(target)
-    target.status = status
-    flush_guarded()
     action = "member.suspend" if status == MembershipStatus.SUSPENDED else "member.reactivate"
-    audit.record(tenant.id, actor.user_id, action, "membership", target.user_id, before=before,
-                 after=_snapshot(target))
-    return target
+    return _change(tenant, actor, target, action, status=status)
 
 
 def remove(tenant: Tenant, actor: Membership, target: Membership) -> None:

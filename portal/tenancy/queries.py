@@ -11,16 +11,6 @@ from ..members.models import Membership, MembershipStatus
 from ..tenants.models import Tenant, TenantStatus
 
 
-def tenant_by_slug(slug: str) -> Tenant | None:
-    return db.session.scalar(select(Tenant).where(Tenant.slug == slug))
-
-
-def active_membership(tenant_id: UUID, user_id: UUID) -> Membership | None:
-    return db.session.scalar(select(Membership).where(
-        Membership.tenant_id == tenant_id, Membership.user_id == user_id,
-        Membership.status == MembershipStatus.ACTIVE))
-
-
 def enter_tenant(slug: str, user_id: UUID) -> tuple[Tenant | None, Membership | None]:
     """The tenant and the user's active membership in it, in one statement that also sets
     app.tenant_id for the rest of the transaction, only when the tenant is usable and the

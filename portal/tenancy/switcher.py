@@ -1,10 +1,10 @@
 """The tenant switcher in the header: loaded and used with htmx, plain links without it."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, g, redirect, render_template, request, url_for
+from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from ..extensions import db, htmx
+from ..extensions import htmx
 from .queries import my_tenants
 
 bp = Blueprint("switcher", __name__)
