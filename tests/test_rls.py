@@ -135,3 +135,87 @@ def test_a_thousand_alternating_requests_over_one_connection_do_not_leak(db_urls
                 pids.add(db.session.execute(sa.text("SELECT pg_backend_pid()")).scalar())
                 db.session.rollback()
     assert len(pids) == 1, "the requests did not share one pooled connection"
+
+
+# --- The request-context functions (migration 0005), as the serving role ---------------------
+
+def _settings(conn) -> tuple[str, str]:
+    return tuple(conn.execute(sa.text("SELECT coalesce(current_setting('app.user_id', true), ''), "
+                                      "coalesce(current_setting('app.tenant_id', true), '')")).one())
+
+
+def _context(conn, token_hash: bytes, user_id, slug: str | None, idle_seconds: int = 1800):
+    return conn.execute(sa.text("SELECT * FROM portal_request_context(:h, :u, :i, :s)"),
+                        {"h": token_hash, "u": user_id, "i": idle_seconds, "s": slug}).all()
+
+
+@pytest.fixture
+def signed_in(serving, world):
+    """A session record of tenant A's owner: (token hash, user id)."""
+    import hashlib
+    token_hash = hashlib.sha256(uuid.uuid4().bytes).digest()
+    owner = world["users"]["owner"]
+    with serving.begin() as conn:
+        conn.execute(sa.text("INSERT INTO user_sessions (user_id, token_hash, expires_at) "
+                             "VALUES (:u, :h, now() + interval '1 hour')"), {"u": owner.id, "h": token_hash})
+    return token_hash, owner.id
+
+
+def test_request_context_sets_nothing_without_a_valid_session(serving, world, signed_in):
+    token_hash, user_id = signed_in
+    a = world["a"]
+    cases = {
+        "unknown token": ("", b"\x00" * 32, user_id),
+        "another user's id": ("", token_hash, world["users"]["admin"].id),
+        "revoked": ("UPDATE user_sessions SET revoked_at = now() WHERE token_hash = :h", token_hash, user_id),
+        "expired": ("UPDATE user_sessions SET expires_at = now() - interval '1 second' WHERE token_hash = :h",
+                    token_hash, user_id),
+        "idle too long": ("UPDATE user_sessions SET last_seen_at = now() - interval '31 minutes' "
+                          "WHERE token_hash = :h", token_hash, user_id),
+        "disabled user": ("UPDATE users SET is_active = false WHERE id = (SELECT user_id FROM user_sessions "
+                          "WHERE token_hash = :h)", token_hash, user_id),
+    }
+    for name, (change, presented, claimed) in cases.items():
+        with serving.connect() as conn:
+            with conn.begin() as tx:
+                if change:
+                    conn.execute(sa.text(change), {"h": token_hash})
+                assert _context(conn, presented, claimed, a["slug"]) == [], name
+                assert _settings(conn) == ("", ""), name
+                # Nothing set, so RLS shows none of the user's memberships and no tenant rows.
+                assert conn.execute(sa.text("SELECT count(*) FROM user_tenant_associations")).scalar() == 0, name
+                assert conn.execute(sa.text("SELECT count(*) FROM devices")).scalar() == 0, name
+                tx.rollback()
+
+
+def test_request_context_enters_only_a_usable_tenant_the_user_belongs_to(serving, world, signed_in):
+    token_hash, user_id = signed_in
+    a, b = world["a"], world["b"]
+    with serving.begin() as conn:
+        (row,) = _context(conn, token_hash, user_id, a["slug"])
+        assert (row.t_id, row.t_slug, row.m_role) == (a["id"], a["slug"], "owner")
+        assert _settings(conn) == (str(user_id), str(a["id"]))
+        assert conn.execute(sa.text("SHOW plan_cache_mode")).scalar() == "force_custom_plan"
+        assert conn.execute(sa.text("SELECT count(*) FROM devices")).scalar() == len(a["devices"])
+    for slug in (b["slug"], "no-such-tenant", None):
+        with serving.begin() as conn:
+            (row,) = _context(conn, token_hash, user_id, slug)
+            # Signed in, but nothing about a tenant the user may not enter comes back or is set.
+            assert row.s_id is not None and row.t_id is None and row.t_name is None and row.m_id is None, slug
+            assert _settings(conn) == (str(user_id), ""), slug
+            assert conn.execute(sa.text("SELECT count(*) FROM devices")).scalar() == 0, slug
+    for status in ("suspended", "archived", "pending_deletion"):
+        with serving.connect() as conn:
+            with conn.begin() as tx:
+                conn.execute(sa.text("UPDATE tenants SET status = :s WHERE id = :t"), {"s": status, "t": a["id"]})
+                (row,) = _context(conn, token_hash, user_id, a["slug"])
+                assert row.t_id is None and _settings(conn) == (str(user_id), ""), status
+                tx.rollback()
+
+
+def test_request_context_functions_are_not_executable_by_public(serving, db_urls):
+    with serving.connect() as conn:
+        rows = conn.execute(sa.text(
+            "SELECT p.proname, has_function_privilege('public', p.oid, 'EXECUTE') FROM pg_proc p "
+            "WHERE p.proname IN ('portal_request_context', 'portal_enter_tenant') ORDER BY 1")).all()
+    assert rows == [("portal_enter_tenant", False), ("portal_request_context", False)]

@@ -352,7 +352,10 @@ def test_one_url_two_renderings_and_the_url_carries_the_state(fleet):
     assert f'href="/t/{slug}/devices/export.csv?q=alpha&amp;status=online&amp;sort=last_seen"' in full
 
 
-def test_at_most_four_statements_per_list_request_at_any_depth(app, fleet):
+def test_two_statements_per_list_request_at_any_depth(app, fleet):
+    """The issue's budget is 4; the portal needs 2: the request context (session, user, tenant,
+    membership and RLS settings, one function call) and the page. A lazy load or a per-row
+    query would show up here."""
     c, slug = fleet["c"], fleet["slug"]
     c.get(f"/t/{slug}/devices/", headers=HX)  # warm: the session's user is cached by nobody, but be fair
     html = c.get(f"/t/{slug}/devices/", headers=HX).get_data(as_text=True)
@@ -360,7 +363,7 @@ def test_at_most_four_statements_per_list_request_at_any_depth(app, fleet):
     for url in (f"/t/{slug}/devices/", deep, f"/t/{slug}/devices/?q=ab&status=online&sort=last_seen"):
         with statements(app) as seen:
             assert c.get(url, headers=HX).status_code == 200
-        assert len(seen) <= 4, "\n".join(seen)
+        assert len(seen) == 2 and seen[0].startswith("SELECT * FROM portal_request_context("), "\n".join(seen)
 
 
 # --- Device writes ---------------------------------------------------------------------------

@@ -10,8 +10,9 @@ from uuid import UUID
 from flask import current_app, g, request, session
 from sqlalchemy import func, select, update
 
-from ..accounts.models import User
+from ..accounts.models import User, UserType
 from ..database.context import adopt
+from ..database.loaded import attach
 from ..extensions import db
 from .models import UserSession
 
@@ -55,8 +56,15 @@ def _cap(user_id: UUID, keep: int) -> None:
         db.session.execute(update(UserSession).where(UserSession.id.in_(active[keep:])).values(revoked_at=func.now()))
 
 
+# One round trip for the session record, its user and, on tenant URLs, the tenant and the
+# membership (migration 0005). It sets app.user_id (and app.tenant_id) only for a valid session.
+_REQUEST_CONTEXT = ("SELECT * FROM portal_request_context(%(token_hash)s, %(user_id)s, %(idle)s, "
+                    "%(slug)s::text)")
+
+
 def load(user_id: str) -> User | None:
-    """Flask-Login's user loader: the user only while the cookie's session record is valid."""
+    """Flask-Login's user loader: the user only while the cookie's session record is valid.
+    On a tenant URL (g.tenant_slug) it also enters the tenant; see tenancy.queries.enter_tenant."""
     token = session.get("sid")
     if not token:
         return None
@@ -65,19 +73,22 @@ def load(user_id: str) -> User | None:
     except ValueError:
         return None
     idle, _ = limits()
-    # The same statement sets app.user_id for the transaction (one round trip less per request);
-    # it only runs for a row that matched, i.e. a valid session.
-    row = db.session.execute(
-        select(User, UserSession, func.set_config("app.user_id", str(uid), True))
-        .join(UserSession, UserSession.user_id == User.id)
-        .where(UserSession.token_hash == _hash(token), User.id == uid, User.is_active.is_(True),
-               UserSession.revoked_at.is_(None), UserSession.expires_at > func.now(),
-               UserSession.last_seen_at > func.now() - idle)).first()
+    slug = g.get("tenant_slug") or None  # set, and well-formed, on tenant URLs (tenancy._load_tenant)
+    row = db.session.connection().exec_driver_sql(_REQUEST_CONTEXT, {
+        "token_hash": _hash(token), "user_id": uid, "idle": int(idle.total_seconds()), "slug": slug}).first()
     if row is None:
         session.clear()  # expired or revoked: the browser starts over
         return None
-    user, record, _ = row
-    adopt(user_id=user.id)
+    adopt(user_id=uid)
+    user = attach(User, id=uid, email=row.u_email, name=row.u_name, user_type=UserType(row.u_type),
+                  is_active=True, email_verified_at=row.u_email_verified_at, totp_enabled_at=row.u_totp_enabled_at,
+                  last_tenant_id=row.u_last_tenant_id, password_changed_at=row.u_password_changed_at)
+    record = attach(UserSession, id=row.s_id, user_id=uid, created_at=row.s_created_at,
+                    last_seen_at=row.s_last_seen_at, expires_at=row.s_expires_at, reauth_at=row.s_reauth_at,
+                    revoked_at=None)
+    if slug is not None:
+        from ..tenancy.queries import entered
+        g.tenant_entry = (slug, uid, entered(row, uid))
     g.session_record = record
     g.session_idle = now() - record.last_seen_at  # before touching: tenant policies may be stricter
     if now() - record.last_seen_at > TOUCH_EVERY:

@@ -7,6 +7,7 @@ from functools import wraps
 from flask import Blueprint, Flask, abort, flash, g, redirect, request, url_for
 from flask_login import current_user, login_required, logout_user
 
+from ..tenants.models import SLUG
 from .permissions import Permission, role_can
 from .queries import enter_tenant
 
@@ -21,7 +22,10 @@ def tenant_blueprint(name: str, import_name: str, path: str = "") -> Blueprint:
 
 
 def _load_tenant(endpoint, values):
-    g.tenant_slug = values.pop("tenant_slug", None)
+    slug = values.pop("tenant_slug", None)
+    # Only a well-formed slug reaches SQL (the session loader enters the tenant); any other
+    # is no tenant at all, the same 404 as an unknown one.
+    g.tenant_slug = slug if slug and SLUG.fullmatch(slug) else ""
 
 
 def _fill_slug(endpoint, values):

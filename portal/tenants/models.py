@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import enum
+import re
 from typing import Any
 from uuid import UUID
 
@@ -8,6 +9,10 @@ from sqlalchemy import CheckConstraint, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import Timestamps, db, jsonb, pg_enum, uuid_pk
+
+
+SLUG_PATTERN = "^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
+SLUG = re.compile(SLUG_PATTERN)
 
 
 class TenantType(enum.StrEnum):
@@ -31,7 +36,7 @@ class Tenant(Timestamps, db.Model):
 
     __tablename__ = "tenants"
     __table_args__ = (
-        CheckConstraint("slug ~ '^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$'", name="slug_format"),
+        CheckConstraint(f"slug ~ '{SLUG_PATTERN}'", name="slug_format"),
         CheckConstraint("max_users > 0", name="max_users_positive"),
         Index("ix_tenants_status", "status"),
         Index("ix_tenants_settings", "settings", postgresql_using="gin"),
