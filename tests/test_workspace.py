@@ -231,6 +231,47 @@ def test_assign_from_site_page_with_htmx_keeps_who_and_when(app, org):
     assert serials(org["c"]["viewer"].get(f"/t/{slug}/devices/").get_data(as_text=True)) == org["b"]
 
 
+def member_emails(html: str) -> list[str]:
+    return re.findall(r'<tr data-email="([^"]+)">', html)
+
+
+def test_site_member_panel_pages_searches_and_keeps_its_state_across_changes(app, org, factory, monkeypatch):
+    from portal.sites import queries as site_queries
+    monkeypatch.setattr(site_queries, "MEMBERS_PAGE_SIZE", 2)
+    owner, slug, t, users = org["c"]["owner"], org["slug"], org["t"], org["users"]
+    site_a = t["sites"][0]
+    everyone = sorted(u.email.lower() for u in users.values())
+    url = f"/t/{slug}/sites/{site_a}"
+    # Page by page, by email; the next link carries the position and works with or without htmx.
+    seen, next_url = [], url
+    while next_url:
+        html = owner.get(next_url).get_data(as_text=True)
+        page = member_emails(html)
+        assert 0 < len(page) <= 2
+        seen += page
+        found = re.search(r'href="([^"#]+)#site-members"[^>]*>Next members', html)
+        next_url = found.group(1).replace("&amp;", "&") if found else None
+    assert [e.lower() for e in seen] == everyone
+    fragment = owner.get(f"{url}?mafter={everyone[1]}", headers=HX).get_data(as_text=True)
+    assert member_emails(fragment)[0].lower() == everyone[2] and "First members" in fragment
+    # Search by name; "assigned" shows only the member assigned to this site.
+    assert member_emails(owner.get(f"{url}?mq=viewer+pers").get_data(as_text=True)) == [users["viewer"].email]
+    assert member_emails(owner.get(f"{url}?who=assigned").get_data(as_text=True)) == [users["member"].email]
+    assert "No member matches “nobody-like-this”" in owner.get(f"{url}?mq=nobody-like-this").get_data(as_text=True)
+    # Wildcards are literal.
+    assert "No member matches “%”" in owner.get(f"{url}?mq=%25").get_data(as_text=True)
+    # Assigning from a searched panel returns the panel as it was: same search, now assigned.
+    r = owner.post(f"{url}/assignments", headers=HX, data={
+        "csrf_token": csrf_token(owner), "user_id": str(users["viewer"].id), "fragment": "site", "mq": "viewer"})
+    html = r.get_data(as_text=True)
+    assert r.status_code == 200 and member_emails(html) == [users["viewer"].email]
+    assert f'aria-label="Unassign {users["viewer"].email} from' in html and 'name="mq" value="viewer"' in html
+    # A member (reader) sees only the assigned, whatever the URL asks for, and no controls.
+    member_view = org["c"]["member"].get(f"{url}?who=").get_data(as_text=True)
+    assert sorted(member_emails(member_view)) == sorted([users["member"].email, users["viewer"].email])
+    assert "aria-label=\"Unassign" not in member_view and 'name="who"' not in member_view
+
+
 def test_only_members_can_be_assigned(app, org, factory):
     owner, slug, t = org["c"]["owner"], org["slug"], org["t"]
     stranger = factory.user(name="Stranger")

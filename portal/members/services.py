@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from .. import audit
 from ..accounts.models import User
+from ..database.search import contains_pattern
 from ..extensions import db
 from ..rules import RuleViolation
 from ..tenants.models import Tenant
@@ -42,7 +43,7 @@ def list_members(tenant: Tenant, query: str = "", after: str = "") -> tuple[list
             .where(Membership.tenant_id == tenant.id)
             .order_by(func.lower(User.email)).limit(PAGE_SIZE + 1))
     if query:
-        like = "%" + query.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        like = contains_pattern(query)
         stmt = stmt.where(or_(func.lower(User.email).like(like), func.lower(User.name).like(like)))
     if after:
         stmt = stmt.where(func.lower(User.email) > after.lower())

@@ -5,11 +5,12 @@ from dataclasses import dataclass, field
 from uuid import UUID
 
 from flask import abort
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import aliased, contains_eager
 
 from ..accounts.models import User
 from ..devices.models import Device
+from ..database.search import contains_pattern
 from ..extensions import db
 from ..members.models import Membership
 from .models import Site, SiteAssignment
@@ -73,20 +74,54 @@ class Assignee:
     assigned_by: User | None = None
 
 
-def site_members(site: Site) -> list[Assignee]:
-    """Every member of the tenant with their assignment to `site` (if any), by email."""
+MEMBERS_PAGE_SIZE = 50
+
+
+@dataclass(frozen=True)
+class MemberFilter:
+    """The site page's member panel: a name/email search, everyone or only the assigned, and
+    the keyset position (the last email shown). Readers only ever see the assigned."""
+    q: str = ""
+    assigned_only: bool = False
+    after: str = ""
+
+    @classmethod
+    def from_values(cls, values, *, may_manage: bool) -> MemberFilter:
+        return cls(q=(values.get("mq") or "").strip()[:100],
+                   assigned_only=not may_manage or values.get("who") == "assigned",
+                   after=(values.get("mafter") or "")[:320])
+
+    def args(self, **changes) -> dict:
+        """URL arguments for this state (empty ones left out)."""
+        state = {"mq": self.q, "who": "assigned" if self.assigned_only else "", "mafter": self.after, **changes}
+        return {k: v for k, v in state.items() if v}
+
+
+def site_members(site: Site, members: MemberFilter = MemberFilter()) -> tuple[list[Assignee], str | None]:
+    """A page of the tenant's members with their assignment to `site` (if any), by email, and
+    the email to continue after (None on the last page)."""
     member, assigner = aliased(User), aliased(User)
-    rows = db.session.execute(
-        select(Membership, SiteAssignment, assigner)
-        .join(member, member.id == Membership.user_id)
-        .outerjoin(SiteAssignment, and_(SiteAssignment.tenant_id == Membership.tenant_id,
-                                        SiteAssignment.user_id == Membership.user_id,
-                                        SiteAssignment.site_id == site.id))
-        .outerjoin(assigner, assigner.id == SiteAssignment.assigned_by)
-        .where(Membership.tenant_id == site.tenant_id)
-        .options(contains_eager(Membership.user.of_type(member)))
-        .order_by(func.lower(member.email))).all()
-    return [Assignee(m, a, by) for m, a, by in rows]
+    email = func.lower(member.email)
+    stmt = (select(Membership, SiteAssignment, assigner)
+            .join(member, member.id == Membership.user_id)
+            .outerjoin(SiteAssignment, and_(SiteAssignment.tenant_id == Membership.tenant_id,
+                                            SiteAssignment.user_id == Membership.user_id,
+                                            SiteAssignment.site_id == site.id))
+            .outerjoin(assigner, assigner.id == SiteAssignment.assigned_by)
+            .where(Membership.tenant_id == site.tenant_id)
+            .options(contains_eager(Membership.user.of_type(member)))
+            .order_by(email).limit(MEMBERS_PAGE_SIZE + 1))
+    if members.assigned_only:
+        stmt = stmt.where(SiteAssignment.site_id.is_not(None))
+    if members.q:
+        like = contains_pattern(members.q)
+        stmt = stmt.where(or_(email.like(like), func.lower(member.name).like(like)))
+    if members.after:
+        stmt = stmt.where(email > members.after.lower())  # emails are unique, case-insensitively
+    rows = db.session.execute(stmt).all()
+    more = len(rows) > MEMBERS_PAGE_SIZE
+    rows = rows[:MEMBERS_PAGE_SIZE]
+    return [Assignee(m, a, by) for m, a, by in rows], (rows[-1][0].user.email.lower() if more else None)
 
 
 @dataclass

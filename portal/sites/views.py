@@ -12,7 +12,7 @@ from flask_login import current_user
 from ..extensions import db, htmx
 from ..members.models import Membership
 from ..rules import RuleViolation
-from ..tenancy import requires, tenant_blueprint
+from ..tenancy import can, requires, tenant_blueprint
 from ..tenancy.permissions import Permission
 from . import queries, services
 from .forms import DAY_NAMES, AssignmentForm, SiteForm, timezone_names
@@ -71,9 +71,16 @@ def create():
 def show(site_id: UUID):
     site = _site_or_404(site_id)
     local_now = datetime.now(ZoneInfo(site.timezone))
-    return render_template("sites/show.html", site=site, local_now=local_now, day_names=DAY_NAMES,
+    return render_template("sites/show.html", local_now=local_now, day_names=DAY_NAMES,
                            devices=queries.site_devices(site), device_count=queries.site_device_count(site),
-                           assignees=queries.site_members(site))
+                           **_members_panel(site, request.args))
+
+
+def _members_panel(site, values, **extra) -> dict:
+    """What sites/_site_members.html needs: a page of members under the panel's filter."""
+    members = queries.MemberFilter.from_values(values, may_manage=can(Permission.SITES_ASSIGN))
+    assignees, next_after = queries.site_members(site, members)
+    return {"site": site, "members": members, "assignees": assignees, "next_after": next_after, **extra}
 
 
 @bp.route("/<uuid:site_id>/edit", methods=["GET", "POST"])
@@ -140,8 +147,8 @@ def _change_assignment(site_id: UUID, service, done: str):
         return _member_sites(user_id, error=error, next_url=form.next.data or "", status=status)
     if htmx:
         site = _site_or_404(site_id)  # reloaded: the rollback above expired it
-        return render_template("sites/_site_members.html", site=site, assignees=queries.site_members(site),
-                               error=error), status
+        # The panel comes back as it was: same search, filter and page (sent with the form).
+        return render_template("sites/_site_members.html", **_members_panel(site, request.form, error=error)), status
     if error:
         flash(error, "error")
     else:
