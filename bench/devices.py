@@ -11,7 +11,10 @@ URL of another server). Then, for each scenario, it measures side by side:
 - portal: GET of the device-list fragment (HX-Request) through the Flask test client, signed
   in: routing, session, tenant and membership loading, RLS context, query, template;
 - direct: the same SQL (compiled from the portal's own statement) run with psycopg as the
-  serving role inside a transaction that sets the tenant, rendered with the same template.
+  serving role inside a transaction that sets the tenant, rendered with the same template;
+- fixed cost: a signed-in tenant view that does nothing (/t/<slug>/bench-floor/, bench only),
+  so portal minus fixed cost is the list's own work. Once, for reference: bare Flask and the
+  portal's signed-out no-op route.
 
 It reports p50/p95 in milliseconds, the ratio, the SQL statements per portal request
 (SQLAlchemy before_cursor_execute) and EXPLAIN ANALYZE of each query, and writes
@@ -92,6 +95,8 @@ def _add_floor_route(app) -> None:
     def floor():
         return ""
     app.register_blueprint(bp)
+    # Not signed in, no database: the portal's own hooks and extensions around a view.
+    app.add_url_rule("/bench-plain", "bench_plain", lambda: "")
 
 
 GENERATE = f"""
@@ -331,6 +336,28 @@ class Bench:
         result["server time"] = statistics.median(server)
         return result
 
+    def floors(self, runs: int) -> dict[str, float]:
+        """Median server time of requests that do no work, from bare Flask to a signed-in
+        tenant view: what any request costs before the device list does anything."""
+        import flask
+        bare = flask.Flask("bare")
+        bare.add_url_rule("/", "bare", lambda: "")
+        timer = ServerTimer(bare.wsgi_app)
+        bare.wsgi_app = timer
+        bare_client, client = bare.test_client(), self.clients["owner"]
+        paths = {"Flask alone (no extension, no hook)": lambda: (bare_client.get("/"), timer.last_ms)[1],
+                 "the portal, signed out, no database (hooks, extensions, cookie)":
+                     lambda: (client.get("/bench-plain"), self.timer.last_ms)[1],
+                 "the portal, signed-in tenant view that does nothing (+ session, user, tenant, "
+                 "membership, RLS context, commit)": lambda: self.portal_once("owner", f"/t/{self.slug}/bench-floor/")}
+        times: dict[str, list[float]] = {label: [] for label in paths}
+        for i in range(runs + 20):
+            for label, once in paths.items():
+                elapsed = once()
+                if i >= 20:
+                    times[label].append(elapsed)
+        return {label: statistics.median(values) for label, values in times.items()}
+
     def measure(self, name: str, role: str, args: dict) -> dict:
         from urllib.parse import urlencode
         url = f"/t/{self.slug}/devices/" + ("?" + urlencode(args) if args else "")
@@ -440,6 +467,8 @@ def report(results: list[dict], world: dict, info: dict) -> str:
     lines += ["", "Where a portal request's time goes (page 1, owner, medians of each phase):", "",
               "| Phase | ms |", "|---|---:|"]
     lines += [f"| {k} | {v:.2f} |" for k, v in results[0].get("breakdown", {}).items()]
+    lines += ["", "What a request costs before it does any work (medians):", "", "| Request | ms |", "|---|---:|"]
+    lines += [f"| {k} | {v:.2f} |" for k, v in results[0].get("floors", {}).items()]
     lines += ["", "Statements of one portal request (page 1):", ""]
     lines += [f"{i}. `{s}`" for i, s in enumerate(results[0]["statement_list"], 1)]
     for r in results:
@@ -471,6 +500,9 @@ def main(argv=None) -> int:
     log("Where a portal request's time goes (page 1, medians): " +
         "; ".join(f"{k} {v:.2f} ms" for k, v in parts.items()))
     results[0]["breakdown"] = parts
+    fixed = bench.floors(args.runs)
+    log("Fixed cost of a request (medians): " + "; ".join(f"{k} {v:.2f} ms" for k, v in fixed.items()))
+    results[0]["floors"] = fixed
     info = machine()
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "results.json").write_text(json.dumps({"machine": info, "world": {k: str(v) if k == "tenant_id" else v
