@@ -5,7 +5,8 @@ from datetime import datetime, timedelta, timezone
 
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
-from wtforms import BooleanField, DateTimeLocalField, SelectField, SelectMultipleField, StringField, TextAreaField
+from wtforms import (BooleanField, DateTimeLocalField, SelectChoice, SelectField, SelectMultipleField, StringField,
+                     TextAreaField)
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
 from .jsondata import JsonValueError, parse_object
@@ -27,8 +28,8 @@ def _json_object(form, field):
         raise ValidationError(message) from exc
 
 
-TYPE_CHOICES = [(t.value, t.value.title()) for t in DeviceType]
-STATUS_CHOICES = [(s.value, s.value.title()) for s in DeviceStatus]
+TYPE_CHOICES = [SelectChoice(t.value, t.value.title()) for t in DeviceType]
+STATUS_CHOICES = [SelectChoice(s.value, s.value.title()) for s in DeviceStatus]
 
 
 class DeviceForm(FlaskForm):
@@ -47,7 +48,7 @@ class DeviceForm(FlaskForm):
 
     def __init__(self, *args, sites=(), **kwargs):
         super().__init__(*args, **kwargs)
-        self.site_id.choices = [("", "Choose a site…")] + [(str(s.id), s.name) for s in sites]
+        self.site_id.choices = [SelectChoice("", "Choose a site…")] + [SelectChoice(str(s.id), s.name) for s in sites]
 
     def validate_last_seen_at(self, field):
         if field.data and field.data.replace(tzinfo=timezone.utc) > datetime.now(timezone.utc) + timedelta(minutes=5):
@@ -83,13 +84,14 @@ class MoveForm(FlaskForm):
 
     def __init__(self, *args, sites=(), **kwargs):
         super().__init__(*args, **kwargs)
-        self.site_id.choices = [("", "Choose a site…")] + [(str(s.id), s.name) for s in sites]
+        self.site_id.choices = [SelectChoice("", "Choose a site…")] + [SelectChoice(str(s.id), s.name) for s in sites]
 
 
 class BulkForm(FlaskForm):
     ids = SelectMultipleField("Devices", validate_choice=False)
-    action = SelectField("Action", choices=[("status", "Change status"), ("move", "Move to site")])
-    status = SelectField("Status", choices=[("", "Status…")] + STATUS_CHOICES, validate_choice=False)
+    action = SelectField("Action", choices=[SelectChoice("status", "Change status"),
+                                            SelectChoice("move", "Move to site")])
+    status = SelectField("Status", choices=[SelectChoice("", "Status…")] + STATUS_CHOICES, validate_choice=False)
     site_id = SelectField("Site", validate_choice=False)
     next = StringField()
 
