@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
 
-.PHONY: run test test-fast migrate seed check clean-db bench
+.PHONY: run test test-fast migrate seed check clean-db bench clean-bench
 
 $(STAMP): requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
@@ -34,3 +34,7 @@ bench: $(STAMP)
 
 clean-db:
 	rm -rf instance/pgdata instance/pgtest instance/run
+
+# The benchmark's data set (about 2 GB), kept between runs of `make bench`.
+clean-bench:
+	rm -rf instance/pgbench bench/out
