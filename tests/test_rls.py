@@ -204,6 +204,12 @@ def test_request_context_enters_only_a_usable_tenant_the_user_belongs_to(serving
             assert row.s_id is not None and row.t_id is None and row.t_name is None and row.m_id is None, slug
             assert _settings(conn) == (str(user_id), ""), slug
             assert conn.execute(sa.text("SELECT count(*) FROM devices")).scalar() == 0, slug
+    with serving.begin() as conn:
+        # A failed entry also ends an earlier tenant of the transaction.
+        conn.execute(sa.text("SELECT set_config('app.tenant_id', :b, true)"), {"b": str(b["id"])})
+        assert conn.execute(sa.text("SELECT * FROM portal_enter_tenant(:u, :s)"),
+                            {"u": user_id, "s": b["slug"]}).all() == []
+        assert _settings(conn)[1] == "" and conn.execute(sa.text("SELECT count(*) FROM devices")).scalar() == 0
     for status in ("suspended", "archived", "pending_deletion"):
         with serving.connect() as conn:
             with conn.begin() as tx:

@@ -13,7 +13,9 @@ same row-level security as the statements they replace, in the same order:
   No row means no valid session (and nothing was set).
 
 The statements in a PL/pgSQL function run one after another, so each setting is in force
-for the statements after it; a single SQL statement gives no such order.
+for the statements after it; a single SQL statement gives no such order. The functions pin
+their search_path (which restores only search_path on exit: the app.* settings stay for the
+rest of the transaction).
 
 Revision ID: 0005
 Revises: 0004
@@ -27,13 +29,15 @@ branch_labels = None
 depends_on = None
 
 ENTER_TENANT = """
-CREATE FUNCTION portal_enter_tenant(p_user_id uuid, p_slug text)
+CREATE FUNCTION public.portal_enter_tenant(p_user_id uuid, p_slug text)
 RETURNS TABLE (t_id uuid, t_name varchar, t_slug varchar, t_type tenant_type, t_status tenant_status,
                t_domain varchar, t_max_users integer, t_settings jsonb, t_created_at timestamptz,
                m_id uuid, m_role membership_role, m_status membership_status,
                m_last_active_at timestamptz, m_accepted_at timestamptz, m_created_at timestamptz)
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, public AS $$
 BEGIN
+    -- Whatever happens below, no earlier tenant stays in force.
+    PERFORM set_config('app.tenant_id', '', true);
     SELECT tn.id, tn.name, tn.slug, tn.type, tn.status, tn.domain, tn.max_users, tn.settings, tn.created_at,
            m.id, m.role, m.status, m.last_active_at, m.accepted_at, m.created_at
       INTO t_id, t_name, t_slug, t_type, t_status, t_domain, t_max_users, t_settings, t_created_at,
@@ -58,7 +62,7 @@ $$
 """
 
 REQUEST_CONTEXT = """
-CREATE FUNCTION portal_request_context(p_token_hash bytea, p_user_id uuid, p_idle_seconds integer, p_slug text)
+CREATE FUNCTION public.portal_request_context(p_token_hash bytea, p_user_id uuid, p_idle_seconds integer, p_slug text)
 RETURNS TABLE (u_email varchar, u_name varchar, u_type user_type, u_email_verified_at timestamptz,
                u_totp_enabled_at timestamptz, u_last_tenant_id uuid, u_password_changed_at timestamptz,
                s_id uuid, s_created_at timestamptz, s_last_seen_at timestamptz, s_expires_at timestamptz,
@@ -67,7 +71,7 @@ RETURNS TABLE (u_email varchar, u_name varchar, u_type user_type, u_email_verifi
                t_domain varchar, t_max_users integer, t_settings jsonb, t_created_at timestamptz,
                m_id uuid, m_role membership_role, m_status membership_status,
                m_last_active_at timestamptz, m_accepted_at timestamptz, m_created_at timestamptz)
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, public AS $$
 BEGIN
     SELECT u.email, u.name, u.user_type, u.email_verified_at, u.totp_enabled_at, u.last_tenant_id,
            u.password_changed_at, s.id, s.created_at, s.last_seen_at, s.expires_at, s.reauth_at
@@ -92,7 +96,7 @@ END
 $$
 """
 
-FUNCTIONS = ["portal_request_context(bytea, uuid, integer, text)", "portal_enter_tenant(uuid, text)"]
+FUNCTIONS = ["public.portal_request_context(bytea, uuid, integer, text)", "public.portal_enter_tenant(uuid, text)"]
 
 
 def _app_role(app_role: str) -> str | None:

@@ -189,7 +189,7 @@ def _merged(branches, shape: Shape) -> Select:
     return select(*rows.c).order_by(*(k.desc() if shape.descending else k.asc() for k in keys)).limit(shape.limit)
 
 
-@lru_cache(maxsize=512)
+@lru_cache(maxsize=2048)  # about 600 list shapes (filters x sorts x search x viewer) plus export batches
 def _statement(shape: Shape) -> Select:
     """A list statement shaped so that every part is an index range scan in list order that
     stops after `limit` rows, whatever the tenant's size:
@@ -252,7 +252,7 @@ def page_from_rows(rows: list, state: ListState, page_size: int = PAGE_SIZE) -> 
     return Page(rows, cursor_of(rows[-1], state.sort) if more else None, state)
 
 
-@lru_cache(maxsize=512)
+@lru_cache(maxsize=2048)
 def _compiled(statement: Select, dialect):
     return statement.compile(dialect=dialect)
 
@@ -263,7 +263,8 @@ def device_page(viewer: Viewer, state: ListState, page_size: int = PAGE_SIZE) ->
     connection = db.session.connection()
     # The hot path of the list: SQL compiled once per statement shape, run as driver SQL with
     # plain rows (no cache-key walk of the statement tree, no ORM layer, no result types:
-    # psycopg's own values are what the template shows).
+    # psycopg's own values are what the template shows). Values go to psycopg as they are:
+    # DeviceStatus and DeviceType are StrEnums, sent as their values (a plain Enum would not be).
     compiled = _compiled(statement, connection.dialect)
     rows = connection.exec_driver_sql(compiled.string, compiled.construct_params(values)).all()
     return page_from_rows(rows, state, page_size)

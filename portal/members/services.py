@@ -39,18 +39,21 @@ def get_membership(tenant: Tenant, user_id: UUID) -> Membership | None:
 
 def list_members(tenant: Tenant, query: str = "", after: str = "") -> tuple[list[Membership], str | None]:
     """Members ordered by email, keyset-paginated; `query` matches name or email."""
-    stmt = (select(Membership).join(User, User.id == Membership.user_id)
+    email = func.lower(User.email)
+    stmt = (select(Membership, email.label("email_key")).join(User, User.id == Membership.user_id)
             .where(Membership.tenant_id == tenant.id)
-            .order_by(func.lower(User.email)).limit(PAGE_SIZE + 1))
+            .order_by(email).limit(PAGE_SIZE + 1))
     if query:
         like = contains_pattern(query)
         stmt = stmt.where(or_(func.lower(User.email).like(like), func.lower(User.name).like(like)))
     if after:
-        stmt = stmt.where(func.lower(User.email) > after.lower())
-    rows = db.session.scalars(stmt).all()
+        stmt = stmt.where(email > func.lower(after))
+    rows = db.session.execute(stmt).all()
     more = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]
-    return rows, (rows[-1].user.email.lower() if more else None)
+    # The position is the database's lower(email), the one it sorts by (Python's lower()
+    # differs for some letters, which would skip members).
+    return [m for m, _ in rows], (rows[-1].email_key if more else None)
 
 
 def active_owner_count(tenant: Tenant) -> int:

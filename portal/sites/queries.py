@@ -102,7 +102,7 @@ def site_members(site: Site, members: MemberFilter = MemberFilter()) -> tuple[li
     the email to continue after (None on the last page)."""
     member, assigner = aliased(User), aliased(User)
     email = func.lower(member.email)
-    stmt = (select(Membership, SiteAssignment, assigner)
+    stmt = (select(Membership, SiteAssignment, assigner, email.label("email_key"))
             .join(member, member.id == Membership.user_id)
             .outerjoin(SiteAssignment, and_(SiteAssignment.tenant_id == Membership.tenant_id,
                                             SiteAssignment.user_id == Membership.user_id,
@@ -117,11 +117,13 @@ def site_members(site: Site, members: MemberFilter = MemberFilter()) -> tuple[li
         like = contains_pattern(members.q)
         stmt = stmt.where(or_(email.like(like), func.lower(member.name).like(like)))
     if members.after:
-        stmt = stmt.where(email > members.after.lower())  # emails are unique, case-insensitively
+        stmt = stmt.where(email > func.lower(members.after))  # unique, case-insensitively
     rows = db.session.execute(stmt).all()
     more = len(rows) > MEMBERS_PAGE_SIZE
     rows = rows[:MEMBERS_PAGE_SIZE]
-    return [Assignee(m, a, by) for m, a, by in rows], (rows[-1][0].user.email.lower() if more else None)
+    # The position is the database's lower(email), the one it sorts and compares by (Python's
+    # lower() differs for some letters, which would skip members).
+    return [Assignee(m, a, by) for m, a, by, _ in rows], (rows[-1].email_key if more else None)
 
 
 @dataclass

@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from flask import abort, flash, g, redirect, render_template, request, url_for
+from flask import abort, flash, g, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from ..extensions import db, htmx
@@ -70,6 +70,11 @@ def create():
 @requires(Permission.SITES_VIEW)
 def show(site_id: UUID):
     site = _site_or_404(site_id)
+    if htmx.target == "site-members":
+        # The member panel's pages and searches: the panel alone, not the page around it.
+        response = make_response(render_template("sites/_site_members.html", **_members_panel(site, request.args)))
+        response.vary.add("HX-Target")
+        return response
     local_now = datetime.now(ZoneInfo(site.timezone))
     return render_template("sites/show.html", local_now=local_now, day_names=DAY_NAMES,
                            devices=queries.site_devices(site), device_count=queries.site_device_count(site),
