@@ -45,7 +45,7 @@ def list_members(tenant: Tenant, query: str = "", after: str = "") -> tuple[list
             .order_by(email).limit(PAGE_SIZE + 1))
     if query:
         like = contains_pattern(query)
-        stmt = stmt.where(or_(func.lower(User.email).like(like), func.lower(User.name).like(like)))
+        stmt = stmt.where(or_(email.like(like), func.lower(User.name).like(like)))
     if after:
         stmt = stmt.where(email > func.lower(after))
     rows = db.session.execute(stmt).all()

@@ -9,8 +9,8 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import aliased, contains_eager
 
 from ..accounts.models import User
-from ..devices.models import Device
 from ..database.search import contains_pattern
+from ..devices.models import Device
 from ..extensions import db
 from ..members.models import Membership
 from .models import Site, SiteAssignment
