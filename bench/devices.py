@@ -226,6 +226,13 @@ class Bench:
         self.app.wsgi_app = self.timer
         self.direct = psycopg.connect(self.app_url, row_factory=namedtuple_row)
 
+    def enter_directly(self, role: str) -> None:
+        """The direct path's context, like the portal's: tenant, user and custom plans for the
+        transaction, in one statement."""
+        self.direct.execute("SELECT set_config('app.tenant_id', %s, true) AS t, set_config('app.user_id', %s, true) AS u, "
+                            "set_config('plan_cache_mode', 'force_custom_plan', true) AS p",
+                            (str(self.world["tenant_id"]), str(self.world["users"][role]["id"])))
+
     def state_and_statement(self, role: str, args: dict):
         """The portal's own statement for these URL arguments, compiled for psycopg."""
         from portal.devices.queries import ListState, page_statement
@@ -243,10 +250,7 @@ class Bench:
         for _ in range(page - 1):
             state, sql, params = self.state_and_statement(role, dict(args, after=after))
             with self.direct.transaction():
-                self.direct.execute("SELECT set_config('app.tenant_id', %s, true) AS t, "
-                                    "set_config('app.user_id', %s, true) AS u, "
-                                    "set_config('plan_cache_mode', 'force_custom_plan', true) AS p",
-                                    (str(self.world["tenant_id"]), str(self.world["users"][role]["id"])))
+                self.enter_directly(role)
                 after = page_from_rows(self.direct.execute(sql, params).fetchall(), state).next_cursor
             assert after, f"no page {page} for {args}"
         return after
@@ -267,9 +271,7 @@ class Bench:
         state, sql, params = compiled
         started = time.perf_counter()
         with self.direct.transaction():
-            self.direct.execute("SELECT set_config('app.tenant_id', %s, true) AS t, set_config('app.user_id', %s, true) AS u, "
-                                "set_config('plan_cache_mode', 'force_custom_plan', true) AS p",
-                                (str(self.world["tenant_id"]), str(self.world["users"][role]["id"])))
+            self.enter_directly(role)
             rows = self.direct.execute(sql, params).fetchall()
         page = page_from_rows(rows, state)
         with self.app.test_request_context(url):
@@ -293,9 +295,7 @@ class Bench:
     def explain(self, role: str, args: dict) -> str:
         _, sql, params = self.state_and_statement(role, args)
         with self.direct.transaction():
-            self.direct.execute("SELECT set_config('app.tenant_id', %s, true) AS t, set_config('app.user_id', %s, true) AS u, "
-                                "set_config('plan_cache_mode', 'force_custom_plan', true) AS p",
-                                (str(self.world["tenant_id"]), str(self.world["users"][role]["id"])))
+            self.enter_directly(role)
             cur = self.direct.cursor(row_factory=psycopg.rows.tuple_row)
             plan = cur.execute("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + sql, params).fetchall()
         return "\n".join(r[0] for r in plan)
