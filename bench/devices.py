@@ -233,13 +233,20 @@ class Bench:
                             "set_config('plan_cache_mode', 'force_custom_plan', true) AS p",
                             (str(self.world["tenant_id"]), str(self.world["users"][role]["id"])))
 
+    def context(self, role: str):
+        """The TenantContext the portal builds for this role (from the known ids, no query)."""
+        from types import SimpleNamespace
+        from portal.tenancy import TenantContext, roles
+        from portal.tenancy.models import MembershipRole
+        tenant = SimpleNamespace(id=self.world["tenant_id"], slug=self.slug, name=self.slug)
+        member = SimpleNamespace(user_id=self.world["users"][role]["id"])
+        return TenantContext(tenant, member, roles.system_role(MembershipRole(role)))
+
     def state_and_statement(self, role: str, args: dict):
         """The portal's own statement for these URL arguments, compiled for psycopg."""
         from portal.devices.queries import ListState, page_statement
-        from portal.sites.visibility import Viewer
         state = ListState.from_args(args)
-        viewer = Viewer(self.world["tenant_id"], self.world["users"][role]["id"], role == "owner")
-        statement, values = page_statement(viewer, state)
+        statement, values = page_statement(self.context(role), state)
         compiled = statement.compile(dialect=self.engine.dialect)
         return state, str(compiled), compiled.construct_params(values)
 
@@ -267,7 +274,6 @@ class Bench:
         statement, render the fragment. The statement is compiled once, outside the timing."""
         from flask import g, render_template
         from portal.devices.queries import page_from_rows
-        from portal.members.models import MembershipRole
         state, sql, params = compiled
         started = time.perf_counter()
         with self.direct.transaction():
@@ -275,8 +281,7 @@ class Bench:
             rows = self.direct.execute(sql, params).fetchall()
         page = page_from_rows(rows, state)
         with self.app.test_request_context(url):
-            g.tenant = _Tenant(self.slug)
-            g.membership = _Membership(MembershipRole(role))
+            g.tenant_context = self.context(role)
             render_template("devices/_device_rows.html", page=page)
         return (time.perf_counter() - started) * 1000
 
@@ -407,16 +412,6 @@ class ServerTimer:
                 chunks.close()  # teardown (session removal) runs here: it is server time too
         self.last_ms = (time.perf_counter() - started) * 1000
         return [body]
-
-
-class _Tenant:
-    def __init__(self, slug):
-        self.slug = slug
-
-
-class _Membership:
-    def __init__(self, role):
-        self.role = role
 
 
 def scenarios(bench: Bench) -> list[tuple[str, str, dict]]:

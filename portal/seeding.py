@@ -16,7 +16,9 @@ from .database.context import tenant_scope
 from .devices.models import Device, DeviceStatus, DeviceType
 from .extensions import db
 from .invitations.models import Invitation
-from .members.models import Membership, MembershipRole
+from .tenancy import roles
+from .tenancy.models import Membership, MembershipRole, TenantRole, TenantRolePermission
+from .tenancy.permissions import Permission
 from .sites.models import Site, SiteAssignment
 from .tenants.models import Tenant, TenantStatus, TenantType
 
@@ -52,12 +54,23 @@ def _load_tenant(tenant, spec, data, users, admin) -> None:
                     longitude=s["longitude"], timezone=s["timezone"], meta=s.get("metadata", {}))
         db.session.add(site)
         sites[s["name"]] = site
+    custom = {}
+    for r in spec.get("roles", []):
+        row = TenantRole(tenant_id=tenant.id, name=r["name"], description=r.get("description", ""))
+        db.session.add(row)
+        db.session.flush()  # the id keys its permissions
+        row.grants = [TenantRolePermission(tenant_id=tenant.id, role_id=row.id, permission=Permission(p).value)
+                      for p in r["permissions"]]
+        custom[r["name"]] = roles.custom_role(row)
+
+    def role(name: str) -> roles.Role:
+        return custom[name] if name in custom else roles.system_role(MembershipRole(name))
+
     for m in spec.get("members", []):
         user = users[m["email"]]
-        role = MembershipRole(m["role"])
-        owner = owner or (user if role == MembershipRole.OWNER else None)
-        db.session.add(Membership(tenant_id=tenant.id, user_id=user.id, role=role,
-                                  invited_at=func.now(), accepted_at=func.now()))
+        owner = owner or (user if role(m["role"]).is_owner else None)
+        db.session.add(Membership(tenant_id=tenant.id, user_id=user.id, invited_at=func.now(),
+                                  accepted_at=func.now(), **role(m["role"]).columns()))
     db.session.flush()  # memberships and sites must exist before assignments reference them
     for m in spec.get("members", []):
         for site_name in m.get("sites", []):
@@ -75,7 +88,7 @@ def _load_tenant(tenant, spec, data, users, admin) -> None:
                                   meta=d.get("metadata", {})))
     for inv in spec.get("invitations", []):
         # The token is thrown away: sample invitations can be listed, not accepted.
-        db.session.add(Invitation(tenant_id=tenant.id, email=inv["email"], role=MembershipRole(inv["role"]),
+        db.session.add(Invitation(tenant_id=tenant.id, email=inv["email"], **role(inv["role"]).columns(),
                                   token_hash=hashlib.sha256(secrets.token_bytes(32)).digest(),
                                   invited_by=users[inv["invited_by"]].id,
                                   expires_at=func.now() + timedelta(days=7)))

@@ -20,7 +20,7 @@ from portal.database.context import tenant_scope
 from portal.database.provision import provision, url_for_role
 from portal.devices.models import Device, DeviceStatus, DeviceType
 from portal.extensions import db
-from portal.members.models import Membership, MembershipRole
+from portal.tenancy.models import Membership, MembershipRole
 from portal.seeding import load_sample
 from portal.sites.models import Site
 from portal.tenants.models import Tenant

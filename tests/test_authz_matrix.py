@@ -17,7 +17,9 @@ from conftest import Factory, csrf_from, csrf_token, login
 from portal.database.context import tenant_scope
 from portal.extensions import db
 from portal.invitations.models import Invitation
-from portal.members.models import Membership, MembershipRole
+from portal.sites.models import SiteAssignment
+from portal.tenancy.models import Membership, MembershipRole, TenantRole, TenantRolePermission
+from portal.tenancy.permissions import Permission
 
 ROLES = ("owner", "admin", "member", "viewer", "nonmember", "anonymous")
 
@@ -71,6 +73,13 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("devices.status", "POST"): expect(400, 400, 404, 403),         # no status given; not the member's site
     ("devices.move", "POST"): expect(400, 400, 403, 403),           # no site given
     ("devices.decommission", "POST"): expect(303, 303, 403, 403),
+    ("roles.index", "GET"): MANAGERS,
+    ("roles.create", "GET"): MANAGERS,
+    ("roles.create", "POST"): expect(422, 422, 403, 403),           # no name given
+    ("roles.edit", "GET"): MANAGERS,
+    ("roles.edit", "POST"): expect(422, 422, 403, 403),
+    ("roles.deletion_page", "GET"): MANAGERS,
+    ("roles.delete", "POST"): expect(303, 303, 403, 403),           # nobody holds it: no fallback needed
 }
 
 
@@ -87,9 +96,19 @@ class Context:
             db.session.commit()
         return user.id
 
+    def new_role(self, permissions=(Permission.TENANT_VIEW,)) -> str:
+        with self.app.app_context(), tenant_scope(db.session, self.tenant["id"]):
+            role = TenantRole(tenant_id=self.tenant["id"], name=f"matrix role {secrets.token_hex(4)}")
+            db.session.add(role)
+            db.session.flush()
+            role.grants = [TenantRolePermission(tenant_id=role.tenant_id, role_id=role.id, permission=p.value)
+                           for p in permissions]
+            db.session.commit()
+            return str(role.id)
+
     def new_invitation(self):
         with self.app.app_context(), tenant_scope(db.session, self.tenant["id"]):
-            inv = Invitation(tenant_id=self.tenant["id"], email=f"matrix-{secrets.token_hex(4)}@example.com",
+            inv = Invitation(tenant_id=self.tenant["id"], role=MembershipRole.MEMBER, email=f"matrix-{secrets.token_hex(4)}@example.com",
                              token_hash=hashlib.sha256(secrets.token_bytes(16)).digest(),
                              expires_at=datetime.now(timezone.utc) + timedelta(days=1),
                              last_sent_at=datetime.now(timezone.utc) - timedelta(hours=1))
@@ -104,6 +123,7 @@ PARAMS = {
     "invitation_id": lambda ctx: ctx.new_invitation(),
     "site_id": lambda ctx: ctx.tenant["sites"][0],
     "device_id": lambda ctx: ctx.tenant["devices"][0],
+    "role_key": lambda ctx: ctx.new_role(),
 }
 
 
@@ -183,3 +203,49 @@ def test_unknown_slug_and_foreign_tenant_are_indistinguishable(app, matrix_world
     unknown = client.get("/t/no-such-tenant-anywhere/")
     assert foreign.status_code == unknown.status_code == 404
     assert foreign.get_data() == unknown.get_data()
+
+
+# Permissions that widen what other routes show rather than guarding a route of their own.
+WIDENING = {
+    Permission.SITES_SEE_ALL: "every site and its devices on the site and device pages",
+    Permission.AUDIT_VIEW: "a device's history on its page (until the audit viewer of issue 12)",
+}
+
+
+def _needed(app, rule, method) -> Permission:
+    """The permission a route's view requires for this method (the `requires` decorator)."""
+    view = app.view_functions[rule.endpoint]
+    return view.post_permission if method == "POST" else view.permission
+
+
+@pytest.mark.parametrize("permission", list(Permission))
+def test_custom_role_matrix(app, matrix_world, permission):
+    """A custom role holding only `permission` reaches exactly the routes that need it, and gets
+    403 everywhere else (404 in the foreign tenant, as always). The holder is assigned to the
+    tenant's site, so that site visibility does not hide what the permission opens."""
+    home = matrix_world["home"]
+    user = home.factory.user(name=f"matrix {permission.value}")
+    role_id = home.new_role([permission])
+    with app.app_context(), tenant_scope(db.session, home.tenant["id"]):
+        db.session.add(Membership(tenant_id=home.tenant["id"], user_id=user.id, custom_role_id=role_id))
+        db.session.flush()
+        db.session.add(SiteAssignment(tenant_id=home.tenant["id"], site_id=home.tenant["sites"][0], user_id=user.id))
+        db.session.commit()
+    client = app.test_client()
+    login(client, user.email)
+    token = csrf_token(client)
+    failures, reached = [], []
+    for rule, method in sorted(tenant_rules(app), key=_order):
+        got = _request(client, method, _url(app, rule, matrix_world["foreign"]), token).status_code
+        if got != 404:
+            failures.append(f"{method} {rule.rule} foreign tenant: expected 404, got {got}")
+        got = _request(client, method, _url(app, rule, home), token).status_code
+        if _needed(app, rule, method) == permission:
+            reached.append((rule.endpoint, method))
+            if got in (302, 403, 404) or got >= 500:
+                failures.append(f"{method} {rule.rule}: needs {permission}, which the role holds, but got {got}")
+        elif got != 403:
+            failures.append(f"{method} {rule.rule}: needs {_needed(app, rule, method)}, expected 403, got {got}")
+    assert failures == []
+    # Every permission of the catalogue opens something, or it would be a permission in name only.
+    assert reached or permission in WIDENING

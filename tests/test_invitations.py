@@ -17,7 +17,7 @@ from portal.extensions import db
 from portal.invitations.models import Invitation, InvitationStatus
 from portal.mail.models import OutboxMessage, OutboxStatus
 from portal.mail.outbox import deliver_due
-from portal.members.models import Membership
+from portal.tenancy.models import Membership
 from portal.sites.models import SiteAssignment
 
 BASE = "https://portal.example.com"
@@ -71,7 +71,7 @@ def test_invitation_email_and_sign_up_as_a_new_user(mail_app, smtp, team):
     text = message.get_body(preferencelist=("plain",)).get_content()
     html = message.get_body(preferencelist=("html",)).get_content()
     for part in (text, html):
-        assert "Invite Test Org" in part and "Olivia Owner" in part and "member" in part and "expires" in part
+        assert "Invite Test Org" in part and "Olivia Owner" in part and "Member" in part and "expires" in part
     path = link_in(message, BASE)
     token = path.rsplit("/", 1)[1]
     assert len(token) >= 43  # 256 bits, url-safe base64

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from conftest import SEED_PASSWORD, csrf_from, csrf_token, login, make_app
 from portal.database.context import tenant_scope
 from portal.extensions import db
-from portal.members.models import Membership, MembershipStatus
+from portal.tenancy.models import Membership, MembershipStatus
 
 
 def stats(html: str) -> dict:
@@ -82,7 +82,7 @@ def test_dashboard_counts_from_the_sample_data(client):
     login(client, "alice@acme.com", SEED_PASSWORD)
     html = client.get("/t/acme-corp/").get_data(as_text=True)
     assert "<h1>Acme Corporation</h1>" in html
-    assert stats(html) == {"sites": 2, "members": 4, "devices": 9, "online": 5, "offline": 1,
+    assert stats(html) == {"sites": 2, "members": 5, "devices": 9, "online": 5, "offline": 1,
                            "maintenance": 1, "error": 1, "decommissioned": 1}
 
 

@@ -20,7 +20,7 @@ from portal.accounts.models import User
 from portal.database.context import tenant_scope
 from portal.extensions import db
 from portal.invitations.models import Invitation
-from portal.members.models import MembershipRole
+from portal.tenancy.models import MembershipRole
 from portal.security import mfa
 from portal.security.models import LoginEvent
 

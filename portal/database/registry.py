@@ -4,7 +4,7 @@ from ..audit import models as _audit  # noqa: F401
 from ..devices import models as _devices  # noqa: F401
 from ..invitations import models as _invitations  # noqa: F401
 from ..mail import models as _mail  # noqa: F401
-from ..members import models as _members  # noqa: F401
+from ..tenancy import models as _tenancy  # noqa: F401
 from ..security import models as _security  # noqa: F401
 from ..sites import models as _sites  # noqa: F401
 from ..tenants import models as _tenants  # noqa: F401

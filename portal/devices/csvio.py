@@ -18,11 +18,10 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
 from .. import audit
-from ..accounts.models import User
 from ..extensions import db
 from ..sites.models import Site
-from ..sites.visibility import Viewer
-from ..tenants.models import Tenant
+from ..sites.visibility import may_see
+from ..tenancy import TenantContext
 from .jsondata import JsonValueError, parse_object
 from .models import Device, DeviceStatus, DeviceType
 from .queries import ListState, iter_devices
@@ -51,7 +50,7 @@ EXPORT_COLUMNS = (Device.id, Device.name, Device.type, Device.serial_number, Dev
                   Device.firmware_version, Device.last_seen_at, Device.meta, Device.name_key, Device.last_seen_key)
 
 
-def export_lines(viewer: Viewer, state: ListState):
+def export_lines(ctx: TenantContext, state: ListState):
     """The CSV of a filtered list, line by line, reading the devices in keyset batches."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
@@ -64,7 +63,7 @@ def export_lines(viewer: Viewer, state: ListState):
 
     writer.writerow(COLUMNS)
     yield flush()
-    for n, row in enumerate(iter_devices(viewer, state, EXPORT_COLUMNS), 1):
+    for n, row in enumerate(iter_devices(ctx, state, EXPORT_COLUMNS), 1):
         seen = row.last_seen_at.astimezone(timezone.utc).isoformat() if row.last_seen_at else ""
         writer.writerow([_cell(row.name), DeviceType(row.type).value, _cell(row.serial_number),
                          DeviceStatus(row.status).value, _cell(row.site_name), _cell(row.firmware_version), seen,
@@ -206,7 +205,7 @@ def _device(row: dict[str, str], sites: dict[str, Site], seen: dict[str, int], l
             "firmware_version": firmware, "last_seen_at": last_seen, "meta": meta}, ""
 
 
-def import_devices(tenant: Tenant, actor: User, viewer: Viewer, data: bytes, *, partial: bool = False) -> ImportReport:
+def import_devices(ctx: TenantContext, data: bytes, *, partial: bool = False) -> ImportReport:
     """Create the devices of a CSV file. Nothing is written unless every row is valid,
     or, with `partial`, the valid rows are written and the others reported."""
     report = ImportReport()
@@ -214,7 +213,7 @@ def import_devices(tenant: Tenant, actor: User, viewer: Viewer, data: bytes, *, 
     if report.problems:
         return report
     sites = {s.name.lower(): s for s in db.session.scalars(
-        select(Site).where(Site.tenant_id == tenant.id, viewer.may_see(Site.id)))}
+        select(Site).where(Site.tenant_id == ctx.tenant_id, may_see(ctx, Site.id)))}
     seen: dict[str, int] = {}
     candidates: list[tuple[int, dict]] = []
     rejected_lines = {r.line for r in report.rejected}
@@ -228,7 +227,7 @@ def import_devices(tenant: Tenant, actor: User, viewer: Viewer, data: bytes, *, 
             candidates.append((line, device))
     keys = [d["serial_number"].lower() for _, d in candidates]
     taken = set(db.session.scalars(select(Device.serial_key).where(
-        Device.tenant_id == tenant.id, Device.serial_key.in_(keys)))) if keys else set()
+        Device.tenant_id == ctx.tenant_id, Device.serial_key.in_(keys)))) if keys else set()
     valid = []
     for line, device in candidates:
         if device["serial_number"].lower() in taken:
@@ -242,7 +241,7 @@ def import_devices(tenant: Tenant, actor: User, viewer: Viewer, data: bytes, *, 
     # Ids made here rather than by the database: with nothing to read back, the devices (and
     # their audit rows) go in as one executemany, which psycopg pipelines, instead of one
     # round trip per row.
-    rows = [{"tenant_id": tenant.id, "id": uuid4(), **d} for d in valid]
+    rows = [{"tenant_id": ctx.tenant_id, "id": uuid4(), **d} for d in valid]
     try:
         with db.session.begin_nested():  # a serial taken meanwhile undoes this import only
             db.session.execute(insert(Device.__table__), [_columns(row) for row in rows])
@@ -250,7 +249,7 @@ def import_devices(tenant: Tenant, actor: User, viewer: Viewer, data: bytes, *, 
         report.problems.append("Another change created some of these serial numbers meanwhile; nothing was "
                                "imported. Try again.")
         return report
-    audit.record_many(tenant.id, actor.id, "device.import", "device",
+    audit.record_many(ctx.tenant_id, ctx.user_id, "device.import", "device",
                       [(row["id"], None, snapshot(SimpleNamespace(**row))) for row in rows])
     report.imported = len(rows)
     return report

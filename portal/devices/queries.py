@@ -1,7 +1,7 @@
 """The device list: filters, prefix search, sorts and keyset pagination, in one statement.
 
-Every query goes through a Viewer, so members and viewers only ever read the devices of
-the sites they are assigned to. Pages are keyset-paginated on (sort key..., id), each
+Every query is bounded by the actor's site scope (TenantContext), so people without
+`sites:see-all` only ever read the devices of the sites they are assigned to. Pages are keyset-paginated on (sort key..., id), each
 sort served by a (tenant_id, key..., id) index, never OFFSET. Search is a prefix of the
 name or of the serial number, case-insensitive: an index range on the generated
 name_key/serial_key columns (lower-cased, "C" collation), since the embedded server has
@@ -22,7 +22,8 @@ from sqlalchemy import Select, and_, bindparam, func, not_, or_, select, true, t
 from ..audit.models import AuditLog
 from ..extensions import db
 from ..sites.models import Site, SiteAssignment
-from ..sites.visibility import Viewer, assigned_site_ids
+from ..sites.visibility import assigned_site_ids, may_see
+from ..tenancy import TenantContext
 from .models import Device, DeviceStatus, DeviceType
 
 PAGE_SIZE = 50
@@ -197,7 +198,7 @@ def _statement(shape: Shape) -> Select:
     - search: the name-prefix matches and the serial-prefix matches (that are not name
       matches) are two branches, merged. As one OR, the planner would walk the name index
       filtering, through every row before a prefix that sorts late;
-    - members and viewers: one branch per site they are assigned to (LATERAL), each on the
+    - without `sites:see-all`: one branch per site they are assigned to (LATERAL), each on the
       (tenant_id, site_id, ...) index, merged, rather than the whole tenant filtered by site.
     """
     if not shape.sees_all:
@@ -219,23 +220,23 @@ def _statement(shape: Shape) -> Select:
     return _merged([by_name, by_serial], shape)
 
 
-def list_statement(viewer: Viewer, state: ListState, columns=LIST_COLUMNS, position: tuple | None = None,
+def list_statement(ctx: TenantContext, state: ListState, columns=LIST_COLUMNS, position: tuple | None = None,
                    limit: int = PAGE_SIZE + 1) -> tuple[Select, dict]:
     """One statement (and its values) for the rows of the list after `position`."""
     low, high = prefix_bounds(state.q.lower()) if state.q else ("", None)
-    shape = Shape(viewer.sees_all, state.sort, state.direction == "desc", bool(state.site), bool(state.type),
+    shape = Shape(ctx.sees_all, state.sort, state.direction == "desc", bool(state.site), bool(state.type),
                   bool(state.status), bool(state.q), high is not None, position is not None, limit,
                   tuple(c.key for c in columns))
-    values = {"tenant_id": viewer.tenant_id, "user_id": None if viewer.sees_all else viewer.user_id,
+    values = {"tenant_id": ctx.tenant_id, "user_id": None if ctx.sees_all else ctx.user_id,
               "site": state.site, "type": state.type, "status": state.status,
               "low": low or None, "high": high}
     values.update({f"p{i}": v for i, v in enumerate(position or ())})
     return _statement(shape), {k: v for k, v in values.items() if v is not None}
 
 
-def page_statement(viewer: Viewer, state: ListState, page_size: int = PAGE_SIZE) -> tuple[Select, dict]:
+def page_statement(ctx: TenantContext, state: ListState, page_size: int = PAGE_SIZE) -> tuple[Select, dict]:
     position = _decode(state.after, state.sort) if state.after else None
-    return list_statement(viewer, state, LIST_COLUMNS, position, page_size + 1)
+    return list_statement(ctx, state, LIST_COLUMNS, position, page_size + 1)
 
 
 def cursor_of(row, sort: str) -> str:
@@ -257,9 +258,9 @@ def _compiled(statement: Select, dialect):
     return statement.compile(dialect=dialect)
 
 
-def device_page(viewer: Viewer, state: ListState, page_size: int = PAGE_SIZE) -> Page:
+def device_page(ctx: TenantContext, state: ListState, page_size: int = PAGE_SIZE) -> Page:
     """One page of the list: one statement, whatever the page size or depth."""
-    statement, values = page_statement(viewer, state, page_size)
+    statement, values = page_statement(ctx, state, page_size)
     connection = db.session.connection()
     # The hot path of the list: SQL compiled once per statement shape, run as driver SQL with
     # plain rows (no cache-key walk of the statement tree, no ORM layer, no result types:
@@ -270,11 +271,11 @@ def device_page(viewer: Viewer, state: ListState, page_size: int = PAGE_SIZE) ->
     return page_from_rows(rows, state, page_size)
 
 
-def iter_devices(viewer: Viewer, state: ListState, columns, batch: int = 1000):
+def iter_devices(ctx: TenantContext, state: ListState, columns, batch: int = 1000):
     """Every device of a filter, batch by batch (keyset), for exports: memory stays flat."""
     position = None
     while True:
-        rows = db.session.execute(*list_statement(viewer, state, columns, position, batch)).all()
+        rows = db.session.execute(*list_statement(ctx, state, columns, position, batch)).all()
         yield from rows
         if len(rows) < batch:
             return
@@ -282,37 +283,37 @@ def iter_devices(viewer: Viewer, state: ListState, columns, batch: int = 1000):
         position = tuple(getattr(last, name) for name in KEY_NAMES[state.sort])
 
 
-def get_device(viewer: Viewer, device_id: UUID, *, for_update: bool = False) -> Device | None:
-    stmt = select(Device).where(Device.tenant_id == viewer.tenant_id, Device.id == device_id,
-                                viewer.may_see(Device.site_id))
+def get_device(ctx: TenantContext, device_id: UUID, *, for_update: bool = False) -> Device | None:
+    stmt = select(Device).where(Device.tenant_id == ctx.tenant_id, Device.id == device_id,
+                                may_see(ctx, Device.site_id))
     if for_update:
         stmt = stmt.with_for_update()
     return db.session.scalar(stmt)
 
 
-def get_device_or_404(viewer: Viewer, device_id: UUID, *, for_update: bool = False) -> Device:
-    """A device of this tenant at a site the viewer may see; anything else is the same 404."""
-    return get_device(viewer, device_id, for_update=for_update) or abort(404)
+def get_device_or_404(ctx: TenantContext, device_id: UUID, *, for_update: bool = False) -> Device:
+    """A device of this tenant at a site the actor may see; anything else is the same 404."""
+    return get_device(ctx, device_id, for_update=for_update) or abort(404)
 
 
-def visible_devices(viewer: Viewer, ids, *, for_update: bool = False) -> list[Device]:
-    stmt = select(Device).where(Device.tenant_id == viewer.tenant_id, Device.id.in_(list(ids)),
-                                viewer.may_see(Device.site_id)).order_by(Device.id)
+def visible_devices(ctx: TenantContext, ids, *, for_update: bool = False) -> list[Device]:
+    stmt = select(Device).where(Device.tenant_id == ctx.tenant_id, Device.id.in_(list(ids)),
+                                may_see(ctx, Device.site_id)).order_by(Device.id)
     if for_update:
         stmt = stmt.with_for_update()
     return list(db.session.scalars(stmt))
 
 
-def device_history(viewer: Viewer, device: Device, limit: int = 20) -> list[AuditLog]:
+def device_history(ctx: TenantContext, device: Device, limit: int = 20) -> list[AuditLog]:
     """The latest audit rows of one device (tenant-leading index on the resource)."""
     return list(db.session.scalars(
-        select(AuditLog).where(AuditLog.tenant_id == viewer.tenant_id, AuditLog.resource_type == "device",
+        select(AuditLog).where(AuditLog.tenant_id == ctx.tenant_id, AuditLog.resource_type == "device",
                                AuditLog.resource_id == str(device.id))
         .order_by(AuditLog.created_at.desc()).limit(limit)))
 
 
-def count_by_status(viewer: Viewer) -> dict[DeviceStatus, int]:
-    """Device counts by status over the sites the viewer may see (the dashboard)."""
+def count_by_status(ctx: TenantContext) -> dict[DeviceStatus, int]:
+    """Device counts by status over the sites the actor may see (the dashboard)."""
     rows = db.session.execute(select(Device.status, func.count()).where(
-        Device.tenant_id == viewer.tenant_id, viewer.may_see(Device.site_id)).group_by(Device.status))
+        Device.tenant_id == ctx.tenant_id, may_see(ctx, Device.site_id)).group_by(Device.status))
     return dict(rows.all())

@@ -1,8 +1,8 @@
 """Device rules: create, edit, move, change status, decommission (import: imports.py).
 
-Services take the tenant and the actor explicitly, read sites and devices through the
-actor's Viewer (what they may see), write one audit row per device changed, with
-before/after, in the same transaction, and never commit.
+Services take the request's TenantContext (tenant, actor, permissions, site scope) explicitly,
+read sites and devices within what the actor may see, write one audit row per device
+changed, with before/after, in the same transaction, and never commit.
 """
 from __future__ import annotations
 
@@ -14,13 +14,11 @@ from uuid import UUID
 from sqlalchemy import select
 
 from .. import audit
-from ..accounts.models import User
 from ..extensions import db
 from ..rules import RuleViolation
 from ..sites.models import Site
 from ..sites.queries import get_site
-from ..sites.visibility import Viewer
-from ..tenants.models import Tenant
+from ..tenancy import Permission, TenantContext
 from .models import Device, DeviceStatus, DeviceType
 
 META_FIELDS = ("specs", "configuration")
@@ -48,9 +46,9 @@ def snapshot(device: Device) -> dict:
             "metadata": device.meta}
 
 
-def target_site(viewer: Viewer, site_id: UUID | None) -> Site:
+def target_site(ctx: TenantContext, site_id: UUID | None) -> Site:
     """A site devices may be put at: one the actor sees, and not archived."""
-    site = get_site(viewer, site_id) if site_id else None
+    site = get_site(ctx, site_id) if site_id else None
     if site is None:
         raise RuleViolation("Choose one of your sites.", field="site_id")
     if site.archived_at is not None:
@@ -58,8 +56,8 @@ def target_site(viewer: Viewer, site_id: UUID | None) -> Site:
     return site
 
 
-def serial_taken(tenant: Tenant, serial: str, *, except_id: UUID | None = None) -> bool:
-    stmt = select(Device.id).where(Device.tenant_id == tenant.id, Device.serial_key == serial.lower())
+def serial_taken(ctx: TenantContext, serial: str, *, except_id: UUID | None = None) -> bool:
+    stmt = select(Device.id).where(Device.tenant_id == ctx.tenant_id, Device.serial_key == serial.lower())
     if except_id is not None:
         stmt = stmt.where(Device.id != except_id)
     return db.session.scalar(stmt) is not None
@@ -76,70 +74,70 @@ def _apply(device: Device, data: DeviceData) -> None:
     device.meta = meta
 
 
-def create_device(tenant: Tenant, actor: User, viewer: Viewer, data: DeviceData) -> Device:
-    target_site(viewer, data.site_id)
-    if serial_taken(tenant, data.serial_number):
+def create_device(ctx: TenantContext, data: DeviceData) -> Device:
+    target_site(ctx, data.site_id)
+    if serial_taken(ctx, data.serial_number):
         raise RuleViolation(f"A device with serial number {data.serial_number} already exists.",
                             field="serial_number")
-    device = Device(tenant_id=tenant.id)
+    device = Device(tenant_id=ctx.tenant_id)
     _apply(device, data)
     db.session.add(device)
     db.session.flush()  # the audit row names the new device's id
-    audit.record(tenant.id, actor.id, "device.create", "device", device.id, after=snapshot(device))
+    audit.record(ctx.tenant_id, ctx.user_id, "device.create", "device", device.id, after=snapshot(device))
     return device
 
 
-def update_device(tenant: Tenant, actor: User, viewer: Viewer, device: Device, data: DeviceData) -> Device:
+def update_device(ctx: TenantContext, device: Device, data: DeviceData) -> Device:
     if data.site_id != device.site_id:
-        target_site(viewer, data.site_id)
-    if serial_taken(tenant, data.serial_number, except_id=device.id):
+        target_site(ctx, data.site_id)
+    if serial_taken(ctx, data.serial_number, except_id=device.id):
         raise RuleViolation(f"A device with serial number {data.serial_number} already exists.",
                             field="serial_number")
     before = snapshot(device)
     _apply(device, data)
     after = snapshot(device)
     if after != before:
-        audit.record(tenant.id, actor.id, "device.update", "device", device.id, before=before, after=after)
+        audit.record(ctx.tenant_id, ctx.user_id, "device.update", "device", device.id, before=before, after=after)
     return device
 
 
-def change_status(tenant: Tenant, actor: User, devices: list[Device], status: DeviceStatus, *,
-                  may_decommission: bool) -> int:
+def change_status(ctx: TenantContext, devices: list[Device], status: DeviceStatus) -> int:
     """Set the status of `devices` (already limited to what the actor sees). Decommissioning,
     or bringing a decommissioned device back, is for those who may edit devices."""
-    if not may_decommission and (status == DeviceStatus.DECOMMISSIONED or
-                                 any(d.status == DeviceStatus.DECOMMISSIONED for d in devices)):
-        raise RuleViolation("Only owners and admins decommission devices or bring them back.", field="status")
+    if not ctx.can(Permission.DEVICES_WRITE) and (
+            status == DeviceStatus.DECOMMISSIONED or any(d.status == DeviceStatus.DECOMMISSIONED for d in devices)):
+        raise RuleViolation("Your role does not allow decommissioning devices or bringing them back.",
+                            field="status")
     changed = 0
     for device in devices:
         if device.status == status:
             continue
         before = snapshot(device)
         device.status = status
-        audit.record(tenant.id, actor.id, "device.status", "device", device.id, before=before,
+        audit.record(ctx.tenant_id, ctx.user_id, "device.status", "device", device.id, before=before,
                      after=snapshot(device))
         changed += 1
     return changed
 
 
-def move_devices(tenant: Tenant, actor: User, viewer: Viewer, devices: list[Device], site_id: UUID | None) -> int:
-    site = target_site(viewer, site_id)
+def move_devices(ctx: TenantContext, devices: list[Device], site_id: UUID | None) -> int:
+    site = target_site(ctx, site_id)
     moved = 0
     for device in devices:
         if device.site_id == site.id:
             continue
         before = snapshot(device)
         device.site_id = site.id
-        audit.record(tenant.id, actor.id, "device.move", "device", device.id, before=before,
+        audit.record(ctx.tenant_id, ctx.user_id, "device.move", "device", device.id, before=before,
                      after=snapshot(device) | {"site": site.name})
         moved += 1
     return moved
 
 
-def decommission_device(tenant: Tenant, actor: User, device: Device) -> None:
+def decommission_device(ctx: TenantContext, device: Device) -> None:
     if device.status == DeviceStatus.DECOMMISSIONED:
         raise RuleViolation(f"{device.name} is already decommissioned.")
     before = snapshot(device)
     device.status = DeviceStatus.DECOMMISSIONED
-    audit.record(tenant.id, actor.id, "device.decommission", "device", device.id, before=before,
+    audit.record(ctx.tenant_id, ctx.user_id, "device.decommission", "device", device.id, before=before,
                  after=snapshot(device))

@@ -5,17 +5,14 @@ from __future__ import annotations
 from datetime import date
 from uuid import UUID
 
-from flask import Response, abort, flash, g, redirect, render_template, request, stream_with_context, url_for
-from flask_login import current_user
+from flask import Response, abort, flash, redirect, render_template, request, stream_with_context, url_for
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from ..errors import render_error
 from ..extensions import db, htmx
 from ..rules import RuleViolation
 from ..sites.queries import visible_sites
-from ..sites.visibility import Viewer
-from ..tenancy import can, requires, tenant_blueprint
-from ..tenancy.permissions import Permission
+from ..tenancy import Permission, can, current, requires, tenant_blueprint
 from . import csvio, queries, services
 from .forms import BulkForm, DeviceForm, ImportForm, MoveForm, StatusForm
 from .models import DeviceStatus, DeviceType
@@ -39,13 +36,13 @@ def _list_url(state: queries.ListState, **changes) -> str:
 @requires(Permission.DEVICES_VIEW)
 def index():
     state = queries.ListState.from_args(request.args)
-    viewer = Viewer.current()
-    page = queries.device_page(viewer, state)
+    ctx = current()
+    page = queries.device_page(ctx, state)
     if htmx and not htmx.history_restore_request:
         response = Response(render_template("devices/_device_rows.html", page=page))
         response.headers["HX-Push-Url"] = _list_url(state)  # the canonical URL: no empty parameters
         return response
-    return render_template("devices/index.html", page=page, state=state, sites=visible_sites(viewer),
+    return render_template("devices/index.html", page=page, state=state, sites=visible_sites(ctx),
                            types=list(DeviceType), statuses=list(DeviceStatus), sorts=queries.SORTS)
 
 
@@ -53,8 +50,8 @@ def index():
 @requires(Permission.DEVICES_VIEW)
 def export():
     state = queries.ListState.from_args(request.args)
-    filename = f"devices-{g.tenant.slug}-{date.today():%Y%m%d}.csv"
-    lines = csvio.export_lines(Viewer.current(), state)
+    filename = f"devices-{current().tenant.slug}-{date.today():%Y%m%d}.csv"
+    lines = csvio.export_lines(current(), state)
     return Response(stream_with_context(lines), mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{filename}"',
                              "Cache-Control": "no-store"})
@@ -67,14 +64,14 @@ def _form_page(form: DeviceForm, device=None, status: int = 200):
 @bp.route("/new", methods=["GET", "POST"])
 @requires(Permission.DEVICES_WRITE)
 def create():
-    viewer = Viewer.current()
-    form = DeviceForm(sites=visible_sites(viewer))
+    ctx = current()
+    form = DeviceForm(sites=visible_sites(ctx))
     if request.method == "GET" and request.args.get("site"):
         form.site_id.data = request.args["site"]
     if not form.validate_on_submit():
         return _form_page(form, status=422 if request.method == "POST" else 200)
     try:
-        device = services.create_device(g.tenant, current_user, viewer, form.to_data())
+        device = services.create_device(ctx, form.to_data())
     except RuleViolation as exc:
         db.session.rollback()
         getattr(form, exc.field or "name").errors.append(exc.message)
@@ -89,7 +86,7 @@ def import_csv():
     form = ImportForm()
     if not form.validate_on_submit():
         return _import_page(form, None, 422 if request.method == "POST" else 200)
-    report = csvio.import_devices(g.tenant, current_user, Viewer.current(), form.file.data.read(),
+    report = csvio.import_devices(current(), form.file.data.read(),
                                   partial=form.partial.data)
     if report.ok:
         flash(f"Imported {report.imported} device{'s' if report.imported != 1 else ''}.", "success")
@@ -119,7 +116,7 @@ def _too_large(exc):
 @requires(Permission.DEVICES_STATUS)
 def bulk():
     """Change the status of, or move, the selected devices: all in one transaction, or none."""
-    viewer = Viewer.current()
+    ctx = current()
     form = BulkForm()
     back = form.next.data if (form.next.data or "").startswith(url_for(".index")) else url_for(".index")
     ids = []
@@ -134,21 +131,20 @@ def bulk():
         abort(400, f"Select at most {services.BULK_MAX} devices at a time.")
     if form.action.data == "move" and not can(Permission.DEVICES_WRITE):
         abort(403, "Your role in this organization does not allow moving devices.")
-    devices = queries.visible_devices(viewer, set(ids), for_update=True)
+    devices = queries.visible_devices(ctx, set(ids), for_update=True)
     if len(devices) != len(set(ids)):
         flash("Some of the selected devices no longer exist or are not yours to change; nothing was changed.", "error")
         return redirect(back, 303)
     try:
         if form.action.data == "move":
             site_id = _uuid_or_none(form.site_id.data)
-            changed = services.move_devices(g.tenant, current_user, viewer, devices, site_id)
+            changed = services.move_devices(ctx, devices, site_id)
             done = f"Moved {changed} device{'s' if changed != 1 else ''}."
         else:
             status = _status_or_none(form.status.data)
             if status is None:
                 raise RuleViolation("Choose a status.")
-            changed = services.change_status(g.tenant, current_user, devices, status,
-                                             may_decommission=can(Permission.DEVICES_WRITE))
+            changed = services.change_status(ctx, devices, status)
             done = f"Set {changed} device{'s' if changed != 1 else ''} to {status.value}."
     except RuleViolation as exc:
         db.session.rollback()
@@ -173,37 +169,37 @@ def _status_or_none(value):
 
 
 def _device_or_404(device_id: UUID, *, for_update: bool = False):
-    return queries.get_device_or_404(Viewer.current(), device_id, for_update=for_update)
+    return queries.get_device_or_404(current(), device_id, for_update=for_update)
 
 
-def _show_context(device, viewer):
-    return {"device": device, "site": next((s for s in visible_sites(viewer, include_archived=True)
+def _show_context(device, ctx):
+    return {"device": device, "site": next((s for s in visible_sites(ctx, include_archived=True)
                                             if s.id == device.site_id), None),
             "status_form": StatusForm(status=device.status.value),
-            "move_form": MoveForm(sites=[s for s in visible_sites(viewer) if s.id != device.site_id]),
-            "history": queries.device_history(viewer, device) if can(Permission.AUDIT_VIEW) else []}
+            "move_form": MoveForm(sites=[s for s in visible_sites(ctx) if s.id != device.site_id]),
+            "history": queries.device_history(ctx, device) if can(Permission.AUDIT_VIEW) else []}
 
 
 @bp.get("/<uuid:device_id>")
 @requires(Permission.DEVICES_VIEW)
 def show(device_id: UUID):
-    viewer = Viewer.current()
+    ctx = current()
     device = _device_or_404(device_id)
-    return render_template("devices/show.html", **_show_context(device, viewer))
+    return render_template("devices/show.html", **_show_context(device, ctx))
 
 
 @bp.route("/<uuid:device_id>/edit", methods=["GET", "POST"])
 @requires(Permission.DEVICES_WRITE)
 def edit(device_id: UUID):
-    viewer = Viewer.current()
+    ctx = current()
     device = _device_or_404(device_id, for_update=request.method == "POST")
-    sites = visible_sites(viewer, include_archived=True)
+    sites = visible_sites(ctx, include_archived=True)
     sites = [s for s in sites if s.archived_at is None or s.id == device.site_id]
     form = DeviceForm(sites=sites) if request.method == "POST" else DeviceForm.for_device(device, sites)
     if not form.validate_on_submit():
         return _form_page(form, device, 422 if request.method == "POST" else 200)
     try:
-        services.update_device(g.tenant, current_user, viewer, device, form.to_data())
+        services.update_device(ctx, device, form.to_data())
     except RuleViolation as exc:
         db.session.rollback()
         device = _device_or_404(device_id)
@@ -223,8 +219,7 @@ def status(device_id: UUID):
     if not form.validate():
         abort(400, "Choose a status.")
     try:
-        services.change_status(g.tenant, current_user, [device], DeviceStatus(form.status.data),
-                               may_decommission=can(Permission.DEVICES_WRITE))
+        services.change_status(current(), [device], DeviceStatus(form.status.data))
     except RuleViolation as exc:
         db.session.rollback()
         device = _device_or_404(device_id)
@@ -252,13 +247,13 @@ def _on_device(device, action, done: str):
 @bp.post("/<uuid:device_id>/move")
 @requires(Permission.DEVICES_WRITE)
 def move(device_id: UUID):
-    viewer = Viewer.current()
+    ctx = current()
     device = _device_or_404(device_id, for_update=True)
-    form = MoveForm(sites=visible_sites(viewer))
+    form = MoveForm(sites=visible_sites(ctx))
     if not form.validate():
         abort(400, "Choose a site to move the device to.")
     site_id = _uuid_or_none(form.site_id.data)
-    return _on_device(device, lambda d: services.move_devices(g.tenant, current_user, viewer, [d], site_id),
+    return _on_device(device, lambda d: services.move_devices(ctx, [d], site_id),
                       "Moved {name}.")
 
 
@@ -266,4 +261,4 @@ def move(device_id: UUID):
 @requires(Permission.DEVICES_WRITE)
 def decommission(device_id: UUID):
     return _on_device(_device_or_404(device_id, for_update=True),
-                      lambda d: services.decommission_device(g.tenant, current_user, d), "Decommissioned {name}.")
+                      lambda d: services.decommission_device(current(), d), "Decommissioned {name}.")

@@ -4,7 +4,7 @@ from flask_wtf import FlaskForm
 from wtforms import PasswordField, SelectChoice, SelectField, SelectMultipleField, StringField, TextAreaField, widgets
 from wtforms.validators import DataRequired, EqualTo, Length
 
-from ..members.models import MembershipRole
+from ..tenancy.roles import DEFAULT, Role
 
 
 class InviteForm(FlaskForm):
@@ -12,13 +12,13 @@ class InviteForm(FlaskForm):
                                                           Length(max=20000)],
                            description="One or several, separated by commas or new lines.",
                            render_kw={"rows": 3, "autocomplete": "off"})
-    role = SelectField("Role", default=MembershipRole.MEMBER.value)
+    role = SelectField("Role", default=DEFAULT.key)
     sites = SelectMultipleField("Pre-assign to sites (optional)", coerce=str,
                                 option_widget=widgets.CheckboxInput(), widget=widgets.ListWidget(prefix_label=False))
 
-    def __init__(self, *args, roles: list[MembershipRole], sites: list, **kwargs):
+    def __init__(self, *args, roles: list[Role], sites: list, **kwargs):
         super().__init__(*args, **kwargs)
-        self.role.choices = [SelectChoice(r.value, r.value.title()) for r in roles]
+        self.role.choices = [SelectChoice(r.key, r.name) for r in roles]
         self.sites.choices = [SelectChoice(str(s.id), s.name) for s in sites]
 
 

@@ -4,13 +4,13 @@ import enum
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import (ARRAY, CheckConstraint, DateTime, ForeignKey, Index, Integer, LargeBinary, String,
-                        UniqueConstraint, func, text)
+from sqlalchemy import (ARRAY, CheckConstraint, DateTime, ForeignKey, ForeignKeyConstraint, Index, Integer,
+                        LargeBinary, String, UniqueConstraint, func, text)
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import Timestamps, db, pg_enum, uuid_pk
-from ..members.models import MembershipRole
+from ..tenancy.models import ONE_ROLE, MembershipRole, TenantRole
 
 
 class InvitationStatus(enum.StrEnum):
@@ -29,6 +29,10 @@ class Invitation(Timestamps, db.Model):
         UniqueConstraint("tenant_id", "token_hash"),
         CheckConstraint("expires_at > created_at", name="expires_after_created"),
         CheckConstraint("octet_length(token_hash) = 32", name="token_hash_sha256"),
+        CheckConstraint(ONE_ROLE, name="one_role"),
+        ForeignKeyConstraint(["tenant_id", "custom_role_id"], ["tenant_roles.tenant_id", "tenant_roles.id"],
+                             name="fk_tenant_invitations_custom_role"),
+        Index("ix_tenant_invitations_tenant_custom_role", "tenant_id", "custom_role_id"),
         Index("ix_tenant_invitations_tenant_status", "tenant_id", "status", "created_at"),
         # One pending invitation per address and tenant.
         Index("uq_tenant_invitations_pending_email", "tenant_id", func.lower(text("email")), unique=True,
@@ -40,7 +44,8 @@ class Invitation(Timestamps, db.Model):
     tenant_id: Mapped[UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
     id: Mapped[UUID] = uuid_pk()
     email: Mapped[str] = mapped_column(String(320))
-    role: Mapped[MembershipRole] = mapped_column(pg_enum(MembershipRole, "membership_role"), server_default="member")
+    role: Mapped[MembershipRole | None] = mapped_column(pg_enum(MembershipRole, "membership_role"))
+    custom_role_id: Mapped[UUID | None] = mapped_column()
     token_hash: Mapped[bytes] = mapped_column(LargeBinary)
     status: Mapped[InvitationStatus] = mapped_column(pg_enum(InvitationStatus, "invitation_status"),
                                                      server_default="pending")
@@ -60,3 +65,7 @@ class Invitation(Timestamps, db.Model):
         if self.status == InvitationStatus.PENDING and self.expires_at <= now:
             return InvitationStatus.EXPIRED
         return self.status
+
+    custom_role: Mapped[TenantRole | None] = relationship(
+        viewonly=True, lazy="select",
+        primaryjoin="and_(Invitation.tenant_id == TenantRole.tenant_id, Invitation.custom_role_id == TenantRole.id)")

@@ -1,7 +1,8 @@
 """Invitations: invite, resend, cancel, and accept or decline by token.
 
-Services take the tenant and actor explicitly, queue email in the same
-transaction (the outbox) and write their audit row; they never commit.
+Services take the request's TenantContext explicitly (acceptance, which has none yet, takes
+what the token found), queue email in the same transaction (the outbox) and write their
+audit row; they never commit.
 """
 from __future__ import annotations
 
@@ -20,9 +21,10 @@ from ..accounts.services import normalise_email
 from ..database.context import set_context
 from ..extensions import db
 from ..mail.outbox import enqueue
-from ..members.models import Membership, MembershipRole, MembershipStatus
-from ..members.services import lock_tenant
 from ..rules import RuleViolation
+from ..tenancy import TenantContext, roles
+from ..tenancy.models import Membership, MembershipStatus
+from ..tenancy.queries import lock_tenant
 from ..sites.models import Site, SiteAssignment
 from ..tenants.models import Tenant
 from .models import Invitation, InvitationStatus
@@ -80,10 +82,19 @@ def _expiry() -> datetime:
     return now() + timedelta(hours=current_app.config["INVITATION_TTL_HOURS"])
 
 
-def invite(tenant: Tenant, actor: Membership, emails: list[str], role: MembershipRole,
+def _may_give(ctx: TenantContext, role: roles.Role, field: str | None = None) -> None:
+    if not roles.may_grant(ctx, role):
+        raise RuleViolation("Only an owner can invite another owner." if role.is_owner else
+                            f"You cannot invite people as {role.name}: it allows more than your own role does.",
+                            field=field)
+
+
+def invite(ctx: TenantContext, emails: list[str], role: roles.Role | None,
            site_ids: list[UUID] | None = None) -> list[Invitation]:
-    if role == MembershipRole.OWNER and actor.role != MembershipRole.OWNER:
-        raise RuleViolation("Only an owner can invite another owner.", field="role")
+    tenant = ctx.tenant
+    if role is None:
+        raise RuleViolation("Choose one of this organization's roles.", field="role")
+    _may_give(ctx, role, "role")
     site_ids = list(dict.fromkeys(site_ids or []))
     if site_ids:
         known = set(db.session.scalars(select(Site.id).where(
@@ -110,31 +121,31 @@ def invite(tenant: Tenant, actor: Membership, emails: list[str], role: Membershi
     if len(emails) > free:
         raise RuleViolation(f"Your plan allows {tenant.max_users} users and {max(free, 0)} seats are free "
                             f"(members plus pending invitations).", field="emails")
-    inviter = db.session.get(User, actor.user_id)
+    inviter = db.session.get(User, ctx.user_id)
     created = []
     for email in emails:
         token, digest = new_token()
-        invitation = Invitation(tenant_id=tenant.id, email=email, role=role, token_hash=digest,
-                                invited_by=actor.user_id, site_ids=site_ids, expires_at=_expiry())
+        invitation = Invitation(tenant_id=tenant.id, email=email, token_hash=digest, invited_by=ctx.user_id,
+                                site_ids=site_ids, expires_at=_expiry(), **role.columns())
         db.session.add(invitation)
         db.session.flush()  # the id goes into the audit row
         _send(tenant, inviter, invitation, token)
-        audit.record(tenant.id, actor.user_id, "invitation.create", "invitation", invitation.id,
-                     after={"email": email, "role": role.value, "sites": [str(s) for s in site_ids]})
+        audit.record(tenant.id, ctx.user_id, "invitation.create", "invitation", invitation.id,
+                     after={"email": email, **role.snapshot(), "sites": [str(s) for s in site_ids]})
         created.append(invitation)
     return created
 
 
-def get_invitation(tenant: Tenant, invitation_id: UUID) -> Invitation | None:
-    return db.session.scalar(select(Invitation).where(Invitation.tenant_id == tenant.id,
+def get_invitation(ctx: TenantContext, invitation_id: UUID) -> Invitation | None:
+    return db.session.scalar(select(Invitation).where(Invitation.tenant_id == ctx.tenant_id,
                                                       Invitation.id == invitation_id))
 
 
-def resend(tenant: Tenant, actor: Membership, invitation: Invitation) -> Invitation:
+def resend(ctx: TenantContext, invitation: Invitation) -> Invitation:
+    tenant = ctx.tenant
     if invitation.status not in (InvitationStatus.PENDING, InvitationStatus.EXPIRED):
         raise RuleViolation(f"This invitation is {invitation.status.value}; invite the person again instead.")
-    if invitation.role == MembershipRole.OWNER and actor.role != MembershipRole.OWNER:
-        raise RuleViolation("Only an owner can invite another owner.")
+    _may_give(ctx, roles.role_of(invitation))
     lock_tenant(tenant)  # seats are counted and taken under the tenant's lock
     if invitation.status == InvitationStatus.EXPIRED:
         newer = db.session.scalar(select(Invitation.id).where(
@@ -156,18 +167,18 @@ def resend(tenant: Tenant, actor: Membership, invitation: Invitation) -> Invitat
     invitation.token_hash, invitation.status = digest, InvitationStatus.PENDING
     invitation.expires_at, invitation.last_sent_at = _expiry(), now()
     invitation.send_count += 1
-    _send(tenant, db.session.get(User, actor.user_id), invitation, token)
-    audit.record(tenant.id, actor.user_id, "invitation.resend", "invitation", invitation.id,
+    _send(tenant, db.session.get(User, ctx.user_id), invitation, token)
+    audit.record(tenant.id, ctx.user_id, "invitation.resend", "invitation", invitation.id,
                  after={"email": invitation.email, "send_count": invitation.send_count})
     return invitation
 
 
-def cancel(tenant: Tenant, actor: Membership, invitation: Invitation) -> Invitation:
+def cancel(ctx: TenantContext, invitation: Invitation) -> Invitation:
     if invitation.status != InvitationStatus.PENDING:
         raise RuleViolation(f"This invitation is already {invitation.status.value}.")
     invitation.status, invitation.cancelled_at, invitation.cancelled_by = (
-        InvitationStatus.CANCELLED, now(), actor.user_id)
-    audit.record(tenant.id, actor.user_id, "invitation.cancel", "invitation", invitation.id,
+        InvitationStatus.CANCELLED, now(), ctx.user_id)
+    audit.record(ctx.tenant_id, ctx.user_id, "invitation.cancel", "invitation", invitation.id,
                  before={"status": "pending"}, after={"status": "cancelled", "email": invitation.email})
     return invitation
 
@@ -225,7 +236,7 @@ def accept(found: Found, user: User) -> Membership:
         raise RuleViolation("This invitation has already been used or is no longer valid.")
     inserted = db.session.execute(
         insert(Membership).values(tenant_id=tenant.id, user_id=user.id, role=invitation.role,
-                                  status=MembershipStatus.ACTIVE, invited_by=invitation.invited_by,
+                                  custom_role_id=invitation.custom_role_id, status=MembershipStatus.ACTIVE, invited_by=invitation.invited_by,
                                   invited_at=invitation.created_at, accepted_at=func.now())
         .on_conflict_do_nothing(index_elements=["tenant_id", "user_id"]).returning(Membership.id)).scalar()
     if inserted is None:
@@ -239,7 +250,7 @@ def accept(found: Found, user: User) -> Membership:
                                           assigned_by=invitation.invited_by))
     user.last_tenant_id = tenant.id
     audit.record(tenant.id, user.id, "invitation.accept", "invitation", invitation.id,
-                 after={"email": invitation.email, "role": invitation.role.value,
+                 after={"email": invitation.email, **roles.role_of(invitation).snapshot(),
                         "sites": [str(s) for s in live_sites]})
     db.session.flush()  # surface constraint errors here, inside the service
     db.session.expire(invitation)

@@ -4,15 +4,13 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
-from flask import abort, flash, g, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import func, select, tuple_
 
 from ..extensions import db, htmx
-from ..members.models import MembershipRole
 from ..rules import RuleViolation
 from ..sites.models import Site
-from ..tenancy import requires, tenant_blueprint
-from ..tenancy.permissions import Permission
+from ..tenancy import Permission, current, requires, roles, tenant_blueprint
 from . import services
 from .forms import InviteForm
 from .models import Invitation, InvitationStatus
@@ -23,14 +21,14 @@ FILTERS = ("pending", "expired", "accepted", "declined", "cancelled")
 
 
 def _form(formdata=None) -> InviteForm:
-    roles = [r for r in MembershipRole if r != MembershipRole.OWNER or g.membership.role == MembershipRole.OWNER]
-    sites = db.session.scalars(select(Site).where(Site.tenant_id == g.tenant.id, Site.archived_at.is_(None))
+    ctx = current()
+    sites = db.session.scalars(select(Site).where(Site.tenant_id == ctx.tenant_id, Site.archived_at.is_(None))
                                .order_by(Site.name)).all()
-    return InviteForm(formdata=formdata, roles=roles, sites=sites)
+    return InviteForm(formdata=formdata, roles=roles.assignable_roles(ctx), sites=sites)
 
 
 def _listing(status: str, after: str) -> tuple[list[Invitation], str | None]:
-    stmt = select(Invitation).where(Invitation.tenant_id == g.tenant.id)
+    stmt = select(Invitation).where(Invitation.tenant_id == current().tenant_id)
     if status == "pending":
         stmt = stmt.where(Invitation.status == InvitationStatus.PENDING, Invitation.expires_at > func.now())
     elif status == "expired":
@@ -59,7 +57,7 @@ def _page(form: InviteForm, status_code: int = 200):
         status = "pending"
     rows, next_after = _listing(status, request.args.get("after", ""))
     context = {"form": form, "rows": rows, "status": status, "filters": FILTERS, "next_after": next_after,
-               "now": services.now(), "seats": services.seats_used(g.tenant)}
+               "now": services.now(), "seats": services.seats_used(current().tenant)}
     if htmx and htmx.target == "invitation-list":
         return render_template("invitations/_invitation_list.html", **context), status_code
     return render_template("invitations/index.html", **context), status_code
@@ -78,7 +76,7 @@ def create():
     if form.validate():
         try:
             emails = services.parse_emails(form.emails.data)
-            created = services.invite(g.tenant, g.membership, emails, MembershipRole(form.role.data),
+            created = services.invite(current(), emails, roles.resolve(current().tenant_id, form.role.data),
                                       [UUID(s) for s in form.sites.data])
         except RuleViolation as exc:
             db.session.rollback()
@@ -90,7 +88,7 @@ def create():
 
 
 def _act(invitation_id: UUID, action, success: str):
-    invitation = services.get_invitation(g.tenant, invitation_id) or abort(404)
+    invitation = services.get_invitation(current(), invitation_id) or abort(404)
     try:
         action(invitation)
     except RuleViolation as exc:
@@ -104,12 +102,12 @@ def _act(invitation_id: UUID, action, success: str):
 @bp.post("/<uuid:invitation_id>/resend")
 @requires(Permission.INVITATIONS_MANAGE)
 def resend(invitation_id: UUID):
-    return _act(invitation_id, lambda i: services.resend(g.tenant, g.membership, i),
+    return _act(invitation_id, lambda i: services.resend(current(), i),
                 "Invitation sent again to {email}; the previous link no longer works.")
 
 
 @bp.post("/<uuid:invitation_id>/cancel")
 @requires(Permission.INVITATIONS_MANAGE)
 def cancel(invitation_id: UUID):
-    return _act(invitation_id, lambda i: services.cancel(g.tenant, g.membership, i),
+    return _act(invitation_id, lambda i: services.cancel(current(), i),
                 "Invitation to {email} cancelled.")

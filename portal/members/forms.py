@@ -1,10 +1,10 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import SelectChoice, SelectField
-
-from .models import MembershipRole
+from wtforms import StringField
+from wtforms.validators import DataRequired, Length
 
 
 class RoleForm(FlaskForm):
-    role = SelectField("Role", choices=[SelectChoice(r.value, r.value.title()) for r in MembershipRole])
+    # A system role's name or a custom role's id; the view resolves it within the tenant.
+    role = StringField("Role", validators=[DataRequired(), Length(max=64)])

@@ -3,37 +3,39 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from flask import abort, flash, g, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from ..extensions import db, htmx
 from ..rules import RuleViolation
 from ..sites.queries import site_access
-from ..tenancy import requires, tenant_blueprint
-from ..tenancy.permissions import Permission
+from ..tenancy import Permission, current, requires, roles, tenant_blueprint
+from ..tenancy.models import MembershipStatus
 from . import services
 from .forms import RoleForm
-from .models import MembershipRole, MembershipStatus
 
 bp = tenant_blueprint("members", __name__, "/members")
 
 
 def _target_or_404(user_id: UUID):
-    return services.get_membership(g.tenant, user_id) or abort(404)
+    return services.get_membership(current(), user_id) or abort(404)
 
 
 def _row(membership, error: str | None = None, status: int = 200):
     return render_template("members/_member_row.html", m=membership, error=error,
-                           site_access=site_access(g.tenant.id, [membership.user_id])), status
+                           site_access=site_access(current().tenant_id, [membership.user_id]),
+                           assignable=roles.assignable_roles(current())), status
 
 
 @bp.get("/")
 @requires(Permission.MEMBERS_VIEW)
 def index():
     query = request.args.get("q", "").strip()[:100]
-    members, next_after = services.list_members(g.tenant, query, request.args.get("after", ""))
+    ctx = current()
+    members, next_after = services.list_members(ctx, query, request.args.get("after", ""))
     context = {"members": members, "q": query, "next_after": next_after,
-               "site_access": site_access(g.tenant.id, [m.user_id for m in members])}
+               "site_access": site_access(ctx.tenant_id, [m.user_id for m in members]),
+               "assignable": roles.assignable_roles(ctx)}
     if htmx and htmx.target == "member-table":
         return render_template("members/_member_table.html", **context)
     return render_template("members/index.html", **context)
@@ -61,32 +63,32 @@ def _act(user_id: UUID, action, success: str):
 @bp.post("/<uuid:user_id>/role")
 @requires(Permission.MEMBERS_MANAGE)
 def change_role(user_id: UUID):
+    ctx = current()
     form = RoleForm()
-    if not form.validate():
-        abort(400, "Choose a valid role.")
-    role = MembershipRole(form.role.data)
-    return _act(user_id, lambda t: services.change_role(g.tenant, g.membership, t, role),
-                f"Role changed to {role.value}.")
+    role = roles.resolve(ctx.tenant_id, form.role.data) if form.validate() else None
+    if role is None:
+        abort(400, "Choose one of this organization's roles.")
+    return _act(user_id, lambda t: services.change_role(ctx, t, role), f"Role changed to {role.name}.")
 
 
 @bp.post("/<uuid:user_id>/suspend")
 @requires(Permission.MEMBERS_MANAGE)
 def suspend(user_id: UUID):
-    return _act(user_id, lambda t: services.set_status(g.tenant, g.membership, t, MembershipStatus.SUSPENDED),
+    return _act(user_id, lambda t: services.set_status(current(), t, MembershipStatus.SUSPENDED),
                 "Member suspended: they lost access to this organization.")
 
 
 @bp.post("/<uuid:user_id>/reactivate")
 @requires(Permission.MEMBERS_MANAGE)
 def reactivate(user_id: UUID):
-    return _act(user_id, lambda t: services.set_status(g.tenant, g.membership, t, MembershipStatus.ACTIVE),
+    return _act(user_id, lambda t: services.set_status(current(), t, MembershipStatus.ACTIVE),
                 "Member reactivated.")
 
 
 @bp.post("/<uuid:user_id>/remove")
 @requires(Permission.MEMBERS_MANAGE)
 def remove(user_id: UUID):
-    return _act(user_id, lambda t: services.remove(g.tenant, g.membership, t), "Member removed.")
+    return _act(user_id, lambda t: services.remove(current(), t), "Member removed.")
 
 
 @bp.post("/<uuid:user_id>/transfer")
@@ -94,7 +96,7 @@ def remove(user_id: UUID):
 def transfer(user_id: UUID):
     target = _target_or_404(user_id)
     try:
-        services.transfer_ownership(g.tenant, g.membership, target)
+        services.transfer_ownership(current(), target)
     except RuleViolation as exc:
         db.session.rollback()
         flash(exc.message, "error")
@@ -109,12 +111,12 @@ def transfer(user_id: UUID):
 @requires(Permission.TENANT_VIEW)
 def leave():
     try:
-        services.leave(g.tenant, g.membership)
+        services.leave(current())
     except RuleViolation as exc:
         db.session.rollback()
         flash(exc.message, "error")
         return redirect(url_for(".index"), 303)
-    flash(f"You left {g.tenant.name}.", "success")
+    flash(f"You left {current().tenant.name}.", "success")
     current_user.last_tenant_id = None
     target = url_for("accounts.root")
     if htmx:

@@ -6,7 +6,11 @@ from flask import Flask, g
 
 
 def init_app(app: Flask) -> None:
-    from . import throttle
+    from ..tenancy import entry_checks
+    from . import tenant_policy, throttle
+
+    if tenant_policy.enforce not in entry_checks:
+        entry_checks.append(tenant_policy.enforce)
 
     @app.after_request
     def _remember_device(response):

@@ -88,10 +88,10 @@ def load(user_id: str) -> User | None:
                     revoked_at=None)
     if slug is not None:
         from ..tenancy.queries import entered
-        tenant, membership = entered(row, uid)
-        if membership is not None:
-            adopt(tenant_id=tenant.id)  # the function has set it: later transactions need it too
-        g.tenant_entry = (slug, uid, (tenant, membership))
+        entry = entered(row, uid)
+        if entry is not None:
+            adopt(tenant_id=entry[0].id)  # the function has set it: later transactions need it too
+        g.tenant_entry = (slug, uid, entry)
     g.session_record = record
     g.session_idle = now() - record.last_seen_at  # before touching: tenant policies may be stricter
     if now() - record.last_seen_at > TOUCH_EVERY:

@@ -1,4 +1,4 @@
-"""Reading sites: always through a Viewer (see visibility.py), keyset-paginated by name."""
+"""Reading sites: always within what the actor may see (visibility.py), keyset-paginated by name."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -12,9 +12,10 @@ from ..accounts.models import User
 from ..database.search import contains_pattern
 from ..devices.models import Device
 from ..extensions import db
-from ..members.models import Membership
+from ..tenancy.models import Membership
 from .models import Site, SiteAssignment
-from .visibility import Viewer
+from ..tenancy import TenantContext
+from .visibility import may_see
 
 PAGE_SIZE = 50
 
@@ -24,10 +25,10 @@ def _device_count():
             .correlate(Site).scalar_subquery())
 
 
-def site_page(viewer: Viewer, *, after: str = "", archived: bool = False) -> tuple[list, str | None]:
+def site_page(ctx: TenantContext, *, after: str = "", archived: bool = False) -> tuple[list, str | None]:
     """(site, device count) rows after the name `after`; active sites, or archived ones."""
     stmt = (select(Site, _device_count().label("devices"))
-            .where(Site.tenant_id == viewer.tenant_id, viewer.may_see(Site.id),
+            .where(Site.tenant_id == ctx.tenant_id, may_see(ctx, Site.id),
                    Site.archived_at.is_not(None) if archived else Site.archived_at.is_(None))
             .order_by(Site.name).limit(PAGE_SIZE + 1))
     if after:
@@ -38,22 +39,22 @@ def site_page(viewer: Viewer, *, after: str = "", archived: bool = False) -> tup
     return rows, (rows[-1][0].name if more else None)
 
 
-def visible_sites(viewer: Viewer, *, include_archived: bool = False) -> list[Site]:
+def visible_sites(ctx: TenantContext, *, include_archived: bool = False) -> list[Site]:
     """The sites a viewer may pick from (filters, move targets), by name."""
-    stmt = select(Site).where(Site.tenant_id == viewer.tenant_id, viewer.may_see(Site.id)).order_by(Site.name)
+    stmt = select(Site).where(Site.tenant_id == ctx.tenant_id, may_see(ctx, Site.id)).order_by(Site.name)
     if not include_archived:
         stmt = stmt.where(Site.archived_at.is_(None))
     return list(db.session.scalars(stmt))
 
 
-def get_site(viewer: Viewer, site_id: UUID) -> Site | None:
-    return db.session.scalar(select(Site).where(Site.tenant_id == viewer.tenant_id, Site.id == site_id,
-                                                viewer.may_see(Site.id)))
+def get_site(ctx: TenantContext, site_id: UUID) -> Site | None:
+    return db.session.scalar(select(Site).where(Site.tenant_id == ctx.tenant_id, Site.id == site_id,
+                                                may_see(ctx, Site.id)))
 
 
-def get_site_or_404(viewer: Viewer, site_id: UUID) -> Site:
+def get_site_or_404(ctx: TenantContext, site_id: UUID) -> Site:
     """A site of this tenant that the viewer may see; anything else is the same 404."""
-    return get_site(viewer, site_id) or abort(404)
+    return get_site(ctx, site_id) or abort(404)
 
 
 def site_device_count(site: Site) -> int:

@@ -1,6 +1,6 @@
 """Site rules: create, edit, archive, restore and delete sites; assign members to them.
 
-Services take the tenant and the actor explicitly, write their audit row (before/after)
+Services take the request's TenantContext (tenant and actor) explicitly, write their audit row (before/after)
 in the same transaction and never commit.
 """
 from __future__ import annotations
@@ -17,9 +17,9 @@ from sqlalchemy.dialects.postgresql import insert
 from .. import audit
 from ..accounts.models import User
 from ..extensions import db
-from ..members.models import Membership
 from ..rules import RuleViolation
-from ..tenants.models import Tenant
+from ..tenancy import TenantContext
+from ..tenancy.models import Membership
 from .models import Site, SiteAssignment
 from .queries import site_device_count
 
@@ -55,12 +55,12 @@ def valid_timezone(name: str) -> bool:
     return True
 
 
-def _check(tenant: Tenant, data: SiteData, site: Site | None = None) -> None:
+def _check(ctx: TenantContext, data: SiteData, site: Site | None = None) -> None:
     if not valid_timezone(data.timezone):
         raise RuleViolation(f"{data.timezone} is not a known IANA time zone.", field="timezone")
     if (data.latitude is None) != (data.longitude is None):
         raise RuleViolation("Give both latitude and longitude, or neither.", field="latitude")
-    clash = select(Site.id).where(Site.tenant_id == tenant.id, func.lower(Site.name) == data.name.lower())
+    clash = select(Site.id).where(Site.tenant_id == ctx.tenant_id, func.lower(Site.name) == data.name.lower())
     if site is not None:
         clash = clash.where(Site.id != site.id)
     if db.session.scalar(clash) is not None:
@@ -80,58 +80,58 @@ def _apply(site: Site, data: SiteData) -> None:
     site.meta = meta
 
 
-def create_site(tenant: Tenant, actor: User, data: SiteData) -> Site:
-    _check(tenant, data)
-    site = Site(tenant_id=tenant.id)
+def create_site(ctx: TenantContext, data: SiteData) -> Site:
+    _check(ctx, data)
+    site = Site(tenant_id=ctx.tenant_id)
     _apply(site, data)
     db.session.add(site)
     db.session.flush()  # the audit row names the new site's id
-    audit.record(tenant.id, actor.id, "site.create", "site", site.id, after=snapshot(site))
+    audit.record(ctx.tenant_id, ctx.user_id, "site.create", "site", site.id, after=snapshot(site))
     return site
 
 
-def update_site(tenant: Tenant, actor: User, site: Site, data: SiteData) -> Site:
-    _check(tenant, data, site)
+def update_site(ctx: TenantContext, site: Site, data: SiteData) -> Site:
+    _check(ctx, data, site)
     before = snapshot(site)
     _apply(site, data)
     after = snapshot(site)
     if after != before:
-        audit.record(tenant.id, actor.id, "site.update", "site", site.id, before=before, after=after)
+        audit.record(ctx.tenant_id, ctx.user_id, "site.update", "site", site.id, before=before, after=after)
     return site
 
 
-def archive_site(tenant: Tenant, actor: User, site: Site) -> Site:
+def archive_site(ctx: TenantContext, site: Site) -> Site:
     if site.archived_at is not None:
         raise RuleViolation(f"{site.name} is already archived.")
     before = snapshot(site)
     site.archived_at = datetime.now(dt_timezone.utc)
-    audit.record(tenant.id, actor.id, "site.archive", "site", site.id, before=before, after=snapshot(site))
+    audit.record(ctx.tenant_id, ctx.user_id, "site.archive", "site", site.id, before=before, after=snapshot(site))
     return site
 
 
-def restore_site(tenant: Tenant, actor: User, site: Site) -> Site:
+def restore_site(ctx: TenantContext, site: Site) -> Site:
     if site.archived_at is None:
         raise RuleViolation(f"{site.name} is not archived.")
     before = snapshot(site)
     site.archived_at = None
-    audit.record(tenant.id, actor.id, "site.restore", "site", site.id, before=before, after=snapshot(site))
+    audit.record(ctx.tenant_id, ctx.user_id, "site.restore", "site", site.id, before=before, after=snapshot(site))
     return site
 
 
-def delete_site(tenant: Tenant, actor: User, site: Site) -> None:
+def delete_site(ctx: TenantContext, site: Site) -> None:
     """Only an empty site is deleted; a site with devices is archived instead, so its
     devices keep their history (the foreign key RESTRICTs too)."""
     devices = site_device_count(site)
     if devices:
         raise RuleViolation(f"{site.name} still has {devices} device{'s' if devices != 1 else ''}: "
                             "move them first, or archive the site instead.")
-    audit.record(tenant.id, actor.id, "site.delete", "site", site.id, before=snapshot(site))
+    audit.record(ctx.tenant_id, ctx.user_id, "site.delete", "site", site.id, before=snapshot(site))
     db.session.delete(site)  # its assignments go with it (ON DELETE CASCADE)
 
 
-def assign_user_to_site(tenant: Tenant, actor: User, site: Site, user_id: UUID) -> bool:
+def assign_user_to_site(ctx: TenantContext, site: Site, user_id: UUID) -> bool:
     """Give a member access to a site. True when it was not assigned yet."""
-    member = db.session.scalar(select(Membership).where(Membership.tenant_id == tenant.id,
+    member = db.session.scalar(select(Membership).where(Membership.tenant_id == ctx.tenant_id,
                                                         Membership.user_id == user_id))
     if member is None:
         raise RuleViolation("Only members of this organization can be assigned to its sites.")
@@ -139,28 +139,28 @@ def assign_user_to_site(tenant: Tenant, actor: User, site: Site, user_id: UUID) 
         raise RuleViolation(f"{site.name} is archived: restore it before assigning members.")
     # ON CONFLICT: two managers assigning the same member at once is not an error.
     assigned = db.session.execute(
-        insert(SiteAssignment).values(tenant_id=tenant.id, site_id=site.id, user_id=user_id, assigned_by=actor.id)
+        insert(SiteAssignment).values(tenant_id=ctx.tenant_id, site_id=site.id, user_id=user_id, assigned_by=ctx.user_id)
         .on_conflict_do_nothing(constraint="uq_user_site_assignments_tenant_id_site_id_user_id")
         .returning(SiteAssignment.id, SiteAssignment.assigned_at)).first()
     if assigned is None:
         return False
-    audit.record(tenant.id, actor.id, "site.assign", "site_assignment", assigned.id,
+    audit.record(ctx.tenant_id, ctx.user_id, "site.assign", "site_assignment", assigned.id,
                  after={"site_id": str(site.id), "site": site.name, "user_id": str(user_id),
-                        "email": member.user.email, "assigned_by": str(actor.id),
+                        "email": member.user.email, "assigned_by": str(ctx.user_id),
                         "assigned_at": assigned.assigned_at.isoformat()})
     return True
 
 
-def unassign_user_from_site(tenant: Tenant, actor: User, site: Site, user_id: UUID) -> bool:
+def unassign_user_from_site(ctx: TenantContext, site: Site, user_id: UUID) -> bool:
     """Take a member's access to a site away. True when they were assigned."""
     removed = db.session.execute(
-        delete(SiteAssignment).where(SiteAssignment.tenant_id == tenant.id, SiteAssignment.site_id == site.id,
+        delete(SiteAssignment).where(SiteAssignment.tenant_id == ctx.tenant_id, SiteAssignment.site_id == site.id,
                                      SiteAssignment.user_id == user_id)
         .returning(SiteAssignment.id, SiteAssignment.assigned_by, SiteAssignment.assigned_at)).first()
     if removed is None:
         return False
     email = db.session.scalar(select(User.email).where(User.id == user_id))
-    audit.record(tenant.id, actor.id, "site.unassign", "site_assignment", removed.id,
+    audit.record(ctx.tenant_id, ctx.user_id, "site.unassign", "site_assignment", removed.id,
                  before={"site_id": str(site.id), "site": site.name, "user_id": str(user_id), "email": email,
                          "assigned_by": str(removed.assigned_by) if removed.assigned_by else None,
                          "assigned_at": removed.assigned_at.isoformat()})

@@ -6,29 +6,26 @@ from urllib.parse import urlsplit
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from flask import abort, flash, g, make_response, redirect, render_template, request, url_for
-from flask_login import current_user
+from flask import abort, flash, make_response, redirect, render_template, request, url_for
 
 from ..extensions import db, htmx
-from ..members.models import Membership
 from ..rules import RuleViolation
-from ..tenancy import can, requires, tenant_blueprint
-from ..tenancy.permissions import Permission
+from ..tenancy import Permission, can, current, requires, tenant_blueprint
+from ..tenancy.models import Membership
 from . import queries, services
 from .forms import DAY_NAMES, AssignmentForm, SiteForm, timezone_names
-from .visibility import Viewer
 
 bp = tenant_blueprint("sites", __name__, "/sites")
 
 
 def _site_or_404(site_id: UUID):
-    return queries.get_site_or_404(Viewer.current(), site_id)
+    return queries.get_site_or_404(current(), site_id)
 
 
 def _local_back(target: str | None, fallback: str) -> str:
     """Only a path of this tenant: never redirect elsewhere after an action."""
     parts = urlsplit(target or "")
-    if target and not parts.scheme and not parts.netloc and target.startswith(f"/t/{g.tenant.slug}/"):
+    if target and not parts.scheme and not parts.netloc and target.startswith(f"/t/{current().tenant.slug}/"):
         return target
     return fallback
 
@@ -37,7 +34,7 @@ def _local_back(target: str | None, fallback: str) -> str:
 @requires(Permission.SITES_VIEW)
 def index():
     archived = request.args.get("archived") == "1"
-    rows, next_after = queries.site_page(Viewer.current(), after=request.args.get("after", ""), archived=archived)
+    rows, next_after = queries.site_page(current(), after=request.args.get("after", ""), archived=archived)
     return render_template("sites/index.html", rows=rows, next_after=next_after, archived=archived)
 
 
@@ -63,7 +60,7 @@ def _save(form: SiteForm, action, site=None):
 @bp.route("/new", methods=["GET", "POST"])
 @requires(Permission.SITES_WRITE)
 def create():
-    return _save(SiteForm(), lambda data: services.create_site(g.tenant, current_user, data))
+    return _save(SiteForm(), lambda data: services.create_site(current(), data))
 
 
 @bp.get("/<uuid:site_id>")
@@ -93,13 +90,13 @@ def _members_panel(site, values, **extra) -> dict:
 def edit(site_id: UUID):
     site = _site_or_404(site_id)
     form = SiteForm() if request.method == "POST" else SiteForm.for_site(site)
-    return _save(form, lambda data: services.update_site(g.tenant, current_user, site, data), site)
+    return _save(form, lambda data: services.update_site(current(), site, data), site)
 
 
 def _lifecycle(site_id: UUID, action, done: str):
     site = _site_or_404(site_id)
     try:
-        action(g.tenant, current_user, site)
+        action(current(), site)
     except RuleViolation as exc:
         db.session.rollback()
         flash(exc.message, "error")
@@ -128,7 +125,7 @@ def delete(site_id: UUID):
 
 def _member_sites(user_id: UUID, *, error: str | None = None, next_url: str = "", status: int = 200):
     return render_template("sites/_member_sites.html", member_user_id=user_id, error=error, next_url=next_url,
-                           site_access=queries.site_access(g.tenant.id, [user_id]), open_details=True), status
+                           site_access=queries.site_access(current().tenant_id, [user_id]), open_details=True), status
 
 
 def _change_assignment(site_id: UUID, service, done: str):
@@ -143,7 +140,7 @@ def _change_assignment(site_id: UUID, service, done: str):
         abort(400, "Choose a member of this organization.")
     error = None
     try:
-        service(g.tenant, current_user, site, user_id)
+        service(current(), site, user_id)
     except RuleViolation as exc:
         db.session.rollback()
         error = exc.message
@@ -177,10 +174,10 @@ def unassign(site_id: UUID):
 @requires(Permission.SITES_ASSIGN)
 def member_sites(user_id: UUID):
     """One member's site toggles: the fragment a member row includes, or a page of its own."""
-    membership = db.session.scalar(db.select(Membership).where(Membership.tenant_id == g.tenant.id,
+    membership = db.session.scalar(db.select(Membership).where(Membership.tenant_id == current().tenant_id,
                                                                Membership.user_id == user_id)) or abort(404)
     if htmx:
         return _member_sites(user_id)
     return render_template("sites/member_sites.html", membership=membership, member_user_id=user_id,
-                           site_access=queries.site_access(g.tenant.id, [user_id]), open_details=True,
+                           site_access=queries.site_access(current().tenant_id, [user_id]), open_details=True,
                            next_url=request.full_path)

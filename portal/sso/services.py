@@ -18,7 +18,7 @@ from ..accounts.services import create_user, find_user_by_email, normalise_email
 from ..database.context import set_context
 from ..extensions import db
 from ..invitations.models import Invitation, InvitationStatus
-from ..tenants.models import Tenant, TenantStatus
+from ..tenants.models import Tenant
 
 DISABLED = "This account is disabled. Ask an organization admin for help."
 
@@ -65,7 +65,7 @@ def has_pending_invitation(email: str) -> bool:
         return bool(db.session.scalar(select(exists().where(
             func.lower(Invitation.email) == email, Invitation.status == InvitationStatus.PENDING,
             Invitation.expires_at > func.now(), Tenant.id == Invitation.tenant_id,
-            Tenant.status.in_([TenantStatus.ACTIVE, TenantStatus.PENDING])))))
+            Tenant.is_usable))))
     finally:
         set_context(db.session, verified_email=None)
 

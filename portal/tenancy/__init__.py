@@ -1,19 +1,38 @@
-"""Tenant-scoped URLs: /t/<tenant_slug>/..., the tenant loaded once per request."""
+"""How a request enters a tenant, in one place.
+
+Tenant-scoped URLs are /t/<tenant_slug>/... (`tenant_blueprint`). The slug is checked for form
+before any SQL; the session loader (security.sessions.load) then calls the database function
+`portal_request_context`, which validates the session and, for an active member of a usable
+tenant only, sets the row-level security context (`app.tenant_id`) and returns the tenant,
+the membership and its role's permissions (tenancy.queries.entered). `_require_member` turns
+that into the request's one `TenantContext` (tenancy.context), or a 404 that says nothing
+about whether the tenant exists. Views check named permissions with `requires(...)`,
+templates with `can(...)`; services receive the context as an argument.
+"""
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from functools import wraps
 
-from flask import Blueprint, Flask, abort, flash, g, redirect, request, url_for
-from flask_login import current_user, login_required, logout_user
+from flask import Blueprint, Flask, abort, g, request
+from flask_login import current_user, login_required
 
 from ..tenants.models import SLUG
-from .permissions import Permission, role_can
+from .context import TenantContext, current, current_or_none
+from .permissions import Permission
 from .queries import enter_tenant
+
+__all__ = ["TenantContext", "current", "current_or_none", "can", "requires", "tenant_blueprint",
+           "entry_checks", "Permission"]
+
+# Checks every tenant request passes after entry, registered by the areas that own them (the
+# security area: a tenant's session policy). A check returns a response to refuse, or None.
+entry_checks: list[Callable[[TenantContext], object]] = []
 
 
 def tenant_blueprint(name: str, import_name: str, path: str = "") -> Blueprint:
-    """A blueprint under /t/<tenant_slug>; every view sees g.tenant and g.membership."""
+    """A blueprint under /t/<tenant_slug>; every view runs inside the request's TenantContext."""
     bp = Blueprint(name, import_name, url_prefix="/t/<tenant_slug>" + path)
     bp.url_value_preprocessor(_load_tenant)
     bp.url_defaults(_fill_slug)
@@ -29,38 +48,26 @@ def _load_tenant(endpoint, values):
 
 
 def _fill_slug(endpoint, values):
-    if "tenant_slug" not in values and g.get("tenant") is not None:
-        values["tenant_slug"] = g.tenant.slug
+    ctx = current_or_none()
+    if "tenant_slug" not in values and ctx is not None:
+        values["tenant_slug"] = ctx.tenant.slug
 
 
 @login_required
 def _require_member():
     """Not a member, unknown slug or unusable tenant: the same 404, so nothing leaks."""
-    tenant, membership = enter_tenant(g.tenant_slug or "", current_user.id)
-    if membership is None:
+    entry = enter_tenant(g.tenant_slug or "", current_user.id)
+    if entry is None:
         abort(404)  # the transaction, with whatever it set, is rolled back
-    g.tenant, g.membership = tenant, membership
-    refused = _security_policy(tenant)
-    if refused is not None:
-        return refused
+    tenant, membership, role = entry
+    ctx = g.tenant_context = TenantContext(tenant, membership, role, g.get("request_id"))
+    for check in entry_checks:
+        refused = check(ctx)
+        if refused is not None:
+            return refused
     if request.method == "GET":
         # Only reads touch it: a change request must take the tenant lock before any row lock.
         _touch(membership)
-
-
-def _security_policy(tenant):
-    """A tenant may demand two-factor and shorter sessions than the portal's defaults."""
-    from ..security import login, sessions
-    policy = login.policy(tenant)
-    if sessions.violates(policy):
-        sessions.end_current()
-        logout_user()
-        flash(f"{tenant.name} requires you to sign in again.", "info")
-        return redirect(url_for("accounts.login", next=request.full_path), 303)
-    if policy.get("require_mfa") is True and not current_user.has_mfa:
-        flash(f"{tenant.name} requires two-factor authentication: set it up to continue.", "info")
-        return redirect(url_for("profile.two_factor", next=request.full_path), 303)
-    return None
 
 
 ACTIVITY_RESOLUTION = timedelta(minutes=5)
@@ -74,8 +81,9 @@ def _touch(membership) -> None:
 
 
 def can(permission: Permission | str) -> bool:
-    membership = g.get("membership")
-    return membership is not None and role_can(membership.role, Permission(permission))
+    """Whether the current actor holds `permission` in this request's tenant."""
+    ctx = current_or_none()
+    return ctx is not None and ctx.can(permission)
 
 
 def requires(permission: Permission, *, post: Permission | None = None):
@@ -88,12 +96,15 @@ def requires(permission: Permission, *, post: Permission | None = None):
                 abort(403, "Your role in this organization does not allow this.")
             return view(*args, **kwargs)
         wrapped.permission = permission  # read by the authorization matrix test
+        wrapped.post_permission = post or permission
         return wrapped
     return decorator
 
 
 def init_app(app: Flask) -> None:
-    from . import switcher
+    from . import roles, switcher
     app.jinja_env.globals["can"] = can
     app.jinja_env.globals["Permission"] = Permission
+    app.jinja_env.globals["role_of"] = roles.role_of
+    app.context_processor(lambda: {"ctx": current_or_none()})
     app.register_blueprint(switcher.bp)

@@ -1,42 +1,89 @@
-"""Named permissions, mapped from roles in this one place."""
+"""The permission catalogue: named `resource:action` permissions, in this one place.
+
+The enum is the source of truth; the `permissions` table mirrors it (migrations keep them
+equal, tests/test_roles.py fails on drift). Later areas add their permissions here and a
+migration adds the rows.
+"""
 from __future__ import annotations
 
 import enum
 
-from ..members.models import MembershipRole
+from .models import MembershipRole
 
 
 class Permission(enum.StrEnum):
     TENANT_VIEW = "tenant:view"
     SITES_VIEW = "sites:view"
     SITES_WRITE = "sites:write"
+    SITES_ASSIGN = "sites:assign"
+    SITES_SEE_ALL = "sites:see-all"
     DEVICES_VIEW = "devices:view"
     DEVICES_WRITE = "devices:write"
+    DEVICES_STATUS = "devices:status"
     MEMBERS_VIEW = "members:view"
     MEMBERS_MANAGE = "members:manage"
     INVITATIONS_MANAGE = "invitations:manage"
+    ROLES_MANAGE = "roles:manage"
     AUDIT_VIEW = "audit:view"
-    # Sites and devices (issue 4).
-    SITES_ASSIGN = "sites:assign"  # assign members to sites
-    SITES_SEE_ALL = "sites:see-all"  # every site and its devices; without it, only assigned sites
-    DEVICES_STATUS = "devices:status"  # change the status of devices one can see
+
+    @property
+    def resource(self) -> str:
+        return self.value.split(":", 1)[0]
+
+    @property
+    def action(self) -> str:
+        return self.value.split(":", 1)[1]
+
+    @property
+    def category(self) -> str:
+        return CATALOGUE[self][0]
+
+    @property
+    def description(self) -> str:
+        return CATALOGUE[self][1]
 
 
-_READ = {Permission.TENANT_VIEW, Permission.SITES_VIEW, Permission.DEVICES_VIEW, Permission.MEMBERS_VIEW}
-_MANAGE = _READ | {Permission.SITES_WRITE, Permission.DEVICES_WRITE, Permission.MEMBERS_MANAGE,
-                   Permission.INVITATIONS_MANAGE, Permission.AUDIT_VIEW}
+# permission -> (category, what it lets a person do, in words); the order is the display order.
+CATALOGUE: dict[Permission, tuple[str, str]] = {
+    Permission.TENANT_VIEW: ("Organization", "Open the organization and its dashboard"),
+    Permission.SITES_VIEW: ("Sites", "See sites"),
+    Permission.SITES_WRITE: ("Sites", "Create, edit, archive and delete sites"),
+    Permission.SITES_ASSIGN: ("Sites", "Assign members to sites"),
+    Permission.SITES_SEE_ALL: ("Sites", "See every site and its devices (otherwise only assigned sites)"),
+    Permission.DEVICES_VIEW: ("Devices", "See devices and export them"),
+    Permission.DEVICES_WRITE: ("Devices", "Add, edit, move, import and decommission devices"),
+    Permission.DEVICES_STATUS: ("Devices", "Change the status of devices they can see"),
+    Permission.MEMBERS_VIEW: ("Members", "See the member list"),
+    Permission.MEMBERS_MANAGE: ("Members", "Change roles, suspend and remove members"),
+    Permission.INVITATIONS_MANAGE: ("Members", "Invite people and manage invitations"),
+    Permission.ROLES_MANAGE: ("Members", "Create, edit and delete custom roles"),
+    Permission.AUDIT_VIEW: ("Audit", "Read the audit log"),
+}
 
-_MANAGE |= {Permission.SITES_ASSIGN, Permission.SITES_SEE_ALL, Permission.DEVICES_STATUS}
-# Members may change the status of the devices at their sites; viewers only read.
-_MEMBER = _READ | {Permission.DEVICES_STATUS}
+_READ = frozenset({Permission.TENANT_VIEW, Permission.SITES_VIEW, Permission.DEVICES_VIEW,
+                   Permission.MEMBERS_VIEW})
 
-ROLE_PERMISSIONS: dict[MembershipRole, frozenset[Permission]] = {
-    MembershipRole.OWNER: frozenset(_MANAGE),
-    MembershipRole.ADMIN: frozenset(_MANAGE),
-    MembershipRole.MEMBER: frozenset(_MEMBER),
-    MembershipRole.VIEWER: frozenset(_READ),
+# The system roles' meanings. Owners and admins hold every permission; what only an owner
+# may do (grant ownership, transfer it) are rules in tenancy.roles, not permissions.
+SYSTEM_ROLES: dict[MembershipRole, tuple[str, str, frozenset[Permission]]] = {
+    MembershipRole.OWNER: ("Owner", "Full control, including ownership and billing decisions",
+                           frozenset(Permission)),
+    MembershipRole.ADMIN: ("Admin", "Manages sites, devices, members and roles", frozenset(Permission)),
+    MembershipRole.MEMBER: ("Member", "Works with the devices at their sites", _READ | {Permission.DEVICES_STATUS}),
+    MembershipRole.VIEWER: ("Viewer", "Reads everything at their sites, changes nothing", _READ),
 }
 
 
-def role_can(role: MembershipRole | None, permission: Permission) -> bool:
-    return role is not None and permission in ROLE_PERMISSIONS[role]
+def grouped(permissions) -> list[tuple[str, list[Permission]]]:
+    """`permissions` in catalogue order, grouped by category, for pages."""
+    groups: dict[str, list[Permission]] = {}
+    for permission in CATALOGUE:
+        if permission in permissions:
+            groups.setdefault(permission.category, []).append(permission)
+    return list(groups.items())
+
+
+def parse(values) -> frozenset[Permission]:
+    """Permission codes read from the database or a form; unknown codes are dropped."""
+    known = {p.value for p in Permission}
+    return frozenset(Permission(v) for v in values or () if v in known)

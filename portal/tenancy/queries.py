@@ -8,46 +8,65 @@ from sqlalchemy import select
 from ..database.context import adopt
 from ..database.loaded import attach
 from ..extensions import db
-from ..members.models import Membership, MembershipRole, MembershipStatus
 from ..tenants.models import Tenant, TenantStatus, TenantType
-
+from .models import Membership, MembershipRole, MembershipStatus
+from .permissions import parse
+from .roles import Role, system_role
 
 _ENTER_TENANT = "SELECT * FROM portal_enter_tenant(%(user_id)s, %(slug)s)"
 
+Entry = tuple[Tenant, Membership, Role]
 
-def enter_tenant(slug: str, user_id: UUID) -> tuple[Tenant | None, Membership | None]:
-    """The tenant and the user's active membership in it; app.tenant_id is set for the rest of
-    the transaction only when the tenant is usable and the user a member. The membership is
-    read through the `membership_self_read` policy (app.user_id, set when the user was loaded).
+
+def enter_tenant(slug: str, user_id: UUID) -> Entry | None:
+    """The tenant, the user's active membership in it and its role with its permissions;
+    app.tenant_id is set for the rest of the transaction only when the tenant is usable and
+    the user a member. The membership is read through the `membership_self_read` policy
+    (app.user_id, set when the user was loaded).
 
     On a tenant URL the session loader has already done this in its own round trip
     (security.sessions.load); otherwise one call of the same SQL function."""
     if not slug:
-        return None, None
+        return None
     ready = g.pop("tenant_entry", None)
     if ready is not None and ready[0] == slug and ready[1] == user_id:
-        tenant, membership = ready[2]
+        entry = ready[2]
     else:
         row = db.session.connection().exec_driver_sql(_ENTER_TENANT, {"user_id": user_id, "slug": slug}).first()
-        tenant, membership = entered(row, user_id)
-    if membership is None or not tenant.is_usable:
-        return None, None
-    adopt(tenant_id=tenant.id)
-    return tenant, membership
+        entry = entered(row, user_id)
+    if entry is None or not entry[0].is_usable:
+        return None
+    adopt(tenant_id=entry[0].id)
+    return entry
 
 
-def entered(row, user_id: UUID) -> tuple[Tenant | None, Membership | None]:
-    """The tenant and membership of a `portal_enter_tenant` row (also part of
+def entered(row, user_id: UUID) -> Entry | None:
+    """The tenant, membership and role of a `portal_enter_tenant` row (also part of
     `portal_request_context`'s), as ORM instances of this request's session."""
     if row is None or row.t_id is None or row.m_id is None:
-        return None, None  # the function returns nothing for a tenant the user may not enter
+        return None  # the function returns nothing for a tenant the user may not enter
     tenant = attach(Tenant, id=row.t_id, name=row.t_name, slug=row.t_slug, type=TenantType(row.t_type),
                     status=TenantStatus(row.t_status), domain=row.t_domain, max_users=row.t_max_users,
                     settings=row.t_settings, created_at=row.t_created_at)
-    return tenant, attach(Membership, tenant_id=row.t_id, id=row.m_id, user_id=user_id,
-                          role=MembershipRole(row.m_role), status=MembershipStatus(row.m_status),
-                          last_active_at=row.m_last_active_at, accepted_at=row.m_accepted_at,
-                          created_at=row.m_created_at)
+    system = MembershipRole(row.m_role) if row.m_role else None
+    membership = attach(Membership, tenant_id=row.t_id, id=row.m_id, user_id=user_id, role=system,
+                        custom_role_id=row.m_custom_role_id, status=MembershipStatus(row.m_status),
+                        last_active_at=row.m_last_active_at, accepted_at=row.m_accepted_at,
+                        created_at=row.m_created_at)
+    permissions = parse(row.r_permissions)
+    if system is not None:
+        role = system_role(system)
+        # The table is what the database enforces; the code's meaning must match it (drift test).
+        role = Role(role.key, role.name, role.description, permissions, system=system)
+    else:
+        role = Role(str(row.m_custom_role_id), row.r_name or "", "", permissions, custom_id=row.m_custom_role_id)
+    return tenant, membership, role
+
+
+def lock_tenant(tenant: Tenant) -> None:
+    """Serialise owner, seat and role changes of one tenant (the last-owner trigger takes the
+    same lock)."""
+    db.session.execute(select(Tenant.id).where(Tenant.id == tenant.id).with_for_update())
 
 
 def my_tenants(user_id: UUID) -> list[tuple[Tenant, Membership]]:
@@ -56,7 +75,6 @@ def my_tenants(user_id: UUID) -> list[tuple[Tenant, Membership]]:
     rows = db.session.execute(
         select(Tenant, Membership)
         .join(Membership, Membership.tenant_id == Tenant.id)
-        .where(Membership.user_id == user_id, Membership.status == MembershipStatus.ACTIVE,
-               Tenant.status.in_([TenantStatus.ACTIVE, TenantStatus.PENDING]))
+        .where(Membership.user_id == user_id, Membership.status == MembershipStatus.ACTIVE, Tenant.is_usable)
         .order_by(Tenant.name))
     return [(t, m) for t, m in rows]

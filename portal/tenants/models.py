@@ -6,6 +6,7 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import CheckConstraint, Index, Integer, String
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import Timestamps, db, jsonb, pg_enum, uuid_pk
@@ -29,6 +30,9 @@ class TenantStatus(enum.StrEnum):
     PENDING = "pending"
     ARCHIVED = "archived"
     PENDING_DELETION = "pending_deletion"
+
+
+USABLE_STATUSES = (TenantStatus.ACTIVE, TenantStatus.PENDING)
 
 
 class Tenant(Timestamps, db.Model):
@@ -55,7 +59,14 @@ class Tenant(Timestamps, db.Model):
     # `metadata` is reserved by SQLAlchemy's declarative base, hence `meta`.
     meta: Mapped[dict[str, Any]] = jsonb("metadata")
 
-    @property
+    @hybrid_property
     def is_usable(self) -> bool:
-        return self.status in (TenantStatus.ACTIVE, TenantStatus.PENDING)
+        """Members may enter it. The SQL functions of migration 0006 say the same once in SQL
+        (portal_tenant_usable); tests/test_roles.py checks that the two agree."""
+        return self.status in USABLE_STATUSES
+
+    @is_usable.inplace.expression
+    @classmethod
+    def _is_usable_expression(cls):
+        return cls.status.in_(USABLE_STATUSES)
 

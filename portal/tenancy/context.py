@@ -1,0 +1,68 @@
+"""One tenant context per request: who acts, in which tenant, with which role and permissions,
+and which sites they see. Built once when the request enters the tenant and handed to
+services explicitly."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from uuid import UUID
+
+from flask import abort, g
+
+from ..tenants.models import Tenant
+from .models import Membership
+from .permissions import Permission
+from . import roles
+from .roles import Role
+
+
+@dataclass(frozen=True)
+class TenantContext:
+    tenant: Tenant
+    membership: Membership
+    role: Role
+    request_id: str | None = None
+    # Plain values, read once: they stay usable after a commit has expired the instances (a
+    # streamed export goes on after the request's transaction ends).
+    tenant_id: UUID = field(init=False)
+    user_id: UUID = field(init=False)  # the actor: audit rows and `created_by` columns name them
+
+    def __post_init__(self):
+        object.__setattr__(self, "tenant_id", self.tenant.id)
+        object.__setattr__(self, "user_id", self.membership.user_id)
+
+    @property
+    def permissions(self) -> frozenset[Permission]:
+        return self.role.permissions
+
+    @property
+    def is_owner(self) -> bool:
+        return self.role.is_owner
+
+    @property
+    def sees_all(self) -> bool:
+        """The site scope: every site, or only the sites the actor is assigned to
+        (sites.visibility turns it into SQL)."""
+        return Permission.SITES_SEE_ALL in self.role.permissions
+
+    def can(self, permission: Permission | str) -> bool:
+        return Permission(permission) in self.role.permissions
+
+    def manages(self, member: Membership) -> bool:
+        """Whether the actor may change this member's role or status, or remove them."""
+        return (self.can(Permission.MEMBERS_MANAGE) and member.user_id != self.user_id
+                and roles.may_manage(self, roles.role_of(member)))
+
+    def may_hand_ownership_to(self, member: Membership) -> bool:
+        return roles.may_transfer(self, member)
+
+
+def current() -> TenantContext:
+    """The context of this tenant request (views only; services receive it as an argument)."""
+    ctx = g.get("tenant_context")
+    if ctx is None:
+        abort(404)
+    return ctx
+
+
+def current_or_none() -> TenantContext | None:
+    return g.get("tenant_context")

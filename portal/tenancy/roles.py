@@ -1,0 +1,159 @@
+"""Roles as the rest of the portal sees them, and the rules about roles, written once.
+
+A role is a system role (owner, admin, member, viewer: the same in every tenant) or one of
+the tenant's custom roles. Everything that names a role by its kind is in this module: the
+owner rules, who may manage whom, and which roles an actor may hand out.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from uuid import UUID
+
+from flask import g
+from sqlalchemy import func, select
+
+from ..extensions import db
+from .models import Membership, MembershipRole, MembershipStatus, TenantRole
+from .permissions import SYSTEM_ROLES, Permission, parse
+
+if TYPE_CHECKING:
+    from .context import TenantContext
+
+
+@dataclass(frozen=True)
+class Role:
+    key: str  # the system role's name, or the custom role's id: what forms submit
+    name: str
+    description: str
+    permissions: frozenset[Permission]
+    system: MembershipRole | None = None
+    custom_id: UUID | None = None
+
+    @property
+    def is_owner(self) -> bool:
+        return self.system == MembershipRole.OWNER
+
+    @property
+    def sees_all(self) -> bool:
+        return Permission.SITES_SEE_ALL in self.permissions
+
+    @property
+    def is_custom(self) -> bool:
+        return self.custom_id is not None
+
+    def columns(self) -> dict:
+        """The values of a membership's or invitation's (role, custom_role_id)."""
+        return {"role": self.system, "custom_role_id": self.custom_id}
+
+    def snapshot(self) -> dict:
+        """How audit rows name a role."""
+        return {"role": self.system.value if self.system else self.name,
+                **({"custom_role_id": str(self.custom_id)} if self.custom_id else {})}
+
+
+def system_role(key: MembershipRole) -> Role:
+    name, description, permissions = SYSTEM_ROLES[key]
+    return Role(key.value, name, description, permissions, system=key)
+
+
+SYSTEM = [system_role(key) for key in MembershipRole]
+OWNER = system_role(MembershipRole.OWNER)
+DEFAULT = system_role(MembershipRole.MEMBER)  # preselected when inviting
+FORMER_OWNER = system_role(MembershipRole.ADMIN)  # what an owner becomes after handing ownership over
+
+
+def custom_role(row: TenantRole) -> Role:
+    return Role(str(row.id), row.name, row.description or "", parse(grant.permission for grant in row.grants),
+                custom_id=row.id)
+
+
+def custom_roles(tenant_id: UUID) -> list[Role]:
+    rows = db.session.scalars(select(TenantRole).where(TenantRole.tenant_id == tenant_id)
+                              .order_by(func.lower(TenantRole.name)))
+    return [custom_role(r) for r in rows]
+
+
+def tenant_roles(tenant_id: UUID) -> list[Role]:
+    """Every role of a tenant: the system roles first, then its own by name."""
+    return SYSTEM + custom_roles(tenant_id)
+
+
+def resolve(tenant_id: UUID, key: str | None) -> Role | None:
+    """The role a form names (a system role's name or a custom role's id) in this tenant."""
+    if not key:
+        return None
+    if key in MembershipRole._value2member_map_:
+        return system_role(MembershipRole(key))
+    try:
+        role_id = UUID(key)
+    except ValueError:
+        return None
+    row = db.session.scalar(select(TenantRole).where(TenantRole.tenant_id == tenant_id, TenantRole.id == role_id))
+    return custom_role(row) if row else None
+
+
+def book(tenant_id: UUID) -> dict[str, Role]:
+    """Every role of a tenant by key, read once per request (pages list many members)."""
+    cache = g.setdefault("role_book", {})
+    if tenant_id not in cache:
+        cache[tenant_id] = {r.key: r for r in tenant_roles(tenant_id)}
+    return cache[tenant_id]
+
+
+def forget() -> None:
+    """After a change to roles: the next `book()` reads them again."""
+    g.pop("role_book", None)
+
+
+def role_of(holder) -> Role:
+    """The role of a Membership or an Invitation."""
+    if holder.role is not None:
+        return system_role(holder.role)
+    found = book(holder.tenant_id).get(str(holder.custom_role_id))
+    if found is None:  # created in this request after the book was read
+        forget()
+        found = book(holder.tenant_id)[str(holder.custom_role_id)]
+    return found
+
+
+# --- The rules. Owners are the only role named in a rule. ---------------------------------
+
+def may_grant(ctx: TenantContext, role: Role) -> bool:
+    """Nobody hands out more than they hold; only owners hand out ownership."""
+    if role.is_owner:
+        return ctx.is_owner
+    return ctx.is_owner or role.permissions <= ctx.permissions
+
+
+def assignable_roles(ctx: TenantContext, roles: list[Role] | None = None) -> list[Role]:
+    """The roles this actor may give: one answer for the members page, invitations and roles."""
+    return [r for r in (roles if roles is not None else tenant_roles(ctx.tenant.id)) if may_grant(ctx, r)]
+
+
+def may_manage(ctx: TenantContext, target: Role) -> bool:
+    """Owners manage anyone; others manage people whose role holds strictly less than theirs
+    (so an admin manages members and viewers, never another admin or an owner)."""
+    if ctx.is_owner:
+        return True
+    return not target.is_owner and target.permissions < ctx.permissions
+
+
+def may_edit_role(ctx: TenantContext, role: Role) -> bool:
+    """Custom roles only, and only those within the actor's own permissions."""
+    return role.is_custom and role.permissions <= ctx.permissions
+
+
+def may_transfer(ctx: TenantContext, target: Membership) -> bool:
+    """An owner hands ownership to another active member (and becomes an admin)."""
+    return ctx.is_owner and target.status == MembershipStatus.ACTIVE and not is_owner(target) \
+        and target.user_id != ctx.user_id
+
+
+def is_owner(membership: Membership) -> bool:
+    return membership.role == MembershipRole.OWNER
+
+
+def owner_condition():
+    """SQL: an active owner membership (the last-owner rule counts these)."""
+    return (Membership.role == MembershipRole.OWNER) & (Membership.status == MembershipStatus.ACTIVE)
