@@ -14,8 +14,9 @@ from flask_login import current_user
 from joserfc.errors import JoseError
 from sqlalchemy.exc import IntegrityError
 
-from ..accounts.views import _safe_next, home_for
+from ..accounts.views import home_for
 from ..extensions import db
+from ..redirects import safe_next
 from ..security import events, login as sign_in
 from . import client as oidc, services
 
@@ -41,7 +42,7 @@ def _redirect_uri() -> str:
 
 @bp.get("/login/sso")
 def start():
-    target = _safe_next(request.args.get("next"))
+    target = safe_next(request.args.get("next"))
     if current_user.is_authenticated:
         return redirect(target or home_for(current_user), 303)
     try:
