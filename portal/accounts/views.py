@@ -11,20 +11,11 @@ from ..redirects import safe_next
 from ..security import events, login as sign_in, mfa, sessions, throttle
 from .forms import LoginForm, SecondFactorForm
 from .models import User
-from .services import check_password, landing_tenant_slug, normalise_email
+from .services import check_password, normalise_email
 
 bp = Blueprint("accounts", __name__)
 GENERIC_FAILURE = "That email and password do not match an account."
 SECOND_FACTOR_SECONDS = 300
-
-
-def home_for(user) -> str:
-    slug = landing_tenant_slug(user)
-    if slug:
-        return url_for("dashboard.index", tenant_slug=slug)
-    if user.is_system_admin:
-        return url_for("admin.tenants")
-    return url_for("switcher.index")
 
 
 def _login_limit() -> str:
@@ -50,7 +41,7 @@ def _throttled(form, email: str):
 @limiter.limit(_login_limit, methods=["POST"], deduct_when=_failed)
 def login():
     if current_user.is_authenticated:
-        return redirect(safe_next(request.args.get("next")) or home_for(current_user), 303)
+        return redirect(safe_next(request.args.get("next")) or sign_in.home_for(current_user), 303)
     form = LoginForm()
     if not form.validate_on_submit():
         return render_template("accounts/login.html", form=form), 400 if form.errors else 200
@@ -70,7 +61,7 @@ def login():
         session["second_factor"] = {"user": str(user.id), "at": time.time(), "next": target}
         return redirect(url_for("accounts.second_factor"), 303)
     sign_in.complete(user, "password")
-    return redirect(target or home_for(user), 303)
+    return redirect(target or sign_in.home_for(user), 303)
 
 
 @bp.route("/login/verify", methods=["GET", "POST"])
@@ -99,7 +90,7 @@ def second_factor():
     sign_in.complete(user, f"{pending.get('method', 'password')}+{method}")
     if method == "backup_code":
         flash(f"You used a backup code; {mfa.remaining_backup_codes(user)} remain.", "info")
-    return redirect(pending.get("next") or home_for(user), 303)
+    return redirect(pending.get("next") or sign_in.home_for(user), 303)
 
 
 @bp.post("/logout")
@@ -114,5 +105,5 @@ def logout():
 @bp.get("/")
 def root():
     if current_user.is_authenticated:
-        return redirect(home_for(current_user), 303)
+        return redirect(sign_in.home_for(current_user), 303)
     return redirect(url_for("accounts.login"), 303)

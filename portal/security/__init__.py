@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from flask import Flask, g
 
+from ..extensions import login_manager
+
 
 def init_app(app: Flask) -> None:
-    from . import throttle
+    from . import sessions, throttle
+    # Flask-Login's user is the one of a valid server-side session record; loading it also sets
+    # app.user_id, which lets RLS show the user their own memberships (the switcher).
+    login_manager.user_loader(sessions.load)
+    # Sessions are server-side records (revocable, timed out); addresses change on mobile networks.
+    login_manager.session_protection = None
 
     @app.after_request
     def _remember_device(response):

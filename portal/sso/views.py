@@ -14,7 +14,6 @@ from flask_login import current_user
 from joserfc.errors import JoseError
 from sqlalchemy.exc import IntegrityError
 
-from ..accounts.views import home_for
 from ..extensions import db
 from ..redirects import safe_next
 from ..security import events, login as sign_in
@@ -44,7 +43,7 @@ def _redirect_uri() -> str:
 def start():
     target = safe_next(request.args.get("next"))
     if current_user.is_authenticated:
-        return redirect(target or home_for(current_user), 303)
+        return redirect(target or sign_in.home_for(current_user), 303)
     try:
         response = oidc.provider().authorize_redirect(_redirect_uri())
     except PROVIDER_ERRORS as exc:
@@ -92,7 +91,7 @@ def callback():
     if outcome.reason == "created" and not target:
         flash("Welcome! Your account is ready. To join an organization, open its invitation link from your "
               "email, or ask one of its admins to invite you.", "info")
-    return redirect(target or home_for(user), 303)
+    return redirect(target or sign_in.home_for(user), 303)
 
 
 def _provider_refused(error: str, target: str | None):
