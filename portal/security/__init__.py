@@ -1,5 +1,6 @@
-"""Account security: server-side sessions, throttling, two-factor, password reset,
-email verification and the /account profile."""
+"""Account security: server-side sessions, throttling, two-factor, completing a sign-in,
+password reset and email verification. Built on portal.accounts (who someone is); the pages
+that use it are portal.signin, portal.profile and portal.sso."""
 from __future__ import annotations
 
 from flask import Flask, g

@@ -1,3 +1,4 @@
+"""/login (the password, then the second factor when the account has one), /logout and /."""
 from __future__ import annotations
 
 import time
@@ -6,12 +7,12 @@ from uuid import UUID
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, logout_user
 
+from ..accounts.models import User
+from ..accounts.services import check_password, normalise_email
 from ..extensions import db, limiter
 from ..redirects import safe_next
 from ..security import events, login as sign_in, mfa, sessions, throttle
 from .forms import LoginForm, SecondFactorForm
-from .models import User
-from .services import check_password, normalise_email
 
 bp = Blueprint("accounts", __name__)
 GENERIC_FAILURE = "That email and password do not match an account."
