@@ -32,10 +32,10 @@ def create_app(overrides: dict | None = None) -> Flask:
     context.install(FlaskSession)
 
     from .database import registry  # noqa: F401
-    from . import (accounts, admin, dashboard, devices, errors, health, invitations, mail, members, requestlog,
-                   roles, security, sites, sso, tenancy, web)
-    for area in (requestlog, errors, web, security, accounts, sso, tenancy, dashboard, sites, devices, members,
-                 roles, invitations, mail, admin, health):
+    from . import (admin, dashboard, devices, errors, health, invitations, mail, members, profile, requestlog,
+                   roles, security, signin, sites, sso, tenancy, web)
+    for area in (requestlog, errors, web, security, signin, profile, sso, tenancy, dashboard, sites, devices,
+                 members, roles, invitations, mail, admin, health):
         area.init_app(app)
 
     from . import cli

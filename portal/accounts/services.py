@@ -1,7 +1,6 @@
 """Account services. They change state and flush; the request edge commits."""
 from __future__ import annotations
 
-
 from sqlalchemy import func, select
 
 from ..extensions import db
@@ -31,16 +30,6 @@ def check_password(email: str, password: str) -> tuple[User | None, str]:
     if needs_rehash(user.password_hash):  # parameters changed since this hash was made
         user.password_hash = hash_password(password)
     return user, "ok"
-
-
-def landing_tenant_slug(user: User) -> str | None:
-    """The tenant used last if still a usable membership, else the first by name."""
-    from ..tenancy.queries import my_tenants
-    rows = my_tenants(user.id)
-    for tenant, _ in rows:
-        if tenant.id == user.last_tenant_id:
-            return tenant.slug
-    return rows[0][0].slug if rows else None
 
 
 def create_user(email: str, name: str, password: str | None, **fields) -> User:

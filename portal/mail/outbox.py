@@ -17,8 +17,8 @@ from cryptography.fernet import InvalidToken
 from flask import current_app, g, render_template
 from sqlalchemy import func, select
 
+from ..crypto import fernet
 from ..extensions import db
-from ..security.crypto import fernet
 from . import smtp
 from .models import OutboxMessage, OutboxStatus
 

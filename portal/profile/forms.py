@@ -2,7 +2,9 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, StringField
-from wtforms.validators import DataRequired, Email, EqualTo, Length
+from wtforms.validators import DataRequired, Email, Length
+
+from ..security.forms import NewPasswordForm
 
 
 class NameForm(FlaskForm):
@@ -12,15 +14,6 @@ class NameForm(FlaskForm):
 class EmailForm(FlaskForm):
     email = EmailField("New email address", validators=[DataRequired(), Email(), Length(max=320)],
                        render_kw={"autocomplete": "email"})
-
-
-class NewPasswordForm(FlaskForm):
-    password = PasswordField("New password", validators=[DataRequired(), Length(max=1024)],
-                             description="At least 12 characters; a passphrase is easiest to remember.",
-                             render_kw={"autocomplete": "new-password"})
-    confirm = PasswordField("Repeat the new password", validators=[
-        DataRequired(), EqualTo("password", message="The passwords do not match.")],
-        render_kw={"autocomplete": "new-password"})
 
 
 class PasswordForm(NewPasswordForm):
@@ -41,7 +34,3 @@ class CodeForm(FlaskForm):
     code = StringField("Code from your authenticator app", validators=[DataRequired(), Length(max=20)],
                        render_kw={"autocomplete": "one-time-code", "inputmode": "numeric"})
 
-
-class ForgotForm(FlaskForm):
-    email = EmailField("Email", validators=[DataRequired(), Length(max=320)],
-                       render_kw={"autocomplete": "username", "autofocus": True})

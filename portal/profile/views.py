@@ -9,8 +9,8 @@ from flask_login import current_user, login_required, logout_user
 from sqlalchemy import select
 
 from ..accounts.passwords import verify_password
-from ..accounts.views import _safe_next
 from ..extensions import db, limiter
+from ..redirects import safe_next
 from ..rules import RuleViolation
 from ..security import events, mfa, services, sessions, throttle, tokens
 from ..security.models import TokenPurpose
@@ -144,7 +144,7 @@ def change_password():
                deduct_when=lambda r: r.status_code >= 400)
 def confirm():
     form = ConfirmForm()
-    target = _safe_next(request.args.get("next")) or url_for(".index")
+    target = safe_next(request.args.get("next")) or url_for(".index")
     if form.validate_on_submit():
         refused = _reauth_refused()
         if refused:
@@ -187,7 +187,7 @@ def enable_two_factor():
                                qr=mfa.qr_data_uri(secret, current_user.email)), 422
     codes = mfa.enable(current_user, secret)
     session.pop("totp_pending", None)
-    return render_template("profile/backup_codes.html", codes=codes, next=_safe_next(request.args.get("next")))
+    return render_template("profile/backup_codes.html", codes=codes, next=safe_next(request.args.get("next")))
 
 
 @bp.post("/two-factor/backup-codes")

@@ -1,7 +1,7 @@
 """Completing a sign-in, whatever proved it (password, second factor, single sign-on)."""
 from __future__ import annotations
 
-from flask import g, session
+from flask import g, session, url_for
 from flask_login import login_user
 from sqlalchemy import func
 
@@ -22,6 +22,26 @@ def session_cap(user: User) -> int | None:
 def policy(tenant) -> dict:
     security = (tenant.settings or {}).get("security")
     return security if isinstance(security, dict) else {}
+
+
+def landing_tenant_slug(user: User) -> str | None:
+    """The tenant used last if still a usable membership, else the first by name."""
+    from ..tenancy.queries import my_tenants
+    rows = my_tenants(user.id)
+    for tenant, _ in rows:
+        if tenant.id == user.last_tenant_id:
+            return tenant.slug
+    return rows[0][0].slug if rows else None
+
+
+def home_for(user: User) -> str:
+    """Where a signed-in user lands when no `next` page was asked for."""
+    slug = landing_tenant_slug(user)
+    if slug:
+        return url_for("dashboard.index", tenant_slug=slug)
+    if user.is_system_admin:
+        return url_for("admin.tenants")
+    return url_for("switcher.index")
 
 
 def complete(user: User, method: str) -> None:

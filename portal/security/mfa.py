@@ -10,8 +10,8 @@ import segno
 from sqlalchemy import delete, func, select, update
 
 from ..accounts.models import User
+from ..crypto import fernet, keyed_hash
 from ..extensions import db
-from .crypto import fernet, keyed_hash
 from .models import BackupCode
 
 ISSUER = "Portal"

@@ -14,8 +14,8 @@ from flask_login import current_user
 from joserfc.errors import JoseError
 from sqlalchemy.exc import IntegrityError
 
-from ..accounts.views import _safe_next, home_for
 from ..extensions import db
+from ..redirects import safe_next
 from ..security import events, login as sign_in
 from . import client as oidc, services
 
@@ -41,9 +41,9 @@ def _redirect_uri() -> str:
 
 @bp.get("/login/sso")
 def start():
-    target = _safe_next(request.args.get("next"))
+    target = safe_next(request.args.get("next"))
     if current_user.is_authenticated:
-        return redirect(target or home_for(current_user), 303)
+        return redirect(target or sign_in.home_for(current_user), 303)
     try:
         response = oidc.provider().authorize_redirect(_redirect_uri())
     except PROVIDER_ERRORS as exc:
@@ -91,7 +91,7 @@ def callback():
     if outcome.reason == "created" and not target:
         flash("Welcome! Your account is ready. To join an organization, open its invitation link from your "
               "email, or ask one of its admins to invite you.", "info")
-    return redirect(target or home_for(user), 303)
+    return redirect(target or sign_in.home_for(user), 303)
 
 
 def _provider_refused(error: str, target: str | None):

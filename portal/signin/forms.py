@@ -17,3 +17,8 @@ class SecondFactorForm(FlaskForm):
     code = StringField("Authentication code", validators=[DataRequired(), Length(max=20)],
                        description="The 6-digit code from your authenticator app, or one of your backup codes.",
                        render_kw={"autocomplete": "one-time-code", "inputmode": "numeric", "autofocus": True})
+
+
+class ForgotForm(FlaskForm):
+    email = EmailField("Email", validators=[DataRequired(), Length(max=320)],
+                       render_kw={"autocomplete": "username", "autofocus": True})

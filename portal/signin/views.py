@@ -1,40 +1,22 @@
+"""/login (the password, then the second factor when the account has one), /logout and /."""
 from __future__ import annotations
 
 import time
-from urllib.parse import urlsplit
 from uuid import UUID
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, logout_user
 
+from ..accounts.models import User
+from ..accounts.services import check_password, normalise_email
 from ..extensions import db, limiter
+from ..redirects import safe_next
 from ..security import events, login as sign_in, mfa, sessions, throttle
 from .forms import LoginForm, SecondFactorForm
-from .models import User
-from .services import check_password, landing_tenant_slug, normalise_email
 
 bp = Blueprint("accounts", __name__)
 GENERIC_FAILURE = "That email and password do not match an account."
 SECOND_FACTOR_SECONDS = 300
-
-
-def _safe_next(target: str | None) -> str | None:
-    """Only same-site paths: never redirect to another host after sign-in."""
-    if not target:
-        return None
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return None
-    return target
-
-
-def home_for(user) -> str:
-    slug = landing_tenant_slug(user)
-    if slug:
-        return url_for("dashboard.index", tenant_slug=slug)
-    if user.is_system_admin:
-        return url_for("admin.tenants")
-    return url_for("switcher.index")
 
 
 def _login_limit() -> str:
@@ -60,7 +42,7 @@ def _throttled(form, email: str):
 @limiter.limit(_login_limit, methods=["POST"], deduct_when=_failed)
 def login():
     if current_user.is_authenticated:
-        return redirect(_safe_next(request.args.get("next")) or home_for(current_user), 303)
+        return redirect(safe_next(request.args.get("next")) or sign_in.home_for(current_user), 303)
     form = LoginForm()
     if not form.validate_on_submit():
         return render_template("accounts/login.html", form=form), 400 if form.errors else 200
@@ -74,13 +56,13 @@ def login():
                       user_id=user.id if user else None)
         form.password.errors.append(GENERIC_FAILURE)
         return render_template("accounts/login.html", form=form), 401
-    target = _safe_next(request.args.get("next"))
+    target = safe_next(request.args.get("next"))
     if user.has_mfa:
         session.clear()
         session["second_factor"] = {"user": str(user.id), "at": time.time(), "next": target}
         return redirect(url_for("accounts.second_factor"), 303)
     sign_in.complete(user, "password")
-    return redirect(target or home_for(user), 303)
+    return redirect(target or sign_in.home_for(user), 303)
 
 
 @bp.route("/login/verify", methods=["GET", "POST"])
@@ -109,7 +91,7 @@ def second_factor():
     sign_in.complete(user, f"{pending.get('method', 'password')}+{method}")
     if method == "backup_code":
         flash(f"You used a backup code; {mfa.remaining_backup_codes(user)} remain.", "info")
-    return redirect(pending.get("next") or home_for(user), 303)
+    return redirect(pending.get("next") or sign_in.home_for(user), 303)
 
 
 @bp.post("/logout")
@@ -118,11 +100,11 @@ def logout():
     logout_user()
     flash("You are signed out.", "info")
     # "Sign out and continue" from an invitation for another address comes back to it.
-    return redirect(url_for("accounts.login", next=_safe_next(request.form.get("next"))), 303)
+    return redirect(url_for("accounts.login", next=safe_next(request.form.get("next"))), 303)
 
 
 @bp.get("/")
 def root():
     if current_user.is_authenticated:
-        return redirect(home_for(current_user), 303)
+        return redirect(sign_in.home_for(current_user), 303)
     return redirect(url_for("accounts.login"), 303)

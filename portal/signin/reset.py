@@ -5,10 +5,11 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, render_template, url_for
 
 from ..extensions import db, limiter
-from ..profile.forms import ForgotForm, NewPasswordForm
 from ..rules import RuleViolation
 from ..security import services, tokens
+from ..security.forms import NewPasswordForm
 from ..security.models import TokenPurpose
+from .forms import ForgotForm
 
 bp = Blueprint("accounts_reset", __name__, url_prefix="/password")
 SENT = ("If an account uses that address, we sent it a link to reset the password. "

@@ -1,4 +1,5 @@
-"""Keys derived from SECRET_KEY for data the database must not hold in clear."""
+"""Keys derived from SECRET_KEY for data the database must not hold in clear (email bodies in
+the outbox, TOTP secrets, backup codes). Infrastructure, like config: any area may use it."""
 from __future__ import annotations
 
 import base64

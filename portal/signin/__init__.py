@@ -1,0 +1,18 @@
+"""Sign-in pages: /login (and its second-factor step), /logout, / and the forgotten-password
+flow under /password. The blueprints and templates keep the names `accounts` and
+`accounts_reset` they had when these pages lived in portal.accounts (URLs and url_for unchanged)."""
+from __future__ import annotations
+
+from flask import Flask
+
+from ..extensions import login_manager
+
+
+def init_app(app: Flask) -> None:
+    from .reset import bp as reset_bp
+    from .views import bp
+    login_manager.login_view = "accounts.login"
+    login_manager.login_message = "Please sign in to continue."
+    login_manager.login_message_category = "info"
+    app.register_blueprint(bp)
+    app.register_blueprint(reset_bp)
