@@ -23,7 +23,7 @@ def test_owner_creates_a_custom_role_and_the_member_sees_less(chromium, live_ser
         expect = sign_in(page, owner.email, PASSWORD)
         page.goto(f"/t/{slug}/roles/")
         expect(page.locator('[data-role="Viewer"]')).to_contain_text("See devices and export them")
-        page.get_by_role("link", name="New role").click()
+        page.get_by_role("link", name="New role", exact=True).click()
         page.get_by_label("Name").fill("Device reader")
         page.get_by_label("Description (optional)").fill("Reads devices, nothing else")
         page.get_by_label("See devices and export them").check()

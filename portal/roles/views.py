@@ -26,7 +26,7 @@ def index():
 
 
 def _form_page(form: RoleForm, role=None, status: int = 200):
-    return render_template("roles/form.html", form=form, role=role, catalogue=list(CATALOGUE),
+    return render_template("roles/form.html", form=form, role=role, catalogue=grouped(CATALOGUE),
                            held=current().permissions), status
 
 
