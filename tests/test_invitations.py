@@ -382,3 +382,30 @@ def test_admin_cannot_resend_an_owner_invitation(mail_app, smtp, team):
         db.session.commit()
     r = admin.post(f"/t/{t['slug']}/invitations/{inv.id}/resend", data={"csrf_token": csrf_token(admin)})
     assert "Only an owner can invite another owner." in admin.get(r.headers["Location"]).get_data(as_text=True)
+
+
+def test_an_invitation_for_a_custom_role_names_it_and_grants_it(mail_app, smtp, team):
+    """The email and the acceptance page name the tenant's own role; accepting grants it."""
+    from portal.tenancy.models import TenantRole, TenantRolePermission
+    t, existing = team["tenant"], team["factory"].user(name="Custom Person")
+    with mail_app.app_context(), tenant_scope(db.session, t["id"]):
+        role = TenantRole(tenant_id=t["id"], name="Night shift")
+        db.session.add(role)
+        db.session.flush()
+        role.grants = [TenantRolePermission(tenant_id=t["id"], role_id=role.id, permission="tenant:view")]
+        db.session.commit()
+        role_id = role.id
+    owner = mail_app.test_client()
+    login(owner, team["owner"].email)
+    assert invite(owner, t["slug"], existing.email, role=str(role_id)).status_code == 303
+    message = smtp.inbox.wait_for(1, existing.email)[0]
+    assert "as Night shift" in message.get_body(preferencelist=("plain",)).get_content()
+    guest = mail_app.test_client()
+    login(guest, existing.email)
+    path = link_in(message, BASE)
+    page = guest.get(path).get_data(as_text=True)
+    assert "Night shift" in page
+    assert guest.post(path, data={"action": "accept", "csrf_token": csrf_from(page)}).status_code == 303
+    [m] = [m for m in rows(mail_app, t["id"], Membership) if m.user_id == existing.id]
+    assert (m.role, m.custom_role_id) == (None, role_id)
+    assert "Night shift" in guest.get(f"/t/{t['slug']}/").get_data(as_text=True)
