@@ -8,7 +8,7 @@ from .extensions import db, htmx
 
 TITLES = {
     400: "Bad request", 403: "Not allowed", 404: "Not found", 405: "Method not allowed", 410: "Gone",
-    413: "Too large",
+    413: "Too large", 423: "Unavailable",
     429: "Too many requests", 500: "Something went wrong", 503: "Service unavailable",
 }
 

@@ -20,7 +20,8 @@ from .tenancy import roles
 from .tenancy.models import Membership, MembershipRole, TenantRole, TenantRolePermission
 from .tenancy.permissions import Permission
 from .sites.models import Site, SiteAssignment
-from .tenants.models import Tenant, TenantStatus, TenantType
+from .tenants.models import Plan, Tenant, TenantStatus, TenantType
+from .tenants.plans import PLAN_OF_TYPE, apply_plan
 
 SAMPLE = ROOT / "seeds" / "sample.toml"
 
@@ -37,8 +38,10 @@ def load_sample(password: str) -> bool:
     admin = users["admin@system.local"]
     for spec in data["tenants"]:
         tenant = Tenant(name=spec["name"], slug=spec["slug"], type=TenantType(spec["type"]),
-                        status=TenantStatus(spec.get("status", "active")), max_users=spec["max_users"],
-                        settings=spec.get("settings", {}))
+                        status=TenantStatus(spec.get("status", "active")), settings=spec.get("settings", {}),
+                        status_reason=spec.get("status_reason"))
+        apply_plan(tenant, db.session.get(Plan, spec.get("plan") or PLAN_OF_TYPE[tenant.type]))
+        tenant.max_users = spec.get("max_users", tenant.max_users)
         db.session.add(tenant)
         db.session.flush()  # tenant.id scopes everything below
         with tenant_scope(db.session, tenant.id):

@@ -19,6 +19,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-dev-shm-usage"]
 CONSULTANT = "consultant@external.com"
 CONSULTANT_TENANTS = {"Acme Corporation", "Beta Solutions", "TechStart Inc"}
+# The switcher also lists the suspended Gamma Logistics, marked as such.
+CONSULTANT_SWITCHER = CONSULTANT_TENANTS | {"Gamma Logistics"}
 LOGIN_FAILURE = "That email and password do not match an account."
 TIMEOUT_MS = 15_000
 DASHBOARD = re.compile(r"/t/([a-z0-9-]+)/$")  # no named group: Playwright compiles it as JS

@@ -136,6 +136,10 @@ class Factory:
     def tenant(self, *, members: dict | None = None, sites: int = 1, devices: int = 2, **fields) -> dict:
         """A tenant with `members` {role: User}, sites and devices; returns plain ids and slugs."""
         slug = fields.pop("slug", f"t-{self._unique()}")
+        # Room to work in: tests of the plan limits set their own.
+        fields.setdefault("plan", "enterprise")
+        fields.setdefault("max_sites", 1000)
+        fields.setdefault("max_devices", 100_000)
         with self.app.app_context():
             t = Tenant(name=fields.pop("name", f"Tenant {slug}"), slug=slug, **fields)
             db.session.add(t)

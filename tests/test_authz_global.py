@@ -47,6 +47,16 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("switcher.index", "GET"): each(302, 200),
     ("switcher.switch", "POST"): each(302, 404),
     ("admin.tenants", "GET"): each(404, 404, 200),
+    ("admin.new_tenant", "GET"): each(404, 404, 200),
+    ("admin.new_tenant", "POST"): each(404, 404, 422),       # nothing given
+    ("admin.tenant", "GET"): each(404, 404, 200),
+    ("admin.tenant_status", "POST"): each(404, 404, 422),    # suspending needs a reason
+    ("admin.tenant_plan", "POST"): each(404, 404, 422),
+    ("admin.users", "GET"): each(404, 404, 200),
+    ("admin.user", "GET"): each(404, 404, 404),              # an unknown user
+    ("admin.disable_user", "POST"): each(404, 404, 404),
+    ("admin.enable_user", "POST"): each(404, 404, 404),
+    ("admin.send_reset", "POST"): each(404, 404, 404),
     ("accept.show", "GET"): each(410, 410),
     ("accept.respond", "POST"): each(410, 410),
     ("devmail.index", "GET"): each(200, 200),   # 404 in production (tests/test_invitations.py)
@@ -58,8 +68,10 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
 PARAMS = {
     "token": lambda: "not-a-real-token",
     "session_id": lambda: uuid.uuid4(),
+    "user_id": lambda: uuid.uuid4(),
     "message_id": lambda: uuid.uuid4(),
     "filename": lambda: "portal.css",
+    "slug": lambda: "acme-corp",
 }
 
 

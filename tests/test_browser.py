@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from browser_support import CONSULTANT, CONSULTANT_TENANTS, DASHBOARD, LOGIN_FAILURE, sign_in
+from browser_support import CONSULTANT, CONSULTANT_SWITCHER, CONSULTANT_TENANTS, DASHBOARD, LOGIN_FAILURE, sign_in
 from conftest import SEED_PASSWORD
 
 pytestmark = pytest.mark.browser
@@ -68,7 +68,7 @@ def test_switch_tenant_with_the_htmx_switcher(tab, restore_last_tenant):
         expect(page.get_by_role("heading", level=1)).to_have_text("Acme Corporation")
 
     menu = open_switcher(page)
-    assert set(switcher_tenant_names(menu)) == CONSULTANT_TENANTS
+    assert set(switcher_tenant_names(menu)) == CONSULTANT_SWITCHER
     with page.expect_response(lambda r: r.url.endswith("/tenants/switch")) as switched:
         menu.get_by_role("button", name=re.compile("TechStart Inc")).click()
     response = switched.value
@@ -82,7 +82,7 @@ def test_switch_tenant_with_the_htmx_switcher(tab, restore_last_tenant):
     menu = open_switcher(page)
     expect(menu.locator("summary")).to_have_text("TechStart Inc")
     names = switcher_tenant_names(menu)
-    assert sorted(names) == sorted(CONSULTANT_TENANTS), names
+    assert sorted(names) == sorted(CONSULTANT_SWITCHER), names
     assert "Demo Company" not in menu.inner_text()
     expect(menu.locator("button[aria-current=true]")).to_contain_text("TechStart Inc")
     tab.assert_no_csp_errors()

@@ -188,7 +188,7 @@ def test_request_context_sets_nothing_without_a_valid_session(serving, world, si
                 tx.rollback()
 
 
-def test_request_context_enters_only_a_usable_tenant_the_user_belongs_to(serving, world, signed_in):
+def test_request_context_enters_only_a_tenant_the_user_belongs_to(serving, world, signed_in):
     token_hash, user_id = signed_in
     a, b = world["a"], world["b"]
     with serving.begin() as conn:
@@ -210,12 +210,29 @@ def test_request_context_enters_only_a_usable_tenant_the_user_belongs_to(serving
         assert conn.execute(sa.text("SELECT * FROM portal_enter_tenant(:u, :s)"),
                             {"u": user_id, "s": b["slug"]}).all() == []
         assert _settings(conn)[1] == "" and conn.execute(sa.text("SELECT count(*) FROM devices")).scalar() == 0
-    for status in ("suspended", "archived", "pending_deletion"):
+    for status in ("suspended", "pending_deletion"):
         with serving.connect() as conn:
             with conn.begin() as tx:
                 conn.execute(sa.text("UPDATE tenants SET status = :s WHERE id = :t"), {"s": status, "t": a["id"]})
                 (row,) = _context(conn, token_hash, user_id, a["slug"])
-                assert row.t_id is None and _settings(conn) == (str(user_id), ""), status
+                # Its member is told the tenant's status (to be shown why), and nothing else: no
+                # permissions, no tenant context, so not one of its rows.
+                assert (row.t_id, row.t_status, row.r_permissions) == (a["id"], status, None), status
+                assert _settings(conn) == (str(user_id), ""), status
+                assert conn.execute(sa.text("SELECT count(*) FROM devices")).scalar() == 0, status
+                tx.rollback()
+    with serving.connect() as conn:
+        with conn.begin() as tx:  # archived: read-only for members (the application refuses changes)
+            conn.execute(sa.text("UPDATE tenants SET status = 'archived' WHERE id = :t"), {"t": a["id"]})
+            (row,) = _context(conn, token_hash, user_id, a["slug"])
+            assert row.t_id == a["id"] and _settings(conn) == (str(user_id), str(a["id"]))
+            tx.rollback()
+    for status in ("suspended", "archived"):
+        with serving.connect() as conn:  # and a stranger to the tenant still gets nothing at all
+            with conn.begin() as tx:
+                conn.execute(sa.text("UPDATE tenants SET status = :s WHERE id = :t"), {"s": status, "t": b["id"]})
+                (row,) = _context(conn, token_hash, user_id, b["slug"])
+                assert row.t_id is None and row.t_status is None and _settings(conn) == (str(user_id), ""), status
                 tx.rollback()
 
 

@@ -84,12 +84,13 @@ def test_catalogue_and_system_roles_in_the_database_equal_the_code(app):
         assert names == {key.value: name for key, (name, _, _) in SYSTEM_ROLES.items()}
 
 
-def test_usable_tenant_rule_is_the_same_in_python_and_sql(app):
+def test_tenant_status_rules_are_the_same_in_python_and_sql(app):
     with app.app_context():
         for status in TenantStatus:
-            sql = db.session.scalar(sa.text("SELECT portal_tenant_usable(CAST(:s AS tenant_status))"),
-                                    {"s": status.value})
-            assert sql == Tenant(status=status).is_usable, status
+            usable, readable = db.session.execute(sa.text(
+                "SELECT portal_tenant_usable(CAST(:s AS tenant_status)), portal_tenant_readable(CAST(:s AS tenant_status))"),
+                {"s": status.value}).one()
+            assert (usable, readable) == (Tenant(status=status).is_usable, Tenant(status=status).is_readable), status
 
 
 # --- One answer in Python and in SQL (property test) ---------------------------------------
@@ -127,6 +128,7 @@ def test_user_has_permission_agrees_with_the_python_check(app, factory, world):
         expected = SYSTEM_ROLES[which][2] if kind == "system" else custom[which] | frozenset()
         members.append((user, member_status, expected))
     usable = status in (TenantStatus.ACTIVE, TenantStatus.PENDING)
+    read_only = status == TenantStatus.ARCHIVED
     for user, member_status, held in members:
         with app.test_request_context():
             # The request path: the user is loaded (app.user_id), then the tenant is entered.
@@ -137,7 +139,8 @@ def test_user_has_permission_agrees_with_the_python_check(app, factory, world):
                                         {"u": user.id, "t": t["id"], "r": p.resource, "a": p.action})
                    for p in PERMISSIONS}
             db.session.rollback()
-        model = {p: usable and member_status == MembershipStatus.ACTIVE and p in held for p in PERMISSIONS}
+        model = {p: (usable or (read_only and p.reads)) and member_status == MembershipStatus.ACTIVE and p in held
+                 for p in PERMISSIONS}
         assert python == model, (member_status, status)
         assert sql == model, (member_status, status)
 

@@ -68,3 +68,19 @@ class tenant_scope:
 
     def __exit__(self, *exc):
         set_context(self.session, tenant_id=self.previous or None)
+
+
+class user_scope:
+    """`with user_scope(session, user_id):` reads what that user reads of their own rows (their
+    memberships in every tenant, through `membership_self_read`), for the system console."""
+
+    def __init__(self, session, user_id):
+        self.session, self.user_id = session, user_id
+
+    def __enter__(self):
+        self.previous = g.get("db_user_id", "")
+        set_context(self.session, user_id=self.user_id)
+        return self
+
+    def __exit__(self, *exc):
+        set_context(self.session, user_id=self.previous or None)

@@ -19,13 +19,14 @@ from sqlalchemy.exc import IntegrityError
 
 from .. import audit
 from ..extensions import db
+from ..rules import RuleViolation
 from ..sites.models import Site
 from ..sites.visibility import may_see
 from ..tenancy import TenantContext
 from .jsondata import JsonValueError, parse_object
 from .models import Device, DeviceStatus, DeviceType
 from .queries import ListState, iter_devices
-from .services import snapshot
+from .services import room_for_devices, snapshot
 
 COLUMNS = ("name", "type", "serial_number", "status", "site", "firmware_version", "last_seen_at", "metadata")
 REQUIRED = ("name", "type", "serial_number", "site")
@@ -237,6 +238,11 @@ def import_devices(ctx: TenantContext, data: bytes, *, partial: bool = False) ->
             valid.append(device)
     report.rejected.sort(key=lambda r: r.line)
     if (report.rejected and not partial) or not valid:
+        return report
+    try:  # the whole file is counted before anything is written
+        room_for_devices(ctx, sum(1 for d in valid if d["status"] != DeviceStatus.DECOMMISSIONED))
+    except RuleViolation as exc:
+        report.problems.append(exc.message + " Nothing was imported.")
         return report
     # Ids made here rather than by the database: with nothing to read back, the devices (and
     # their audit rows) go in as one executemany, which psycopg pipelines, instead of one

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from .. import audit
 from ..extensions import db
@@ -19,6 +19,8 @@ from ..rules import RuleViolation
 from ..sites.models import Site
 from ..sites.queries import get_site
 from ..tenancy import Permission, TenantContext
+from ..tenancy.limits import require_room
+from ..tenancy.queries import lock_tenant
 from .models import Device, DeviceStatus, DeviceType
 
 META_FIELDS = ("specs", "configuration")
@@ -74,8 +76,21 @@ def _apply(device: Device, data: DeviceData) -> None:
     device.meta = meta
 
 
+def in_service(ctx: TenantContext) -> int:
+    """Devices that count against the plan: every one not decommissioned."""
+    return db.session.scalar(select(func.count()).select_from(Device).where(
+        Device.tenant_id == ctx.tenant_id, Device.status != DeviceStatus.DECOMMISSIONED)) or 0
+
+
+def room_for_devices(ctx: TenantContext, adding: int, field: str | None = None) -> None:
+    lock_tenant(ctx.tenant)  # counted and created under the tenant's lock: no two pass the limit together
+    require_room(ctx.tenant, "max_devices", in_service(ctx), adding, field)
+
+
 def create_device(ctx: TenantContext, data: DeviceData) -> Device:
     target_site(ctx, data.site_id)
+    if data.status != DeviceStatus.DECOMMISSIONED:
+        room_for_devices(ctx, 1, "name")
     if serial_taken(ctx, data.serial_number):
         raise RuleViolation(f"A device with serial number {data.serial_number} already exists.",
                             field="serial_number")
@@ -108,6 +123,9 @@ def change_status(ctx: TenantContext, devices: list[Device], status: DeviceStatu
             status == DeviceStatus.DECOMMISSIONED or any(d.status == DeviceStatus.DECOMMISSIONED for d in devices)):
         raise RuleViolation("Your role does not allow decommissioning devices or bringing them back.",
                             field="status")
+    back = sum(1 for d in devices if d.status == DeviceStatus.DECOMMISSIONED and status != d.status)
+    if back:
+        room_for_devices(ctx, back, "status")  # back in service: they count again
     changed = 0
     for device in devices:
         if device.status == status:

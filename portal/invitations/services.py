@@ -136,6 +136,24 @@ def invite(ctx: TenantContext, emails: list[str], role: roles.Role | None,
     return created
 
 
+def invite_first_owner(tenant: Tenant, admin: User, email: str) -> Invitation:
+    """A new tenant's first owner, invited by a system admin from the console (who is not a
+    member: no TenantContext). The caller has entered the tenant's RLS scope."""
+    try:
+        email = normalise_email(validate_email(email.strip(), check_deliverability=False).normalized)
+    except EmailNotValidError:
+        raise RuleViolation("Enter the first owner's email address.", field="owner_email") from None
+    token, digest = new_token()
+    invitation = Invitation(tenant_id=tenant.id, email=email, token_hash=digest, invited_by=admin.id,
+                            expires_at=_expiry(), **roles.OWNER.columns())
+    db.session.add(invitation)
+    db.session.flush()  # the id goes into the audit row
+    _send(tenant, admin, invitation, token)
+    audit.record(tenant.id, admin.id, "invitation.create", "invitation", invitation.id,
+                 after={"email": email, **roles.OWNER.snapshot(), "sites": []})
+    return invitation
+
+
 def get_invitation(ctx: TenantContext, invitation_id: UUID) -> Invitation | None:
     return db.session.scalar(select(Invitation).where(Invitation.tenant_id == ctx.tenant_id,
                                                       Invitation.id == invitation_id))

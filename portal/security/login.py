@@ -27,7 +27,7 @@ def policy(tenant) -> dict:
 def landing_tenant_slug(user: User) -> str | None:
     """The tenant used last if still a usable membership, else the first by name."""
     from ..tenancy.queries import my_tenants
-    rows = my_tenants(user.id)
+    rows = [(t, m) for t, m in my_tenants(user.id) if t.is_usable]  # never land in a suspended one
     for tenant, _ in rows:
         if tenant.id == user.last_tenant_id:
             return tenant.slug

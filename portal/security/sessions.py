@@ -89,7 +89,7 @@ def load(user_id: str) -> User | None:
     if slug is not None:
         from ..tenancy.queries import entered
         entry = entered(row, uid)
-        if entry is not None:
+        if entry is not None and entry[0].is_readable:
             adopt(tenant_id=entry[0].id)  # the function has set it: later transactions need it too
         g.tenant_entry = (slug, uid, entry)
     g.session_record = record

@@ -19,7 +19,9 @@ from ..accounts.models import User
 from ..extensions import db
 from ..rules import RuleViolation
 from ..tenancy import TenantContext
+from ..tenancy.limits import require_room
 from ..tenancy.models import Membership
+from ..tenancy.queries import lock_tenant
 from .models import Site, SiteAssignment
 from .queries import site_device_count
 
@@ -80,8 +82,16 @@ def _apply(site: Site, data: SiteData) -> None:
     site.meta = meta
 
 
+def _room_for_a_site(ctx: TenantContext) -> None:
+    lock_tenant(ctx.tenant)  # counted and created under the tenant's lock: no two pass the limit together
+    active = db.session.scalar(select(func.count()).select_from(Site).where(
+        Site.tenant_id == ctx.tenant_id, Site.archived_at.is_(None))) or 0
+    require_room(ctx.tenant, "max_sites", active, field="name")
+
+
 def create_site(ctx: TenantContext, data: SiteData) -> Site:
     _check(ctx, data)
+    _room_for_a_site(ctx)
     site = Site(tenant_id=ctx.tenant_id)
     _apply(site, data)
     db.session.add(site)
@@ -112,6 +122,7 @@ def archive_site(ctx: TenantContext, site: Site) -> Site:
 def restore_site(ctx: TenantContext, site: Site) -> Site:
     if site.archived_at is None:
         raise RuleViolation(f"{site.name} is not archived.")
+    _room_for_a_site(ctx)
     before = snapshot(site)
     site.archived_at = None
     audit.record(ctx.tenant_id, ctx.user_id, "site.restore", "site", site.id, before=before, after=snapshot(site))

@@ -18,7 +18,8 @@ from functools import wraps
 from flask import Blueprint, Flask, abort, g, request
 from flask_login import current_user, login_required
 
-from ..tenants.models import SLUG
+from ..errors import render_error
+from ..tenants.models import SLUG, TenantStatus
 from .context import TenantContext, current, current_or_none
 from .permissions import Permission
 from .queries import enter_tenant
@@ -60,7 +61,11 @@ def _require_member():
     if entry is None:
         abort(404)  # the transaction, with whatever it set, is rolled back
     tenant, membership, role = entry
+    if not tenant.is_readable:
+        return _unavailable(tenant)
     ctx = g.tenant_context = TenantContext(tenant, membership, role, g.get("request_id"))
+    if tenant.is_read_only and request.method not in ("GET", "HEAD"):
+        abort(423, f"{tenant.name} is archived: it can be read, not changed.")
     for check in entry_checks:
         refused = check(ctx)
         if refused is not None:
@@ -68,6 +73,16 @@ def _require_member():
     if request.method == "GET":
         # Only reads touch it: a change request must take the tenant lock before any row lock.
         _touch(membership)
+
+
+def _unavailable(tenant):
+    """A suspended tenant (or one pending deletion): its members are told why, and get nothing else."""
+    reason = tenant.status_reason or ""
+    if tenant.status == TenantStatus.SUSPENDED:
+        message = f"{tenant.name} is suspended." + (f" Reason: {reason}" if reason else "")
+    else:
+        message = f"{tenant.name} is scheduled for deletion and can no longer be used."
+    return render_error(423, message + " Contact your organization's owner or the service's support.")
 
 
 ACTIVITY_RESOLUTION = timedelta(minutes=5)

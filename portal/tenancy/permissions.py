@@ -35,6 +35,12 @@ class Permission(enum.StrEnum):
         return self.value.split(":", 1)[1]
 
     @property
+    def reads(self) -> bool:
+        """Only reads (or widens what is read): what remains of a role in a read-only tenant.
+        Migration 0009's user_has_permission() says the same in SQL."""
+        return self.action in READ_ACTIONS
+
+    @property
     def category(self) -> str:
         return CATALOGUE[self][0]
 
@@ -42,6 +48,8 @@ class Permission(enum.StrEnum):
     def description(self) -> str:
         return CATALOGUE[self][1]
 
+
+READ_ACTIONS = ("view", "see-all")
 
 # permission -> (category, what it lets a person do, in words); the order is the display order.
 CATALOGUE: dict[Permission, tuple[str, str]] = {

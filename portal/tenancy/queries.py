@@ -19,9 +19,10 @@ Entry = tuple[Tenant, Membership, Role]
 
 
 def enter_tenant(slug: str, user_id: UUID) -> Entry | None:
-    """The tenant, the user's active membership in it and its role with its permissions;
-    app.tenant_id is set for the rest of the transaction only when the tenant is usable and
-    the user a member. The membership is read through the `membership_self_read` policy
+    """The tenant, the user's active membership in it and its role with its permissions, or
+    None for anyone but an active member. app.tenant_id is set for the rest of the transaction
+    only when the tenant is readable (active, pending, archived); a member of a suspended
+    tenant gets its row (to be told why) and nothing else. The membership is read through the `membership_self_read` policy
     (app.user_id, set when the user was loaded).
 
     On a tenant URL the session loader has already done this in its own round trip
@@ -34,9 +35,10 @@ def enter_tenant(slug: str, user_id: UUID) -> Entry | None:
     else:
         row = db.session.connection().exec_driver_sql(_ENTER_TENANT, {"user_id": user_id, "slug": slug}).first()
         entry = entered(row, user_id)
-    if entry is None or not entry[0].is_usable:
+    if entry is None:
         return None
-    adopt(tenant_id=entry[0].id)
+    if entry[0].is_readable:
+        adopt(tenant_id=entry[0].id)  # the function has set it (not for a suspended tenant)
     return entry
 
 
@@ -54,6 +56,8 @@ def entered(row, user_id: UUID) -> Entry | None:
                         last_active_at=row.m_last_active_at, accepted_at=row.m_accepted_at,
                         created_at=row.m_created_at)
     permissions = parse(row.r_permissions)
+    if tenant.is_read_only:  # an archived tenant: what the role may read, nothing it may change
+        permissions = frozenset(p for p in permissions if p.reads)
     if system is not None:
         role = system_role(system)
         # The table is what the database enforces; the code's meaning must match it (drift test).
@@ -70,11 +74,12 @@ def lock_tenant(tenant: Tenant) -> None:
 
 
 def my_tenants(user_id: UUID) -> list[tuple[Tenant, Membership]]:
-    """The user's usable tenants, across tenants. Reads only the user's own
+    """The user's tenants (a suspended or archived one too, marked by its status), across tenants. Reads only the user's own
     memberships, through the `membership_self_read` policy (requires app.user_id)."""
     rows = db.session.execute(
         select(Tenant, Membership)
         .join(Membership, Membership.tenant_id == Tenant.id)
-        .where(Membership.user_id == user_id, Membership.status == MembershipStatus.ACTIVE, Tenant.is_usable)
+        .where(Membership.user_id == user_id, Membership.status == MembershipStatus.ACTIVE,
+               Tenant.status != TenantStatus.PENDING_DELETION)
         .order_by(Tenant.name))
     return [(t, m) for t, m in rows]

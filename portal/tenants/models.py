@@ -2,10 +2,11 @@ from __future__ import annotations
 
 import enum
 import re
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import CheckConstraint, Index, Integer, String
+from sqlalchemy import ARRAY, CheckConstraint, DateTime, ForeignKey, Index, Integer, String, text
 from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -32,7 +33,32 @@ class TenantStatus(enum.StrEnum):
     PENDING_DELETION = "pending_deletion"
 
 
+# Members use it fully; an archived tenant is read-only; any other status keeps members out
+# with a page that says why (migration 0009's portal_tenant_readable says the same in SQL).
 USABLE_STATUSES = (TenantStatus.ACTIVE, TenantStatus.PENDING)
+READABLE_STATUSES = USABLE_STATUSES + (TenantStatus.ARCHIVED,)
+
+
+class Plan(db.Model):
+    """A plan's limits and features (seed 002): what a tenant gets unless it overrides them."""
+
+    __tablename__ = "plans"
+    __table_args__ = (
+        CheckConstraint("max_users > 0 AND max_sites >= 0 AND max_devices >= 0 AND max_integrations >= 0",
+                        name="limits_positive"),
+    )
+
+    key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(60))
+    position: Mapped[int] = mapped_column(Integer)
+    max_users: Mapped[int] = mapped_column(Integer)
+    max_sites: Mapped[int] = mapped_column(Integer)
+    max_devices: Mapped[int] = mapped_column(Integer)
+    max_integrations: Mapped[int] = mapped_column(Integer)
+    features: Mapped[list[str]] = mapped_column(ARRAY(String(32)), server_default=text("'{}'"))
+
+
+LIMITS = ("max_users", "max_sites", "max_devices", "max_integrations")
 
 
 class Tenant(Timestamps, db.Model):
@@ -42,6 +68,8 @@ class Tenant(Timestamps, db.Model):
     __table_args__ = (
         CheckConstraint(f"slug ~ '{SLUG_PATTERN}'", name="slug_format"),
         CheckConstraint("max_users > 0", name="max_users_positive"),
+        CheckConstraint("max_sites >= 0 AND max_devices >= 0 AND max_integrations >= 0", name="limits_positive"),
+        Index("ix_tenants_plan", "plan"),
         Index("ix_tenants_status", "status"),
         Index("ix_tenants_settings", "settings", postgresql_using="gin"),
         Index("ix_tenants_metadata", "metadata", postgresql_using="gin"),
@@ -54,7 +82,14 @@ class Tenant(Timestamps, db.Model):
     status: Mapped[TenantStatus] = mapped_column(pg_enum(TenantStatus, "tenant_status"), server_default="active")
     domain: Mapped[str | None] = mapped_column(String(253), unique=True)
     keycloak_group_id: Mapped[str | None] = mapped_column(String(255))
+    # The plan's limits, copied when the plan is set; a system admin may override them per tenant.
+    plan: Mapped[str] = mapped_column(ForeignKey("plans.key"), server_default="free")
     max_users: Mapped[int] = mapped_column(Integer, server_default="25")
+    max_sites: Mapped[int] = mapped_column(Integer, server_default="2")
+    max_devices: Mapped[int] = mapped_column(Integer, server_default="50")
+    max_integrations: Mapped[int] = mapped_column(Integer, server_default="0")
+    status_reason: Mapped[str | None] = mapped_column(String(500))  # shown to members while suspended
+    status_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     settings: Mapped[dict[str, Any]] = jsonb()
     # `metadata` is reserved by SQLAlchemy's declarative base, hence `meta`.
     meta: Mapped[dict[str, Any]] = jsonb("metadata")
@@ -69,4 +104,12 @@ class Tenant(Timestamps, db.Model):
     @classmethod
     def _is_usable_expression(cls):
         return cls.status.in_(USABLE_STATUSES)
+
+    @property
+    def is_read_only(self) -> bool:
+        return self.status == TenantStatus.ARCHIVED
+
+    @property
+    def is_readable(self) -> bool:
+        return self.status in READABLE_STATUSES
 

@@ -1,0 +1,177 @@
+"""Plans as data and the tenant lifecycle (seeds 002 and 004).
+
+- `plans` (global reference rows): each plan's limits and features. A tenant names its plan
+  and carries its own copy of the limits (set from the plan, overridable per tenant by a
+  system admin): max_users (already there), max_sites, max_devices, max_integrations.
+- A tenant's status now says how its members get in: active and pending fully, archived
+  read-only (the application refuses changes), suspended or pending deletion not at all —
+  but a member is told why (status_reason) instead of getting a 404. `portal_enter_tenant`
+  returns the row of such a tenant to its members without setting app.tenant_id, so none of
+  its data is readable; `portal_tenant_readable(status)` is the SQL of that rule, and
+  `user_has_permission` answers for an archived tenant's reading permissions only.
+
+Revision ID: 0009
+Revises: 0006
+Create Date: 2026-11-30 16:45:00
+"""
+import importlib.util
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects import postgresql
+
+revision = '0009'
+down_revision = '0006'
+branch_labels = None
+depends_on = None
+
+# key, name, users, sites, devices, integrations, features
+PLANS = [
+    ("free", "Free", 5, 2, 50, 0, []),
+    ("starter", "Starter", 10, 5, 500, 2, ["audit_export"]),
+    ("pro", "Pro", 50, 50, 10_000, 10, ["sso", "audit_export", "api"]),
+    ("enterprise", "Enterprise", 1_000, 1_000, 1_000_000, 100, ["sso", "audit_export", "api"]),
+]
+# The seeds' tenant types, mapped onto the plans for existing tenants.
+TYPE_TO_PLAN = {"enterprise": "enterprise", "standard": "pro", "starter": "starter", "trial": "free", "demo": "free"}
+
+READABLE = """
+CREATE FUNCTION public.portal_tenant_readable(p_status public.tenant_status) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT p_status IN ('active', 'pending', 'archived') $$
+"""
+
+ENTER_TENANT = """
+CREATE OR REPLACE FUNCTION public.portal_enter_tenant(p_user_id uuid, p_slug text)
+RETURNS TABLE (t_id uuid, t_name varchar, t_slug varchar, t_type tenant_type, t_status tenant_status,
+               t_domain varchar, t_max_users integer, t_settings jsonb, t_created_at timestamptz,
+               m_id uuid, m_role membership_role, m_custom_role_id uuid, m_status membership_status,
+               m_last_active_at timestamptz, m_accepted_at timestamptz, m_created_at timestamptz,
+               r_name varchar, r_permissions text[])
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, public AS $$
+BEGIN
+    -- Whatever happens below, no earlier tenant stays in force.
+    PERFORM set_config('app.tenant_id', '', true);
+    SELECT tn.id, tn.name, tn.slug, tn.type, tn.status, tn.domain, tn.max_users, tn.settings, tn.created_at,
+           m.id, m.role, m.custom_role_id, m.status, m.last_active_at, m.accepted_at, m.created_at
+      INTO t_id, t_name, t_slug, t_type, t_status, t_domain, t_max_users, t_settings, t_created_at,
+           m_id, m_role, m_custom_role_id, m_status, m_last_active_at, m_accepted_at, m_created_at
+      FROM public.tenants tn
+      LEFT JOIN public.user_tenant_associations m
+        ON m.tenant_id = tn.id AND m.user_id = p_user_id AND m.status = 'active'
+     WHERE tn.slug = p_slug;
+    IF NOT FOUND OR m_id IS NULL THEN
+        RETURN;  -- not a member: nothing about the tenant leaves the database
+    END IF;
+    IF NOT public.portal_tenant_readable(t_status) THEN
+        -- A member of a suspended tenant learns that it is (the row), and nothing of its data:
+        -- no tenant context is set, no permissions are returned.
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    PERFORM set_config('app.tenant_id', t_id::text, true);
+    -- The role and its permissions, read under the tenant just entered.
+    IF m_custom_role_id IS NULL THEN
+        SELECT r.name, ARRAY(SELECT rp.permission FROM public.role_permissions rp WHERE rp.role = r.key)
+          INTO r_name, r_permissions FROM public.roles r WHERE r.key = m_role;
+    ELSE
+        SELECT r.name, ARRAY(SELECT rp.permission FROM public.tenant_role_permissions rp
+                              WHERE rp.tenant_id = r.tenant_id AND rp.role_id = r.id)
+          INTO r_name, r_permissions FROM public.tenant_roles r
+         WHERE r.tenant_id = t_id AND r.id = m_custom_role_id;
+    END IF;
+    -- Tenants differ in size by orders of magnitude: a generic plan assumes an average tenant
+    -- and can be 50x slower for a big one. Set last, so the lookups above keep cached plans.
+    PERFORM set_config('plan_cache_mode', 'force_custom_plan', true);
+    RETURN NEXT;
+END
+$$
+"""
+
+
+# As in 0006, but an archived tenant answers for reading permissions only (Permission.reads).
+HAS_PERMISSION = """
+CREATE OR REPLACE FUNCTION public.user_has_permission(p_user_id uuid, p_tenant_id uuid, p_resource text, p_action text)
+RETURNS boolean LANGUAGE sql STABLE SET search_path = pg_catalog, public AS $$
+    SELECT EXISTS (
+        SELECT 1
+          FROM public.user_tenant_associations m
+          JOIN public.tenants t ON t.id = m.tenant_id
+         WHERE m.user_id = p_user_id AND m.tenant_id = p_tenant_id AND m.status = 'active'
+           AND (public.portal_tenant_usable(t.status)
+                OR (public.portal_tenant_readable(t.status) AND p_action IN ('view', 'see-all')))
+           AND CASE WHEN m.custom_role_id IS NULL THEN EXISTS (
+                        SELECT 1 FROM public.role_permissions rp
+                         WHERE rp.role = m.role AND rp.permission = p_resource || ':' || p_action)
+                    ELSE EXISTS (
+                        SELECT 1 FROM public.tenant_role_permissions rp
+                         WHERE rp.tenant_id = m.tenant_id AND rp.role_id = m.custom_role_id
+                           AND rp.permission = p_resource || ':' || p_action) END)
+$$
+"""
+
+
+def _app_role(app_role: str) -> str | None:
+    bind = op.get_bind()
+    if not app_role or app_role == bind.exec_driver_sql("SELECT current_user").scalar():
+        return None
+    return bind.dialect.identifier_preparer.quote(app_role)
+
+
+def upgrade(app_role: str = "") -> None:
+    op.create_table('plans',
+    sa.Column('key', sa.String(length=32), nullable=False),
+    sa.Column('name', sa.String(length=60), nullable=False),
+    sa.Column('position', sa.Integer(), nullable=False),
+    sa.Column('max_users', sa.Integer(), nullable=False),
+    sa.Column('max_sites', sa.Integer(), nullable=False),
+    sa.Column('max_devices', sa.Integer(), nullable=False),
+    sa.Column('max_integrations', sa.Integer(), nullable=False),
+    sa.Column('features', postgresql.ARRAY(sa.String(length=32)), server_default=sa.text("'{}'"), nullable=False),
+    sa.CheckConstraint('max_users > 0 AND max_sites >= 0 AND max_devices >= 0 AND max_integrations >= 0', name=op.f('ck_plans_limits_positive')),
+    sa.PrimaryKeyConstraint('key', name=op.f('pk_plans'))
+    )
+    plans = sa.table('plans', *(sa.column(c) for c in ('key', 'name', 'position', 'max_users', 'max_sites',
+                                                       'max_devices', 'max_integrations', 'features')))
+    op.bulk_insert(plans, [dict(zip(('key', 'name', 'max_users', 'max_sites', 'max_devices', 'max_integrations',
+                                     'features'), (k, n, u, s, d, i, f)), position=p)
+                           for p, (k, n, u, s, d, i, f) in enumerate(PLANS)])
+    op.add_column('tenants', sa.Column('plan', sa.String(length=32), server_default='free', nullable=False))
+    op.add_column('tenants', sa.Column('max_sites', sa.Integer(), server_default='2', nullable=False))
+    op.add_column('tenants', sa.Column('max_devices', sa.Integer(), server_default='50', nullable=False))
+    op.add_column('tenants', sa.Column('max_integrations', sa.Integer(), server_default='0', nullable=False))
+    op.add_column('tenants', sa.Column('status_reason', sa.String(length=500), nullable=True))
+    op.add_column('tenants', sa.Column('status_changed_at', sa.DateTime(timezone=True), nullable=True))
+    op.create_foreign_key(op.f('fk_tenants_plan_plans'), 'tenants', 'plans', ['plan'], ['key'])
+    op.create_index('ix_tenants_plan', 'tenants', ['plan'], unique=False)
+    op.create_check_constraint(op.f('ck_tenants_limits_positive'), 'tenants',
+                               'max_sites >= 0 AND max_devices >= 0 AND max_integrations >= 0')
+    # Existing tenants get the plan of their type and its limits, keeping their own user limit.
+    for kind, plan in TYPE_TO_PLAN.items():
+        op.execute(sa.text("UPDATE tenants t SET plan = p.key, max_sites = p.max_sites, max_devices = p.max_devices, "
+                           "max_integrations = p.max_integrations FROM plans p "
+                           "WHERE p.key = :plan AND t.type = CAST(:kind AS tenant_type)").bindparams(plan=plan, kind=kind))
+    op.execute(READABLE)
+    op.execute(ENTER_TENANT)
+    op.execute(HAS_PERMISSION)
+    op.execute("REVOKE ALL ON FUNCTION public.portal_tenant_readable(public.tenant_status) FROM PUBLIC")
+    role = _app_role(app_role)
+    if role:
+        op.execute(f"GRANT SELECT ON plans TO {role}")
+        op.execute(f"GRANT EXECUTE ON FUNCTION public.portal_tenant_readable(public.tenant_status) TO {role}")
+
+
+def downgrade(app_role: str = "") -> None:
+    path = Path(__file__).with_name("0006_roles_as_data.py")
+    spec = importlib.util.spec_from_file_location("migration_0006", path)
+    previous = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(previous)
+    op.execute(previous.ENTER_TENANT.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1))
+    op.execute(previous.HAS_PERMISSION.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1))
+    op.execute("DROP FUNCTION public.portal_tenant_readable(public.tenant_status)")
+    op.drop_constraint(op.f('ck_tenants_limits_positive'), 'tenants', type_='check')
+    op.drop_index('ix_tenants_plan', table_name='tenants')
+    op.drop_constraint(op.f('fk_tenants_plan_plans'), 'tenants', type_='foreignkey')
+    for column in ('status_changed_at', 'status_reason', 'max_integrations', 'max_devices', 'max_sites', 'plan'):
+        op.drop_column('tenants', column)
+    op.drop_table('plans')

@@ -1,0 +1,176 @@
+"""/admin/tenants: every tenant (search, filters, keyset pages), creating one, and each
+tenant's page with its usage, members, status history and actions. /admin/users: find an
+account, see its memberships and security state, disable or enable it, send a reset link."""
+from __future__ import annotations
+
+from uuid import UUID
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import select
+
+from ..accounts.models import User
+from ..audit.models import AuditLog
+from ..database.context import tenant_scope
+from ..extensions import db, htmx
+from ..rules import RuleViolation
+from ..security.services import request_password_reset
+from ..security.sessions import active_sessions
+from ..tenancy.models import Membership
+from ..tenants.models import LIMITS, Tenant, TenantStatus
+from ..tenants.plans import get_plan, plans
+from . import services
+from .forms import NewTenantForm, PlanForm, StatusForm
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+
+@bp.before_request
+def _system_admins_only():
+    if not (current_user.is_authenticated and current_user.is_system_admin):
+        abort(404)
+
+
+@bp.get("/tenants")
+def tenants():
+    args = request.args
+    state = {"q": args.get("q", "").strip()[:100], "status": args.get("status", ""), "plan": args.get("plan", ""),
+             "sort": "created" if args.get("sort") == "created" else "name"}
+    rows, next_after = services.search(**state, after=args.get("after", ""))
+    context = {"tenants": rows, "next_after": next_after, "state": state, "statuses": list(TenantStatus),
+               "plans": plans(), "link_state": {k: v for k, v in state.items() if v and (k, v) != ("sort", "name")}}
+    if htmx and htmx.target == "tenant-table":
+        return render_template("admin/_tenant_table.html", **context)
+    return render_template("admin/tenants.html", **context)
+
+
+@bp.route("/tenants/new", methods=["GET", "POST"])
+def new_tenant():
+    form = NewTenantForm(plans=plans())
+    if form.validate_on_submit():
+        try:
+            tenant = services.create_tenant(current_user, services.NewTenant(
+                form.name.data, form.slug.data, form.plan.data, form.owner_email.data))
+        except RuleViolation as exc:
+            db.session.rollback()
+            getattr(form, exc.field or "name").errors.append(exc.message)
+        else:
+            flash(f"Created {tenant.name}; {form.owner_email.data} is invited as its owner.", "success")
+            return redirect(url_for(".tenant", slug=tenant.slug), 303)
+    return render_template("admin/new_tenant.html", form=form), 422 if request.method == "POST" else 200
+
+
+def _tenant_or_404(slug: str) -> Tenant:
+    return db.session.scalar(select(Tenant).where(Tenant.slug == slug)) or abort(404)
+
+
+def _tenant_page(tenant: Tenant, *, status_form=None, plan_form=None, code: int = 200):
+    """The console reads one tenant's rows through an explicit tenant scope (the reviewed path)."""
+    with tenant_scope(db.session, tenant.id):
+        members = db.session.scalars(select(Membership).where(Membership.tenant_id == tenant.id)
+                                     .order_by(Membership.created_at).limit(100)).all()
+        history = db.session.scalars(select(AuditLog).where(
+            AuditLog.tenant_id == tenant.id, AuditLog.resource_type == "tenant")
+            .order_by(AuditLog.created_at.desc()).limit(20)).all()
+        usage = services.usage(tenant)
+        if plan_form is None:
+            plan_form = PlanForm(formdata=None, plans=plans(), plan=tenant.plan,
+                                 **{limit: getattr(tenant, limit) for limit in LIMITS})
+        # Rendered in the scope too: the members' custom roles are that tenant's rows.
+        return render_template("admin/tenant.html", tenant=tenant, members=members, history=history,
+                               usage=usage, plan=get_plan(tenant.plan), limits=LIMITS,
+                               status_form=status_form or StatusForm(), plan_form=plan_form), code
+
+
+@bp.get("/tenants/<slug>")
+def tenant(slug: str):
+    return _tenant_page(_tenant_or_404(slug))
+
+
+@bp.post("/tenants/<slug>/status")
+def tenant_status(slug: str):
+    tenant = _tenant_or_404(slug)
+    form = StatusForm()
+    if form.validate():
+        try:
+            services.change_status(current_user, tenant, form.action.data, form.reason.data)
+        except RuleViolation as exc:
+            db.session.rollback()
+            form.reason.errors.append(exc.message)
+        else:
+            flash(f"{tenant.name} is now {tenant.status.value.replace('_', ' ')}.", "success")
+            return redirect(url_for(".tenant", slug=slug), 303)
+    return _tenant_page(_tenant_or_404(slug), status_form=form, code=422)
+
+
+@bp.post("/tenants/<slug>/plan")
+def tenant_plan(slug: str):
+    tenant = _tenant_or_404(slug)
+    form = PlanForm(plans=plans())
+    plan = get_plan(form.plan.data)
+    if form.validate() and plan is not None:
+        try:
+            limits = {limit: getattr(plan, limit) for limit in LIMITS} if form.use_plan.data else form.limits()
+            services.change_limits(current_user, tenant, plan, limits)
+        except RuleViolation as exc:
+            db.session.rollback()
+            getattr(form, exc.field or "plan").errors.append(exc.message)
+        else:
+            flash(f"Saved {tenant.name}'s plan and limits.", "success")
+            return redirect(url_for(".tenant", slug=slug), 303)
+    elif plan is None:
+        form.plan.errors.append("Choose one of the plans.")
+    return _tenant_page(_tenant_or_404(slug), plan_form=form, code=422)
+
+
+@bp.get("/users")
+def users():
+    q = request.args.get("q", "").strip()[:100]
+    rows, next_after = services.find_users(q, request.args.get("after", "")[:320])
+    template = "admin/_user_table.html" if htmx and htmx.target == "user-table" else "admin/users.html"
+    return render_template(template, users=rows, next_after=next_after, q=q)
+
+
+def _user_or_404(user_id: UUID) -> User:
+    return db.session.get(User, user_id) or abort(404)
+
+
+@bp.get("/users/<uuid:user_id>")
+def user(user_id: UUID):
+    account = _user_or_404(user_id)
+    return render_template("admin/user.html", account=account, memberships=services.memberships_of(account),
+                           sessions=len(active_sessions(account.id)))
+
+
+@bp.post("/users/<uuid:user_id>/disable")
+def disable_user(user_id: UUID):
+    return _set_active(user_id, False)
+
+
+@bp.post("/users/<uuid:user_id>/enable")
+def enable_user(user_id: UUID):
+    return _set_active(user_id, True)
+
+
+def _set_active(user_id: UUID, active: bool):
+    account = _user_or_404(user_id)
+    try:
+        ended = services.set_user_active(current_user, account, active)
+    except RuleViolation as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+    else:
+        flash(f"{account.email} can sign in again." if active else
+              f"{account.email} is disabled; {ended} session{'s' if ended != 1 else ''} ended.", "success")
+    return redirect(url_for(".user", user_id=user_id), 303)
+
+
+@bp.post("/users/<uuid:user_id>/reset")
+def send_reset(user_id: UUID):
+    account = _user_or_404(user_id)
+    if not account.is_active:
+        flash("The account is disabled: enable it before sending a reset link.", "error")
+    else:
+        request_password_reset(account.email)
+        flash(f"A password reset link is on its way to {account.email}.", "success")
+    return redirect(url_for(".user", user_id=user_id), 303)
