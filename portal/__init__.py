@@ -32,14 +32,19 @@ def create_app(overrides: dict | None = None) -> Flask:
     context.install(FlaskSession)
 
     from .database import registry  # noqa: F401
-    from . import (admin, dashboard, devices, errors, health, invitations, mail, members, profile, requestlog,
-                   roles, security, signin, sites, sso, tenancy, web)
+    from . import (admin, dashboard, devices, errors, health, invitations, mail, members, organization, profile,
+                   requestlog, roles, security, signin, sites, sso, tenancy, web)
     for area in (requestlog, errors, web, security, signin, profile, sso, tenancy, dashboard, sites, devices,
-                 members, roles, invitations, mail, admin, health):
+                 members, roles, invitations, organization, mail, admin, health):
         area.init_app(app)
 
     from . import cli
     cli.init_app(app)
+    if cfg["TRUSTED_PROXIES"]:
+        # The client address (rate limits, IP allow lists, audit rows) from the trusted proxies'
+        # X-Forwarded-For, never from a header a client could set itself.
+        from werkzeug.middleware.proxy_fix import ProxyFix
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=cfg["TRUSTED_PROXIES"], x_proto=cfg["TRUSTED_PROXIES"])
 
     if app.config.get("CHECK_RLS", True):
         _refuse_rls_bypass(app)

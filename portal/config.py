@@ -64,6 +64,8 @@ def load(overrides: dict | None = None) -> dict:
         "ALLOW_RLS_BYPASS": _bool(env.get("ALLOW_RLS_BYPASS")),
         "SEED_PASSWORD": env.get("SEED_PASSWORD") or "portal-demo-2026",
         "BASE_URL": (env.get("BASE_URL") or "").rstrip("/"),
+        # Proxies in front of the portal whose X-Forwarded-For/-Proto it believes (0: none).
+        "TRUSTED_PROXIES": int(env.get("TRUSTED_PROXIES") or 0),
         "SMTP_URL": env.get("SMTP_URL") or "",
         "SMTP_TIMEOUT": float(env.get("SMTP_TIMEOUT") or 10),
         "MAIL_FROM": env.get("MAIL_FROM") or "Portal <portal@localhost>",

@@ -80,6 +80,9 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("roles.edit", "POST"): expect(422, 422, 403, 403),
     ("roles.deletion_page", "GET"): MANAGERS,
     ("roles.delete", "POST"): expect(303, 303, 403, 403),           # nobody holds it: no fallback needed
+    ("settings.index", "GET"): expect(200, 403, 403, 403),           # owners only
+    ("settings.profile", "POST"): expect(422, 403, 403, 403),        # no name given
+    ("settings.security", "POST"): expect(303, 403, 403, 403),       # an empty policy is valid
 }
 
 
@@ -169,9 +172,10 @@ def _request(client, method, url, token):
 
 
 def _order(rule_method):
-    # Leaving ends the membership: ask it last.
+    # Handing ownership over makes the owner an admin, and leaving ends the membership: ask them last.
     rule, method = rule_method
-    return (rule.endpoint == "members.leave", rule.rule, method)
+    return (rule.endpoint in ("members.transfer", "members.leave"), rule.endpoint == "members.leave", rule.rule,
+            method)
 
 
 @pytest.mark.parametrize("role", ROLES)

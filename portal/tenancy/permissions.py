@@ -13,6 +13,7 @@ from .models import MembershipRole
 
 class Permission(enum.StrEnum):
     TENANT_VIEW = "tenant:view"
+    TENANT_MANAGE = "tenant:manage"
     SITES_VIEW = "sites:view"
     SITES_WRITE = "sites:write"
     SITES_ASSIGN = "sites:assign"
@@ -54,6 +55,7 @@ READ_ACTIONS = ("view", "see-all")
 # permission -> (category, what it lets a person do, in words); the order is the display order.
 CATALOGUE: dict[Permission, tuple[str, str]] = {
     Permission.TENANT_VIEW: ("Organization", "Open the organization and its dashboard"),
+    Permission.TENANT_MANAGE: ("Organization", "Change the organization's settings and security policy"),
     Permission.SITES_VIEW: ("Sites", "See sites"),
     Permission.SITES_WRITE: ("Sites", "Create, edit, archive and delete sites"),
     Permission.SITES_ASSIGN: ("Sites", "Assign members to sites"),
@@ -76,7 +78,8 @@ _READ = frozenset({Permission.TENANT_VIEW, Permission.SITES_VIEW, Permission.DEV
 SYSTEM_ROLES: dict[MembershipRole, tuple[str, str, frozenset[Permission]]] = {
     MembershipRole.OWNER: ("Owner", "Full control, including ownership and billing decisions",
                            frozenset(Permission)),
-    MembershipRole.ADMIN: ("Admin", "Manages sites, devices, members and roles", frozenset(Permission)),
+    MembershipRole.ADMIN: ("Admin", "Manages sites, devices, members and roles",
+                           frozenset(Permission) - {Permission.TENANT_MANAGE}),
     MembershipRole.MEMBER: ("Member", "Works with the devices at their sites", _READ | {Permission.DEVICES_STATUS}),
     MembershipRole.VIEWER: ("Viewer", "Reads everything at their sites, changes nothing", _READ),
 }

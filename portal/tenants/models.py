@@ -88,6 +88,7 @@ class Tenant(Timestamps, db.Model):
     max_sites: Mapped[int] = mapped_column(Integer, server_default="2")
     max_devices: Mapped[int] = mapped_column(Integer, server_default="50")
     max_integrations: Mapped[int] = mapped_column(Integer, server_default="0")
+    contact_email: Mapped[str | None] = mapped_column(String(320))
     status_reason: Mapped[str | None] = mapped_column(String(500))  # shown to members while suspended
     status_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     settings: Mapped[dict[str, Any]] = jsonb()

@@ -1,0 +1,10 @@
+"""/t/<slug>/settings: the organization's own settings, for holders of `tenant:manage`
+(owners by default): name and contact, the security policy, and usage against the plan."""
+from __future__ import annotations
+
+from flask import Flask
+
+
+def init_app(app: Flask) -> None:
+    from .views import bp
+    app.register_blueprint(bp)

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, EmailField, IntegerField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional
+
+from .services import Profile, SecurityPolicy
+
+
+def _strip(value):
+    return value.strip() if isinstance(value, str) else value
+
+
+class ProfileForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(message="Give the organization a name."), Length(max=200)],
+                       filters=[_strip], render_kw={"maxlength": 200})
+    contact_email = EmailField("Contact email (optional)", validators=[Optional(), Email(), Length(max=320)],
+                               filters=[_strip])
+
+    def to_data(self) -> Profile:
+        return Profile(self.name.data or "", self.contact_email.data or None)
+
+
+def _minutes(label, low, high, unit):
+    return IntegerField(label, validators=[Optional(), NumberRange(low, high, message=f"Between {low} and {high} {unit}.")],
+                        description="Empty: the portal's default.")
+
+
+class SecurityForm(FlaskForm):
+    require_mfa = BooleanField("Require two-factor authentication")
+    mfa_grace_days = IntegerField("Days members have to set it up", validators=[
+        Optional(), NumberRange(0, 90, message="Between 0 and 90 days.")], default=0)
+    idle_timeout_minutes = _minutes("Sign out after this many idle minutes", 5, 1440, "minutes")
+    absolute_timeout_hours = _minutes("Sign in again after this many hours", 1, 720, "hours")
+    max_sessions = _minutes("Sessions a member may have at once", 1, 100, "sessions")
+    ip_allowlist = TextAreaField("Allowed networks (optional)", validators=[Length(max=5000)],
+                                 description="One address or CIDR range per line (203.0.113.0/24, 2001:db8::/48). "
+                                             "Empty: members may connect from anywhere.",
+                                 render_kw={"rows": 3, "spellcheck": "false"})
+
+    @classmethod
+    def for_policy(cls, policy: dict) -> SecurityForm:
+        form = cls(formdata=None)
+        form.require_mfa.data = policy.get("require_mfa") is True
+        for name in ("mfa_grace_days", "idle_timeout_minutes", "absolute_timeout_hours", "max_sessions"):
+            value = policy.get(name)
+            getattr(form, name).data = value if isinstance(value, int) else None
+        form.ip_allowlist.data = "\n".join(policy.get("ip_allowlist") or [])
+        return form
+
+    def to_data(self) -> SecurityPolicy:
+        return SecurityPolicy(require_mfa=bool(self.require_mfa.data), mfa_grace_days=self.mfa_grace_days.data or 0,
+                              idle_timeout_minutes=self.idle_timeout_minutes.data,
+                              absolute_timeout_hours=self.absolute_timeout_hours.data,
+                              max_sessions=self.max_sessions.data,
+                              ip_allowlist=[line for line in (self.ip_allowlist.data or "").splitlines() if line.strip()])
