@@ -1,0 +1,194 @@
+"""Tamper-evident audit trail: a SHA-256 hash chain per tenant, and prune checkpoints.
+
+Every audit row gets `seq` (its position in its tenant's chain, 1, 2, 3, ...), `prev_hash`
+(the previous row's `row_hash`; 32 zero bytes for the first row, the checkpoint's hash after
+a prune) and `row_hash` = SHA-256(prev_hash || canonical content). The canonical content
+(version "portal-audit-v1") is documented in portal/audit/chain.py, which recomputes it
+independently of this SQL for `flask audit verify`.
+
+- `audit_canonical(row)`: the canonical text of a row.
+- `audit_append(tenant, rows jsonb)`: the one writer. It takes a transaction-scoped advisory
+  lock on the tenant (concurrent writers queue; the chain never forks), reads the head
+  (the last row, else the checkpoint, else the genesis hash) and inserts the rows chained.
+  SECURITY INVOKER: it runs as the serving role, under RLS, with its INSERT privilege.
+- `audit_checkpoints`: per tenant, the last pruned row (seq, row_hash), so a chain whose
+  beginning was pruned still verifies.
+- Existing rows are chained here, per tenant, in (created_at, id) order.
+
+Revision ID: 0008
+Revises: 0005
+Create Date: 2026-11-30 16:20:00
+"""
+from alembic import op
+import sqlalchemy as sa
+
+revision = '0008'
+down_revision = '0005'
+branch_labels = None
+depends_on = None
+
+TENANT_PREDICATE = "tenant_id = (SELECT nullif(current_setting('app.tenant_id', true), ''))::uuid"
+GENESIS = "'\\x" + "00" * 32 + "'::bytea"
+
+FIELD = """
+CREATE FUNCTION public.audit_field(v text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog AS $$
+    SELECT CASE WHEN v IS NULL THEN '-' ELSE octet_length(v)::text || ':' || v END || E'\\n'
+$$
+"""
+
+CANONICAL = """
+CREATE FUNCTION public.audit_canonical(a public.audit_logs) RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, public AS $$
+    SELECT audit_field('portal-audit-v1') || audit_field(a.tenant_id::text) || audit_field(a.seq::text)
+        || audit_field(a.id::text)
+        || audit_field(to_char(a.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))
+        || audit_field(a.user_id::text) || audit_field(a.action) || audit_field(a.resource_type)
+        || audit_field(a.resource_id) || audit_field(a.before::text) || audit_field(a.after::text)
+        || audit_field(a.details::text) || audit_field(a.ip_address::text) || audit_field(a.user_agent)
+        || audit_field(a.request_id)
+$$
+"""
+
+APPEND = f"""
+CREATE FUNCTION public.audit_append(p_tenant uuid, p_rows jsonb) RETURNS bigint
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, public AS $$
+DECLARE
+    v_seq bigint;
+    v_hash bytea;
+    r jsonb;
+    a public.audit_logs%ROWTYPE;
+BEGIN
+    -- One writer per tenant at a time, until this transaction ends: the chain never forks.
+    PERFORM pg_advisory_xact_lock(hashtextextended('portal.audit_logs:' || p_tenant::text, 0));
+    SELECT l.seq, l.row_hash INTO v_seq, v_hash
+      FROM public.audit_logs l WHERE l.tenant_id = p_tenant ORDER BY l.seq DESC LIMIT 1;
+    IF NOT FOUND THEN
+        SELECT c.seq, c.row_hash INTO v_seq, v_hash FROM public.audit_checkpoints c WHERE c.tenant_id = p_tenant;
+        IF NOT FOUND THEN
+            v_seq := 0;
+            v_hash := {GENESIS};
+        END IF;
+    END IF;
+    FOR r IN SELECT value FROM jsonb_array_elements(p_rows) LOOP
+        v_seq := v_seq + 1;
+        a.tenant_id := p_tenant;
+        a.id := coalesce((r->>'id')::uuid, gen_random_uuid());
+        a.seq := v_seq;
+        a.created_at := now();
+        a.user_id := (r->>'user_id')::uuid;
+        a.action := r->>'action';
+        a.resource_type := r->>'resource_type';
+        a.resource_id := r->>'resource_id';
+        a.before := CASE WHEN jsonb_typeof(r->'before') = 'null' THEN NULL ELSE r->'before' END;
+        a.after := CASE WHEN jsonb_typeof(r->'after') = 'null' THEN NULL ELSE r->'after' END;
+        a.details := coalesce(r->'details', '{{}}'::jsonb);
+        a.ip_address := (r->>'ip_address')::inet;
+        a.user_agent := r->>'user_agent';
+        a.request_id := r->>'request_id';
+        a.prev_hash := v_hash;
+        a.row_hash := sha256(v_hash || convert_to(public.audit_canonical(a), 'UTF8'));
+        INSERT INTO public.audit_logs (tenant_id, id, seq, created_at, user_id, action, resource_type, resource_id,
+                                       before, after, details, ip_address, user_agent, request_id, prev_hash,
+                                       row_hash)
+        VALUES (a.tenant_id, a.id, a.seq, a.created_at, a.user_id, a.action, a.resource_type, a.resource_id,
+                a.before, a.after, a.details, a.ip_address, a.user_agent, a.request_id, a.prev_hash, a.row_hash);
+        v_hash := a.row_hash;
+    END LOOP;
+    RETURN v_seq;
+END
+$$
+"""
+
+# Chain the rows written before this migration, tenant by tenant (the owner sees a tenant's
+# rows under FORCE RLS only with app.tenant_id set; no BYPASSRLS needed).
+CHAIN_EXISTING = f"""
+DO $$
+DECLARE
+    t uuid;
+    a public.audit_logs%ROWTYPE;
+    v_seq bigint;
+    v_hash bytea;
+BEGIN
+    FOR t IN SELECT id FROM public.tenants LOOP
+        PERFORM set_config('app.tenant_id', t::text, true);
+        v_seq := 0;
+        v_hash := {GENESIS};
+        FOR a IN SELECT * FROM public.audit_logs WHERE tenant_id = t ORDER BY created_at, id LOOP
+            v_seq := v_seq + 1;
+            a.seq := v_seq;
+            a.prev_hash := v_hash;
+            a.row_hash := sha256(v_hash || convert_to(public.audit_canonical(a), 'UTF8'));
+            UPDATE public.audit_logs SET seq = a.seq, prev_hash = a.prev_hash, row_hash = a.row_hash
+             WHERE tenant_id = t AND id = a.id;
+            v_hash := a.row_hash;
+        END LOOP;
+    END LOOP;
+    PERFORM set_config('app.tenant_id', '', true);
+END
+$$
+"""
+
+
+def _app_role(app_role: str) -> str | None:
+    bind = op.get_bind()
+    if not app_role or app_role == bind.exec_driver_sql("SELECT current_user").scalar():
+        return None
+    return bind.dialect.identifier_preparer.quote(app_role)
+
+
+def upgrade(app_role: str = "") -> None:
+    op.add_column('audit_logs', sa.Column('seq', sa.BigInteger(), nullable=True))
+    op.add_column('audit_logs', sa.Column('prev_hash', sa.LargeBinary(), nullable=True))
+    op.add_column('audit_logs', sa.Column('row_hash', sa.LargeBinary(), nullable=True))
+    op.create_table('audit_checkpoints',
+    sa.Column('tenant_id', sa.Uuid(), nullable=False),
+    sa.Column('seq', sa.BigInteger(), nullable=False),
+    sa.Column('row_hash', sa.LargeBinary(), nullable=False),
+    sa.Column('pruned_rows', sa.BigInteger(), server_default='0', nullable=False),
+    sa.Column('pruned_before', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.CheckConstraint('octet_length(row_hash) = 32', name=op.f('ck_audit_checkpoints_row_hash_sha256')),
+    sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_audit_checkpoints_tenant_id_tenants'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('tenant_id', name=op.f('pk_audit_checkpoints'))
+    )
+    op.execute("ALTER TABLE audit_checkpoints ENABLE ROW LEVEL SECURITY")
+    op.execute("ALTER TABLE audit_checkpoints FORCE ROW LEVEL SECURITY")
+    op.execute(f"CREATE POLICY tenant_isolation ON audit_checkpoints USING ({TENANT_PREDICATE}) "
+               f"WITH CHECK ({TENANT_PREDICATE})")
+
+    op.execute(FIELD)
+    op.execute(CANONICAL)
+    op.execute(CHAIN_EXISTING)
+    op.alter_column('audit_logs', 'seq', nullable=False)
+    op.alter_column('audit_logs', 'prev_hash', nullable=False)
+    op.alter_column('audit_logs', 'row_hash', nullable=False)
+    op.create_unique_constraint(op.f('uq_audit_logs_tenant_id_seq'), 'audit_logs', ['tenant_id', 'seq'])
+    op.create_check_constraint(op.f('ck_audit_logs_row_hash_sha256'), 'audit_logs',
+                               'octet_length(row_hash) = 32 AND octet_length(prev_hash) = 32')
+    op.execute(APPEND)
+
+    functions = ["public.audit_field(text)", "public.audit_canonical(public.audit_logs)",
+                 "public.audit_append(uuid, jsonb)"]
+    for function in functions:
+        op.execute(f"REVOKE ALL ON FUNCTION {function} FROM PUBLIC")
+    role = _app_role(app_role)
+    if role:
+        for function in functions:
+            op.execute(f"GRANT EXECUTE ON FUNCTION {function} TO {role}")
+        op.execute(f"GRANT SELECT ON audit_checkpoints TO {role}")
+
+
+def downgrade(app_role: str = "") -> None:
+    role = _app_role(app_role)
+    if role:
+        op.execute(f"REVOKE ALL ON audit_checkpoints FROM {role}")
+    op.execute("DROP FUNCTION public.audit_append(uuid, jsonb)")
+    op.execute("DROP FUNCTION public.audit_canonical(public.audit_logs)")
+    op.execute("DROP FUNCTION public.audit_field(text)")
+    op.drop_constraint(op.f('ck_audit_logs_row_hash_sha256'), 'audit_logs', type_='check')
+    op.drop_constraint(op.f('uq_audit_logs_tenant_id_seq'), 'audit_logs', type_='unique')
+    op.drop_column('audit_logs', 'row_hash')
+    op.drop_column('audit_logs', 'prev_hash')
+    op.drop_column('audit_logs', 'seq')
+    op.drop_table('audit_checkpoints')
