@@ -32,10 +32,10 @@ def create_app(overrides: dict | None = None) -> Flask:
     context.install(FlaskSession)
 
     from .database import registry  # noqa: F401
-    from . import (accounts, admin, dashboard, devices, errors, health, invitations, mail, members, requestlog,
-                   security, sites, sso, tenancy, web)
+    from . import (accounts, admin, audit, dashboard, devices, errors, health, invitations, mail, members,
+                   requestlog, security, sites, sso, tenancy, web)
     for area in (requestlog, errors, web, security, accounts, sso, tenancy, dashboard, sites, devices, members,
-                 invitations, mail, admin, health):
+                 invitations, audit, mail, admin, health):
         area.init_app(app)
 
     from . import cli

@@ -71,6 +71,10 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("devices.status", "POST"): expect(400, 400, 404, 403),         # no status given; not the member's site
     ("devices.move", "POST"): expect(400, 400, 403, 403),           # no site given
     ("devices.decommission", "POST"): expect(303, 303, 403, 403),
+    # The audit trail (issue 12): owners and admins (audit:view).
+    ("audit.index", "GET"): MANAGERS,
+    ("audit.export_csv", "GET"): MANAGERS,
+    ("audit.export_jsonl", "GET"): MANAGERS,
 }
 
 

@@ -51,3 +51,8 @@ def record_many(tenant_id: UUID, actor_id: UUID | None, action: str, resource_ty
     for start in range(0, len(rows), 5000):  # bounded statements for big imports
         _append(tenant_id, rows[start:start + 5000])
     return len(rows)
+
+
+def init_app(app) -> None:
+    from .views import bp
+    app.register_blueprint(bp)
