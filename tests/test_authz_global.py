@@ -47,6 +47,7 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("switcher.index", "GET"): each(302, 200),
     ("switcher.switch", "POST"): each(302, 404),
     ("admin.tenants", "GET"): each(404, 404, 200),
+    ("admin.security_events", "GET"): each(404, 404, 200),
     ("accept.show", "GET"): each(410, 410),
     ("accept.respond", "POST"): each(410, 410),
     ("devmail.index", "GET"): each(200, 200),   # 404 in production (tests/test_invitations.py)

@@ -1,4 +1,5 @@
-"""Tamper-evident audit trail: a SHA-256 hash chain per tenant, and prune checkpoints.
+"""Tamper-evident audit trail: a SHA-256 hash chain per tenant, prune checkpoints, and the
+account security events (seed 004) that belong to no tenant.
 
 Every audit row gets `seq` (its position in its tenant's chain, 1, 2, 3, ...), `prev_hash`
 (the previous row's `row_hash`; 32 zero bytes for the first row, the checkpoint's hash after
@@ -14,6 +15,11 @@ independently of this SQL for `flask audit verify`.
 - `audit_checkpoints`: per tenant, the last pruned row (seq, row_hash), so a chain whose
   beginning was pruned still verifies.
 - Existing rows are chained here, per tenant, in (created_at, id) order.
+- `security_events`: sign-ins, password and email changes, two-factor, sessions, single sign-on,
+  disabled accounts; with severity, IP, user agent and request id. A global table under forced
+  RLS: the serving role inserts any (a failed sign-in may have no user), reads a user's own
+  (app.user_id), and every row only when app.user_id is an active system admin
+  (`security_events_admin_read`, the one cross-user path). Never updated or deleted by it.
 
 Revision ID: 0008
 Revises: 0005
@@ -21,6 +27,7 @@ Create Date: 2026-11-30 16:20:00
 """
 from alembic import op
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 revision = '0008'
 down_revision = '0005'
@@ -29,6 +36,9 @@ depends_on = None
 
 TENANT_PREDICATE = "tenant_id = (SELECT nullif(current_setting('app.tenant_id', true), ''))::uuid"
 GENESIS = "'\\x" + "00" * 32 + "'::bytea"
+USER_PREDICATE = "user_id = (SELECT nullif(current_setting('app.user_id', true), ''))::uuid"
+ADMIN_PREDICATE = ("EXISTS (SELECT 1 FROM public.users u WHERE u.id = (SELECT nullif(current_setting('app.user_id', "
+                   "true), ''))::uuid AND u.user_type = 'system_admin' AND u.is_active)")
 
 FIELD = """
 CREATE FUNCTION public.audit_field(v text) RETURNS text
@@ -168,6 +178,30 @@ def upgrade(app_role: str = "") -> None:
                                'octet_length(row_hash) = 32 AND octet_length(prev_hash) = 32')
     op.execute(APPEND)
 
+    op.create_table('security_events',
+    sa.Column('id', sa.Uuid(), server_default=sa.text('gen_random_uuid()'), nullable=False),
+    sa.Column('user_id', sa.Uuid(), nullable=True),
+    sa.Column('email', sa.String(length=320), server_default='', nullable=False),
+    sa.Column('event', sa.String(length=50), nullable=False),
+    sa.Column('severity', sa.String(length=10), nullable=False),
+    sa.Column('details', postgresql.JSONB(astext_type=sa.Text()), server_default=sa.text("'{}'::jsonb"), nullable=False),
+    sa.Column('ip_address', postgresql.INET(), nullable=True),
+    sa.Column('user_agent', sa.String(length=500), nullable=True),
+    sa.Column('request_id', sa.String(length=64), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.CheckConstraint("severity IN ('info', 'warning', 'critical')", name=op.f('ck_security_events_severity_known')),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_security_events_user_id_users'), ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_security_events'))
+    )
+    op.create_index('ix_security_events_user', 'security_events', ['user_id', 'created_at'], unique=False)
+    op.create_index('ix_security_events_created', 'security_events', ['created_at', 'id'], unique=False)
+    op.create_index('ix_security_events_event', 'security_events', ['event', 'created_at'], unique=False)
+    op.execute("ALTER TABLE security_events ENABLE ROW LEVEL SECURITY")
+    op.execute("ALTER TABLE security_events FORCE ROW LEVEL SECURITY")
+    op.execute(f"CREATE POLICY security_events_self_read ON security_events FOR SELECT USING ({USER_PREDICATE})")
+    op.execute(f"CREATE POLICY security_events_admin_read ON security_events FOR SELECT USING ({ADMIN_PREDICATE})")
+    op.execute("CREATE POLICY security_events_insert ON security_events FOR INSERT WITH CHECK (true)")
+
     functions = ["public.audit_field(text)", "public.audit_canonical(public.audit_logs)",
                  "public.audit_append(uuid, jsonb)"]
     for function in functions:
@@ -177,12 +211,18 @@ def upgrade(app_role: str = "") -> None:
         for function in functions:
             op.execute(f"GRANT EXECUTE ON FUNCTION {function} TO {role}")
         op.execute(f"GRANT SELECT ON audit_checkpoints TO {role}")
+        op.execute(f"GRANT SELECT, INSERT ON security_events TO {role}")
 
 
 def downgrade(app_role: str = "") -> None:
     role = _app_role(app_role)
     if role:
         op.execute(f"REVOKE ALL ON audit_checkpoints FROM {role}")
+        op.execute(f"REVOKE ALL ON security_events FROM {role}")
+    op.drop_index('ix_security_events_event', table_name='security_events')
+    op.drop_index('ix_security_events_created', table_name='security_events')
+    op.drop_index('ix_security_events_user', table_name='security_events')
+    op.drop_table('security_events')
     op.execute("DROP FUNCTION public.audit_append(uuid, jsonb)")
     op.execute("DROP FUNCTION public.audit_canonical(public.audit_logs)")
     op.execute("DROP FUNCTION public.audit_field(text)")

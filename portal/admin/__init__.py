@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 
-from flask import Blueprint, Flask, abort, render_template, request
+from flask import Blueprint, Flask, abort, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -28,6 +28,18 @@ def tenants():
     more = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]
     return render_template("admin/tenants.html", tenants=rows, next_after=rows[-1].slug if more else None)
+
+
+@bp.get("/security-events")
+def security_events():
+    """Every account event (seed 004's security log), filtered, newest first."""
+    from ..security.events import KINDS, describe
+    from .security_events import SEVERITIES, Filter, page
+    state = Filter.from_args(request.args)
+    rows, next_after = page(state)
+    next_url = url_for(".security_events", **{**state.args(after=None), "after": next_after}) if next_after else None
+    return render_template("admin/security_events.html", rows=rows, next_url=next_url, state=state,
+                           kinds=KINDS, severities=SEVERITIES, describe=describe)
 
 
 def init_app(app: Flask) -> None:
