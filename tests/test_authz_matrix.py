@@ -75,6 +75,8 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("audit.index", "GET"): MANAGERS,
     ("audit.export_csv", "GET"): MANAGERS,
     ("audit.export_jsonl", "GET"): MANAGERS,
+    ("audit.retention_settings", "GET"): expect(200, 403, 403, 403),   # owners only (audit:manage)
+    ("audit.retention_settings", "POST"): expect(422, 403, 403, 403),  # no days given
 }
 
 

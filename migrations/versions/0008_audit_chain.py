@@ -14,6 +14,11 @@ independently of this SQL for `flask audit verify`.
   SECURITY INVOKER: it runs as the serving role, under RLS, with its INSERT privilege.
 - `audit_checkpoints`: per tenant, the last pruned row (seq, row_hash), so a chain whose
   beginning was pruned still verifies.
+- `audit_prune(tenant, before)`: deletes the oldest part of a tenant's chain, in chain order:
+  the rows up to (not including) the first row written at or after `before`, and moves the
+  checkpoint to the last deleted row. SECURITY DEFINER (the owner deletes; the serving role
+  never may), only for the tenant of the transaction, never rows younger than 90 days
+  (seed 003's minimum), under the same advisory lock as the writer.
 - Existing rows are chained here, per tenant, in (created_at, id) order.
 - `security_events`: sign-ins, password and email changes, two-factor, sessions, single sign-on,
   disabled accounts; with severity, IP, user agent and request id. A global table under forced
@@ -110,6 +115,44 @@ END
 $$
 """
 
+PRUNE = """
+CREATE FUNCTION public.audit_prune(p_tenant uuid, p_before timestamptz) RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+DECLARE
+    v_keep_from bigint;
+    v_last bigint;
+    v_hash bytea;
+    v_count bigint;
+BEGIN
+    IF p_tenant IS DISTINCT FROM nullif(current_setting('app.tenant_id', true), '')::uuid THEN
+        RAISE EXCEPTION 'audit_prune: % is not the tenant of this transaction', p_tenant;
+    END IF;
+    IF p_before > now() - interval '90 days' THEN
+        RAISE EXCEPTION 'audit_prune: audit rows are kept at least 90 days';
+    END IF;
+    PERFORM pg_advisory_xact_lock(hashtextextended('portal.audit_logs:' || p_tenant::text, 0));
+    SELECT min(seq) INTO v_keep_from FROM public.audit_logs WHERE tenant_id = p_tenant AND created_at >= p_before;
+    IF v_keep_from IS NULL THEN
+        SELECT max(seq) INTO v_last FROM public.audit_logs WHERE tenant_id = p_tenant;
+    ELSE
+        v_last := v_keep_from - 1;
+    END IF;
+    SELECT row_hash INTO v_hash FROM public.audit_logs WHERE tenant_id = p_tenant AND seq = v_last;
+    IF v_hash IS NULL THEN
+        RETURN 0;  -- nothing old enough (or already pruned)
+    END IF;
+    DELETE FROM public.audit_logs WHERE tenant_id = p_tenant AND seq <= v_last;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    INSERT INTO public.audit_checkpoints AS c (tenant_id, seq, row_hash, pruned_rows, pruned_before, updated_at)
+    VALUES (p_tenant, v_last, v_hash, v_count, p_before, now())
+    ON CONFLICT (tenant_id) DO UPDATE SET seq = EXCLUDED.seq, row_hash = EXCLUDED.row_hash,
+        pruned_rows = c.pruned_rows + EXCLUDED.pruned_rows, pruned_before = EXCLUDED.pruned_before,
+        updated_at = now();
+    RETURN v_count;
+END
+$$
+"""
+
 # Chain the rows written before this migration, tenant by tenant (the owner sees a tenant's
 # rows under FORCE RLS only with app.tenant_id set; no BYPASSRLS needed).
 CHAIN_EXISTING = f"""
@@ -177,6 +220,7 @@ def upgrade(app_role: str = "") -> None:
     op.create_check_constraint(op.f('ck_audit_logs_row_hash_sha256'), 'audit_logs',
                                'octet_length(row_hash) = 32 AND octet_length(prev_hash) = 32')
     op.execute(APPEND)
+    op.execute(PRUNE)
 
     op.create_table('security_events',
     sa.Column('id', sa.Uuid(), server_default=sa.text('gen_random_uuid()'), nullable=False),
@@ -203,7 +247,7 @@ def upgrade(app_role: str = "") -> None:
     op.execute("CREATE POLICY security_events_insert ON security_events FOR INSERT WITH CHECK (true)")
 
     functions = ["public.audit_field(text)", "public.audit_canonical(public.audit_logs)",
-                 "public.audit_append(uuid, jsonb)"]
+                 "public.audit_append(uuid, jsonb)", "public.audit_prune(uuid, timestamptz)"]
     for function in functions:
         op.execute(f"REVOKE ALL ON FUNCTION {function} FROM PUBLIC")
     role = _app_role(app_role)
@@ -223,6 +267,7 @@ def downgrade(app_role: str = "") -> None:
     op.drop_index('ix_security_events_created', table_name='security_events')
     op.drop_index('ix_security_events_user', table_name='security_events')
     op.drop_table('security_events')
+    op.execute("DROP FUNCTION public.audit_prune(uuid, timestamptz)")
     op.execute("DROP FUNCTION public.audit_append(uuid, jsonb)")
     op.execute("DROP FUNCTION public.audit_canonical(public.audit_logs)")
     op.execute("DROP FUNCTION public.audit_field(text)")

@@ -133,6 +133,9 @@ def sentence(row, names: Names) -> str:
         details = row.details or {}
         what = ", ".join(f"{k} {v}" for k, v in (details.get("filter") or {}).items()) or "everything"
         return f"{who} exported the audit log as {details.get('format', 'a file')} ({what})"
+    if action == "audit.prune":
+        details = row.details or {}
+        return f"{who} deleted {details.get('rows')} entries older than {str(details.get('before', ''))[:10]} (retention)"
     if action == "audit.retention":
         return f"{who} set audit retention to {after.get('retention_days')} days"
     return f"{who}: {action} on {row.resource_type} {row.resource_id or ''}".rstrip()

@@ -26,7 +26,7 @@ ACTIONS = (
     "site.create", "site.update", "site.archive", "site.restore", "site.delete", "site.assign", "site.unassign",
     "member.role_change", "member.suspend", "member.reactivate", "member.remove", "member.leave",
     "member.transfer_ownership", "invitation.create", "invitation.resend", "invitation.cancel",
-    "invitation.accept", "invitation.decline", "tenant.create", "audit.export", "audit.retention",
+    "invitation.accept", "invitation.decline", "tenant.create", "audit.export", "audit.retention", "audit.prune",
 )
 
 

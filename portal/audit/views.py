@@ -3,14 +3,16 @@ from __future__ import annotations
 
 from datetime import date
 
-from flask import Response, g, render_template, request, stream_with_context, url_for
+from flask import Response, flash, g, redirect, render_template, request, stream_with_context, url_for
 from flask_login import current_user
 
 from .. import audit
-from ..extensions import htmx
+from ..extensions import db, htmx
+from ..rules import RuleViolation
 from ..tenancy import can, requires, tenant_blueprint
 from ..tenancy.permissions import Permission
-from . import describe, export, queries
+from . import describe, export, queries, retention
+from .forms import RetentionForm
 
 bp = tenant_blueprint("audit", __name__, "/audit")
 
@@ -30,7 +32,26 @@ def index():
         response.headers["HX-Push-Url"] = url_for(".index", **state.args())
         return response
     return render_template("audit/index.html", actors=queries.actors(g.tenant.id), actions=queries.ACTIONS,
-                           types=queries.RESOURCE_TYPES, **context)
+                           types=queries.RESOURCE_TYPES, retention_days=retention.retention_days(g.tenant.settings),
+                           **context)
+
+
+@bp.route("/retention", methods=["GET", "POST"])
+@requires(Permission.AUDIT_MANAGE)
+def retention_settings():
+    current = retention.retention_days(g.tenant.settings)
+    form = RetentionForm(data={"days": current} if request.method == "GET" else None)
+    if form.validate_on_submit():
+        try:
+            retention.set_retention(g.tenant, current_user.id, form.days.data)
+        except RuleViolation as exc:
+            db.session.rollback()
+            form.days.errors.append(exc.message)
+        else:
+            flash(f"Audit entries are now kept for {form.days.data} days.", "success")
+            return redirect(url_for(".index"), 303)
+    status = 422 if request.method == "POST" else 200
+    return render_template("audit/retention.html", form=form, current=current), status
 
 
 @bp.get("/export.csv")

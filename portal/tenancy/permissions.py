@@ -16,6 +16,7 @@ class Permission(enum.StrEnum):
     MEMBERS_MANAGE = "members:manage"
     INVITATIONS_MANAGE = "invitations:manage"
     AUDIT_VIEW = "audit:view"
+    AUDIT_MANAGE = "audit:manage"  # audit retention (issue 12): owners only
     # Sites and devices (issue 4).
     SITES_ASSIGN = "sites:assign"  # assign members to sites
     SITES_SEE_ALL = "sites:see-all"  # every site and its devices; without it, only assigned sites
@@ -31,7 +32,7 @@ _MANAGE |= {Permission.SITES_ASSIGN, Permission.SITES_SEE_ALL, Permission.DEVICE
 _MEMBER = _READ | {Permission.DEVICES_STATUS}
 
 ROLE_PERMISSIONS: dict[MembershipRole, frozenset[Permission]] = {
-    MembershipRole.OWNER: frozenset(_MANAGE),
+    MembershipRole.OWNER: frozenset(_MANAGE | {Permission.AUDIT_MANAGE}),
     MembershipRole.ADMIN: frozenset(_MANAGE),
     MembershipRole.MEMBER: frozenset(_MEMBER),
     MembershipRole.VIEWER: frozenset(_READ),
