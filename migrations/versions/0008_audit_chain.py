@@ -47,21 +47,24 @@ ADMIN_PREDICATE = ("EXISTS (SELECT 1 FROM public.users u WHERE u.id = (SELECT nu
 
 FIELD = """
 CREATE FUNCTION public.audit_field(v text) RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog AS $$
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT CASE WHEN v IS NULL THEN '-' ELSE octet_length(v)::text || ':' || v END || E'\\n'
 $$
 """
 
+# No SET search_path on these two: a SQL function with a SET clause is never inlined, and the
+# per-call settings cost 0.3 ms a row (10,000 rows took 3.5 s). Every name is schema-qualified
+# instead (pg_catalog is searched first in any case).
 CANONICAL = """
 CREATE FUNCTION public.audit_canonical(a public.audit_logs) RETURNS text
-LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, public AS $$
-    SELECT audit_field('portal-audit-v1') || audit_field(a.tenant_id::text) || audit_field(a.seq::text)
-        || audit_field(a.id::text)
-        || audit_field(to_char(a.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))
-        || audit_field(a.user_id::text) || audit_field(a.action) || audit_field(a.resource_type)
-        || audit_field(a.resource_id) || audit_field(a.before::text) || audit_field(a.after::text)
-        || audit_field(a.details::text) || audit_field(a.ip_address::text) || audit_field(a.user_agent)
-        || audit_field(a.request_id)
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT public.audit_field('portal-audit-v1') || public.audit_field(a.tenant_id::text)
+        || public.audit_field(a.seq::text) || public.audit_field(a.id::text)
+        || public.audit_field(to_char(a.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))
+        || public.audit_field(a.user_id::text) || public.audit_field(a.action) || public.audit_field(a.resource_type)
+        || public.audit_field(a.resource_id) || public.audit_field(a.before::text) || public.audit_field(a.after::text)
+        || public.audit_field(a.details::text) || public.audit_field(a.ip_address::text)
+        || public.audit_field(a.user_agent) || public.audit_field(a.request_id)
 $$
 """
 
@@ -71,8 +74,10 @@ LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, public AS $$
 DECLARE
     v_seq bigint;
     v_hash bytea;
-    r jsonb;
-    a public.audit_logs%ROWTYPE;
+    v_rows public.audit_logs[];
+    v_texts text[];
+    v_prev bytea[] := '{{}}';
+    v_next bytea[] := '{{}}';
 BEGIN
     -- One writer per tenant at a time, until this transaction ends: the chain never forks.
     PERFORM pg_advisory_xact_lock(hashtextextended('portal.audit_logs:' || p_tenant::text, 0));
@@ -85,32 +90,29 @@ BEGIN
             v_hash := {GENESIS};
         END IF;
     END IF;
-    FOR r IN SELECT value FROM jsonb_array_elements(p_rows) LOOP
-        v_seq := v_seq + 1;
-        a.tenant_id := p_tenant;
-        a.id := coalesce((r->>'id')::uuid, gen_random_uuid());
-        a.seq := v_seq;
-        a.created_at := now();
-        a.user_id := (r->>'user_id')::uuid;
-        a.action := r->>'action';
-        a.resource_type := r->>'resource_type';
-        a.resource_id := r->>'resource_id';
-        a.before := CASE WHEN jsonb_typeof(r->'before') = 'null' THEN NULL ELSE r->'before' END;
-        a.after := CASE WHEN jsonb_typeof(r->'after') = 'null' THEN NULL ELSE r->'after' END;
-        a.details := coalesce(r->'details', '{{}}'::jsonb);
-        a.ip_address := (r->>'ip_address')::inet;
-        a.user_agent := r->>'user_agent';
-        a.request_id := r->>'request_id';
-        a.prev_hash := v_hash;
-        a.row_hash := sha256(v_hash || convert_to(public.audit_canonical(a), 'UTF8'));
-        INSERT INTO public.audit_logs (tenant_id, id, seq, created_at, user_id, action, resource_type, resource_id,
-                                       before, after, details, ip_address, user_agent, request_id, prev_hash,
-                                       row_hash)
-        VALUES (a.tenant_id, a.id, a.seq, a.created_at, a.user_id, a.action, a.resource_type, a.resource_id,
-                a.before, a.after, a.details, a.ip_address, a.user_agent, a.request_id, a.prev_hash, a.row_hash);
-        v_hash := a.row_hash;
+    -- The rows as they will be stored (set-based), and their canonical texts in chain order.
+    SELECT array_agg(r ORDER BY r.seq), array_agg(public.audit_canonical(r) ORDER BY r.seq)
+      INTO v_rows, v_texts
+      FROM jsonb_array_elements(p_rows) WITH ORDINALITY AS e(value, n),
+           LATERAL jsonb_populate_record(NULL::public.audit_logs, e.value || jsonb_build_object(
+               'tenant_id', p_tenant, 'seq', v_seq + e.n, 'created_at', now(),
+               'id', coalesce(e.value->>'id', gen_random_uuid()::text),
+               'details', coalesce(e.value->'details', '{{}}'::jsonb))) AS r;
+    IF v_rows IS NULL THEN
+        RETURN v_seq;
+    END IF;
+    -- Only the links are sequential: one SHA-256 per row.
+    FOR i IN 1 .. array_length(v_texts, 1) LOOP
+        v_prev := v_prev || v_hash;
+        v_hash := sha256(v_hash || convert_to(v_texts[i], 'UTF8'));
+        v_next := v_next || v_hash;
     END LOOP;
-    RETURN v_seq;
+    INSERT INTO public.audit_logs (tenant_id, id, seq, created_at, user_id, action, resource_type, resource_id,
+                                   before, after, details, ip_address, user_agent, request_id, prev_hash, row_hash)
+    SELECT u.tenant_id, u.id, u.seq, u.created_at, u.user_id, u.action, u.resource_type, u.resource_id,
+           u.before, u.after, u.details, u.ip_address, u.user_agent, u.request_id, v_prev[u.ordinality], v_next[u.ordinality]
+      FROM unnest(v_rows) WITH ORDINALITY AS u;
+    RETURN v_seq + array_length(v_texts, 1);
 END
 $$
 """
