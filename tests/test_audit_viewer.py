@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import uuid
 
 import pytest
@@ -112,8 +113,8 @@ def test_keyset_pages_are_stable_and_complete(app, org):
     seen, url, pages = [], f"/t/{t['slug']}/audit/", 0
     while url:
         html = text_of(client.get(url))
-        seen += [int(n) for n in __import__("re").findall(r"entry (\d+),", html)]
-        nxt = __import__("re").search(r'href="([^"]*after=\d+)"', html)
+        seen += [int(n) for n in re.findall(r"entry (\d+),", html)]
+        nxt = re.search(r'href="([^"]*after=\d+)"', html)
         url = nxt.group(1).replace("&amp;", "&") if nxt else None
         pages += 1
     assert pages == 3 and seen == list(range(120, 0, -1))

@@ -95,7 +95,7 @@ class AuditFilter:
 
     def describe(self) -> dict:
         """For the export's own audit row."""
-        return {k: v for k, v in self.args(after=None).items()}
+        return self.args(after=None)
 
 
 def _midnight(day: date) -> datetime:

@@ -46,7 +46,7 @@ def _context() -> dict[str, Any]:
             "request_id": g.get("request_id")}
 
 
-def _event(kind: str, user_id: UUID | None, email: str, details: dict, severity: str | None = None) -> dict:
+def event_row(kind: str, user_id: UUID | None, email: str, details: dict, severity: str | None = None) -> dict:
     # The id is made here: the row is written without RETURNING, which RLS would refuse
     # for a row its writer may not read (a failed sign-in before anyone is signed in).
     return {"id": uuid4(), "event": kind, "severity": severity or KINDS[kind][0], "user_id": user_id, "email": (email or "")[:320],
@@ -55,7 +55,7 @@ def _event(kind: str, user_id: UUID | None, email: str, details: dict, severity:
 
 def security(kind: str, user, **details: Any) -> None:
     """An account event of `user` (a User), in the request's transaction."""
-    db.session.add(SecurityEvent(**_event(kind, user.id, user.email, details)))
+    db.session.add(SecurityEvent(**event_row(kind, user.id, user.email, details)))
 
 
 def record(email: str, *, success: bool, reason: str, user_id: UUID | None = None,
@@ -66,7 +66,7 @@ def record(email: str, *, success: bool, reason: str, user_id: UUID | None = Non
     values["ip_address"], values["user_agent"] = context["ip_address"], context["user_agent"]
     kind = "signin.success" if success else "signin.failure"
     severity = CRITICAL if reason in CRITICAL_FAILURES else None
-    event = _event(kind, user_id, email, {"method": method} | ({} if success else {"reason": reason}), severity)
+    event = event_row(kind, user_id, email, {"method": method} | ({} if success else {"reason": reason}), severity)
     if success:
         db.session.add(LoginEvent(**values))
         db.session.add(SecurityEvent(**event))
