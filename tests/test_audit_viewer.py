@@ -87,6 +87,7 @@ def test_filters_by_resource_actor_text_and_dates(app, org, factory):
     assert text_of(client.get(f"{base}?actor={org['owner'].id}")).count('class="audit-entry"') == 3
     assert text_of(client.get(f"{base}?q=STATUS")).count('class="audit-entry"') == 2
     assert text_of(client.get(f"{base}?q=Device 0-0")).count('class="audit-entry"') == 2
+    assert text_of(client.get(f"{base}?q=olive OWNER")).count('class="audit-entry"') == 3  # the actor's name
     assert "No entries match" in text_of(client.get(f"{base}?from=2999-01-01"))
     assert text_of(client.get(f"{base}?from=2000-01-01&to=2999-12-31")).count('class="audit-entry"') == 3
 

@@ -131,7 +131,9 @@ def statement(tenant_id: UUID, f: AuditFilter) -> Select:
                               AuditLog.before["name"].astext.ilike(pattern),
                               AuditLog.after["email"].astext.ilike(pattern),
                               AuditLog.before["email"].astext.ilike(pattern),
-                              User.name.ilike(pattern), User.email.ilike(pattern)))
+                              # On audit_logs alone, so newest-first can stop after a page of matches.
+                              AuditLog.user_id.in_(select(User.id).where(or_(User.name.ilike(pattern),
+                                                                             User.email.ilike(pattern))))))
     return stmt.where(and_(*conditions)) if conditions else stmt
 
 
