@@ -54,6 +54,8 @@ def test_owner_reads_changes_in_words_newest_first(app, org):
     move_at = html.index(f"Olive Owner moved ‘Device 0-0 {t['slug']}’ from Site 0 {t['slug']} to Site 1 {t['slug']}")
     assert status_at < move_at  # newest first
     assert f'href="/t/{t["slug"]}/devices/{device}"' in html  # the device still exists: linked
+    device_page = text_of(client.get(f"/t/{t['slug']}/devices/{device}"))
+    assert f'href="/t/{t["slug"]}/audit/?type=device&amp;resource={device}"' in device_page  # and back
     assert "req-move-1" in html and "AuditTest/1.0" in html and "127.0.0.1" in html
     # The expandable diff holds the before and after of what changed.
     assert "<del>online</del>" in html and "<ins>maintenance</ins>" in html
