@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
 
-.PHONY: run test test-fast migrate seed check clean-db bench clean-bench
+.PHONY: run test test-fast migrate seed check clean-db bench bench-audit clean-bench
 
 $(STAMP): requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
@@ -31,6 +31,10 @@ check: $(STAMP)
 # once under instance/pgbench (or on BENCH_DATABASE_URL), then measures; see docs/performance.md.
 bench: $(STAMP)
 	$(BIN)/python -m bench.devices $(BENCH_ARGS)
+
+# Audit trail benchmark: write overhead of the hash chain, export memory at 1,000,000 rows.
+bench-audit: $(STAMP)
+	$(BIN)/python -m bench.audit $(BENCH_ARGS)
 
 clean-db:
 	rm -rf instance/pgdata instance/pgtest instance/run

@@ -32,10 +32,10 @@ def create_app(overrides: dict | None = None) -> Flask:
     context.install(FlaskSession)
 
     from .database import registry  # noqa: F401
-    from . import (admin, dashboard, devices, errors, health, invitations, mail, members, organization, profile,
-                   requestlog, roles, security, signin, sites, sso, tenancy, web)
+    from . import (admin, auditlog, dashboard, devices, errors, health, invitations, mail, members, organization,
+                   profile, requestlog, roles, security, signin, sites, sso, tenancy, web)
     for area in (requestlog, errors, web, security, signin, profile, sso, tenancy, dashboard, sites, devices,
-                 members, roles, invitations, organization, mail, admin, health):
+                 members, roles, invitations, organization, auditlog, mail, admin, health):
         area.init_app(app)
 
     from . import cli

@@ -35,6 +35,9 @@ def init_app(app: Flask) -> None:
 
     app.cli.add_command(users)
 
+    from .audit.cli import audit_cli
+    app.cli.add_command(audit_cli)
+
 
 def _set_active(email: str, active: bool) -> None:
     from .accounts.services import find_user_by_email

@@ -46,6 +46,8 @@ def load_sample(password: str) -> bool:
         db.session.flush()  # tenant.id scopes everything below
         with tenant_scope(db.session, tenant.id):
             _load_tenant(tenant, spec, data, users, admin)
+    from .auditlog import sample
+    sample.load(users)  # a history showing every kind of audit row and security event
     return True
 
 

@@ -57,6 +57,7 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("admin.disable_user", "POST"): each(404, 404, 404),
     ("admin.enable_user", "POST"): each(404, 404, 404),
     ("admin.send_reset", "POST"): each(404, 404, 404),
+    ("admin.security_events", "GET"): each(404, 404, 200),
     ("accept.show", "GET"): each(410, 410),
     ("accept.respond", "POST"): each(410, 410),
     ("devmail.index", "GET"): each(200, 200),   # 404 in production (tests/test_invitations.py)

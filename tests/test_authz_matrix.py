@@ -83,6 +83,12 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("settings.index", "GET"): expect(200, 403, 403, 403),           # owners only
     ("settings.profile", "POST"): expect(422, 403, 403, 403),        # no name given
     ("settings.security", "POST"): expect(303, 403, 403, 403),       # an empty policy is valid
+    # The audit trail (issue 12): owners and admins (audit:view).
+    ("audit.index", "GET"): MANAGERS,
+    ("audit.export_csv", "GET"): MANAGERS,
+    ("audit.export_jsonl", "GET"): MANAGERS,
+    ("audit.retention_settings", "GET"): expect(200, 403, 403, 403),   # owners only (audit:manage)
+    ("audit.retention_settings", "POST"): expect(422, 403, 403, 403),  # no days given
 }
 
 
@@ -212,7 +218,6 @@ def test_unknown_slug_and_foreign_tenant_are_indistinguishable(app, matrix_world
 # Permissions that widen what other routes show rather than guarding a route of their own.
 WIDENING = {
     Permission.SITES_SEE_ALL: "every site and its devices on the site and device pages",
-    Permission.AUDIT_VIEW: "a device's history on its page (until the audit viewer of issue 12)",
 }
 
 

@@ -11,7 +11,7 @@
   `user_has_permission` answers for an archived tenant's reading permissions only.
 
 Revision ID: 0009
-Revises: 0006
+Revises: 0008
 Create Date: 2026-11-30 16:45:00
 """
 import importlib.util
@@ -22,7 +22,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = '0009'
-down_revision = '0006'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 
@@ -128,6 +128,11 @@ def upgrade(app_role: str = "") -> None:
                        "VALUES (:n, 'tenant', 'manage', :c, :d, 1)").bindparams(
         n=NEW_PERMISSION[0], c=NEW_PERMISSION[1], d=NEW_PERMISSION[2]))
     op.execute("INSERT INTO role_permissions (role, permission) VALUES ('owner', 'tenant:manage')")
+    # The audit log's retention (migration 0008), owners only, last in the catalogue.
+    op.execute("INSERT INTO permissions (name, resource, action, category, description, position) "
+               "SELECT 'audit:manage', 'audit', 'manage', 'Audit', 'Set how long the audit log is kept', "
+               "max(position) + 1 FROM permissions")
+    op.execute("INSERT INTO role_permissions (role, permission) VALUES ('owner', 'audit:manage')")
     op.create_table('plans',
     sa.Column('key', sa.String(length=32), nullable=False),
     sa.Column('name', sa.String(length=60), nullable=False),
@@ -172,7 +177,7 @@ def upgrade(app_role: str = "") -> None:
 
 
 def downgrade(app_role: str = "") -> None:
-    op.execute("DELETE FROM permissions WHERE name = 'tenant:manage'")  # its grants go with it (cascade)
+    op.execute("DELETE FROM permissions WHERE name IN ('tenant:manage', 'audit:manage')")  # grants cascade
     op.execute("UPDATE permissions SET position = position - 1 WHERE position > 1")
     path = Path(__file__).with_name("0006_roles_as_data.py")
     spec = importlib.util.spec_from_file_location("migration_0006", path)

@@ -14,12 +14,15 @@ from ..audit.models import AuditLog
 from ..database.context import tenant_scope
 from ..extensions import db, htmx
 from ..rules import RuleViolation
+from ..security.events import KINDS, describe
 from ..security.services import request_password_reset
 from ..security.sessions import active_sessions
 from ..tenancy.models import Membership
 from ..tenants.models import LIMITS, Tenant, TenantStatus
 from ..tenants.plans import get_plan, plans
 from . import services
+from .security_events import SEVERITIES, Filter
+from .security_events import page as security_page
 from .forms import NewTenantForm, PlanForm, StatusForm
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -174,3 +177,13 @@ def send_reset(user_id: UUID):
         request_password_reset(account.email)
         flash(f"A password reset link is on its way to {account.email}.", "success")
     return redirect(url_for(".user", user_id=user_id), 303)
+
+
+@bp.get("/security-events")
+def security_events():
+    """Every account event (seed 004's security log), filtered, newest first."""
+    state = Filter.from_args(request.args)
+    rows, next_after = security_page(state)
+    next_url = url_for(".security_events", **{**state.args(after=None), "after": next_after}) if next_after else None
+    return render_template("admin/security_events.html", rows=rows, next_url=next_url, state=state,
+                           kinds=KINDS, severities=SEVERITIES, describe=describe)

@@ -14,7 +14,7 @@ from ..redirects import safe_next
 from ..rules import RuleViolation
 from ..security import events, mfa, services, sessions, throttle, tokens
 from ..security.models import TokenPurpose
-from ..security.models import LoginEvent
+from ..security.models import LoginEvent, SecurityEvent
 from .forms import CodeForm, ConfirmForm, EmailForm, NameForm, PasswordForm
 
 bp = Blueprint("profile", __name__, url_prefix="/account")
@@ -49,6 +49,10 @@ def _page(status=200, **forms):
         "history": db.session.scalars(select(LoginEvent).where(LoginEvent.user_id == current_user.id)
                                       .order_by(LoginEvent.created_at.desc()).limit(HISTORY)).all(),
         "backup_left": mfa.remaining_backup_codes(current_user) if current_user.has_mfa else 0,
+        # Read through the security_events_self_read policy (app.user_id).
+        "activity": db.session.scalars(select(SecurityEvent).where(SecurityEvent.user_id == current_user.id)
+                                       .order_by(SecurityEvent.created_at.desc()).limit(HISTORY)).all(),
+        "describe_event": events.describe,
     }
     return render_template("profile/index.html", **context), status
 
@@ -210,11 +214,13 @@ def disable_two_factor():
 def revoke_session(session_id: UUID):
     current = sessions.current()
     if current is not None and current.id == session_id:
+        events.security("signout", current_user)
         sessions.end_current()
         logout_user()
         flash("You are signed out.", "info")
         return redirect(url_for("accounts.login"), 303)
     if sessions.revoke(current_user.id, session_id):
+        events.security("session.revoke", current_user, session_id=str(session_id))
         flash("That session was signed out.", "success")
     else:
         flash("That session had already ended.", "info")
@@ -224,5 +230,6 @@ def revoke_session(session_id: UUID):
 @bp.post("/sessions/revoke-others")
 def revoke_other_sessions():
     count = sessions.revoke_all(current_user.id, except_current=True)
+    events.security("session.revoke_others", current_user, sessions_ended=count)
     flash(f"Signed out {count} other session{'s' if count != 1 else ''}.", "success")
     return redirect(url_for(".index"), 303)

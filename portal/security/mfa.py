@@ -12,6 +12,7 @@ from sqlalchemy import delete, func, select, update
 from ..accounts.models import User
 from ..crypto import fernet, keyed_hash
 from ..extensions import db
+from . import events
 from .models import BackupCode
 
 ISSUER = "Portal"
@@ -48,15 +49,22 @@ def enable(user: User, secret: str) -> list[str]:
     user.totp_secret = fernet("totp").encrypt(secret.encode())
     user.totp_enabled_at = func.now()
     user.totp_last_step = int(time.time()) // 30
-    return regenerate_backup_codes(user)
+    events.security("mfa.enable", user)
+    return _new_backup_codes(user)
 
 
 def disable(user: User) -> None:
     user.totp_secret = user.totp_enabled_at = user.totp_last_step = None
     db.session.execute(delete(BackupCode).where(BackupCode.user_id == user.id))
+    events.security("mfa.disable", user)
 
 
 def regenerate_backup_codes(user: User) -> list[str]:
+    events.security("mfa.backup_codes_regenerated", user)
+    return _new_backup_codes(user)
+
+
+def _new_backup_codes(user: User) -> list[str]:
     db.session.execute(delete(BackupCode).where(BackupCode.user_id == user.id))
     codes = ["-".join([secrets.token_hex(3), secrets.token_hex(3)]) for _ in range(BACKUP_CODES)]
     for code in codes:
@@ -93,4 +101,6 @@ def verify(user: User, code: str) -> str | None:
         BackupCode.user_id == user.id, BackupCode.used_at.is_(None),
         BackupCode.code_hash == keyed_hash("backup-code", code.lower()))
         .values(used_at=func.now()).returning(BackupCode.id)).scalar()
+    if used:
+        events.security("mfa.backup_code_used", user, remaining=remaining_backup_codes(user))
     return "backup_code" if used else None

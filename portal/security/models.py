@@ -6,11 +6,11 @@ import enum
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Index, LargeBinary, String, func, text
+from sqlalchemy import Boolean, CheckConstraint, DateTime, ForeignKey, Index, LargeBinary, String, func, text
 from sqlalchemy.dialects.postgresql import INET
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..extensions import db, pg_enum, uuid_pk
+from ..extensions import db, jsonb, pg_enum, uuid_pk
 
 
 class UserSession(db.Model):
@@ -82,4 +82,30 @@ class BackupCode(db.Model):
     user_id: Mapped[UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     code_hash: Mapped[bytes] = mapped_column(LargeBinary, unique=True)
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class SecurityEvent(db.Model):
+    """An account event that belongs to no tenant (seed 004's security audit log). Under RLS:
+    the serving role reads a user's own rows, and all of them only for a system admin."""
+
+    __tablename__ = "security_events"
+    __table_args__ = (
+        Index("ix_security_events_user", "user_id", "created_at"),
+        Index("ix_security_events_created", "created_at", "id"),
+        Index("ix_security_events_event", "event", "created_at"),
+        CheckConstraint("severity IN ('info', 'warning', 'critical')", name="severity_known"),
+    )
+    # No RETURNING of server defaults: RLS refuses it for rows the writer may not read back.
+    __mapper_args__ = {"eager_defaults": False}
+
+    id: Mapped[UUID] = uuid_pk()
+    user_id: Mapped[UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    email: Mapped[str] = mapped_column(String(320), server_default="")
+    event: Mapped[str] = mapped_column(String(50))
+    severity: Mapped[str] = mapped_column(String(10))
+    details: Mapped[dict] = jsonb()
+    ip_address: Mapped[str | None] = mapped_column(INET)
+    user_agent: Mapped[str | None] = mapped_column(String(500))
+    request_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -9,7 +9,7 @@ from ..accounts.passwords import hash_password
 from ..accounts.services import find_user_by_email, normalise_email
 from ..mail.outbox import enqueue
 from ..rules import RuleViolation
-from . import passwords, sessions, tokens
+from . import events, passwords, sessions, tokens
 from .models import TokenPurpose
 
 
@@ -25,13 +25,16 @@ def set_password(user: User, new_password: str, *, keep_current_session: bool) -
         raise RuleViolation(issue, field="password")
     user.password_hash = hash_password(new_password)
     user.password_changed_at = func.now()
-    sessions.revoke_all(user.id, except_current=keep_current_session)
+    ended = sessions.revoke_all(user.id, except_current=keep_current_session)
+    events.security("password.change" if keep_current_session else "password.reset", user, sessions_ended=ended)
 
 
 def set_active(user: User, active: bool) -> int:
     """Disable (ending every session at once) or re-enable an account; returns sessions ended."""
     user.is_active = active
-    return 0 if active else sessions.revoke_all(user.id)
+    ended = 0 if active else sessions.revoke_all(user.id)
+    events.security("account.enable" if active else "account.disable", user, sessions_ended=ended)
+    return ended
 
 
 def request_password_reset(email: str) -> None:
@@ -40,6 +43,7 @@ def request_password_reset(email: str) -> None:
     if user is None or not user.is_active:
         return
     token = tokens.issue(user, TokenPurpose.RESET_PASSWORD)
+    events.security("password.reset_requested", user)
     enqueue("reset_password", user.email, "Reset your Portal password", "reset_password", user=user,
             link=_link("accounts_reset.reset", token))
 
@@ -79,6 +83,7 @@ def confirm_email_change(user: User, token: str) -> str:
         raise RuleViolation("Another account now uses that email address.")
     if not tokens.consume(record):
         raise RuleViolation("This confirmation link was just used.")
+    events.security("email.change", user, old=user.email, new=record.new_email)
     user.email, user.email_verified_at = record.new_email, func.now()
     db.session.flush()  # the unique email index decides races here, inside the service
     return record.new_email

@@ -96,6 +96,8 @@ def second_factor():
 
 @bp.post("/logout")
 def logout():
+    if current_user.is_authenticated:
+        events.security("signout", current_user)
     sessions.end_current()
     logout_user()
     flash("You are signed out.", "info")

@@ -18,6 +18,7 @@ from ..accounts.services import create_user, find_user_by_email, normalise_email
 from ..database.context import set_context
 from ..extensions import db
 from ..invitations.models import Invitation, InvitationStatus
+from ..security import events
 from ..tenants.models import Tenant
 
 DISABLED = "This account is disabled. Ask an organization admin for help."
@@ -99,6 +100,7 @@ def resolve(issuer: str, claims: dict, *, allow_signup: bool) -> Outcome:
                            "account. Sign in with that one, or ask an organization admin for help.", user)
         # Unlinked, or linked to a provider that is no longer configured.
         user.oidc_issuer, user.oidc_subject = issuer, subject
+        events.security("sso.link", user, issuer=issuer)
         if user.email_verified_at is None:
             user.email_verified_at = func.now()  # the provider has just verified it
         db.session.flush()

@@ -66,3 +66,9 @@ def current() -> TenantContext:
 
 def current_or_none() -> TenantContext | None:
     return g.get("tenant_context")
+
+
+def context_for(tenant: Tenant, membership: Membership) -> TenantContext:
+    """A context outside a request (sample data, commands, jobs): the member's role as stored.
+    The caller has entered the tenant's RLS scope."""
+    return TenantContext(tenant, membership, roles.role_of(membership))

@@ -26,6 +26,7 @@ class Permission(enum.StrEnum):
     INVITATIONS_MANAGE = "invitations:manage"
     ROLES_MANAGE = "roles:manage"
     AUDIT_VIEW = "audit:view"
+    AUDIT_MANAGE = "audit:manage"
 
     @property
     def resource(self) -> str:
@@ -68,18 +69,21 @@ CATALOGUE: dict[Permission, tuple[str, str]] = {
     Permission.INVITATIONS_MANAGE: ("Members", "Invite people and manage invitations"),
     Permission.ROLES_MANAGE: ("Members", "Create, edit and delete custom roles"),
     Permission.AUDIT_VIEW: ("Audit", "Read the audit log"),
+    Permission.AUDIT_MANAGE: ("Audit", "Set how long the audit log is kept"),
 }
 
 _READ = frozenset({Permission.TENANT_VIEW, Permission.SITES_VIEW, Permission.DEVICES_VIEW,
                    Permission.MEMBERS_VIEW})
 
-# The system roles' meanings. Owners and admins hold every permission; what only an owner
-# may do (grant ownership, transfer it) are rules in tenancy.roles, not permissions.
+# The system roles' meanings. Owners hold every permission, admins all but the organization's
+# settings and the audit log's retention; what only an owner may do besides (grant ownership,
+# transfer it) are rules in tenancy.roles, not permissions.
+OWNERS_ONLY = frozenset({Permission.TENANT_MANAGE, Permission.AUDIT_MANAGE})
 SYSTEM_ROLES: dict[MembershipRole, tuple[str, str, frozenset[Permission]]] = {
     MembershipRole.OWNER: ("Owner", "Full control, including ownership and billing decisions",
                            frozenset(Permission)),
     MembershipRole.ADMIN: ("Admin", "Manages sites, devices, members and roles",
-                           frozenset(Permission) - {Permission.TENANT_MANAGE}),
+                           frozenset(Permission) - OWNERS_ONLY),
     MembershipRole.MEMBER: ("Member", "Works with the devices at their sites", _READ | {Permission.DEVICES_STATUS}),
     MembershipRole.VIEWER: ("Viewer", "Reads everything at their sites, changes nothing", _READ),
 }

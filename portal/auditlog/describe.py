@@ -1,0 +1,174 @@
+"""Audit rows in words ("Alice Johnson moved 'HQ Lobby Camera' from Acme Headquarters to Acme
+Warehouse"), their before/after differences, and links to the resources that still exist."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import select
+
+from ..accounts.models import User
+from ..devices.models import Device
+from ..extensions import db
+from ..sites.models import Site
+
+
+def _uuid(value: Any) -> UUID | None:
+    try:
+        return UUID(str(value))
+    except (TypeError, ValueError):
+        return None
+
+
+@dataclass
+class Names:
+    """Names of the sites and people a page of rows mentions, and which resources still exist:
+    three queries per page, however many rows."""
+    sites: dict[str, str]
+    users: dict[str, str]
+    devices: set[str]
+
+    @classmethod
+    def for_rows(cls, tenant_id: UUID, rows) -> Names:
+        site_ids, user_ids, device_ids = set(), set(), set()
+        for row in rows:
+            for snap in (row.before, row.after):
+                if isinstance(snap, dict) and _uuid(snap.get("site_id")):
+                    site_ids.add(_uuid(snap["site_id"]))
+            rid = _uuid(row.resource_id)
+            if rid is None:
+                continue
+            if row.resource_type == "site":
+                site_ids.add(rid)
+            elif row.resource_type == "device":
+                device_ids.add(rid)
+            elif row.resource_type == "membership":
+                user_ids.add(rid)
+        sites = dict(db.session.execute(select(Site.id, Site.name).where(
+            Site.tenant_id == tenant_id, Site.id.in_(site_ids))).all()) if site_ids else {}
+        users = dict(db.session.execute(select(User.id, User.name).where(User.id.in_(user_ids))).all()) \
+            if user_ids else {}
+        devices = set(db.session.scalars(select(Device.id).where(
+            Device.tenant_id == tenant_id, Device.id.in_(device_ids)))) if device_ids else set()
+        return cls({str(k): v for k, v in sites.items()}, {str(k): v for k, v in users.items()},
+                   {str(d) for d in devices})
+
+    @classmethod
+    def all_sites(cls, tenant_id: UUID) -> Names:
+        """For exports: every site name of the tenant (bounded by its sites, not its rows)."""
+        sites = db.session.execute(select(Site.id, Site.name).where(Site.tenant_id == tenant_id)).all()
+        return cls({str(k): v for k, v in sites}, {}, set())
+
+
+def actor_name(row) -> str:
+    if row.user_id is None:
+        return "The system"
+    return row.actor_name or row.actor_email or "A deleted user"
+
+
+def _q(value: Any) -> str:
+    return f"‘{value}’" if value not in (None, "") else "an unnamed item"
+
+
+def sentence(row, names: Names) -> str:
+    """One line saying who did what to what."""
+    who = actor_name(row)
+    before = row.before if isinstance(row.before, dict) else {}
+    after = row.after if isinstance(row.after, dict) else {}
+    name = after.get("name") or before.get("name")
+    action = row.action
+
+    def site(snapshot: dict) -> str:
+        sid = str(snapshot.get("site_id") or "")
+        return names.sites.get(sid) or snapshot.get("site") or "a deleted site"
+
+    def person() -> str:
+        return names.users.get(str(row.resource_id)) or after.get("email") or before.get("email") or "someone"
+
+    if action == "device.move":
+        return f"{who} moved {_q(name)} from {site(before)} to {site(after)}"
+    if action == "device.status":
+        return f"{who} changed the status of {_q(name)} from {before.get('status')} to {after.get('status')}"
+    if action in ("device.update", "site.update"):
+        changed = ", ".join(k.replace("_", " ") for k, _, _ in diff(before, after)) or "nothing"
+        kind = "device" if action.startswith("device") else "site"
+        return f"{who} edited {kind} {_q(name)} ({changed})"
+    simple = {
+        "device.create": "created device {n}{s}", "device.import": "imported device {n}{s}",
+        "device.decommission": "decommissioned device {n}", "site.create": "created site {n}",
+        "site.archive": "archived site {n}", "site.restore": "restored site {n}", "site.delete": "deleted site {n}",
+    }
+    if action in simple:
+        if action == "site.create" and "sites" in after:  # the sample data's summary row
+            return f"{who} created the sites {', '.join(after['sites'])}"
+        at = f" at {site(after)}" if after.get("site_id") else ""
+        return f"{who} " + simple[action].format(n=_q(name), s=at)
+    if action == "site.assign":
+        return f"{who} assigned {after.get('email', 'someone')} to {after.get('site', 'a site')}"
+    if action == "site.unassign":
+        return f"{who} removed {before.get('email', 'someone')} from {before.get('site', 'a site')}"
+    if action == "member.role_change":
+        return f"{who} changed {person()}’s role from {before.get('role')} to {after.get('role')}"
+    if action in ("member.suspend", "member.reactivate"):
+        return f"{who} {'suspended' if action == 'member.suspend' else 'reactivated'} {person()}"
+    if action == "member.remove":
+        return f"{who} removed {person()} from the organization"
+    if action == "member.leave":
+        return f"{who} left the organization"
+    if action == "member.transfer_ownership":
+        return f"{who} transferred ownership to {person()}"
+    if action.startswith("invitation."):
+        email = after.get("email") or before.get("email") or "someone"
+        verbs = {"invitation.create": f"invited {email} as {after.get('role')}",
+                 "invitation.resend": f"re-sent the invitation to {email}",
+                 "invitation.cancel": f"cancelled the invitation to {email}",
+                 "invitation.accept": f"accepted an invitation as {after.get('role')}",
+                 "invitation.decline": f"declined the invitation to {email}"}
+        return f"{who} {verbs.get(action, action)}"
+    if action == "tenant.create":
+        return f"{who} created the organization"
+    if action == "audit.export":
+        details = row.details or {}
+        what = ", ".join(f"{k} {v}" for k, v in (details.get("filter") or {}).items()) or "everything"
+        return f"{who} exported the audit log as {details.get('format', 'a file')} ({what})"
+    if action == "audit.prune":
+        details = row.details or {}
+        return f"{who} deleted {details.get('rows')} entries older than {str(details.get('before', ''))[:10]} (retention)"
+    if action == "audit.retention":
+        return f"{who} set audit retention to {after.get('retention_days')} days"
+    return f"{who}: {action} on {row.resource_type} {row.resource_id or ''}".rstrip()
+
+
+def diff(before: Any, after: Any) -> list[tuple[str, Any, Any]]:
+    """(field, before, after) for each top-level field that differs."""
+    before = before if isinstance(before, dict) else {}
+    after = after if isinstance(after, dict) else {}
+    keys = list(dict.fromkeys([*before.keys(), *after.keys()]))
+    return [(k, before.get(k), after.get(k)) for k in keys if before.get(k) != after.get(k)]
+
+
+def show(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def link(row, names: Names, url_for, may_manage_invitations: bool) -> str | None:
+    """The resource's page when it still exists."""
+    rid = str(row.resource_id or "")
+    if row.resource_type == "device" and rid in names.devices:
+        return url_for("devices.show", device_id=rid)
+    if row.resource_type == "site" and rid in names.sites:
+        return url_for("sites.show", site_id=rid)
+    if row.resource_type == "site_assignment":
+        sid = str((row.after or row.before or {}).get("site_id") or "")
+        return url_for("sites.show", site_id=sid) if sid in names.sites else None
+    if row.resource_type == "membership" and rid in names.users:
+        return url_for("members.index", q=names.users[rid])
+    if row.resource_type == "invitation" and may_manage_invitations:
+        return url_for("invitations.index")
+    return None

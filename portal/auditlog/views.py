@@ -1,0 +1,79 @@
+"""/t/<slug>/audit/: the tenant's audit trail (page or htmx fragment, one URL) and its exports."""
+from __future__ import annotations
+
+from datetime import date
+
+from flask import Response, flash, redirect, render_template, request, stream_with_context, url_for
+
+from .. import audit
+from ..extensions import db, htmx
+from ..rules import RuleViolation
+from ..audit import retention
+from ..tenancy import Permission, can, current, requires, tenant_blueprint
+from . import describe, export, queries
+from .forms import RetentionForm
+
+bp = tenant_blueprint("audit", __name__, "/audit")
+
+
+@bp.get("/")
+@requires(Permission.AUDIT_VIEW)
+def index():
+    ctx = current()
+    state = queries.AuditFilter.from_args(request.args)
+    page = queries.page(ctx.tenant_id, state)
+    names = describe.Names.for_rows(ctx.tenant_id, page.rows)
+    invitations = can(Permission.INVITATIONS_MANAGE)
+    entries = [{"row": row, "sentence": describe.sentence(row, names), "diff": describe.diff(row.before, row.after),
+                "link": describe.link(row, names, url_for, invitations)} for row in page.rows]
+    context = {"page": page, "state": state, "entries": entries, "show": describe.show}
+    if htmx and not htmx.history_restore_request:
+        response = Response(render_template("audit/_rows.html", **context))
+        response.headers["HX-Push-Url"] = url_for(".index", **state.args())
+        return response
+    return render_template("audit/index.html", actors=queries.actors(ctx.tenant_id), actions=queries.ACTIONS,
+                           types=queries.RESOURCE_TYPES, retention_days=retention.retention_days(ctx.tenant.settings),
+                           **context)
+
+
+@bp.route("/retention", methods=["GET", "POST"])
+@requires(Permission.AUDIT_MANAGE)
+def retention_settings():
+    ctx = current()
+    kept = retention.retention_days(ctx.tenant.settings)
+    form = RetentionForm(data={"days": kept} if request.method == "GET" else None)
+    if form.validate_on_submit():
+        try:
+            retention.set_retention(ctx.tenant, ctx.user_id, form.days.data)
+        except RuleViolation as exc:
+            db.session.rollback()
+            form.days.errors.append(exc.message)
+        else:
+            flash(f"Audit entries are now kept for {form.days.data} days.", "success")
+            return redirect(url_for(".index"), 303)
+    status = 422 if request.method == "POST" else 200
+    return render_template("audit/retention.html", form=form, current=kept), status
+
+
+@bp.get("/export.csv")
+@requires(Permission.AUDIT_VIEW)
+def export_csv():
+    return _export("csv")
+
+
+@bp.get("/export.jsonl")
+@requires(Permission.AUDIT_VIEW)
+def export_jsonl():
+    return _export("jsonl")
+
+
+def _export(fmt: str) -> Response:
+    ctx = current()
+    state = queries.AuditFilter.from_args(request.args)
+    # Written in the request's transaction, committed at the edge before the body streams.
+    audit.record(ctx.tenant_id, ctx.user_id, "audit.export", "audit", None, format=fmt, filter=state.describe())
+    mimetype, extension = export.FORMATS[fmt]
+    filename = f"audit-{ctx.tenant.slug}-{date.today():%Y%m%d}.{extension}"
+    return Response(stream_with_context(export.lines(ctx.tenant_id, state, fmt)), mimetype=mimetype,
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"',
+                             "Cache-Control": "no-store"})
