@@ -38,6 +38,9 @@ def init_app(app: Flask) -> None:
     from .audit.cli import audit_cli
     app.cli.add_command(audit_cli)
 
+    from .admin.cli import tenants_cli
+    app.cli.add_command(tenants_cli)
+
 
 def _set_active(email: str, active: bool) -> None:
     from .accounts.services import find_user_by_email

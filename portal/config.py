@@ -70,6 +70,7 @@ def load(overrides: dict | None = None) -> dict:
         "SMTP_TIMEOUT": float(env.get("SMTP_TIMEOUT") or 10),
         "MAIL_FROM": env.get("MAIL_FROM") or "Portal <portal@localhost>",
         "INVITATION_TTL_HOURS": int(env.get("INVITATION_TTL_HOURS") or 168),
+        "TENANT_DELETION_GRACE_DAYS": int(env.get("TENANT_DELETION_GRACE_DAYS") or 30),
         "INVITATION_RESEND_COOLDOWN": int(env.get("INVITATION_RESEND_COOLDOWN") or 60),
         "LOG_LEVEL": env.get("LOG_LEVEL") or "INFO",
         "DB_POOL_SIZE": int(env.get("DB_POOL_SIZE") or 5),

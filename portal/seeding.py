@@ -42,6 +42,9 @@ def load_sample(password: str) -> bool:
                         status_reason=spec.get("status_reason"))
         apply_plan(tenant, db.session.get(Plan, spec.get("plan") or PLAN_OF_TYPE[tenant.type]))
         tenant.max_users = spec.get("max_users", tenant.max_users)
+        if tenant.status == TenantStatus.PENDING_DELETION:  # asked by its first owner, purged in 20 days
+            tenant.deletion_requested_at, tenant.purge_after = func.now(), func.now() + timedelta(days=20)
+            tenant.deletion_requested_by = users[spec["members"][0]["email"]].id
         db.session.add(tenant)
         db.session.flush()  # tenant.id scopes everything below
         with tenant_scope(db.session, tenant.id):

@@ -83,6 +83,8 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("settings.index", "GET"): expect(200, 403, 403, 403),           # owners only
     ("settings.profile", "POST"): expect(422, 403, 403, 403),        # no name given
     ("settings.security", "POST"): expect(303, 403, 403, 403),       # an empty policy is valid
+    ("settings.delete", "POST"): expect(422, 403, 403, 403),         # nothing typed
+    ("settings.cancel_deletion", "POST"): expect(303, 303, 303, 303),  # refused with a message: nothing to cancel
     # The audit trail (issue 12): owners and admins (audit:view).
     ("audit.index", "GET"): MANAGERS,
     ("audit.export_csv", "GET"): MANAGERS,

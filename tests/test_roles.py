@@ -106,8 +106,7 @@ def worlds(draw):
     choices = [("system", k) for k in MembershipRole] + [("custom", i) for i in range(len(custom))]
     people = draw(st.lists(st.tuples(st.sampled_from(choices), st.sampled_from(list(MembershipStatus))),
                            min_size=1, max_size=4))
-    status = draw(st.sampled_from([TenantStatus.ACTIVE, TenantStatus.PENDING, TenantStatus.SUSPENDED,
-                                   TenantStatus.ARCHIVED]))
+    status = draw(st.sampled_from(list(TenantStatus)))
     return custom, people, status
 
 
@@ -128,7 +127,7 @@ def test_user_has_permission_agrees_with_the_python_check(app, factory, world):
         expected = SYSTEM_ROLES[which][2] if kind == "system" else custom[which] | frozenset()
         members.append((user, member_status, expected))
     usable = status in (TenantStatus.ACTIVE, TenantStatus.PENDING)
-    read_only = status == TenantStatus.ARCHIVED
+    read_only = status in (TenantStatus.ARCHIVED, TenantStatus.PENDING_DELETION)
     for user, member_status, held in members:
         with app.test_request_context():
             # The request path: the user is loaded (app.user_id), then the tenant is entered.

@@ -3,12 +3,15 @@
 - `plans` (global reference rows): each plan's limits and features. A tenant names its plan
   and carries its own copy of the limits (set from the plan, overridable per tenant by a
   system admin): max_users (already there), max_sites, max_devices, max_integrations.
-- A tenant's status now says how its members get in: active and pending fully, archived
-  read-only (the application refuses changes), suspended or pending deletion not at all —
+- A tenant's status now says how its members get in: active and pending fully, archived and
+  pending deletion read-only (the application refuses changes), suspended not at all —
   but a member is told why (status_reason) instead of getting a 404. `portal_enter_tenant`
   returns the row of such a tenant to its members without setting app.tenant_id, so none of
   its data is readable; `portal_tenant_readable(status)` is the SQL of that rule, and
   `user_has_permission` answers for an archived tenant's reading permissions only.
+- Deletion: an owner asks, the tenant waits `purge_after` (a grace period) as pending_deletion,
+  then `portal_purge_tenant` removes it and leaves a tombstone (`tenant_tombstones`) that
+  keeps its slug reserved.
 
 Revision ID: 0009
 Revises: 0008
@@ -38,7 +41,31 @@ TYPE_TO_PLAN = {"enterprise": "enterprise", "standard": "pro", "starter": "start
 
 READABLE = """
 CREATE FUNCTION public.portal_tenant_readable(p_status public.tenant_status) RETURNS boolean
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT p_status IN ('active', 'pending', 'archived') $$
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT p_status IN ('active', 'pending', 'archived', 'pending_deletion') $$
+"""
+
+# Removes a tenant whose deletion grace period has ended, and only such a tenant: every row of
+# it goes (devices first, whose site key RESTRICTs; everything else cascades from tenants) and
+# a tombstone keeps its name, its slug (reserved) and who asked. SECURITY DEFINER: the serving
+# role may neither delete audit rows nor see other tenants' rows; this one door does both,
+# for a tenant that asked and waited, nothing else.
+PURGE = """
+CREATE FUNCTION public.portal_purge_tenant(p_tenant_id uuid) RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+DECLARE
+    t public.tenants%ROWTYPE;
+BEGIN
+    SELECT * INTO t FROM public.tenants WHERE id = p_tenant_id FOR UPDATE;
+    IF NOT FOUND OR t.status <> 'pending_deletion' OR t.purge_after IS NULL OR t.purge_after > now() THEN
+        RETURN false;
+    END IF;
+    INSERT INTO public.tenant_tombstones (id, name, slug, requested_by, requested_at, purged_at)
+    VALUES (t.id, t.name, t.slug, t.deletion_requested_by, t.deletion_requested_at, now());
+    DELETE FROM public.devices WHERE tenant_id = p_tenant_id;
+    DELETE FROM public.tenants WHERE id = p_tenant_id;
+    RETURN true;
+END
+$$
 """
 
 ENTER_TENANT = """
@@ -157,6 +184,22 @@ def upgrade(app_role: str = "") -> None:
     op.add_column('tenants', sa.Column('contact_email', sa.String(length=320), nullable=True))
     op.add_column('tenants', sa.Column('status_reason', sa.String(length=500), nullable=True))
     op.add_column('tenants', sa.Column('status_changed_at', sa.DateTime(timezone=True), nullable=True))
+    op.add_column('tenants', sa.Column('deletion_requested_at', sa.DateTime(timezone=True), nullable=True))
+    op.add_column('tenants', sa.Column('deletion_requested_by', sa.Uuid(), nullable=True))
+    op.add_column('tenants', sa.Column('purge_after', sa.DateTime(timezone=True), nullable=True))
+    op.create_foreign_key(op.f('fk_tenants_deletion_requested_by_users'), 'tenants', 'users',
+                          ['deletion_requested_by'], ['id'], ondelete='SET NULL')
+    op.create_table('tenant_tombstones',
+    sa.Column('id', sa.Uuid(), nullable=False),
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('slug', sa.String(length=63), nullable=False),
+    sa.Column('requested_by', sa.Uuid(), nullable=True),
+    sa.Column('requested_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('purged_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.ForeignKeyConstraint(['requested_by'], ['users.id'], name=op.f('fk_tenant_tombstones_requested_by_users'), ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_tenant_tombstones')),
+    sa.UniqueConstraint('slug', name=op.f('uq_tenant_tombstones_slug'))
+    )
     op.create_foreign_key(op.f('fk_tenants_plan_plans'), 'tenants', 'plans', ['plan'], ['key'])
     op.create_index('ix_tenants_plan', 'tenants', ['plan'], unique=False)
     op.create_check_constraint(op.f('ck_tenants_limits_positive'), 'tenants',
@@ -169,10 +212,13 @@ def upgrade(app_role: str = "") -> None:
     op.execute(READABLE)
     op.execute(ENTER_TENANT)
     op.execute(HAS_PERMISSION)
+    op.execute(PURGE)
+    op.execute("REVOKE ALL ON FUNCTION public.portal_purge_tenant(uuid) FROM PUBLIC")
     op.execute("REVOKE ALL ON FUNCTION public.portal_tenant_readable(public.tenant_status) FROM PUBLIC")
     role = _app_role(app_role)
     if role:
-        op.execute(f"GRANT SELECT ON plans TO {role}")
+        op.execute(f"GRANT SELECT ON plans, tenant_tombstones TO {role}")
+        op.execute(f"GRANT EXECUTE ON FUNCTION public.portal_purge_tenant(uuid) TO {role}")
         op.execute(f"GRANT EXECUTE ON FUNCTION public.portal_tenant_readable(public.tenant_status) TO {role}")
 
 
@@ -185,10 +231,13 @@ def downgrade(app_role: str = "") -> None:
     spec.loader.exec_module(previous)
     op.execute(previous.ENTER_TENANT.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1))
     op.execute(previous.HAS_PERMISSION.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1))
+    op.execute("DROP FUNCTION public.portal_purge_tenant(uuid)")
     op.execute("DROP FUNCTION public.portal_tenant_readable(public.tenant_status)")
+    op.drop_table('tenant_tombstones')
+    op.drop_constraint(op.f('fk_tenants_deletion_requested_by_users'), 'tenants', type_='foreignkey')
     op.drop_constraint(op.f('ck_tenants_limits_positive'), 'tenants', type_='check')
     op.drop_index('ix_tenants_plan', table_name='tenants')
     op.drop_constraint(op.f('fk_tenants_plan_plans'), 'tenants', type_='foreignkey')
-    for column in ('status_changed_at', 'status_reason', 'contact_email', 'max_integrations', 'max_devices', 'max_sites', 'plan'):
+    for column in ('purge_after', 'deletion_requested_by', 'deletion_requested_at', 'status_changed_at', 'status_reason', 'contact_email', 'max_integrations', 'max_devices', 'max_sites', 'plan'):
         op.drop_column('tenants', column)
     op.drop_table('plans')

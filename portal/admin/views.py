@@ -18,7 +18,7 @@ from ..security.events import KINDS, describe
 from ..security.services import request_password_reset
 from ..security.sessions import active_sessions
 from ..tenancy.models import Membership
-from ..tenants.models import LIMITS, Tenant, TenantStatus
+from ..tenants.models import LIMITS, Tenant, TenantStatus, TenantTombstone
 from ..tenants.plans import get_plan, plans
 from . import services
 from .security_events import SEVERITIES, Filter
@@ -44,7 +44,8 @@ def tenants():
                "plans": plans(), "link_state": {k: v for k, v in state.items() if v and (k, v) != ("sort", "name")}}
     if htmx and htmx.target == "tenant-table":
         return render_template("admin/_tenant_table.html", **context)
-    return render_template("admin/tenants.html", **context)
+    tombstones = db.session.scalars(select(TenantTombstone).order_by(TenantTombstone.purged_at.desc()).limit(20))
+    return render_template("admin/tenants.html", tombstones=list(tombstones), **context)
 
 
 @bp.route("/tenants/new", methods=["GET", "POST"])

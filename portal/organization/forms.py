@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, IntegerField, StringField, TextAreaField
+from wtforms import BooleanField, EmailField, IntegerField, PasswordField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional
 
 from .services import Profile, SecurityPolicy
@@ -54,3 +54,9 @@ class SecurityForm(FlaskForm):
                               absolute_timeout_hours=self.absolute_timeout_hours.data,
                               max_sessions=self.max_sessions.data,
                               ip_allowlist=[line for line in (self.ip_allowlist.data or "").splitlines() if line.strip()])
+
+
+class DeleteForm(FlaskForm):
+    confirm = StringField("Type the organization's address to confirm", validators=[Length(max=63)],
+                          render_kw={"autocomplete": "off", "spellcheck": "false"})
+    password = PasswordField("Your password", render_kw={"autocomplete": "current-password"})

@@ -6,10 +6,22 @@ import ipaddress
 from datetime import datetime, timezone
 from dataclasses import dataclass, field
 
+from datetime import timedelta
+
+from flask import current_app
+from sqlalchemy import select
+
 from .. import audit
+from ..accounts.models import User
+from ..accounts.passwords import verify_password
+from ..extensions import db
+from ..mail.outbox import enqueue
 from ..rules import RuleViolation
 from ..security.network import parse_networks
 from ..tenancy import TenantContext
+from ..tenancy.models import Membership, MembershipStatus
+from ..tenancy.queries import lock_tenant
+from ..tenants.models import TenantStatus
 
 
 @dataclass
@@ -72,3 +84,45 @@ def update_security(ctx: TenantContext, policy: SecurityPolicy, from_address: st
         tenant.settings = settings
         audit.record(ctx.tenant_id, ctx.user_id, "tenant.security_policy", "tenant", ctx.tenant_id,
                      before=before, after=after)
+
+
+def request_deletion(ctx: TenantContext, password: str, typed_slug: str) -> None:
+    """An owner asks for the organization to be deleted. It becomes read-only at once and is
+    purged after the grace period (`flask tenants purge`); every member is told by email, and
+    any owner can cancel until then."""
+    if not ctx.is_owner:
+        raise RuleViolation("Only an owner can delete the organization.")
+    tenant = ctx.tenant
+    if (typed_slug or "").strip() != tenant.slug:
+        raise RuleViolation(f"Type {tenant.slug} to confirm.", field="confirm")
+    actor = db.session.get(User, ctx.user_id)
+    if actor.password_hash is not None and not verify_password(actor.password_hash, password or ""):
+        raise RuleViolation("That password is not right.", field="password")
+    lock_tenant(tenant)
+    if tenant.status == TenantStatus.PENDING_DELETION:
+        raise RuleViolation(f"{tenant.name} is already scheduled for deletion.")
+    now = datetime.now(timezone.utc)
+    before = {"status": tenant.status.value}
+    tenant.status, tenant.status_changed_at = TenantStatus.PENDING_DELETION, now
+    tenant.deletion_requested_at, tenant.deletion_requested_by = now, ctx.user_id
+    tenant.purge_after = now + timedelta(days=current_app.config["TENANT_DELETION_GRACE_DAYS"])
+    audit.record(ctx.tenant_id, ctx.user_id, "tenant.delete_request", "tenant", ctx.tenant_id, before=before,
+                 after={"status": tenant.status.value, "purge_after": tenant.purge_after.isoformat()})
+    members = db.session.scalars(select(User).join(Membership, Membership.user_id == User.id).where(
+        Membership.tenant_id == ctx.tenant_id, Membership.status == MembershipStatus.ACTIVE))
+    for member in members:
+        enqueue("tenant_deletion", member.email, f"{tenant.name} will be deleted on {tenant.purge_after:%Y-%m-%d}",
+                "tenant_deletion", tenant=tenant, requester=actor, member=member)
+
+
+def cancel_deletion(ctx: TenantContext) -> None:
+    if not ctx.is_owner:
+        raise RuleViolation("Only an owner can cancel the deletion.")
+    tenant = ctx.tenant
+    lock_tenant(tenant)
+    if tenant.status != TenantStatus.PENDING_DELETION:
+        raise RuleViolation(f"{tenant.name} is not scheduled for deletion.")
+    tenant.status, tenant.status_changed_at = TenantStatus.ACTIVE, datetime.now(timezone.utc)
+    tenant.deletion_requested_at = tenant.deletion_requested_by = tenant.purge_after = None
+    audit.record(ctx.tenant_id, ctx.user_id, "tenant.delete_cancel", "tenant", ctx.tenant_id,
+                 before={"status": "pending_deletion"}, after={"status": "active"})

@@ -10,10 +10,10 @@ from ..invitations.services import seats_used
 from ..rules import RuleViolation
 from ..security import login
 from ..sites.models import Site
-from ..tenancy import Permission, current, requires, tenant_blueprint
+from ..tenancy import Permission, current, requires, tenant_blueprint, works_read_only
 from ..tenants.plans import get_plan
 from . import services
-from .forms import ProfileForm, SecurityForm
+from .forms import DeleteForm, ProfileForm, SecurityForm
 
 bp = tenant_blueprint("settings", __name__, "/settings")
 
@@ -29,9 +29,10 @@ def _usage(ctx) -> list[tuple[str, int, int]]:
             ("Active sites", sites, tenant.max_sites), ("Devices in service", devices, tenant.max_devices)]
 
 
-def _page(profile=None, security=None, status: int = 200):
+def _page(profile=None, security=None, delete=None, status: int = 200):
     ctx = current()
     return render_template("organization/settings.html", plan=get_plan(ctx.tenant.plan), usage=_usage(ctx),
+                           delete=delete or DeleteForm(formdata=None),
                            profile=profile or ProfileForm(formdata=None, name=ctx.tenant.name,
                                                           contact_email=ctx.tenant.contact_email),
                            security=security or SecurityForm.for_policy(login.policy(ctx.tenant))), status
@@ -73,3 +74,39 @@ def security():
             flash("Saved the security policy. It applies to every member's next request.", "success")
             return redirect(url_for(".index"), 303)
     return _page(security=form, status=422)
+
+
+@bp.post("/delete")
+@requires(Permission.TENANT_MANAGE)
+def delete():
+    """Asks for the deletion (password again, and the address typed): read-only at once, purged
+    after the grace period."""
+    ctx = current()
+    form = DeleteForm()
+    if form.validate():
+        try:
+            services.request_deletion(ctx, form.password.data, form.confirm.data)
+        except RuleViolation as exc:
+            db.session.rollback()
+            getattr(form, exc.field or "confirm").errors.append(exc.message)
+        else:
+            flash(f"{ctx.tenant.name} will be deleted on {ctx.tenant.purge_after:%Y-%m-%d}. Every member has been "
+                  "told; any owner can cancel until then.", "success")
+            return redirect(url_for("dashboard.index"), 303)
+    return _page(delete=form, status=422)
+
+
+@bp.post("/cancel-deletion")
+@requires(Permission.TENANT_VIEW)
+@works_read_only
+def cancel_deletion():
+    """Any owner, while the tenant waits (it is read-only then: this is the change it accepts)."""
+    ctx = current()
+    try:
+        services.cancel_deletion(ctx)
+    except RuleViolation as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+    else:
+        flash(f"The deletion of {ctx.tenant.name} is cancelled.", "success")
+    return redirect(url_for("dashboard.index"), 303)

@@ -15,17 +15,17 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from functools import wraps
 
-from flask import Blueprint, Flask, abort, g, request
+from flask import Blueprint, Flask, abort, current_app, g, request
 from flask_login import current_user, login_required
 
 from ..errors import render_error
-from ..tenants.models import SLUG, TenantStatus
+from ..tenants.models import SLUG
 from .context import TenantContext, context_for, current, current_or_none
 from .permissions import Permission
 from .queries import enter_tenant
 
 __all__ = ["TenantContext", "context_for", "current", "current_or_none", "can", "requires", "tenant_blueprint",
-           "entry_checks", "Permission"]
+           "entry_checks", "works_read_only", "Permission"]
 
 # Checks every tenant request passes after entry, registered by the areas that own them (the
 # security area: a tenant's session policy). A check returns a response to refuse, or None.
@@ -64,8 +64,8 @@ def _require_member():
     if not tenant.is_readable:
         return _unavailable(tenant)
     ctx = g.tenant_context = TenantContext(tenant, membership, role, g.get("request_id"))
-    if tenant.is_read_only and request.method not in ("GET", "HEAD"):
-        abort(423, f"{tenant.name} is archived: it can be read, not changed.")
+    if tenant.is_read_only and request.method not in ("GET", "HEAD") and not _works_read_only():
+        abort(423, f"{tenant.name} is {tenant.status.value.replace('_', ' ')}: it can be read, not changed.")
     for check in entry_checks:
         refused = check(ctx)
         if refused is not None:
@@ -76,13 +76,21 @@ def _require_member():
 
 
 def _unavailable(tenant):
-    """A suspended tenant (or one pending deletion): its members are told why, and get nothing else."""
+    """A suspended tenant: its members are told why, and get nothing else."""
     reason = tenant.status_reason or ""
-    if tenant.status == TenantStatus.SUSPENDED:
-        message = f"{tenant.name} is suspended." + (f" Reason: {reason}" if reason else "")
-    else:
-        message = f"{tenant.name} is scheduled for deletion and can no longer be used."
+    message = f"{tenant.name} is {tenant.status.value.replace('_', ' ')}." + (f" Reason: {reason}" if reason else "")
     return render_error(423, message + " Contact your organization's owner or the service's support.")
+
+
+def works_read_only(view):
+    """Mark a change that a read-only tenant still accepts (cancelling its own deletion)."""
+    view.works_read_only = True
+    return view
+
+
+def _works_read_only() -> bool:
+    view = current_app.view_functions.get(request.endpoint)
+    return bool(getattr(view, "works_read_only", False))
 
 
 ACTIVITY_RESOLUTION = timedelta(minutes=5)
@@ -112,6 +120,7 @@ def requires(permission: Permission, *, post: Permission | None = None):
             return view(*args, **kwargs)
         wrapped.permission = permission  # read by the authorization matrix test
         wrapped.post_permission = post or permission
+        wrapped.works_read_only = getattr(view, "works_read_only", False)
         return wrapped
     return decorator
 

@@ -33,10 +33,12 @@ class TenantStatus(enum.StrEnum):
     PENDING_DELETION = "pending_deletion"
 
 
-# Members use it fully; an archived tenant is read-only; any other status keeps members out
+# Members use it fully; an archived tenant, or one waiting to be deleted, is read-only; a
+# suspended one keeps members out
 # with a page that says why (migration 0009's portal_tenant_readable says the same in SQL).
 USABLE_STATUSES = (TenantStatus.ACTIVE, TenantStatus.PENDING)
-READABLE_STATUSES = USABLE_STATUSES + (TenantStatus.ARCHIVED,)
+READ_ONLY_STATUSES = (TenantStatus.ARCHIVED, TenantStatus.PENDING_DELETION)
+READABLE_STATUSES = USABLE_STATUSES + READ_ONLY_STATUSES
 
 
 class Plan(db.Model):
@@ -59,6 +61,19 @@ class Plan(db.Model):
 
 
 LIMITS = ("max_users", "max_sites", "max_devices", "max_integrations")
+
+
+class TenantTombstone(db.Model):
+    """What remains of a purged tenant: for the system console, and its slug stays reserved."""
+
+    __tablename__ = "tenant_tombstones"
+
+    id: Mapped[UUID] = mapped_column(primary_key=True)  # the tenant's own id
+    name: Mapped[str] = mapped_column(String(200))
+    slug: Mapped[str] = mapped_column(String(63), unique=True)
+    requested_by: Mapped[UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    purged_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=text("now()"))
 
 
 class Tenant(Timestamps, db.Model):
@@ -91,6 +106,10 @@ class Tenant(Timestamps, db.Model):
     contact_email: Mapped[str | None] = mapped_column(String(320))
     status_reason: Mapped[str | None] = mapped_column(String(500))  # shown to members while suspended
     status_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Deletion (seed 004): asked by an owner, purged once purge_after has passed.
+    deletion_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    deletion_requested_by: Mapped[UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    purge_after: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     settings: Mapped[dict[str, Any]] = jsonb()
     # `metadata` is reserved by SQLAlchemy's declarative base, hence `meta`.
     meta: Mapped[dict[str, Any]] = jsonb("metadata")
@@ -108,7 +127,7 @@ class Tenant(Timestamps, db.Model):
 
     @property
     def is_read_only(self) -> bool:
-        return self.status == TenantStatus.ARCHIVED
+        return self.status in READ_ONLY_STATUSES
 
     @property
     def is_readable(self) -> bool:
