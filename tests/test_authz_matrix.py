@@ -85,6 +85,7 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("settings.security", "POST"): expect(303, 403, 403, 403),       # an empty policy is valid
     ("settings.delete", "POST"): expect(422, 403, 403, 403),         # nothing typed
     ("settings.cancel_deletion", "POST"): expect(303, 303, 303, 303),  # refused with a message: nothing to cancel
+    ("settings.dismiss_onboarding", "POST"): expect(303, 403, 403, 403),
     # The audit trail (issue 12): owners and admins (audit:view).
     ("audit.index", "GET"): MANAGERS,
     ("audit.export_csv", "GET"): MANAGERS,

@@ -83,3 +83,55 @@ def test_invite_open_the_email_link_create_the_account_and_land_in_the_tenant(ch
         tab.assert_no_csp_errors()
     finally:
         context.close()
+
+
+def test_system_admin_creates_a_tenant_and_its_first_owner_sees_the_first_steps(chromium, mail_server, smtp,
+                                                                                 password_hash):
+    from portal.accounts.models import UserType
+    mail_app, base = mail_server
+    f = Factory(mail_app, password_hash)
+    admin = f.user(name="Console Admin", user_type=UserType.SYSTEM_ADMIN)
+    slug, first_owner = f"console-{f._unique()}", f"founder-{f._unique()}@example.com"
+
+    context, tab = new_tab(chromium, base)
+    try:
+        page = tab.page
+        expect = sign_in(page, admin.email, PASSWORD)
+        page.goto("/admin/tenants")
+        page.get_by_role("link", name="New tenant").click()
+        page.get_by_label("Name").fill("Console Made Org")
+        page.get_by_label("Address (/t/...)").fill(slug)
+        page.get_by_label("Plan").select_option("starter")
+        page.get_by_label("First owner's email").fill(first_owner)
+        page.get_by_role("button", name="Create and invite the owner").click()
+        expect(page.get_by_role("heading", level=1)).to_contain_text("Console Made Org")
+        expect(page.locator('tr[data-limit="max_devices"]')).to_contain_text("0 of 500")
+        tab.assert_no_csp_errors()
+    finally:
+        context.close()
+
+    [message] = smtp.inbox.wait_for(1, first_owner)
+    link = base + link_in(message, base)
+    context, tab = new_tab(chromium, base)
+    try:
+        page = tab.page
+        page.goto(link)
+        expect(page.get_by_role("heading", level=1)).to_have_text("Join Console Made Org")
+        page.get_by_label("Your name").fill("Fran Founder")
+        page.get_by_label("Choose a password").fill(PASSWORD)
+        page.get_by_label("Repeat the password").fill(PASSWORD)
+        page.get_by_role("button", name="Create account and join").click()
+        expect(page).to_have_url(f"{base}/t/{slug}/")
+        steps = page.locator(".onboarding")
+        expect(steps).to_contain_text("0 of 4 done")
+        steps.get_by_role("link", name="Add a site").click()
+        page.get_by_label("Name", exact=True).fill("First Site")
+        page.get_by_role("button", name="Create site").click()
+        page.goto(f"/t/{slug}/")
+        expect(page.locator('[data-step="Add a site"]')).to_contain_text("(done)")
+        expect(steps).to_contain_text("1 of 4 done")
+        steps.get_by_role("button", name="Hide the first steps").click()
+        expect(page.locator(".onboarding")).to_have_count(0)
+        tab.assert_no_csp_errors()
+    finally:
+        context.close()

@@ -6,5 +6,7 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
+    from .onboarding import checklist
     from .views import bp
     app.register_blueprint(bp)
+    app.jinja_env.globals["onboarding_checklist"] = checklist

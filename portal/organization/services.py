@@ -126,3 +126,11 @@ def cancel_deletion(ctx: TenantContext) -> None:
     tenant.deletion_requested_at = tenant.deletion_requested_by = tenant.purge_after = None
     audit.record(ctx.tenant_id, ctx.user_id, "tenant.delete_cancel", "tenant", ctx.tenant_id,
                  before={"status": "pending_deletion"}, after={"status": "active"})
+
+
+def dismiss_onboarding(ctx: TenantContext) -> None:
+    settings = dict(ctx.tenant.settings or {})
+    if not settings.get("onboarding_done"):
+        settings["onboarding_done"] = True
+        ctx.tenant.settings = settings
+        audit.record(ctx.tenant_id, ctx.user_id, "tenant.onboarding_dismiss", "tenant", ctx.tenant_id)

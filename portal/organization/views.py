@@ -110,3 +110,11 @@ def cancel_deletion():
     else:
         flash(f"The deletion of {ctx.tenant.name} is cancelled.", "success")
     return redirect(url_for("dashboard.index"), 303)
+
+
+@bp.post("/onboarding/dismiss")
+@requires(Permission.TENANT_MANAGE)
+def dismiss_onboarding():
+    services.dismiss_onboarding(current())
+    flash("The first steps are hidden. Everything stays in Settings.", "success")
+    return redirect(url_for("dashboard.index"), 303)
