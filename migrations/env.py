@@ -22,8 +22,8 @@ def migration_url() -> str:
 
 
 def include_object(obj, name, type_, reflected, compare_to):
-    # alembic_version belongs to Alembic, not to the models.
-    return not (type_ == "table" and name == "alembic_version")
+    # alembic_version belongs to Alembic, procrastinate_* to the job engine (migration 0007), not to the models.
+    return not (type_ == "table" and (name == "alembic_version" or name.startswith("procrastinate_")))
 
 
 def run_migrations_offline() -> None:

@@ -47,6 +47,8 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("switcher.index", "GET"): each(302, 200),
     ("switcher.switch", "POST"): each(302, 404),
     ("admin.tenants", "GET"): each(404, 404, 200),
+    ("admin.jobs", "GET"): each(404, 404, 200),
+    ("admin.retry_job", "POST"): each(404, 404, 303),  # no such failed job: told so, nothing changes
     ("accept.show", "GET"): each(410, 410),
     ("accept.respond", "POST"): each(410, 410),
     ("devmail.index", "GET"): each(200, 200),   # 404 in production (tests/test_invitations.py)
@@ -60,6 +62,7 @@ PARAMS = {
     "session_id": lambda: uuid.uuid4(),
     "message_id": lambda: uuid.uuid4(),
     "filename": lambda: "portal.css",
+    "job_id": lambda: 2 ** 62,
 }
 
 

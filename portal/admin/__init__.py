@@ -31,4 +31,5 @@ def tenants():
 
 
 def init_app(app: Flask) -> None:
+    from . import jobs  # noqa: F401 (its routes join this blueprint)
     app.register_blueprint(bp)

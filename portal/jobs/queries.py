@@ -1,0 +1,55 @@
+"""Reading and retrying jobs for /admin/jobs, through the request's own transaction."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from procrastinate import sql as procrastinate_sql
+from sqlalchemy import text
+
+from ..extensions import db
+from ..rules import RuleViolation
+from .engine import request_connection, request_connector
+
+STATUSES = {"todo": "Queued", "doing": "Running", "failed": "Failed"}
+PAGE_SIZE = 50
+
+_PAGE = text("""
+SELECT j.id, j.task_name, j.queue_name, j.status::text AS status, j.attempts, j.scheduled_at, j.args,
+       e.error, e.failed_at,
+       (SELECT max(ev.at) FROM procrastinate_events ev WHERE ev.job_id = j.id) AS last_event_at
+FROM procrastinate_jobs j LEFT JOIN job_errors e ON e.job_id = j.id
+WHERE j.status = CAST(:status AS procrastinate_job_status) AND j.id < :before
+ORDER BY j.id DESC LIMIT :limit
+""")
+_COUNTS = text("SELECT status::text, count(*) FROM procrastinate_jobs "
+               "WHERE status IN ('todo', 'doing', 'failed') GROUP BY status")
+
+
+def page(status: str, before: int | None) -> tuple[list, int | None]:
+    """One keyset page of jobs in `status`, newest first, and the anchor of the next page."""
+    rows = db.session.execute(_PAGE, {"status": status, "before": before or 2 ** 63 - 1,
+                                      "limit": PAGE_SIZE + 1}).all()
+    more = len(rows) > PAGE_SIZE
+    rows = rows[:PAGE_SIZE]
+    return rows, (rows[-1].id if more else None)
+
+
+def counts() -> dict[str, int]:
+    found = dict(db.session.execute(_COUNTS).all())
+    return {status: found.get(status, 0) for status in STATUSES}
+
+
+def retry_failed(job_id: int) -> str:
+    """Queue a failed job again, now. A failed email is made pending again so it is really retried.
+    Returns the task name."""
+    row = db.session.execute(text("SELECT task_name, status::text AS status, args FROM procrastinate_jobs "
+                                  "WHERE id = :id FOR UPDATE"), {"id": job_id}).first()
+    if row is None or row.status != "failed":
+        raise RuleViolation("Only a failed job can be retried; this one is not failed (any more).")
+    if row.task_name == "mail.send":
+        from ..mail.outbox import make_pending
+        make_pending(row.args.get("message_id"))
+    request_connector.execute_query_all_with_connection(
+        request_connection(), procrastinate_sql.queries["retry_job"], job_id=job_id,
+        retry_at=datetime.now(timezone.utc), new_priority=None, new_queue_name=None, new_lock=None)
+    return row.task_name
