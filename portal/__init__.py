@@ -35,9 +35,9 @@ def create_app(overrides: dict | None = None) -> Flask:
 
     from .database import registry  # noqa: F401
     from . import (accounts, admin, dashboard, devices, errors, health, invitations, jobs, mail, members,
-                   requestlog, security, sites, sso, tenancy, web)
-    for area in (requestlog, errors, web, security, accounts, sso, tenancy, dashboard, sites, devices, members,
-                 invitations, mail, jobs, admin, health):
+                   metrics, requestlog, security, sites, sso, tenancy, web)
+    for area in (requestlog, metrics, errors, web, security, accounts, sso, tenancy, dashboard, sites, devices,
+                 members, invitations, mail, jobs, admin, health):
         area.init_app(app)
 
     from . import cli

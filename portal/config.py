@@ -74,6 +74,7 @@ def load(overrides: dict | None = None) -> dict:
         "SIGNIN_EVENTS_RETENTION_DAYS": int(env.get("SIGNIN_EVENTS_RETENTION_DAYS") or 90),
         "ENDED_SESSIONS_RETENTION_DAYS": int(env.get("ENDED_SESSIONS_RETENTION_DAYS") or 30),
         # Off behind a transaction-pooling PgBouncer (1.18 and older keep no prepared statements there).
+        "METRICS_TOKEN": env.get("METRICS_TOKEN") or "",
         "DB_PREPARED_STATEMENTS": _bool(env.get("DB_PREPARED_STATEMENTS"), True),
         "INVITATION_TTL_HOURS": int(env.get("INVITATION_TTL_HOURS") or 168),
         "INVITATION_RESEND_COOLDOWN": int(env.get("INVITATION_RESEND_COOLDOWN") or 60),
@@ -85,6 +86,8 @@ def load(overrides: dict | None = None) -> dict:
         "LOGIN_FAILURE_WINDOW_MINUTES": int(env.get("LOGIN_FAILURE_WINDOW_MINUTES") or 15),
         "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI") or "memory://",
         "RATELIMIT_LOGIN": env.get("RATELIMIT_LOGIN") or "30 per 15 minutes",
+        # Redis down: count in this process (with a logged warning) rather than fail sign-in.
+        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
         "REAUTH_MINUTES": int(env.get("REAUTH_MINUTES") or 10),
         "OIDC_ISSUER": (env.get("OIDC_ISSUER") or "").rstrip("/"),
         "OIDC_CLIENT_ID": env.get("OIDC_CLIENT_ID") or "",

@@ -47,9 +47,14 @@ def upgrade(app_role: str = "") -> None:
     if role:
         op.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {', '.join(TABLES + ['job_errors'])} TO {role}")
         op.execute(f"GRANT USAGE, SELECT ON SEQUENCE {', '.join(SEQUENCES)} TO {role}")
+        # /readyz compares the database's revision with the code's.
+        op.execute(f"GRANT SELECT ON alembic_version TO {role}")
 
 
 def downgrade(app_role: str = "") -> None:
+    role = _app_role(app_role)
+    if role:
+        op.execute(f"REVOKE SELECT ON alembic_version FROM {role}")
     op.drop_table('job_errors')
     op.execute(f"DROP TABLE {', '.join(TABLES)} CASCADE")
     functions = op.get_bind().exec_driver_sql(

@@ -2,19 +2,27 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import signal
 import threading
 
+import psycopg
+import psycopg_pool
 from flask import Flask
 from procrastinate import PsycopgConnector
+from procrastinate.exceptions import ConnectorException
 
 from ..database.provision import libpq_url
 from .engine import bind, jobs
 from .errors import record_errors
 
+log = logging.getLogger("portal.jobs")
+RESTART_SECONDS = 5
+
 
 async def run_async(app: Flask, *, concurrency: int, wait: bool = True, install_signal_handlers: bool = True) -> None:
-    """Fetch and run jobs until stopped (SIGINT/SIGTERM, or cancelled): jobs in flight finish first,
-    up to WORKER_SHUTDOWN_SECONDS; a job cut off after that goes back to the queue (jobs.requeue_stalled)."""
+    """Fetch and run jobs until cancelled: jobs in flight finish first, up to WORKER_SHUTDOWN_SECONDS;
+    a job cut off after that goes back to the queue (jobs.requeue_stalled)."""
     bind(app)
     kwargs = {} if app.config["DB_PREPARED_STATEMENTS"] else {"prepare_threshold": None}
     # A connector (and pool) of its own for each run: a process may run a worker more than once (tests).
@@ -31,8 +39,29 @@ async def run_async(app: Flask, *, concurrency: int, wait: bool = True, install_
                 worker_middleware=[record_errors])
 
 
+async def supervise(app: Flask, *, concurrency: int, wait: bool = True, handle_signals: bool = True) -> None:
+    """Run the worker until cancelled (SIGINT/SIGTERM cancel it: jobs in flight finish first). A worker
+    that stops on its own lost the database: wait and start again rather than die with it."""
+    if handle_signals:
+        loop, main = asyncio.get_running_loop(), asyncio.current_task()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, main.cancel)
+    while True:
+        try:
+            await run_async(app, concurrency=concurrency, wait=wait, install_signal_handlers=False)
+            if not wait:
+                return
+            log.warning("job worker stopped on its own (database gone?); starting again in %s s", RESTART_SECONDS)
+        except (ConnectorException, psycopg.OperationalError, psycopg_pool.PoolTimeout) as exc:
+            log.warning("job worker lost the database (%s); starting again in %s s", exc, RESTART_SECONDS)
+        await asyncio.sleep(RESTART_SECONDS)
+
+
 def run(app: Flask, *, concurrency: int, wait: bool = True) -> None:
-    asyncio.run(run_async(app, concurrency=concurrency, wait=wait))
+    try:
+        asyncio.run(supervise(app, concurrency=concurrency, wait=wait))
+    except asyncio.CancelledError:
+        log.info("job worker stopped")
 
 
 class WorkerThread(threading.Thread):
@@ -50,8 +79,8 @@ class WorkerThread(threading.Thread):
     def run(self) -> None:
         self.loop = asyncio.new_event_loop()
         try:
-            self.task = self.loop.create_task(run_async(self.app, concurrency=self.concurrency,
-                                                        install_signal_handlers=False))
+            self.task = self.loop.create_task(supervise(self.app, concurrency=self.concurrency,
+                                                        handle_signals=False))
             self.loop.call_soon(self.started.set)
             self.loop.run_until_complete(self.task)
         except asyncio.CancelledError:
