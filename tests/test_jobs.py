@@ -2,16 +2,22 @@
 /admin/jobs with a retry button, and the scheduled jobs (invitation expiry, pruning)."""
 from __future__ import annotations
 
+import asyncio
 import os
 import re
+import signal
+import subprocess
+import sys
+import threading
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from conftest import csrf_from, csrf_token, login, make_app
-from mailbox import RefusingInbox, SmtpServer
+from mailbox import Inbox, RefusingInbox, SmtpServer
 from portal.accounts.models import UserType
 from portal.database.context import tenant_scope
 from portal.extensions import db
@@ -22,6 +28,7 @@ from portal.mail.models import OutboxMessage, OutboxStatus
 from portal.security.models import LoginEvent, UserSession
 
 BASE = "https://portal.example.com"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def invite(client, slug, email):
@@ -204,3 +211,43 @@ def test_prune_job_removes_old_sign_in_events_and_ended_sessions(app, factory):
                                  .where(LoginEvent.user_id == user.id)) == 1
         assert db.session.scalar(sa.select(sa.func.count()).select_from(UserSession)
                                  .where(UserSession.user_id == user.id)) == 1
+
+
+class SlowInbox(Inbox):
+    """Takes its time to accept a message: a job is in flight for that long."""
+
+    def __init__(self, seconds: float):
+        super().__init__()
+        self.seconds, self.receiving = seconds, threading.Event()
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        self.receiving.set()
+        await asyncio.sleep(self.seconds)
+        return await super().handle_DATA(server, session, envelope)
+
+
+@pytest.mark.slow
+def test_sigterm_lets_the_worker_finish_the_job_in_flight(db_urls, quiet_queue, owner_world):
+    server = SmtpServer(inbox=SlowInbox(3)).start()
+    web = make_app(db_urls, SMTP_URL="", BASE_URL=BASE)  # only the worker delivers
+    owner = web.test_client()
+    login(owner, owner_world["owner"].email)
+    invite(owner, owner_world["tenant"]["slug"], "in-flight@example.com")
+    message = outbox_row(web, "in-flight@example.com")
+    env = {**os.environ, "PORTAL_ENV": "testing", "SECRET_KEY": web.config["SECRET_KEY"],
+           "DATABASE_URL": db_urls["app"], "MIGRATION_DATABASE_URL": db_urls["owner"], "SMTP_URL": server.url,
+           "BASE_URL": BASE, "WORKER_SHUTDOWN_SECONDS": "20"}
+    worker = subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "worker"], cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert server.inbox.receiving.wait(30), "the worker never started delivering"
+        worker.send_signal(signal.SIGTERM)
+        code = worker.wait(30)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+        server.stop()
+    assert code == 0, worker.stdout.read()
+    assert len(server.inbox.to("in-flight@example.com")) == 1  # the job in flight finished
+    assert outbox_row(web, "in-flight@example.com").status == OutboxStatus.SENT
+    assert job_rows(web, message.id)[0].status == "succeeded"

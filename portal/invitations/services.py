@@ -269,5 +269,5 @@ def expire_overdue(tenant_id: UUID) -> int:
                                  Invitation.expires_at <= func.now())
         .values(status=InvitationStatus.EXPIRED).returning(Invitation.id, Invitation.email)).all()
     audit.record_many(tenant_id, None, "invitation.expired", "invitation",
-                [(row.id, {"status": "pending"}, {"status": "expired", "email": row.email}) for row in rows])
+                      [(row.id, {"status": "pending"}, {"status": "expired", "email": row.email}) for row in rows])
     return len(rows)
