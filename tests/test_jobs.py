@@ -156,6 +156,7 @@ def test_admin_jobs_pages_by_keyset(app, quiet_queue, factory):
         db.session.commit()
     admin = app.test_client()
     login(admin, factory.user(user_type=UserType.SYSTEM_ADMIN).email)
+    assert 'href="/admin/jobs"' in admin.get("/admin/tenants").get_data(as_text=True)
     first = admin.get("/admin/jobs").get_data(as_text=True)
     assert "Failed (60)" in first and first.count('"n": ') == 50 and "Older jobs" in first
     older = re.search(r'href="(/admin/jobs\?[^"]+before=\d+)"', first).group(1).replace("&amp;", "&")
