@@ -162,6 +162,9 @@ def test_admin_jobs_pages_by_keyset(app, quiet_queue, factory):
     older = re.search(r'href="(/admin/jobs\?[^"]+before=\d+)"', first).group(1).replace("&amp;", "&")
     second = admin.get(older).get_data(as_text=True)
     assert second.count('"n": ') == 10 and "Older jobs" not in second
+    assert admin.get(f"/admin/jobs?before={2 ** 64}").status_code == 404  # not a bigint: no query, no 500
+    assert admin.get("/admin/jobs?status=everything").status_code == 404
+    assert admin.post(f"/admin/jobs/{2 ** 64}/retry", data={"csrf_token": csrf_from(first)}).status_code == 404
 
 
 def test_expiry_job_marks_overdue_invitations_in_every_tenant(app, factory):

@@ -15,6 +15,8 @@ def jobs():
     if status not in queries.STATUSES:
         abort(404)
     before = request.args.get("before", type=int)
+    if before is not None and not 0 < before <= queries.MAX_ID:
+        abort(404)
     rows, next_before = queries.page(status, before)
     return render_template("admin/jobs.html", jobs=rows, status=status, statuses=queries.STATUSES,
                            counts=queries.counts(), next_before=next_before)
@@ -22,6 +24,8 @@ def jobs():
 
 @bp.post("/jobs/<int:job_id>/retry")
 def retry_job(job_id: int):
+    if job_id > queries.MAX_ID:
+        abort(404)
     try:
         with db.session.begin_nested():  # a refused retry leaves nothing behind
             task = queries.retry_failed(job_id)

@@ -12,6 +12,7 @@ from .engine import request_connection, request_connector
 
 STATUSES = {"todo": "Queued", "doing": "Running", "failed": "Failed"}
 PAGE_SIZE = 50
+MAX_ID = 2 ** 63 - 1  # job ids are bigint
 
 _PAGE = text("""
 SELECT j.id, j.task_name, j.queue_name, j.status::text AS status, j.attempts, j.scheduled_at, j.args,
@@ -27,7 +28,7 @@ _COUNTS = text("SELECT status::text, count(*) FROM procrastinate_jobs "
 
 def page(status: str, before: int | None) -> tuple[list, int | None]:
     """One keyset page of jobs in `status`, newest first, and the anchor of the next page."""
-    rows = db.session.execute(_PAGE, {"status": status, "before": before or 2 ** 63 - 1,
+    rows = db.session.execute(_PAGE, {"status": status, "before": before or MAX_ID,
                                       "limit": PAGE_SIZE + 1}).all()
     more = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]
