@@ -255,3 +255,24 @@ def test_sigterm_lets_the_worker_finish_the_job_in_flight(db_urls, quiet_queue, 
     assert len(server.inbox.to("in-flight@example.com")) == 1  # the job in flight finished
     assert outbox_row(web, "in-flight@example.com").status == OutboxStatus.SENT
     assert job_rows(web, message.id)[0].status == "succeeded"
+
+
+def test_remove_old_drops_the_error_notes_of_jobs_that_are_gone(db_urls, app, quiet_queue):
+    from portal.jobs.engine import defer
+    from portal.jobs.worker import run_async
+    with app.app_context():
+        failed = db.session.execute(sa.text(
+            "INSERT INTO procrastinate_jobs (queue_name, task_name, status) VALUES ('default', 'mail.send', 'failed') "
+            "RETURNING id")).scalar()
+        db.session.execute(sa.text("INSERT INTO job_errors (job_id, attempt, error) VALUES (:f, 1, 'kept'), "
+                                   "(:g, 1, 'orphan')"), {"f": failed, "g": failed + 10 ** 9})
+        defer("jobs.remove_old", timestamp=int(time.time()))
+        db.session.commit()
+    worker_app = make_app(db_urls)
+    # A thread of its own: the browser tests leave an event loop running in this one.
+    burst = threading.Thread(target=lambda: asyncio.run(run_async(worker_app, concurrency=1, wait=False,
+                                                                  install_signal_handlers=False)))
+    burst.start()
+    burst.join(30)
+    with app.app_context():
+        assert db.session.execute(sa.text("SELECT error FROM job_errors ORDER BY error")).scalars().all() == ["kept"]

@@ -26,3 +26,6 @@ async def requeue_stalled(context: JobContext, timestamp: int) -> int:
 @jobs.task(name="jobs.remove_old", queueing_lock="jobs.remove_old", pass_context=True)
 async def remove_old(context: JobContext, timestamp: int) -> None:
     await context.app.job_manager.delete_old_jobs(nb_hours=24 * flask_app().config["JOBS_RETENTION_DAYS"])
+    # Error notes of jobs that are gone (removed, or retried and succeeded, then removed).
+    await context.app.connector.execute_query_async(
+        "DELETE FROM job_errors e WHERE NOT EXISTS (SELECT 1 FROM procrastinate_jobs j WHERE j.id = e.job_id)")
