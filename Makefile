@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
 
-.PHONY: run test test-fast migrate seed check clean-db bench bench-audit clean-bench
+.PHONY: run test test-fast migrate seed check clean-db bench bench-audit clean-bench load
 
 $(STAMP): requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
@@ -36,8 +36,16 @@ bench: $(STAMP)
 bench-audit: $(STAMP)
 	$(BIN)/python -m bench.audit $(BENCH_ARGS)
 
+# Load test (not part of `make test`): gunicorn with 2 workers and a job worker on an embedded database
+# with the sample data, 20 users for 60 s with locust (LOAD_USERS, LOAD_SECONDS); see docs/performance.md.
+# locust lives in a venv of its own: it pulls newer requests and a pytest plugin into whatever it joins.
+load: $(STAMP)
+	test -x .venv-load/bin/python || $(PYTHON) -m venv .venv-load
+	.venv-load/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-load.txt
+	LOCUST=.venv-load/bin/locust $(BIN)/python -m bench.load
+
 clean-db:
-	rm -rf instance/pgdata instance/pgtest instance/run
+	rm -rf instance/pgdata instance/pgtest instance/run instance/load
 
 # The benchmark's data set (about 2 GB), kept between runs of `make bench`.
 clean-bench:

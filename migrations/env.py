@@ -21,9 +21,8 @@ def migration_url() -> str:
     return current_app.config.get("MIGRATION_DATABASE_URL") or current_app.config["DATABASE_URL"]
 
 
-def include_object(obj, name, type_, reflected, compare_to):
-    # alembic_version belongs to Alembic, not to the models.
-    return not (type_ == "table" and name == "alembic_version")
+# alembic_version belongs to Alembic, procrastinate_* to the job engine (migration 0007), not to the models.
+from portal.database.validate import include_object  # noqa: E402
 
 
 def run_migrations_offline() -> None:

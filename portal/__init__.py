@@ -17,6 +17,8 @@ def create_app(overrides: dict | None = None) -> Flask:
     cfg.setdefault("SQLALCHEMY_DATABASE_URI", cfg["DATABASE_URL"])
     cfg["DB_APP_ROLE"] = cfg.get("DB_APP_ROLE") or config_module.role_of(cfg["DATABASE_URL"])
     cfg.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True, "pool_size": cfg["DB_POOL_SIZE"]})
+    if not cfg["DB_PREPARED_STATEMENTS"]:
+        cfg["SQLALCHEMY_ENGINE_OPTIONS"].setdefault("connect_args", {})["prepare_threshold"] = None
 
     app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"),
                 instance_path=cfg["INSTANCE_DIR"])
@@ -32,10 +34,10 @@ def create_app(overrides: dict | None = None) -> Flask:
     context.install(FlaskSession)
 
     from .database import registry  # noqa: F401
-    from . import (admin, auditlog, dashboard, devices, errors, health, invitations, mail, members, organization,
-                   profile, requestlog, roles, security, signin, sites, sso, tenancy, web)
-    for area in (requestlog, errors, web, security, signin, profile, sso, tenancy, dashboard, sites, devices,
-                 members, roles, invitations, organization, auditlog, mail, admin, health):
+    from . import (admin, auditlog, dashboard, devices, errors, health, invitations, jobs, mail, members, metrics,
+                   organization, profile, requestlog, roles, security, signin, sites, sso, tenancy, web)
+    for area in (requestlog, metrics, errors, web, security, signin, profile, sso, tenancy, dashboard, sites,
+                 devices, members, roles, invitations, organization, auditlog, mail, jobs, admin, health):
         area.init_app(app)
 
     from . import cli

@@ -9,6 +9,9 @@ from .extensions import db
 
 
 def init_app(app: Flask) -> None:
+    from .database import commands
+    commands.init_app(app)
+
     @app.cli.command("seed")
     def seed():
         """Load the sample tenants, users, sites and devices (once; never in production)."""

@@ -1,6 +1,7 @@
-"""`make run`: migrate, load the sample data once, and serve, in one process.
+"""`make run`: migrate, load the sample data once, and serve, in one process with a job worker.
 
-One process owns the embedded PostgreSQL, so Ctrl-C or SIGTERM stops both.
+One process owns the embedded PostgreSQL, the web server and the worker (a thread), so Ctrl-C
+or SIGTERM stops all three: the worker finishes its jobs in flight, then the database stops.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from flask_migrate import upgrade
 
 from . import create_app
 from .extensions import db
+from .jobs.worker import WorkerThread
 from .seeding import load_sample
 
 
@@ -35,8 +37,14 @@ def main() -> None:
             db.session.commit()
             app.logger.info("Sample data loaded; sign in as alice@acme.com with SEED_PASSWORD.")
     host, port = os.environ.get("HOST", "127.0.0.1"), int(os.environ.get("PORT", "5000"))
-    print(f" * Portal on http://{host}:{port}/  (Ctrl-C stops it and the embedded database)", flush=True)
-    app.run(host=host, port=port, debug=False, use_reloader=False, threaded=True)
+    worker = WorkerThread(app, concurrency=app.config["WORKER_CONCURRENCY"])
+    worker.start()
+    print(f" * Portal on http://{host}:{port}/ with a job worker (Ctrl-C stops both and the embedded database)",
+          flush=True)
+    try:
+        app.run(host=host, port=port, debug=False, use_reloader=False, threaded=True)
+    finally:
+        worker.stop(timeout=app.config["WORKER_SHUTDOWN_SECONDS"] + 5)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,17 @@
 """Error pages in the portal's layout; htmx requests get a small fragment."""
 from __future__ import annotations
 
-from flask import Flask, render_template
+import psycopg
+import psycopg_pool
+import sqlalchemy.exc
+from flask import Flask, g, render_template
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from .extensions import db, htmx
+from .extensions import db, htmx, login_manager
+
+# The database did not answer (down, restarting, unreachable, pool exhausted): a 503, not a 500.
+UNAVAILABLE = (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, sqlalchemy.exc.TimeoutError,
+               psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.PoolTimeout)
 
 TITLES = {
     400: "Bad request", 403: "Not allowed", 404: "Not found", 405: "Method not allowed", 410: "Gone",
@@ -15,7 +22,39 @@ TITLES = {
 
 def render_error(code: int, message: str):
     template = "errors/_error.html" if htmx else "errors/error.html"
-    return render_template(template, code=code, title=TITLES.get(code, "Error"), message=message), code
+    try:
+        return render_template(template, code=code, title=TITLES.get(code, "Error"), message=message), code
+    except Exception as exc:
+        if code == 503 or not database_unavailable(exc):
+            raise
+        return unavailable(exc)  # the page's header needed the database (the signed-in user), which is down
+
+
+def safe_rollback() -> None:
+    """Roll back, even when the connection is already gone."""
+    try:
+        db.session.rollback()
+    except Exception:  # noqa: BLE001 (the connection died; the pool discards it)
+        db.session.close()
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, UNAVAILABLE):
+            return True
+        exc = getattr(exc, "original_exception", None) or exc.__cause__ or exc.__context__
+    return False
+
+
+def unavailable(exc: BaseException):
+    safe_rollback()
+    # Render without the database: no user or tenant in the header, nothing lazily loaded.
+    g.tenant = None
+    g._login_user = login_manager.anonymous_user()
+    body, code = render_error(503, "The database is not answering. Please try again in a moment.")
+    return body, code, {"Retry-After": "5"}
 
 
 def init_app(app: Flask) -> None:
@@ -23,7 +62,7 @@ def init_app(app: Flask) -> None:
     def _http(exc: HTTPException):
         if exc.code in (301, 302, 303, 307, 308) or exc.code is None:
             return exc
-        db.session.rollback()
+        safe_rollback()
         message = exc.description if exc.description and not exc.description.startswith(
             ("The requested URL", "The server", "You don't have", "The method is not")) else ""
         response = render_error(exc.code, message)
@@ -33,7 +72,10 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
-        db.session.rollback()
+        if database_unavailable(exc):
+            app.logger.warning("database unavailable: %s", getattr(exc, "original_exception", None) or exc)
+            return unavailable(exc)
+        safe_rollback()
         app.logger.exception("Unhandled error: %s", exc)
         return render_error(500, "")
 

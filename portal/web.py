@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask import Flask, abort, current_app, g, request
 
+from .errors import safe_rollback
 from .extensions import db
 from .mail import deliver_after_response
 
@@ -13,7 +14,7 @@ def commit_or_rollback(response):
         db.session.commit()
         response = deliver_after_response(current_app._get_current_object(), response)
     else:
-        db.session.rollback()
+        safe_rollback()  # also when the error was the database going away
     return response
 
 

@@ -37,9 +37,9 @@ class Inbox:
 
 
 class SmtpServer:
-    def __init__(self, port: int | None = None):
+    def __init__(self, port: int | None = None, inbox: Inbox | None = None):
         self.port = port or free_port()
-        self.inbox = Inbox()
+        self.inbox = inbox or Inbox()
         self.controller = None
 
     @property
@@ -62,3 +62,10 @@ def link_in(message, base: str) -> str:
     match = re.search(re.escape(base) + r"(/invitations/[A-Za-z0-9_-]+)", text)
     assert match, f"no invitation link in: {text}"
     return match.group(1)
+
+
+class RefusingInbox(Inbox):
+    """A server that refuses every message for good (a 5xx answer to DATA)."""
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        return "550 5.1.1 mailbox unavailable"

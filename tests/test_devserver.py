@@ -53,6 +53,10 @@ def test_dev_server_sets_up_serves_and_stops_cleanly(tmp_path, signum, via_make)
         assert body and "Sign in" in body, proc.stdout.read() if proc.poll() is not None else "no answer"
         pgdata = (tmp_path / "instance" / "pgdata").resolve()
         assert postgres_for(pgdata), "the embedded PostgreSQL is not running"
+        deadline, output = time.time() + 30, ""
+        while "Starting worker" not in output and time.time() < deadline:
+            output += proc.stdout.readline()
+        assert "Starting worker" in output, "no job worker started beside the web server"
         proc.send_signal(signum)
         code = proc.wait(timeout=90)  # stopping PostgreSQL can be slow on a busy machine
         assert code == (-signal.SIGTERM if via_make else 0)  # make itself dies by the signal; its child stops cleanly

@@ -9,55 +9,13 @@ import os
 
 from conftest import drop_database, make_app
 from portal.database.provision import provision, url_for_role
+from portal.database.validate import TENANT_TABLES_SQL, serving_role_problems, tenant_table_problems
 
-TENANT_TABLES_SQL = """
-SELECT c.oid, c.relname, c.relrowsecurity, c.relforcerowsecurity
-FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped
-WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') ORDER BY c.relname
-"""
 
 
 def schema_problems(conn) -> dict[str, list[str]]:
-    problems: dict[str, list[str]] = {}
-    tables = conn.execute(sa.text(TENANT_TABLES_SQL)).all()
-    for oid, name, rls, forced in tables:
-        found = []
-        notnull = conn.execute(sa.text(
-            "SELECT attnotnull FROM pg_attribute WHERE attrelid = :o AND attname = 'tenant_id'"), {"o": oid}).scalar()
-        if not notnull:
-            found.append("tenant_id is nullable")
-        if not (rls and forced):
-            found.append("row-level security is not enabled and forced")
-        policies = conn.execute(sa.text(
-            "SELECT polname, pg_get_expr(polqual, polrelid), pg_get_expr(polwithcheck, polrelid), polcmd "
-            "FROM pg_policy WHERE polrelid = :o"), {"o": oid}).all()
-        tenant_policy = [p for p in policies if p[1] and "app.tenant_id" in p[1] and p[3] == "*"
-                         and p[2] and "app.tenant_id" in p[2] and "nullif" in p[1]]
-        if not tenant_policy:
-            found.append("no ALL-commands policy on app.tenant_id (with nullif) for USING and WITH CHECK")
-        indexes = conn.execute(sa.text(
-            "SELECT i.indkey::int2[] AS cols, i.indisunique, i.indisprimary, ic.relname FROM pg_index i "
-            "JOIN pg_class ic ON ic.oid = i.indexrelid WHERE i.indrelid = :o"), {"o": oid}).all()
-        tenant_attnum = conn.execute(sa.text(
-            "SELECT attnum FROM pg_attribute WHERE attrelid = :o AND attname = 'tenant_id'"), {"o": oid}).scalar()
-        if not any(cols and cols[0] == tenant_attnum for cols, *_ in indexes):
-            found.append("no index leads with tenant_id")
-        for cols, unique, primary, iname in indexes:
-            if (unique or primary) and tenant_attnum not in cols:
-                found.append(f"{'primary key' if primary else 'unique index'} {iname} lacks tenant_id")
-        if not any(primary for _, _, primary, _ in indexes):
-            found.append("no primary key")
-        fks = conn.execute(sa.text(
-            "SELECT conname, confrelid::regclass::text, conkey::int2[] FROM pg_constraint "
-            "WHERE conrelid = :o AND contype = 'f'"), {"o": oid}).all()
-        tenant_table_names = {t[1] for t in tables}
-        for conname, target, cols in fks:
-            if target in tenant_table_names and tenant_attnum not in cols:
-                found.append(f"foreign key {conname} to tenant table {target} lacks tenant_id")
-        if found:
-            problems[name] = found
-    return problems
+    """The same check `flask db validate` runs (tests/test_operations.py runs the command itself)."""
+    return tenant_table_problems(conn)
 
 
 @pytest.fixture
@@ -98,6 +56,8 @@ def test_serving_role_privileges(owner_conn, db_urls):
         assert owns == 0
         with pytest.raises(sa.exc.DBAPIError, match="permission denied"):
             conn.execute(sa.text("CREATE TABLE sneaky (id int)"))
+        conn.rollback()
+        assert serving_role_problems(conn) == []
     engine.dispose()
 
 

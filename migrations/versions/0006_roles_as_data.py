@@ -297,7 +297,7 @@ def downgrade(app_role: str = "") -> None:
     op.execute("DROP POLICY tenant_role_holder_read ON tenant_roles")
     # Custom roles cannot be expressed before this revision: their holders become members.
     for table in ROLE_COLUMNS:
-        op.execute(f"UPDATE {table} SET role = 'member' WHERE role IS NULL")
+        op.execute(f"UPDATE {table} SET role = 'member', custom_role_id = NULL WHERE role IS NULL")
     op.drop_index('ix_tenant_invitations_tenant_custom_role', table_name='tenant_invitations')
     op.drop_index('ix_user_tenant_associations_tenant_custom_role', table_name='user_tenant_associations')
     for table, fk in ROLE_COLUMNS.items():

@@ -27,7 +27,7 @@ independently of this SQL for `flask audit verify`.
   (`security_events_admin_read`, the one cross-user path). Never updated or deleted by it.
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 Create Date: 2026-11-30 16:20:00
 """
 from alembic import op
@@ -35,7 +35,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 revision = '0008'
-down_revision = '0006'
+down_revision = '0007'
 branch_labels = None
 depends_on = None
 

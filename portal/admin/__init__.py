@@ -6,4 +6,5 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     from .views import bp
+    from . import jobs  # noqa: F401 (its routes join the console's blueprint)
     app.register_blueprint(bp)

@@ -8,3 +8,4 @@ from ..tenancy import models as _tenancy  # noqa: F401
 from ..security import models as _security  # noqa: F401
 from ..sites import models as _sites  # noqa: F401
 from ..tenants import models as _tenants  # noqa: F401
+from ..jobs import models as _jobs  # noqa: F401

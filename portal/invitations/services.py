@@ -288,3 +288,15 @@ def decline(found: Found, user: User | None) -> None:
     audit.record(found.tenant.id, user.id if user else None, "invitation.decline", "invitation", invitation.id,
                  after={"email": invitation.email})
     db.session.expire(invitation)
+
+
+def expire_overdue(tenant_id: UUID) -> int:
+    """Mark the tenant's pending invitations past their expiry as expired (audited, system actor).
+    Pages already read them as expired; this makes the stored status agree."""
+    rows = db.session.execute(
+        update(Invitation).where(Invitation.tenant_id == tenant_id, Invitation.status == InvitationStatus.PENDING,
+                                 Invitation.expires_at <= func.now())
+        .values(status=InvitationStatus.EXPIRED).returning(Invitation.id, Invitation.email)).all()
+    audit.record_many(tenant_id, None, "invitation.expired", "invitation",
+                      [(row.id, {"status": "pending"}, {"status": "expired", "email": row.email}) for row in rows])
+    return len(rows)

@@ -24,8 +24,12 @@ def deliver_after_response(app: Flask, response):
 
 
 def init_app(app: Flask) -> None:
+    from ..jobs.queries import retry_hooks
+    from .outbox import make_pending
     from .views import bp
     app.register_blueprint(bp)
+    # Retrying a failed email from /admin/jobs makes its outbox message pending again.
+    retry_hooks["mail.send"] = lambda args: make_pending(args.get("message_id"))
 
     group = AppGroup("outbox", help="The email outbox.")
 

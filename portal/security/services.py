@@ -2,15 +2,16 @@
 from __future__ import annotations
 
 from flask import current_app, request, url_for
-from sqlalchemy import func
+from sqlalchemy import delete, func, or_, text
 
 from ..accounts.models import User
 from ..accounts.passwords import hash_password
 from ..accounts.services import find_user_by_email, normalise_email
+from ..extensions import db
 from ..mail.outbox import enqueue
 from ..rules import RuleViolation
 from . import events, passwords, sessions, tokens
-from .models import TokenPurpose
+from .models import LoginEvent, TokenPurpose, UserSession
 
 
 def _link(endpoint: str, token: str) -> str:
@@ -87,3 +88,13 @@ def confirm_email_change(user: User, token: str) -> str:
     user.email, user.email_verified_at = record.new_email, func.now()
     db.session.flush()  # the unique email index decides races here, inside the service
     return record.new_email
+
+
+def prune_history(events_days: int, sessions_days: int) -> dict:
+    """Delete sign-in events older than `events_days` and sessions ended more than `sessions_days` ago."""
+    events = db.session.execute(delete(LoginEvent).where(
+        LoginEvent.created_at < func.now() - text("make_interval(days => :d)").bindparams(d=events_days))).rowcount
+    cutoff = func.now() - text("make_interval(days => :s)").bindparams(s=sessions_days)
+    ended = db.session.execute(delete(UserSession).where(
+        or_(UserSession.expires_at < cutoff, UserSession.revoked_at < cutoff))).rowcount
+    return {"login_events": events, "sessions": ended}

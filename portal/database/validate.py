@@ -1,0 +1,139 @@
+"""The live schema's invariants, checked by `flask db validate` and by the schema tests.
+
+Every table with tenant_id is isolated (NOT NULL, forced RLS, a tenant policy) and distributable
+(a tenant-leading index, tenant_id in its primary key, unique constraints and foreign keys to other
+tenant tables); the serving role cannot bypass RLS and holds only the privileges it needs; the
+database is at the migrations' head and the models match it.
+"""
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+TENANT_TABLES_SQL = """
+SELECT c.oid, c.relname, c.relrowsecurity, c.relforcerowsecurity
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped
+WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') ORDER BY c.relname
+"""
+
+
+def tenant_table_problems(conn) -> dict[str, list[str]]:
+    """{table: [problem, ...]} for every public table with a tenant_id column that breaks a rule."""
+    problems: dict[str, list[str]] = {}
+    tables = conn.execute(sa.text(TENANT_TABLES_SQL)).all()
+    for oid, name, rls, forced in tables:
+        found = []
+        notnull = conn.execute(sa.text(
+            "SELECT attnotnull FROM pg_attribute WHERE attrelid = :o AND attname = 'tenant_id'"), {"o": oid}).scalar()
+        if not notnull:
+            found.append("tenant_id is nullable")
+        if not (rls and forced):
+            found.append("row-level security is not enabled and forced")
+        policies = conn.execute(sa.text(
+            "SELECT polname, pg_get_expr(polqual, polrelid), pg_get_expr(polwithcheck, polrelid), polcmd "
+            "FROM pg_policy WHERE polrelid = :o"), {"o": oid}).all()
+        tenant_policy = [p for p in policies if p[1] and "app.tenant_id" in p[1] and p[3] == "*"
+                         and p[2] and "app.tenant_id" in p[2] and "nullif" in p[1]]
+        if not tenant_policy:
+            found.append("no ALL-commands policy on app.tenant_id (with nullif) for USING and WITH CHECK")
+        indexes = conn.execute(sa.text(
+            "SELECT i.indkey::int2[] AS cols, i.indisunique, i.indisprimary, ic.relname FROM pg_index i "
+            "JOIN pg_class ic ON ic.oid = i.indexrelid WHERE i.indrelid = :o"), {"o": oid}).all()
+        tenant_attnum = conn.execute(sa.text(
+            "SELECT attnum FROM pg_attribute WHERE attrelid = :o AND attname = 'tenant_id'"), {"o": oid}).scalar()
+        if not any(cols and cols[0] == tenant_attnum for cols, *_ in indexes):
+            found.append("no index leads with tenant_id")
+        for cols, unique, primary, iname in indexes:
+            if (unique or primary) and tenant_attnum not in cols:
+                found.append(f"{'primary key' if primary else 'unique index'} {iname} lacks tenant_id")
+        if not any(primary for _, _, primary, _ in indexes):
+            found.append("no primary key")
+        fks = conn.execute(sa.text(
+            "SELECT conname, confrelid::regclass::text, conkey::int2[] FROM pg_constraint "
+            "WHERE conrelid = :o AND contype = 'f'"), {"o": oid}).all()
+        tenant_table_names = {t[1] for t in tables}
+        for conname, target, cols in fks:
+            if target in tenant_table_names and tenant_attnum not in cols:
+                found.append(f"foreign key {conname} to tenant table {target} lacks tenant_id")
+        if found:
+            problems[name] = found
+    return problems
+
+
+# What the serving role may do: read and write rows, never change the schema; the audit trail is append-only.
+ALLOWED_PRIVILEGES = {"SELECT", "INSERT", "UPDATE", "DELETE"}
+APPEND_ONLY = {"audit_logs": {"SELECT", "INSERT"}}
+
+_SERVING_ROLE = sa.text("""
+SELECT r.rolsuper, r.rolbypassrls, r.rolcreaterole, r.rolcreatedb,
+       has_schema_privilege(current_user, 'public', 'CREATE') AS can_create,
+       (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = 'public' AND pg_has_role(current_user, c.relowner, 'USAGE')) AS owned
+FROM pg_roles r WHERE r.rolname = current_user
+""")
+_TABLE_PRIVILEGES = sa.text("""
+SELECT table_name, array_agg(privilege_type::text ORDER BY privilege_type) AS privileges
+FROM information_schema.role_table_grants
+WHERE table_schema = 'public' AND grantee = current_user GROUP BY table_name
+""")
+
+
+def serving_role_problems(conn) -> list[str]:
+    """Run on the serving connection (DATABASE_URL)."""
+    user = conn.execute(sa.text("SELECT current_user")).scalar()
+    row = conn.execute(_SERVING_ROLE).one()
+    found = []
+    for flag, text in ((row.rolsuper, "is a superuser"), (row.rolbypassrls, "has BYPASSRLS"),
+                       (row.rolcreaterole, "may create roles"), (row.rolcreatedb, "may create databases"),
+                       (row.can_create, "may create objects in schema public"),
+                       (row.owned, "owns (or inherits the owner of) tables in schema public")):
+        if flag:
+            found.append(f"serving role {user!r} {text}")
+    for table, privileges in conn.execute(_TABLE_PRIVILEGES).all():
+        extra = set(privileges) - APPEND_ONLY.get(table, ALLOWED_PRIVILEGES)
+        if extra:
+            found.append(f"serving role {user!r} has {', '.join(sorted(extra))} on {table}")
+    return found
+
+
+def drift_problems(app) -> list[str]:
+    """Pending migrations, and differences between the models and the migrated schema (`flask db check`)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    from ..extensions import db
+    found = []
+    heads = set(ScriptDirectory.from_config(app.extensions["migrate"].migrate.get_config()).get_heads())
+    engine = sa.create_engine(app.config.get("MIGRATION_DATABASE_URL") or app.config["DATABASE_URL"],
+                              poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            current = set(MigrationContext.configure(conn).get_current_heads())
+            if current != heads:
+                found.append(f"database at revision {', '.join(sorted(current)) or 'none'}, "
+                             f"migrations at {', '.join(sorted(heads))}: run `flask db upgrade`")
+                return found
+            context = MigrationContext.configure(conn, opts={
+                "compare_type": True, "include_object": include_object, "target_metadata": db.metadata})
+            for diff in compare_metadata(context, db.metadata):
+                found.append(f"models and migrations differ: {diff}")
+    finally:
+        engine.dispose()
+    return found
+
+
+def include_object(obj, name, type_, reflected, compare_to):
+    """Tables the models do not describe: Alembic's own and the job engine's (migration 0007)."""
+    return not (type_ == "table" and (name == "alembic_version" or name.startswith("procrastinate_")))
+
+
+def validate(app) -> list[str]:
+    """Every violation, one line each; empty when the database is sound."""
+    from ..extensions import db
+    found = drift_problems(app)
+    with db.engine.connect() as conn:
+        found += serving_role_problems(conn)
+        for table, problems in tenant_table_problems(conn).items():
+            found += [f"{table}: {problem}" for problem in problems]
+    return found

@@ -1,0 +1,140 @@
+"""Faults the portal survives: PostgreSQL stopping and starting under it, Redis gone from under the
+rate limiter. Real servers, really stopped."""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from flask_migrate import upgrade
+
+from conftest import APP_ROLE, OWNER, SEED_PASSWORD, csrf_from, csrf_token, make_app
+from mailbox import free_port
+from portal.database import embedded
+from portal.database.provision import provision, url_for_role
+from portal.extensions import db
+from portal.jobs.worker import WorkerThread
+from portal.seeding import load_sample
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def own_server():
+    """A PostgreSQL of this test's own (the suite's server must keep running), stopped and started at will."""
+    from pgserver._commands import pg_ctl
+    pgdata = ROOT / "instance" / f"pgfault-{os.getpid()}"
+    server = embedded.start(pgdata)
+
+    class Control:
+        url = embedded.admin_url(server)
+
+        def stop(self):
+            pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user)
+
+        def start(self):
+            server.ensure_postgres_running()
+
+    yield Control()
+    try:
+        server.ensure_postgres_running()  # so its normal shutdown finds it
+    finally:
+        embedded._servers.pop(pgdata.resolve(), None)
+        server.cleanup()
+        shutil.rmtree(pgdata, ignore_errors=True)
+
+
+@pytest.fixture
+def restartable_app(own_server, db_urls):
+    provision(own_server.url, "portal", OWNER, APP_ROLE)
+    urls = {**db_urls, "app": url_for_role(own_server.url, APP_ROLE, "portal"),
+            "owner": url_for_role(own_server.url, OWNER, "portal")}
+    app = make_app(urls)
+    with app.app_context():
+        upgrade()
+        load_sample(SEED_PASSWORD)
+        db.session.commit()
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+def wait_for(condition, timeout: float) -> bool:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if condition():
+            return True
+        time.sleep(0.3)
+    return False
+
+
+def _worker_seen_since_restart(app) -> bool:
+    with app.app_context():
+        return db.session.execute(sa.text(
+            "SELECT count(*) FROM procrastinate_workers WHERE last_heartbeat > pg_postmaster_start_time()")).scalar() > 0
+
+
+def sign_in(client, email):
+    token = csrf_from(client.get("/login").get_data(as_text=True))
+    response = client.post("/login", data={"email": email, "password": SEED_PASSWORD, "csrf_token": token})
+    assert response.status_code == 303
+    return token
+
+
+@pytest.mark.slow
+def test_postgres_restart_gives_503_then_recovers_without_restarting_the_app(own_server, restartable_app, caplog):
+    app = restartable_app
+    alice = app.test_client()
+    sign_in(alice, "alice@acme.com")
+    assert alice.get("/t/acme-corp/").status_code == 200
+    token = csrf_token(alice)
+    worker = WorkerThread(app)
+    worker.start()
+    assert wait_for(lambda: alice.get("/readyz").status_code == 200, 15)
+
+    own_server.stop()
+    try:
+        page = alice.get("/t/acme-corp/")
+        assert page.status_code == 503 and page.headers["Retry-After"] == "5"
+        html = page.get_data(as_text=True)
+        assert "<html" in html and "Service unavailable" in html and "Traceback" not in html
+        fragment = alice.get("/t/acme-corp/devices/", headers={"HX-Request": "true"})
+        assert fragment.status_code == 503
+        assert "<html" not in fragment.get_data(as_text=True) and "Service unavailable" in fragment.get_data(as_text=True)
+        # A write while it is down: refused as a whole.
+        write = alice.post("/t/acme-corp/sites/new", data={"name": "Outage Site", "timezone": "UTC", "csrf_token": token})
+        assert write.status_code == 503
+        assert alice.get("/healthz").status_code == 503
+        assert alice.get("/no-such-page").status_code == 503  # even a 404 page needs the signed-in user
+    finally:
+        own_server.start()
+
+    assert alice.get("/t/acme-corp/").status_code == 200  # the same app, its pool reconnected
+    assert alice.get("/healthz").status_code == 200
+    try:  # and the worker came back on its own
+        assert wait_for(lambda: alice.get("/readyz").json["worker"] == "ok" and
+                        _worker_seen_since_restart(app), 40)
+    finally:
+        worker.stop()
+    assert "Outage Site" not in alice.get("/t/acme-corp/sites/").get_data(as_text=True)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR and "Unhandled" in r.getMessage()]
+
+
+def test_redis_down_sign_in_keeps_working_with_per_process_limits(db_urls, app, caplog):
+    port = free_port()  # nothing listens there: Redis is down
+    redis_app = make_app(db_urls, RATELIMIT_STORAGE_URI=f"redis://127.0.0.1:{port}", RATELIMIT_LOGIN="3 per minute")
+    client = redis_app.test_client()
+    with caplog.at_level(logging.WARNING):
+        token = sign_in(client, "alice@acme.com")
+    assert client.get("/t/acme-corp/").status_code == 200
+    assert any("falling back to in-memory storage" in r.getMessage() for r in caplog.records)
+    # The limit still holds, counted in this process.
+    stranger = redis_app.test_client()
+    token = csrf_from(stranger.get("/login").get_data(as_text=True))
+    codes = [stranger.post("/login", data={"email": "alice@acme.com", "password": "wrong password here",
+                                           "csrf_token": token}).status_code for _ in range(4)]
+    assert codes[-1] == 429 and 500 not in codes
