@@ -80,6 +80,8 @@ def load(overrides: dict | None = None) -> dict:
         "DB_PREPARED_STATEMENTS": _bool(env.get("DB_PREPARED_STATEMENTS"), True),
         "INVITATION_TTL_HOURS": int(env.get("INVITATION_TTL_HOURS") or 168),
         "TENANT_DELETION_GRACE_DAYS": int(env.get("TENANT_DELETION_GRACE_DAYS") or 30),
+        # Where tenant exports are written: shared by the web servers and the workers.
+        "EXPORT_DIR": env.get("EXPORT_DIR") or str(instance / "exports"),
         "INVITATION_RESEND_COOLDOWN": int(env.get("INVITATION_RESEND_COOLDOWN") or 60),
         "LOG_LEVEL": env.get("LOG_LEVEL") or "INFO",
         "DB_POOL_SIZE": int(env.get("DB_POOL_SIZE") or 5),

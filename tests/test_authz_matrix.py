@@ -86,6 +86,9 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("settings.delete", "POST"): expect(422, 403, 403, 403),         # nothing typed
     ("settings.cancel_deletion", "POST"): expect(303, 303, 303, 303),  # refused with a message: nothing to cancel
     ("settings.dismiss_onboarding", "POST"): expect(303, 403, 403, 403),
+    ("settings.export", "GET"): expect(200, 403, 403, 403),
+    ("settings.export", "POST"): expect(303, 403, 403, 403),
+    ("settings.download", "GET"): expect(410, 403, 403, 403),         # not a valid link
     # The audit trail (issue 12): owners and admins (audit:view).
     ("audit.index", "GET"): MANAGERS,
     ("audit.export_csv", "GET"): MANAGERS,
@@ -136,6 +139,7 @@ PARAMS = {
     "site_id": lambda ctx: ctx.tenant["sites"][0],
     "device_id": lambda ctx: ctx.tenant["devices"][0],
     "role_key": lambda ctx: ctx.new_role(),
+    "token": lambda ctx: "not-a-valid-export-link",
 }
 
 

@@ -209,6 +209,29 @@ def upgrade(app_role: str = "") -> None:
         op.execute(sa.text("UPDATE tenants t SET plan = p.key, max_sites = p.max_sites, max_devices = p.max_devices, "
                            "max_integrations = p.max_integrations FROM plans p "
                            "WHERE p.key = :plan AND t.type = CAST(:kind AS tenant_type)").bindparams(plan=plan, kind=kind))
+    op.create_table('tenant_exports',
+    sa.Column('tenant_id', sa.Uuid(), nullable=False),
+    sa.Column('id', sa.Uuid(), server_default=sa.text('gen_random_uuid()'), nullable=False),
+    sa.Column('status', sa.String(length=16), server_default='queued', nullable=False),
+    sa.Column('requested_by', sa.Uuid(), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('rows', sa.Integer(), nullable=True),
+    sa.Column('size_bytes', sa.BigInteger(), nullable=True),
+    sa.Column('error', sa.String(length=500), nullable=True),
+    sa.Column('token_hash', sa.LargeBinary(), nullable=True),
+    sa.Column('expires_at', sa.DateTime(timezone=True), nullable=True),
+    sa.CheckConstraint("status IN ('queued', 'running', 'done', 'failed')", name=op.f('ck_tenant_exports_status_known')),
+    sa.ForeignKeyConstraint(['requested_by'], ['users.id'], name=op.f('fk_tenant_exports_requested_by_users'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_tenant_exports_tenant_id_tenants'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('tenant_id', 'id', name=op.f('pk_tenant_exports'))
+    )
+    op.create_index('ix_tenant_exports_tenant_created', 'tenant_exports', ['tenant_id', 'created_at'], unique=False)
+    op.execute("ALTER TABLE tenant_exports ENABLE ROW LEVEL SECURITY")
+    op.execute("ALTER TABLE tenant_exports FORCE ROW LEVEL SECURITY")
+    op.execute("CREATE POLICY tenant_isolation ON tenant_exports USING "
+               "(tenant_id = (SELECT nullif(current_setting('app.tenant_id', true), ''))::uuid) WITH CHECK "
+               "(tenant_id = (SELECT nullif(current_setting('app.tenant_id', true), ''))::uuid)")
     op.execute(READABLE)
     op.execute(ENTER_TENANT)
     op.execute(HAS_PERMISSION)
@@ -218,6 +241,7 @@ def upgrade(app_role: str = "") -> None:
     role = _app_role(app_role)
     if role:
         op.execute(f"GRANT SELECT ON plans, tenant_tombstones TO {role}")
+        op.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON tenant_exports TO {role}")
         op.execute(f"GRANT EXECUTE ON FUNCTION public.portal_purge_tenant(uuid) TO {role}")
         op.execute(f"GRANT EXECUTE ON FUNCTION public.portal_tenant_readable(public.tenant_status) TO {role}")
 
@@ -234,6 +258,8 @@ def downgrade(app_role: str = "") -> None:
     op.execute("DROP FUNCTION public.portal_purge_tenant(uuid)")
     op.execute("DROP FUNCTION public.portal_tenant_readable(public.tenant_status)")
     op.drop_table('tenant_tombstones')
+    op.drop_index('ix_tenant_exports_tenant_created', table_name='tenant_exports')
+    op.drop_table('tenant_exports')
     op.drop_constraint(op.f('fk_tenants_deletion_requested_by_users'), 'tenants', type_='foreignkey')
     op.drop_constraint(op.f('ck_tenants_limits_positive'), 'tenants', type_='check')
     op.drop_index('ix_tenants_plan', table_name='tenants')

@@ -9,12 +9,13 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from .. import audit
 from ..accounts.models import User
 from ..accounts.passwords import verify_password
 from ..extensions import db
+from ..jobs.engine import defer
 from ..mail.outbox import enqueue
 from ..rules import RuleViolation
 from ..security.network import parse_networks
@@ -22,6 +23,7 @@ from ..tenancy import TenantContext
 from ..tenancy.models import Membership, MembershipStatus
 from ..tenancy.queries import lock_tenant
 from ..tenants.models import TenantStatus
+from .models import TenantExport
 
 
 @dataclass
@@ -134,3 +136,33 @@ def dismiss_onboarding(ctx: TenantContext) -> None:
         settings["onboarding_done"] = True
         ctx.tenant.settings = settings
         audit.record(ctx.tenant_id, ctx.user_id, "tenant.onboarding_dismiss", "tenant", ctx.tenant_id)
+
+
+def request_export(ctx: TenantContext, base_url: str) -> TenantExport:
+    """Queue a full export of the tenant (the job worker writes it); one at a time."""
+    lock_tenant(ctx.tenant)
+    busy = db.session.scalar(select(TenantExport.id).where(
+        TenantExport.tenant_id == ctx.tenant_id, TenantExport.status.in_(("queued", "running"))))
+    if busy is not None:
+        raise RuleViolation("An export is already being prepared: you will get an email when it is ready.")
+    export = TenantExport(tenant_id=ctx.tenant_id, requested_by=ctx.user_id)
+    db.session.add(export)
+    db.session.flush()  # the job names the export's id
+    defer("tenants.export", export_id=str(export.id), tenant_id=str(ctx.tenant_id), base_url=base_url.rstrip("/"))
+    audit.record(ctx.tenant_id, ctx.user_id, "tenant.export", "tenant_export", export.id)
+    return export
+
+
+def latest_export(ctx: TenantContext) -> TenantExport | None:
+    return db.session.scalar(select(TenantExport).where(TenantExport.tenant_id == ctx.tenant_id)
+                             .order_by(TenantExport.created_at.desc()).limit(1))
+
+
+def export_by_token(ctx: TenantContext, token: str) -> TenantExport | None:
+    """A finished export whose emailed link is still valid."""
+    from .export import hash_token
+    if not token or len(token) > 100:
+        return None
+    return db.session.scalar(select(TenantExport).where(
+        TenantExport.tenant_id == ctx.tenant_id, TenantExport.token_hash == hash_token(token),
+        TenantExport.status == "done", TenantExport.expires_at > func.now()))

@@ -1,11 +1,12 @@
 """/t/<slug>/settings: name and contact, security policy, and usage against the plan."""
 from __future__ import annotations
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, send_file, url_for
 from sqlalchemy import func, select
 
 from ..devices.models import Device, DeviceStatus
-from ..extensions import db
+from .. import audit
+from ..extensions import db, htmx
 from ..invitations.services import seats_used
 from ..rules import RuleViolation
 from ..security import login
@@ -13,6 +14,7 @@ from ..sites.models import Site
 from ..tenancy import Permission, current, requires, tenant_blueprint, works_read_only
 from ..tenants.plans import get_plan
 from . import services
+from .export import file_of
 from .forms import DeleteForm, ProfileForm, SecurityForm
 
 bp = tenant_blueprint("settings", __name__, "/settings")
@@ -32,6 +34,7 @@ def _usage(ctx) -> list[tuple[str, int, int]]:
 def _page(profile=None, security=None, delete=None, status: int = 200):
     ctx = current()
     return render_template("organization/settings.html", plan=get_plan(ctx.tenant.plan), usage=_usage(ctx),
+                           export=services.latest_export(ctx),
                            delete=delete or DeleteForm(formdata=None),
                            profile=profile or ProfileForm(formdata=None, name=ctx.tenant.name,
                                                           contact_email=ctx.tenant.contact_email),
@@ -118,3 +121,35 @@ def dismiss_onboarding():
     services.dismiss_onboarding(current())
     flash("The first steps are hidden. Everything stays in Settings.", "success")
     return redirect(url_for("dashboard.index"), 303)
+
+
+@bp.route("/export", methods=["GET", "POST"])
+@requires(Permission.TENANT_MANAGE)
+def export():
+    """POST queues a full export; GET is its progress (the settings page polls it with htmx)."""
+    ctx = current()
+    if request.method == "POST":
+        try:
+            services.request_export(ctx, request.url_root)
+        except RuleViolation as exc:
+            db.session.rollback()
+            flash(exc.message, "error")
+        else:
+            flash("The export is being prepared. You will get an email with a link when it is ready.", "success")
+        if not htmx:
+            return redirect(url_for(".index") + "#export", 303)
+    return render_template("organization/_export.html", export=services.latest_export(ctx))
+
+
+@bp.get("/exports/<token>")
+@requires(Permission.TENANT_MANAGE)
+def download(token: str):
+    """The emailed link: the zip, for 24 hours, to those who may manage the organization."""
+    ctx = current()
+    found = services.export_by_token(ctx, token)
+    path = file_of(found) if found is not None else None
+    if path is None or not path.exists():
+        abort(410, "This export link has expired or is not valid. Ask for a new export from the settings page.")
+    audit.record(ctx.tenant_id, ctx.user_id, "tenant.export_download", "tenant_export", found.id)
+    return send_file(path, mimetype="application/zip", as_attachment=True,
+                     download_name=f"{ctx.tenant.slug}-export-{found.created_at:%Y%m%d}.zip", max_age=0)
