@@ -86,3 +86,25 @@ def test_required_two_factor_waits_for_the_grace_period(app, org):
     with app.app_context(), tenant_scope(db.session, org["t"]["id"]):
         actions = db.session.scalars(sa.text("SELECT action FROM audit_logs WHERE resource_type = 'tenant'")).all()
     assert actions == ["tenant.security_policy", "tenant.security_policy"]
+
+
+def test_a_new_address_leads_members_from_the_old_one_and_keeps_it_reserved(app, factory, org):
+    owner, member, slug = org["c"]["owner"], org["c"]["member"], org["slug"]
+    new = f"{slug}-renamed"
+    r = post(owner, f"/t/{slug}/settings/profile", name="Renamed", slug="Not Valid!")
+    assert r.status_code == 422 and "lowercase letters" in r.get_data(as_text=True)
+    r = post(owner, f"/t/{slug}/settings/profile", name="Renamed", slug="acme-corp")
+    assert r.status_code == 422 and "is taken" in r.get_data(as_text=True)
+    r = post(owner, f"/t/{slug}/settings/profile", name="Renamed", slug=new)
+    assert r.status_code == 303 and r.headers["Location"].startswith(f"/t/{new}/")
+    old = member.get(f"/t/{slug}/devices/?status=online")
+    assert old.status_code == 308 and old.headers["Location"] == f"/t/{new}/devices/?status=online"
+    assert member.get(old.headers["Location"]).status_code == 200
+    stranger = app.test_client()
+    login(stranger, factory.user().email)
+    assert stranger.get(f"/t/{slug}/").status_code == 404  # nothing tells a stranger where it went
+    other = factory.tenant(members={"owner": org["users"]["owner"]}, sites=0)
+    r = post(owner, f"/t/{other['slug']}/settings/profile", name="Other", slug=slug)
+    assert r.status_code == 422 and "is taken" in r.get_data(as_text=True)  # reserved for 30 days
+    r = post(owner, f"/t/{new}/settings/profile", name="Renamed", slug=slug)  # its own old address back
+    assert r.status_code == 303 and owner.get(f"/t/{slug}/").status_code == 200

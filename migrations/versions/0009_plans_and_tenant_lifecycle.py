@@ -44,6 +44,27 @@ CREATE FUNCTION public.portal_tenant_readable(p_status public.tenant_status) RET
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT p_status IN ('active', 'pending', 'archived', 'pending_deletion') $$
 """
 
+# A renamed tenant's old address, for 30 days: the new one, but only for an active member of it
+# (anyone else gets nothing, the same as for an address that never existed). Also says whether an
+# address is taken, by a tenant, a reserved old address or a tombstone, without saying by whom.
+REDIRECT = """
+CREATE FUNCTION public.portal_slug_redirect(p_user_id uuid, p_slug text) RETURNS text
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+    SELECT t.slug FROM public.tenant_slug_redirects r
+      JOIN public.tenants t ON t.id = r.tenant_id
+      JOIN public.user_tenant_associations m ON m.tenant_id = t.id AND m.user_id = p_user_id AND m.status = 'active'
+     WHERE r.old_slug = p_slug AND r.expires_at > now()
+$$
+"""
+SLUG_TAKEN = """
+CREATE FUNCTION public.portal_slug_taken(p_slug text) RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+    SELECT EXISTS (SELECT 1 FROM public.tenants WHERE slug = p_slug)
+        OR EXISTS (SELECT 1 FROM public.tenant_slug_redirects WHERE old_slug = p_slug AND expires_at > now())
+        OR EXISTS (SELECT 1 FROM public.tenant_tombstones WHERE slug = p_slug)
+$$
+"""
+
 # Removes a tenant whose deletion grace period has ended, and only such a tenant: every row of
 # it goes (devices first, whose site key RESTRICTs; everything else cascades from tenants) and
 # a tombstone keeps its name, its slug (reserved) and who asked. SECURITY DEFINER: the serving
@@ -232,6 +253,24 @@ def upgrade(app_role: str = "") -> None:
     op.execute("CREATE POLICY tenant_isolation ON tenant_exports USING "
                "(tenant_id = (SELECT nullif(current_setting('app.tenant_id', true), ''))::uuid) WITH CHECK "
                "(tenant_id = (SELECT nullif(current_setting('app.tenant_id', true), ''))::uuid)")
+    op.create_table('tenant_slug_redirects',
+    sa.Column('tenant_id', sa.Uuid(), nullable=False),
+    sa.Column('old_slug', sa.String(length=63), nullable=False),
+    sa.Column('expires_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_tenant_slug_redirects_tenant_id_tenants'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('tenant_id', 'old_slug', name=op.f('pk_tenant_slug_redirects'))
+    )
+    # Looked up by the old address before the tenant is known (portal_slug_redirect).
+    op.create_index('ix_tenant_slug_redirects_old_slug', 'tenant_slug_redirects', ['old_slug'], unique=False)
+    op.execute("ALTER TABLE tenant_slug_redirects ENABLE ROW LEVEL SECURITY")
+    op.execute("ALTER TABLE tenant_slug_redirects FORCE ROW LEVEL SECURITY")
+    op.execute("CREATE POLICY tenant_isolation ON tenant_slug_redirects USING "
+               "(tenant_id = (SELECT nullif(current_setting('app.tenant_id', true), ''))::uuid) WITH CHECK "
+               "(tenant_id = (SELECT nullif(current_setting('app.tenant_id', true), ''))::uuid)")
+    op.execute(REDIRECT)
+    op.execute(SLUG_TAKEN)
+    op.execute("REVOKE ALL ON FUNCTION public.portal_slug_redirect(uuid, text) FROM PUBLIC")
+    op.execute("REVOKE ALL ON FUNCTION public.portal_slug_taken(text) FROM PUBLIC")
     op.execute(READABLE)
     op.execute(ENTER_TENANT)
     op.execute(HAS_PERMISSION)
@@ -241,7 +280,9 @@ def upgrade(app_role: str = "") -> None:
     role = _app_role(app_role)
     if role:
         op.execute(f"GRANT SELECT ON plans, tenant_tombstones TO {role}")
-        op.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON tenant_exports TO {role}")
+        op.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON tenant_exports, tenant_slug_redirects TO {role}")
+        op.execute(f"GRANT EXECUTE ON FUNCTION public.portal_slug_redirect(uuid, text), "
+                   f"public.portal_slug_taken(text) TO {role}")
         op.execute(f"GRANT EXECUTE ON FUNCTION public.portal_purge_tenant(uuid) TO {role}")
         op.execute(f"GRANT EXECUTE ON FUNCTION public.portal_tenant_readable(public.tenant_status) TO {role}")
 
@@ -258,6 +299,10 @@ def downgrade(app_role: str = "") -> None:
     op.execute("DROP FUNCTION public.portal_purge_tenant(uuid)")
     op.execute("DROP FUNCTION public.portal_tenant_readable(public.tenant_status)")
     op.drop_table('tenant_tombstones')
+    op.execute("DROP FUNCTION public.portal_slug_taken(text)")
+    op.execute("DROP FUNCTION public.portal_slug_redirect(uuid, text)")
+    op.drop_index('ix_tenant_slug_redirects_old_slug', table_name='tenant_slug_redirects')
+    op.drop_table('tenant_slug_redirects')
     op.drop_index('ix_tenant_exports_tenant_created', table_name='tenant_exports')
     op.drop_table('tenant_exports')
     op.drop_constraint(op.f('fk_tenants_deletion_requested_by_users'), 'tenants', type_='foreignkey')

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 
 from uuid import UUID
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import func, select, text, tuple_
 
 from .. import audit
 from ..accounts.models import User
@@ -23,7 +23,7 @@ from ..tenancy import roles
 from ..devices.models import Device, DeviceStatus
 from ..invitations.services import invite_first_owner, seats_used
 from ..sites.models import Site
-from ..tenants.models import LIMITS, SLUG, Plan, Tenant, TenantStatus, TenantTombstone, TenantType
+from ..tenants.models import LIMITS, SLUG, Plan, Tenant, TenantStatus, TenantType
 from ..tenants.plans import TYPE_OF_PLAN, apply_plan, get_plan
 
 # Which status a console action leads to, from which statuses.
@@ -54,8 +54,7 @@ def create_tenant(admin: User, data: NewTenant) -> Tenant:
     if not SLUG.fullmatch(slug):
         raise RuleViolation("Use lowercase letters, digits and hyphens (not at either end), at most 63.",
                             field="slug")
-    if db.session.scalar(select(Tenant.id).where(Tenant.slug == slug)) or \
-            db.session.scalar(select(TenantTombstone.id).where(TenantTombstone.slug == slug)):
+    if db.session.scalar(text("SELECT portal_slug_taken(:s)"), {"s": slug}):
         raise RuleViolation(f"The address /t/{slug} is taken (or was, by a deleted organization): choose another.",
                             field="slug")
     plan = get_plan(data.plan)

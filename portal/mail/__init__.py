@@ -7,17 +7,23 @@ import click
 from flask import Flask, current_app, g
 from flask.cli import AppGroup
 
-from .outbox import deliver_due
+from ..extensions import db
+from .outbox import deliver_due, deliver_one
 
 
 def deliver_after_response(app: Flask, response):
     """After a committed request that queued mail, try to deliver it at once (outside the request)."""
-    if g.get("outbox_queued") and app.config["SMTP_URL"]:
+    queued = g.get("outbox_queued")
+    if queued and app.config["SMTP_URL"]:
         def _deliver():
+            # This request's own messages, each in its own transaction (older ones are the worker's).
             with app.app_context():
                 try:
-                    deliver_due(limit=20)
-                except Exception:  # the worker or next run retries; never break a finished request
+                    for message_id in queued:
+                        deliver_one(message_id)
+                        db.session.commit()
+                except Exception:  # the worker retries; never break a finished request
+                    db.session.rollback()
                     app.logger.exception("immediate email delivery failed")
         response.call_on_close(_deliver)
     return response

@@ -40,7 +40,7 @@ def enqueue(kind: str, recipient: str, subject: str, template: str, **context) -
     db.session.add(message)
     db.session.flush()  # the id comes from the database and the job below names it
     defer("mail.send", message_id=str(message.id))
-    g.outbox_queued = True
+    g.setdefault("outbox_queued", []).append(message.id)  # delivered first, right after the response
     return message
 
 

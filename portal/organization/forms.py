@@ -16,9 +16,12 @@ class ProfileForm(FlaskForm):
                        filters=[_strip], render_kw={"maxlength": 200})
     contact_email = EmailField("Contact email (optional)", validators=[Optional(), Email(), Length(max=320)],
                                filters=[_strip])
+    slug = StringField("Address (/t/...)", validators=[Optional(), Length(max=63)], filters=[_strip],
+                       description="Changing it: the old address leads members to the new one for 30 days.",
+                       render_kw={"maxlength": 63, "autocomplete": "off", "spellcheck": "false"})
 
     def to_data(self) -> Profile:
-        return Profile(self.name.data or "", self.contact_email.data or None)
+        return Profile(self.name.data or "", self.contact_email.data or None, self.slug.data or None)
 
 
 def _minutes(label, low, high, unit):

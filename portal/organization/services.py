@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, text
 
 from .. import audit
 from ..accounts.models import User
@@ -22,7 +22,7 @@ from ..security.network import parse_networks
 from ..tenancy import TenantContext
 from ..tenancy.models import Membership, MembershipStatus
 from ..tenancy.queries import lock_tenant
-from ..tenants.models import TenantStatus
+from ..tenants.models import SLUG, SlugRedirect, TenantStatus
 from .models import TenantExport
 
 
@@ -30,6 +30,24 @@ from .models import TenantExport
 class Profile:
     name: str
     contact_email: str | None
+    slug: str | None = None
+
+
+def _move(ctx: TenantContext, slug: str) -> None:
+    """A new address; the old one leads members there for SLUG_REDIRECT_DAYS and stays reserved."""
+    if not SLUG.fullmatch(slug):
+        raise RuleViolation("Use lowercase letters, digits and hyphens (not at either end), at most 63.", field="slug")
+    lock_tenant(ctx.tenant)
+    if db.session.scalar(text("SELECT portal_slug_taken(:s)"), {"s": slug}):
+        mine = db.session.scalar(select(SlugRedirect.old_slug).where(
+            SlugRedirect.tenant_id == ctx.tenant_id, SlugRedirect.old_slug == slug))
+        if mine is None:
+            raise RuleViolation(f"The address /t/{slug} is taken: choose another.", field="slug")
+        db.session.execute(delete(SlugRedirect).where(SlugRedirect.tenant_id == ctx.tenant_id,
+                                                      SlugRedirect.old_slug == slug))  # taking an old one back
+    db.session.add(SlugRedirect(tenant_id=ctx.tenant_id, old_slug=ctx.tenant.slug,
+                                expires_at=datetime.now(timezone.utc) + timedelta(days=SLUG_REDIRECT_DAYS)))
+    ctx.tenant.slug = slug
 
 
 @dataclass
@@ -49,14 +67,20 @@ class SecurityPolicy:
         return {k: v for k, v in values.items() if v not in (None, [], 0) or k == "require_mfa"}
 
 
+SLUG_REDIRECT_DAYS = 30
+
+
 def update_profile(ctx: TenantContext, data: Profile) -> None:
     tenant = ctx.tenant
     name = data.name.strip()
     if not name or len(name) > 200:
         raise RuleViolation("Give the organization a name (at most 200 characters).", field="name")
-    before = {"name": tenant.name, "contact_email": tenant.contact_email}
+    before = {"name": tenant.name, "contact_email": tenant.contact_email, "slug": tenant.slug}
+    slug = (data.slug or tenant.slug).strip().lower()
+    if slug != tenant.slug:
+        _move(ctx, slug)
     tenant.name, tenant.contact_email = name, data.contact_email or None
-    after = {"name": tenant.name, "contact_email": tenant.contact_email}
+    after = {"name": tenant.name, "contact_email": tenant.contact_email, "slug": tenant.slug}
     if after != before:
         audit.record(ctx.tenant_id, ctx.user_id, "tenant.update", "tenant", ctx.tenant_id, before=before, after=after)
 

@@ -36,7 +36,7 @@ def _page(profile=None, security=None, delete=None, status: int = 200):
     return render_template("organization/settings.html", plan=get_plan(ctx.tenant.plan), usage=_usage(ctx),
                            export=services.latest_export(ctx),
                            delete=delete or DeleteForm(formdata=None),
-                           profile=profile or ProfileForm(formdata=None, name=ctx.tenant.name,
+                           profile=profile or ProfileForm(formdata=None, name=ctx.tenant.name, slug=ctx.tenant.slug,
                                                           contact_email=ctx.tenant.contact_email),
                            security=security or SecurityForm.for_policy(login.policy(ctx.tenant))), status
 
@@ -58,8 +58,8 @@ def profile():
             db.session.rollback()
             getattr(form, exc.field or "name").errors.append(exc.message)
         else:
-            flash("Saved the organization's name and contact.", "success")
-            return redirect(url_for(".index"), 303)
+            flash("Saved the organization's name, address and contact.", "success")
+            return redirect(url_for(".index", tenant_slug=current().tenant.slug), 303)
     return _page(profile=form, status=422)
 
 

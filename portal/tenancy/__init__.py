@@ -15,14 +15,14 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from functools import wraps
 
-from flask import Blueprint, Flask, abort, current_app, g, request
+from flask import Blueprint, Flask, abort, current_app, g, redirect, request
 from flask_login import current_user, login_required
 
 from ..errors import render_error
 from ..tenants.models import SLUG
 from .context import TenantContext, context_for, current, current_or_none
 from .permissions import Permission
-from .queries import enter_tenant
+from .queries import enter_tenant, renamed
 
 __all__ = ["TenantContext", "context_for", "current", "current_or_none", "can", "requires", "tenant_blueprint",
            "entry_checks", "works_read_only", "Permission"]
@@ -59,6 +59,9 @@ def _require_member():
     """Not a member, unknown slug or unusable tenant: the same 404, so nothing leaks."""
     entry = enter_tenant(g.tenant_slug or "", current_user.id)
     if entry is None:
+        moved = renamed(g.tenant_slug, current_user.id) if request.method in ("GET", "HEAD") else None
+        if moved:
+            return redirect(moved, 308)
         abort(404)  # the transaction, with whatever it set, is rolled back
     tenant, membership, role = entry
     if not tenant.is_readable:

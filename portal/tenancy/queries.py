@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from flask import g
-from sqlalchemy import select
+from flask import g, request
+from sqlalchemy import select, text
 
 from ..database.context import adopt
 from ..database.loaded import attach
@@ -65,6 +65,18 @@ def entered(row, user_id: UUID) -> Entry | None:
     else:
         role = Role(str(row.m_custom_role_id), row.r_name or "", "", permissions, custom_id=row.m_custom_role_id)
     return tenant, membership, role
+
+
+def renamed(slug: str, user_id: UUID) -> str | None:
+    """For a member, the URL of this request at their tenant's new address, when `slug` is one it
+    left recently; None otherwise (and for everyone else: the same 404)."""
+    if not slug:
+        return None
+    new = db.session.scalar(text("SELECT portal_slug_redirect(:u, :s)"), {"u": user_id, "s": slug})
+    if not new:
+        return None
+    path = request.full_path.rstrip("?")
+    return path.replace(f"/t/{slug}", f"/t/{new}", 1)
 
 
 def lock_tenant(tenant: Tenant) -> None:

@@ -63,6 +63,18 @@ class Plan(db.Model):
 LIMITS = ("max_users", "max_sites", "max_devices", "max_integrations")
 
 
+class SlugRedirect(db.Model):
+    """A renamed tenant's old address: it leads its members to the new one for a while, and
+    nobody else may take it meanwhile (a tenant row: forced RLS)."""
+
+    __tablename__ = "tenant_slug_redirects"
+    __table_args__ = (Index("ix_tenant_slug_redirects_old_slug", "old_slug"),)
+
+    tenant_id: Mapped[UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
+    old_slug: Mapped[str] = mapped_column(String(63), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class TenantTombstone(db.Model):
     """What remains of a purged tenant: for the system console, and its slug stays reserved."""
 
