@@ -10,6 +10,7 @@ import signal
 import sys
 
 from flask_migrate import upgrade
+from werkzeug.serving import WSGIRequestHandler
 
 from . import create_app
 from .extensions import db
@@ -33,10 +34,21 @@ def main() -> None:
         upgrade()
         if app.config["PORTAL_ENV"] != "production" and load_sample(app.config["SEED_PASSWORD"]):
             db.session.commit()
-            app.logger.info("Sample data loaded; sign in as alice@acme.com with SEED_PASSWORD.")
+            app.logger.info("Sample data loaded.")
     host, port = os.environ.get("HOST", "127.0.0.1"), int(os.environ.get("PORT", "5000"))
     print(f" * Portal on http://{host}:{port}/  (Ctrl-C stops it and the embedded database)", flush=True)
-    app.run(host=host, port=port, debug=False, use_reloader=False, threaded=True)
+    if app.config["PORTAL_ENV"] == "development":
+        print(f" * Sign in as alice@acme.com (or any sample account in the README) with the password "
+              f"{app.config['SEED_PASSWORD']}", flush=True)
+    # The portal logs one line per request (portal.requestlog); werkzeug's own access line would
+    # be a second one.
+    app.run(host=host, port=port, debug=False, use_reloader=False, threaded=True,
+            request_handler=QuietRequestHandler)
+
+
+class QuietRequestHandler(WSGIRequestHandler):
+    def log_request(self, code="-", size="-"):
+        pass
 
 
 if __name__ == "__main__":

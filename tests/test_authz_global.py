@@ -53,6 +53,7 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("devmail.show", "GET"): each(404, 404),
     ("health.healthz", "GET"): each(200, 200),
     ("static", "GET"): each(200, 200),
+    ("favicon", "GET"): each(200, 200),
 }
 
 PARAMS = {

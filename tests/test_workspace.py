@@ -2,6 +2,7 @@
 the write paths and their audit rows."""
 from __future__ import annotations
 
+import json
 import re
 import secrets
 from contextlib import contextmanager
@@ -483,7 +484,7 @@ def test_create_and_edit_device_with_validation_and_audit(app, org):
     assert updated.after["metadata"] == {"specs": {"resolution": "4K"}, "configuration": {"fps": 30}}
     assert updated.after["last_seen_at"].startswith("2026-01-02T03:04")
     page = owner.get(f"/t/{slug}/devices/{device.id}").get_data(as_text=True)
-    assert '"fps": 30' in page and "firmware_version: 1.2.3 → 1.3.0" in page
+    assert '"fps": 30' in page and "firmware from 1.2.3 to 1.3.0" in page  # the history, in words
 
 
 def test_members_change_status_on_their_sites_only_and_cannot_decommission(app, org):
@@ -557,3 +558,36 @@ def test_device_json_the_database_cannot_store_is_refused_not_a_500(app, org, sp
     r = owner.post(f"/t/{slug}/devices/new", data={"csrf_token": csrf_token(owner), **device_form(
         t["sites"][0], serial_number=f"json-{secrets.token_hex(3)}", specs=specs)})
     assert r.status_code == 422 and message in r.get_data(as_text=True)
+
+
+def test_too_long_names_are_refused_with_a_message_not_cut(app, org):
+    """The browser is not given maxlength (a paste would be cut silently): the server refuses
+    what is too long, says so, and the form shows a counter."""
+    owner, slug, t = org["c"]["owner"], org["slug"], org["t"]
+    form = owner.get(f"/t/{slug}/devices/new").get_data(as_text=True)
+    assert 'data-maxlength="200"' in form and "0 / 200" in form and ' maxlength=' not in form
+    r = owner.post(f"/t/{slug}/devices/new", data={"csrf_token": csrf_token(owner), **device_form(
+        t["sites"][0], name="x" * 5000)})
+    html = r.get_data(as_text=True)
+    assert r.status_code == 422 and "Field cannot be longer than 200 characters." in html
+    assert "5000 / 200" in html
+
+
+def test_status_change_with_htmx_raises_a_toast_and_refreshes_the_history(app, org):
+    owner, slug, t = org["c"]["owner"], org["slug"], org["t"]
+    device = t["devices"][0]
+    r = owner.post(f"/t/{slug}/devices/{device}/status", headers=HX,
+                   data={"csrf_token": csrf_token(owner), "status": "maintenance"})
+    assert r.status_code == 200
+    events = json.loads(r.headers["HX-Trigger"])
+    assert "device-changed" in events and "is now maintenance" in events["toast"]["items"][0]["message"]
+    page = owner.get(f"/t/{slug}/devices/{device}").get_data(as_text=True)
+    assert 'id="device-history"' in page and "changed status from online to maintenance" in page
+
+
+def test_people_who_see_every_site_are_not_offered_site_toggles(app, org):
+    owner, slug, users = org["c"]["owner"], org["slug"], org["users"]
+    html = owner.get(f"/t/{slug}/members/").get_data(as_text=True)
+    owner_row = html[html.index(f'id="member-{users["owner"].id}"'):]
+    owner_row = owner_row[:owner_row.index("</tr>")]
+    assert "All sites" in owner_row and "of 2 sites" not in owner_row
