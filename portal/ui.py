@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from flask import Flask, get_flashed_messages, request, send_from_directory
 from flask_login import current_user
 from sqlalchemy.exc import SQLAlchemyError
+from user_agents import parse as parse_user_agent
 
 LEVELS = {"success": "success", "error": "error", "message": "info", "info": "info", "warning": "error"}
 
@@ -79,6 +80,7 @@ def init_app(app: Flask) -> None:
     app.after_request(_flashes_as_toasts)
     app.jinja_env.globals["header_tenant"] = header_tenant
     app.jinja_env.filters["ago"] = ago
+    app.jinja_env.filters["browser"] = browser_name
 
     @app.get("/favicon.ico")
     def favicon():
@@ -99,3 +101,17 @@ def ago(when, now=None) -> str:
             n = seconds // size
             return f"{n} {unit}{'' if n == 1 else 's'} ago"
     return "just now"
+
+
+def browser_name(user_agent: str | None) -> str:
+    """"Chrome 131 on Linux" from a User-Agent header (user-agents / ua-parser)."""
+    if not user_agent:
+        return "Unknown browser"
+    parsed = parse_user_agent(user_agent)
+    browser = parsed.browser.family
+    if browser == "Other":
+        return "Unknown browser"
+    major = parsed.browser.version[0] if parsed.browser.version else None
+    name = f"{browser} {major}" if major is not None else browser
+    system = parsed.os.family
+    return f"{name} on {system}" if system and system != "Other" else name

@@ -386,7 +386,7 @@ def walk(client, url: str) -> tuple[list[str], int]:
     while url:
         html = client.get(url, headers=HX).get_data(as_text=True)
         seen += re.findall(r"<code>([^<]+)</code>", html)
-        nxt = re.search(r'hx-get="([^"]+)"', html)
+        nxt = re.search(r'rel="next" href="[^"]+" hx-get="([^"]+)"', html)
         url = nxt.group(1).replace("&amp;", "&") if nxt else None
         pages += 1
     return seen, pages
@@ -445,7 +445,7 @@ def test_two_statements_per_list_request_at_any_depth(app, fleet):
     c, slug = fleet["c"], fleet["slug"]
     c.get(f"/t/{slug}/devices/", headers=HX)  # warm: the session's user is cached by nobody, but be fair
     html = c.get(f"/t/{slug}/devices/", headers=HX).get_data(as_text=True)
-    deep = re.search(r'hx-get="([^"]+)"', html).group(1).replace("&amp;", "&")
+    deep = re.search(r'rel="next" href="[^"]+" hx-get="([^"]+)"', html).group(1).replace("&amp;", "&")
     for url in (f"/t/{slug}/devices/", deep, f"/t/{slug}/devices/?q=ab&status=online&sort=last_seen"):
         with statements(app) as seen:
             assert c.get(url, headers=HX).status_code == 200
@@ -591,3 +591,57 @@ def test_people_who_see_every_site_are_not_offered_site_toggles(app, org):
     owner_row = html[html.index(f'id="member-{users["owner"].id}"'):]
     owner_row = owner_row[:owner_row.index("</tr>")]
     assert "All sites" in owner_row and "of 2 sites" not in owner_row
+
+
+@pytest.mark.parametrize("query", ["", "sort=status&dir=desc", "sort=last_seen", "q=a&site_filter=1"])
+def test_previous_page_and_count_come_back_to_the_same_rows(app, fleet, query):
+    """Next then Previous shows the first page again, in every sort; the count request says
+    where the page is ("51–60 of 60") without adding a statement to the list request."""
+    c, slug, t = fleet["c"], fleet["slug"], fleet["t"]
+    query = query.replace("site_filter=1", f"site={t['sites'][0]}")
+    url = f"/t/{slug}/devices/?{query}"
+    first = c.get(url, headers=HX).get_data(as_text=True)
+    first_serials = re.findall(r"<code>([^<]+)</code>", first)
+    total = len(first_serials) if "rel=\"next\"" not in first else None
+    count_url = re.search(r'id="device-count"[^>]*hx-get="([^"]+)"', first).group(1).replace("&amp;", "&")
+    if total is None:
+        nxt = re.search(r'rel="next" href="([^"]+)"', first).group(1).replace("&amp;", "&")
+        second = c.get(nxt, headers=HX).get_data(as_text=True)
+        assert "rel=\"next\"" not in second and len(re.findall(r"<code>", second)) > 0
+        counted = c.get(re.search(r'id="device-count"[^>]*hx-get="([^"]+)"', second).group(1).replace("&amp;", "&"),
+                        headers=HX).get_data(as_text=True)
+        shown = len(re.findall(r"<code>", second))
+        assert f"51–{50 + shown} of {50 + shown}" in counted, counted
+        prev = re.search(r'rel="prev" href="([^"]+)"', second).group(1).replace("&amp;", "&")
+        with statements(app) as seen:
+            again = c.get(prev, headers=HX)
+        assert len(seen) == 2, seen
+        again = again.get_data(as_text=True)
+        assert re.findall(r"<code>([^<]+)</code>", again) == first_serials
+        assert 'rel="prev"' not in again  # the first page has no previous page
+    counted = c.get(count_url, headers=HX).get_data(as_text=True)
+    assert re.search(r"1–\d+ of \d+", counted), counted
+
+
+def test_count_is_exact_to_ten_thousand_and_bad_input_is_harmless(app, fleet):
+    c, slug = fleet["c"], fleet["slug"]
+    assert "of 60" in c.get(f"/t/{slug}/devices/count?shown=50", headers=HX).get_data(as_text=True)
+    for bad in ("first=%%%&shown=x", "first=AAAA&shown=-4", "before=zzz", "shown=99999999999999999999"):
+        assert c.get(f"/t/{slug}/devices/count?{bad}", headers=HX).status_code == 200
+    assert c.get(f"/t/{slug}/devices/?before=not-a-cursor", headers=HX).status_code == 200
+    from portal.devices import queries
+    html = app.jinja_env.get_template("devices/_count.html").render(total=10_001, before=0, shown=50, cap=10_000)
+    assert "1–50 of 10,000+" in html
+
+
+def test_htmx_assignments_and_member_changes_answer_with_a_toast(app, org):
+    owner, slug, t, users = org["c"]["owner"], org["slug"], org["t"], org["users"]
+    r = owner.post(f"/t/{slug}/sites/{t['sites'][0]}/assignments", headers=HX,
+                   data={"csrf_token": csrf_token(owner), "user_id": str(users["viewer"].id), "fragment": "member",
+                         "next": f"/t/{slug}/members/"})
+    assert r.status_code == 200 and json.loads(r.headers["HX-Trigger"])["toast"]["items"][0]["level"] == "success"
+    r = owner.post(f"/t/{slug}/members/{users['viewer'].id}/suspend", headers=HX,
+                   data={"csrf_token": csrf_token(owner)})
+    assert r.status_code == 200 and "toast" in json.loads(r.headers["HX-Trigger"])
+    # Flashed for htmx, shown as a toast: not again on the next page.
+    assert 'class="flash' not in owner.get(f"/t/{slug}/members/").get_data(as_text=True)

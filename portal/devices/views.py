@@ -48,6 +48,21 @@ def index():
                            types=list(DeviceType), statuses=list(DeviceStatus), sorts=queries.SORTS)
 
 
+@bp.get("/count")
+@requires(Permission.DEVICES_VIEW)
+def count():
+    """The list's position and number of matches ("51–100 of 1,234"), fetched by the list after
+    its rows (htmx) so the list request stays at two statements."""
+    state = queries.ListState.from_args(request.args)
+    total, before = queries.count_matches(current(), state, request.args.get("first", "")[:500])
+    try:
+        shown = max(0, min(int(request.args.get("shown", "0")), queries.PAGE_SIZE))
+    except ValueError:
+        shown = 0
+    return render_template("devices/_count.html", total=total, before=before, shown=shown,
+                           cap=queries.COUNT_CAP)
+
+
 @bp.get("/export.csv")
 @requires(Permission.DEVICES_VIEW)
 def export():

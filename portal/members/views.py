@@ -52,11 +52,11 @@ def _act(user_id: UUID, action, success: str):
             return _row(_target_or_404(user_id), exc.message, 422)
         flash(exc.message, "error")
         return redirect(url_for(".index"), 303)
+    flash(success, "success")  # for htmx, a toast (portal.ui)
     if htmx:
         if result is None:  # removed: the row disappears
             return ""
         return _row(result)
-    flash(success, "success")
     return redirect(url_for(".index"), 303)
 
 
