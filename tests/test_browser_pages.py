@@ -121,6 +121,10 @@ def test_every_page_at_both_widths(chromium, live_server, sweep, axe, role):
             tab.page.set_viewport_size({"width": w, "height": h})
             for name, path in pages_for(role, sweep["t"]):
                 problems += check_page(tab, name, path, width_name, role, axe)
+        if role == "owner":  # the dark scheme once, at phone width (contrast is axe's to check)
+            tab.page.emulate_media(color_scheme="dark")
+            for name, path in pages_for(role, sweep["t"]):
+                problems += check_page(tab, name, path, "phone-dark", role, axe)
         assert not problems, "\n".join(problems)
     finally:
         context.close()
