@@ -2,7 +2,7 @@
 
 Each visit fails on a console error (htmx: errors and CSP violations included), a document
 wider than the viewport, or a serious or critical axe-core violation. Screenshots of every
-page at both widths go to test-results/pages/ (git-ignored). One browser for the session,
+page at both widths go to test-artifacts/pages/ (git-ignored). One browser for the session,
 one sign-in per role: the role's context visits every page at both widths.
 """
 from __future__ import annotations
@@ -25,7 +25,8 @@ from portal.tenancy.models import Membership, MembershipRole
 
 pytestmark = pytest.mark.browser
 
-SHOTS = Path(__file__).resolve().parent.parent / "test-results" / "pages"
+# Not test-results/: pytest-playwright empties that folder when a session starts.
+SHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "pages"
 WIDTHS = {"wide": (1280, 900), "phone": (390, 844)}
 LONG_NAME = "Unbroken" + "x" * 192  # 200 characters, no space: must wrap, not widen the page
 
