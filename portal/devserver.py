@@ -11,6 +11,7 @@ import signal
 import sys
 
 from flask_migrate import upgrade
+from werkzeug.serving import WSGIRequestHandler
 
 from . import create_app
 from .extensions import db
@@ -35,16 +36,27 @@ def main() -> None:
         upgrade()
         if app.config["PORTAL_ENV"] != "production" and load_sample(app.config["SEED_PASSWORD"]):
             db.session.commit()
-            app.logger.info("Sample data loaded; sign in as alice@acme.com with SEED_PASSWORD.")
+            app.logger.info("Sample data loaded.")
     host, port = os.environ.get("HOST", "127.0.0.1"), int(os.environ.get("PORT", "5000"))
     worker = WorkerThread(app, concurrency=app.config["WORKER_CONCURRENCY"])
     worker.start()
     print(f" * Portal on http://{host}:{port}/ with a job worker (Ctrl-C stops both and the embedded database)",
           flush=True)
+    if app.config["PORTAL_ENV"] == "development":
+        print(f" * Sign in as alice@acme.com (or any sample account in the README) with the password "
+              f"{app.config['SEED_PASSWORD']}", flush=True)
     try:
-        app.run(host=host, port=port, debug=False, use_reloader=False, threaded=True)
+        # The portal logs one line per request (portal.requestlog); werkzeug's own access line would
+        # be a second one.
+        app.run(host=host, port=port, debug=False, use_reloader=False, threaded=True,
+                request_handler=QuietRequestHandler)
     finally:
         worker.stop(timeout=app.config["WORKER_SHUTDOWN_SECONDS"] + 5)
+
+
+class QuietRequestHandler(WSGIRequestHandler):
+    def log_request(self, code="-", size="-"):
+        pass
 
 
 if __name__ == "__main__":

@@ -45,6 +45,8 @@ def refuse_nul_characters():
 
 
 def init_app(app: Flask) -> None:
+    from . import ui
+    ui.init_app(app)
     app.before_request(refuse_nul_characters)
     app.after_request(commit_or_rollback)
     app.after_request(security_headers)

@@ -68,6 +68,7 @@ EXPECTED: dict[tuple[str, str], dict[str, int | tuple[int, ...]]] = {
     ("health.readyz", "GET"): each((200, 503), (200, 503)),  # public; 503 while no worker was seen (test_metrics.py)
     ("metrics", "GET"): each(404, 404),  # only with METRICS_TOKEN set, and its bearer token (test_metrics.py)
     ("static", "GET"): each(200, 200),
+    ("favicon", "GET"): each(200, 200),
 }
 
 PARAMS = {

@@ -62,6 +62,7 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("sites.unassign", "POST"): expect(400, 400, 403, 403),
     ("sites.member_sites", "GET"): MANAGERS,
     ("devices.export", "GET"): READ_ALL,
+    ("devices.count", "GET"): READ_ALL,
     ("devices.create", "GET"): MANAGERS,
     ("devices.create", "POST"): expect(422, 422, 403, 403),
     ("devices.import_csv", "GET"): MANAGERS,

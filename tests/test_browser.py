@@ -34,9 +34,10 @@ def restore_last_tenant(db_urls):
 
 def open_switcher(page):
     """Wait for htmx to load the switcher fragment into the header, then open it."""
-    menu = page.locator("#tenant-switcher details.switcher-menu")
-    menu.locator("summary").wait_for(state="visible")
-    menu.locator("summary").click()
+    menu = page.locator("#tenant-switcher")
+    menu.locator("button.switcher-toggle").wait_for(state="visible")
+    menu.locator("button.switcher-toggle").click()
+    menu.locator("#switcher-list").wait_for(state="visible")
     return menu
 
 
@@ -54,7 +55,7 @@ def test_sign_in_lands_on_a_tenant_dashboard(tab):
     expect(heading).to_have_count(1)
     assert heading.inner_text().strip() in CONSULTANT_TENANTS
     # The header switcher is filled by htmx on load: wait for it so its requests count too.
-    expect(page.locator("#tenant-switcher details.switcher-menu summary")).to_have_text(
+    expect(page.locator("#tenant-switcher button.switcher-toggle")).to_have_text(
         heading.inner_text().strip())
     tab.assert_no_csp_errors()
 
@@ -80,7 +81,7 @@ def test_switch_tenant_with_the_htmx_switcher(tab, restore_last_tenant):
 
     # The reloaded header offers exactly the user's three organizations, marking the current one.
     menu = open_switcher(page)
-    expect(menu.locator("summary")).to_have_text("TechStart Inc")
+    expect(menu.locator("button.switcher-toggle")).to_have_text("TechStart Inc")
     names = switcher_tenant_names(menu)
     assert sorted(names) == sorted(CONSULTANT_SWITCHER), names
     assert "Demo Company" not in menu.inner_text()

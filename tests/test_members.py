@@ -1,6 +1,7 @@
 """Members: roles, suspension, removal, ownership transfer, leaving, and the last-owner rule."""
 from __future__ import annotations
 
+import re
 import threading
 
 import pytest
@@ -10,7 +11,7 @@ from sqlalchemy.exc import DBAPIError
 from conftest import csrf_token, login
 from portal.database.context import tenant_scope
 from portal.extensions import db
-from portal.tenancy.models import Membership
+from portal.tenancy.models import Membership, MembershipRole
 
 
 @pytest.fixture
@@ -224,3 +225,26 @@ def test_assign_sites_from_the_member_row(app, org):
     assert r.status_code == 200 and 'aria-checked="true"' in r.get_data(as_text=True)
     listing = viewer.get(f"/t/{t['slug']}/members/").get_data(as_text=True)
     assert f"Site 0 {t['slug']}" in listing and "member-sites-" not in listing  # read-only names
+
+
+def test_members_pages_forward_and_back_with_their_position(app, factory):
+    """55 members: the first page says "1–50 of 55", Next shows "51–55 of 55", Previous
+    comes back to the same first page."""
+    owner = factory.user(name="Paging Owner", email=f"aaa-owner-{factory._unique()}@example.com")
+    others = {f"m{i}": factory.user(name=f"Paging {i:02d}") for i in range(54)}
+    t = factory.tenant(members={"owner": owner}, sites=0, devices=0)
+    with app.app_context(), tenant_scope(db.session, t["id"]):
+        for user in others.values():
+            db.session.add(Membership(tenant_id=t["id"], user_id=user.id, role=MembershipRole.VIEWER))
+        db.session.commit()
+    client = app.test_client()
+    login(client, owner.email)
+    first = client.get(f"/t/{t['slug']}/members/").get_data(as_text=True)
+    assert "1–50 of 55" in first and 'rel="prev"' not in first
+    nxt = re.search(r'rel="next" href="([^"]+)"', first).group(1).replace("&amp;", "&")
+    second = client.get(nxt, headers={"HX-Request": "true", "HX-Target": "member-table"}).get_data(as_text=True)
+    assert "51–55 of 55" in second and 'rel="next"' not in second and "<html" not in second
+    prev = re.search(r'rel="prev" href="([^"]+)"', second).group(1).replace("&amp;", "&")
+    again = client.get(prev).get_data(as_text=True)
+    assert re.findall(r'data-email="([^"]+)"', again) == re.findall(r'data-email="([^"]+)"', first)
+    assert client.get(f"/t/{t['slug']}/members/?before=%%%&after=").status_code == 200

@@ -106,7 +106,7 @@ def test_device_list_keyset_pages_and_htmx_fragment(app, factory, world):
         html = response.get_data(as_text=True)
         assert "HX-Request" in response.headers["Vary"] and "<html" not in html
         seen += re.findall(r"<code>(SN-[^<]+)</code>", html)
-        nxt = re.search(r'hx-get="([^"]+)"', html)
+        nxt = re.search(r'rel="next" href="[^"]+" hx-get="([^"]+)"', html)
         url = nxt.group(1).replace("&amp;", "&") if nxt else None
         pages += 1
     assert pages == 3 and len(seen) == 120 and len(set(seen)) == 120

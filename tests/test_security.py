@@ -178,7 +178,7 @@ def test_profile_revokes_other_sessions(app, person):
     login(other, person.email)
     login(mine, person.email)
     page = mine.get("/account/").get_data(as_text=True)
-    assert page.count("data-session=") == 2 and "(this browser)" in page
+    assert page.count("data-session=") == 2 and "this browser</span>" in page and page.count('aria-current="true"') == 1
     mine.post("/account/sessions/revoke-others", data={"csrf_token": csrf_token(mine)})
     assert other.get("/account/").status_code == 302 and mine.get("/account/").status_code == 200
 

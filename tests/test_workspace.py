@@ -2,6 +2,7 @@
 the write paths and their audit rows."""
 from __future__ import annotations
 
+import json
 import re
 import secrets
 from contextlib import contextmanager
@@ -385,7 +386,7 @@ def walk(client, url: str) -> tuple[list[str], int]:
     while url:
         html = client.get(url, headers=HX).get_data(as_text=True)
         seen += re.findall(r"<code>([^<]+)</code>", html)
-        nxt = re.search(r'hx-get="([^"]+)"', html)
+        nxt = re.search(r'rel="next" href="[^"]+" hx-get="([^"]+)"', html)
         url = nxt.group(1).replace("&amp;", "&") if nxt else None
         pages += 1
     return seen, pages
@@ -444,7 +445,7 @@ def test_two_statements_per_list_request_at_any_depth(app, fleet):
     c, slug = fleet["c"], fleet["slug"]
     c.get(f"/t/{slug}/devices/", headers=HX)  # warm: the session's user is cached by nobody, but be fair
     html = c.get(f"/t/{slug}/devices/", headers=HX).get_data(as_text=True)
-    deep = re.search(r'hx-get="([^"]+)"', html).group(1).replace("&amp;", "&")
+    deep = re.search(r'rel="next" href="[^"]+" hx-get="([^"]+)"', html).group(1).replace("&amp;", "&")
     for url in (f"/t/{slug}/devices/", deep, f"/t/{slug}/devices/?q=ab&status=online&sort=last_seen"):
         with statements(app) as seen:
             assert c.get(url, headers=HX).status_code == 200
@@ -483,7 +484,7 @@ def test_create_and_edit_device_with_validation_and_audit(app, org):
     assert updated.after["metadata"] == {"specs": {"resolution": "4K"}, "configuration": {"fps": 30}}
     assert updated.after["last_seen_at"].startswith("2026-01-02T03:04")
     page = owner.get(f"/t/{slug}/devices/{device.id}").get_data(as_text=True)
-    assert '"fps": 30' in page and "firmware_version: 1.2.3 → 1.3.0" in page
+    assert '"fps": 30' in page and "firmware from 1.2.3 to 1.3.0" in page  # the history, in words
 
 
 def test_members_change_status_on_their_sites_only_and_cannot_decommission(app, org):
@@ -557,3 +558,90 @@ def test_device_json_the_database_cannot_store_is_refused_not_a_500(app, org, sp
     r = owner.post(f"/t/{slug}/devices/new", data={"csrf_token": csrf_token(owner), **device_form(
         t["sites"][0], serial_number=f"json-{secrets.token_hex(3)}", specs=specs)})
     assert r.status_code == 422 and message in r.get_data(as_text=True)
+
+
+def test_too_long_names_are_refused_with_a_message_not_cut(app, org):
+    """The browser is not given maxlength (a paste would be cut silently): the server refuses
+    what is too long, says so, and the form shows a counter."""
+    owner, slug, t = org["c"]["owner"], org["slug"], org["t"]
+    form = owner.get(f"/t/{slug}/devices/new").get_data(as_text=True)
+    assert 'data-maxlength="200"' in form and "0 / 200" in form and ' maxlength=' not in form
+    r = owner.post(f"/t/{slug}/devices/new", data={"csrf_token": csrf_token(owner), **device_form(
+        t["sites"][0], name="x" * 5000)})
+    html = r.get_data(as_text=True)
+    assert r.status_code == 422 and "Field cannot be longer than 200 characters." in html
+    assert "5000 / 200" in html
+
+
+def test_status_change_with_htmx_raises_a_toast_and_refreshes_the_history(app, org):
+    owner, slug, t = org["c"]["owner"], org["slug"], org["t"]
+    device = t["devices"][0]
+    r = owner.post(f"/t/{slug}/devices/{device}/status", headers=HX,
+                   data={"csrf_token": csrf_token(owner), "status": "maintenance"})
+    assert r.status_code == 200
+    events = json.loads(r.headers["HX-Trigger"])
+    assert "device-changed" in events and "is now maintenance" in events["toast"]["items"][0]["message"]
+    page = owner.get(f"/t/{slug}/devices/{device}").get_data(as_text=True)
+    assert 'id="device-history"' in page and "changed status from online to maintenance" in page
+
+
+def test_people_who_see_every_site_are_not_offered_site_toggles(app, org):
+    owner, slug, users = org["c"]["owner"], org["slug"], org["users"]
+    html = owner.get(f"/t/{slug}/members/").get_data(as_text=True)
+    owner_row = html[html.index(f'id="member-{users["owner"].id}"'):]
+    owner_row = owner_row[:owner_row.index("</tr>")]
+    assert "All sites" in owner_row and "of 2 sites" not in owner_row
+
+
+@pytest.mark.parametrize("query", ["", "sort=status&dir=desc", "sort=last_seen", "q=a&site_filter=1"])
+def test_previous_page_and_count_come_back_to_the_same_rows(app, fleet, query):
+    """Next then Previous shows the first page again, in every sort; the count request says
+    where the page is ("51–60 of 60") without adding a statement to the list request."""
+    c, slug, t = fleet["c"], fleet["slug"], fleet["t"]
+    query = query.replace("site_filter=1", f"site={t['sites'][0]}")
+    url = f"/t/{slug}/devices/?{query}"
+    first = c.get(url, headers=HX).get_data(as_text=True)
+    first_serials = re.findall(r"<code>([^<]+)</code>", first)
+    total = len(first_serials) if "rel=\"next\"" not in first else None
+    count_url = re.search(r'id="device-count"[^>]*hx-get="([^"]+)"', first).group(1).replace("&amp;", "&")
+    if total is None:
+        nxt = re.search(r'rel="next" href="([^"]+)"', first).group(1).replace("&amp;", "&")
+        second = c.get(nxt, headers=HX).get_data(as_text=True)
+        assert "rel=\"next\"" not in second and len(re.findall(r"<code>", second)) > 0
+        counted = c.get(re.search(r'id="device-count"[^>]*hx-get="([^"]+)"', second).group(1).replace("&amp;", "&"),
+                        headers=HX).get_data(as_text=True)
+        shown = len(re.findall(r"<code>", second))
+        assert f"51–{50 + shown} of {50 + shown}" in counted, counted
+        prev = re.search(r'rel="prev" href="([^"]+)"', second).group(1).replace("&amp;", "&")
+        with statements(app) as seen:
+            again = c.get(prev, headers=HX)
+        assert len(seen) == 2, seen
+        again = again.get_data(as_text=True)
+        assert re.findall(r"<code>([^<]+)</code>", again) == first_serials
+        assert 'rel="prev"' not in again  # the first page has no previous page
+    counted = c.get(count_url, headers=HX).get_data(as_text=True)
+    assert re.search(r"1–\d+ of \d+", counted), counted
+
+
+def test_count_is_exact_to_ten_thousand_and_bad_input_is_harmless(app, fleet):
+    c, slug = fleet["c"], fleet["slug"]
+    assert "of 60" in c.get(f"/t/{slug}/devices/count?shown=50", headers=HX).get_data(as_text=True)
+    for bad in ("first=%%%&shown=x", "first=AAAA&shown=-4", "before=zzz", "shown=99999999999999999999"):
+        assert c.get(f"/t/{slug}/devices/count?{bad}", headers=HX).status_code == 200
+    assert c.get(f"/t/{slug}/devices/?before=not-a-cursor", headers=HX).status_code == 200
+    from portal.devices import queries
+    html = app.jinja_env.get_template("devices/_count.html").render(total=10_001, before=0, shown=50, cap=10_000)
+    assert "1–50 of 10,000+" in html
+
+
+def test_htmx_assignments_and_member_changes_answer_with_a_toast(app, org):
+    owner, slug, t, users = org["c"]["owner"], org["slug"], org["t"], org["users"]
+    r = owner.post(f"/t/{slug}/sites/{t['sites'][0]}/assignments", headers=HX,
+                   data={"csrf_token": csrf_token(owner), "user_id": str(users["viewer"].id), "fragment": "member",
+                         "next": f"/t/{slug}/members/"})
+    assert r.status_code == 200 and json.loads(r.headers["HX-Trigger"])["toast"]["items"][0]["level"] == "success"
+    r = owner.post(f"/t/{slug}/members/{users['viewer'].id}/suspend", headers=HX,
+                   data={"csrf_token": csrf_token(owner)})
+    assert r.status_code == 200 and "toast" in json.loads(r.headers["HX-Trigger"])
+    # Flashed for htmx, shown as a toast: not again on the next page.
+    assert 'class="flash' not in owner.get(f"/t/{slug}/members/").get_data(as_text=True)

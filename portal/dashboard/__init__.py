@@ -1,24 +1,37 @@
-"""The tenant dashboard: /t/<slug>/."""
+"""The tenant dashboard: /t/<slug>/. Counts, charts of the fleet (SVG drawn here, each bar a
+link to the filtered device list), what needs attention and the latest changes, all limited
+to what the viewer may see."""
 from __future__ import annotations
 
-from flask import Flask, render_template
-from sqlalchemy import func, select
+from datetime import datetime, timedelta, timezone
 
-from ..devices.models import DeviceStatus
+from flask import Flask, render_template
+from sqlalchemy import String, cast, func, or_, select
+
+from ..accounts.models import User
+from ..audit.models import AuditLog
+from ..devices.history import actor_names, describe
+from ..devices.models import Device, DeviceStatus
 from ..devices.queries import count_by_status
 from ..extensions import db
-from ..tenancy.models import Membership, MembershipStatus
 from ..sites.models import Site
 from ..sites.visibility import may_see
-from ..tenancy import Permission, current, requires, tenant_blueprint
+from ..tenancy import Permission, can, current, requires, tenant_blueprint
+from ..tenancy.models import Membership, MembershipStatus
+from ..tenancy.roles import owner_condition
 
 bp = tenant_blueprint("dashboard", __name__)
+
+OFFLINE_FOR = timedelta(hours=24)
+ATTENTION_LIMIT = 8
+CHANGES_LIMIT = 8
+SITES_CHARTED = 12
 
 
 @bp.get("/")
 @requires(Permission.TENANT_VIEW)
 def index():
-    # RLS already limits every count to the tenant; the filters say it for the reader too.
+    # RLS already limits every query to the tenant; the filters say it for the reader too.
     # Sites and devices count only what this member may see (their assigned sites, unless
     # their role sees every site).
     ctx = current()
@@ -29,8 +42,39 @@ def index():
         Membership.tenant_id == tid, Membership.status == MembershipStatus.ACTIVE))
     by_status = count_by_status(ctx)
     devices = [(status, by_status.get(status, 0)) for status in DeviceStatus]
+    per_site = db.session.execute(
+        select(Site.id, Site.name, func.count(Device.id).label("n"))
+        .join(Device, (Device.tenant_id == Site.tenant_id) & (Device.site_id == Site.id), isouter=True)
+        .where(Site.tenant_id == tid, Site.archived_at.is_(None), may_see(ctx, Site.id))
+        .group_by(Site.id, Site.name).order_by(func.count(Device.id).desc(), Site.name).limit(SITES_CHARTED)).all()
+    stale = datetime.now(timezone.utc) - OFFLINE_FOR
+    attention = db.session.execute(
+        select(Device.id, Device.name, Device.status, Device.last_seen_at, Site.name.label("site_name"))
+        .join(Site, (Site.tenant_id == Device.tenant_id) & (Site.id == Device.site_id))
+        .where(Device.tenant_id == tid, may_see(ctx, Device.site_id),
+               or_(Device.status == DeviceStatus.ERROR,
+                   (Device.status == DeviceStatus.OFFLINE) & (Device.last_seen_key < stale)))
+        .order_by(Device.status.desc(), Device.last_seen_key).limit(ATTENTION_LIMIT)).all()
+    changes = _latest_changes(ctx) if can(Permission.AUDIT_VIEW) else []
+    owners = [] if ctx.sees_all or sites else db.session.scalars(
+        select(User.name).join(Membership, Membership.user_id == User.id)
+        .where(Membership.tenant_id == tid, owner_condition()).order_by(User.name).limit(3)).all()
     return render_template("dashboard/index.html", sites=sites, members=members, devices=devices,
-                           device_total=sum(by_status.values()))
+                           device_total=sum(by_status.values()), per_site=per_site, attention=attention,
+                           changes=changes, owners=owners, offline_hours=int(OFFLINE_FOR.total_seconds() // 3600))
+
+
+def _latest_changes(ctx):
+    """The latest device changes, of devices the viewer may see, in words."""
+    rows = db.session.execute(
+        select(AuditLog, Device.id.label("device_id"), Device.name.label("device_name"))
+        .join(Device, (Device.tenant_id == AuditLog.tenant_id) & (cast(Device.id, String) == AuditLog.resource_id))
+        .where(AuditLog.tenant_id == ctx.tenant_id, AuditLog.resource_type == "device",
+               may_see(ctx, Device.site_id))
+        .order_by(AuditLog.created_at.desc()).limit(CHANGES_LIMIT)).all()
+    names = actor_names([r.AuditLog for r in rows])
+    return [{"entry": r.AuditLog, "device_id": r.device_id, "device_name": r.device_name,
+             "text": describe(r.AuditLog, names.get(r.AuditLog.user_id))} for r in rows]
 
 
 def init_app(app: Flask) -> None:

@@ -57,6 +57,7 @@ class ListState:
     sort: str = "name"
     direction: str = "asc"
     after: str = ""
+    before: str = ""  # the page before this cursor (Previous); `after` wins when both are given
 
     @classmethod
     def from_args(cls, args) -> ListState:
@@ -66,7 +67,8 @@ class ListState:
         direction = direction if direction in ("asc", "desc") else DEFAULT_DIRECTION[sort]
         return cls(q=" ".join(args.get("q", "").split())[:SEARCH_MAX], site=_uuid(args.get("site", "")),
                    type=_enum(DeviceType, args.get("type", "")), status=_enum(DeviceStatus, args.get("status", "")),
-                   sort=sort, direction=direction, after=args.get("after", "")[:500])
+                   sort=sort, direction=direction, after=args.get("after", "")[:500],
+                   before="" if args.get("after") else args.get("before", "")[:500])
 
     def args(self, **changes) -> dict:
         """URL arguments for this state (defaults left out), e.g. for url_for."""
@@ -75,7 +77,7 @@ class ListState:
                "status": state.status and state.status.value,
                "sort": state.sort if state.sort != "name" else None,
                "dir": state.direction if state.direction != DEFAULT_DIRECTION[state.sort] else None,
-               "after": state.after}
+               "after": state.after, "before": state.before}
         return {k: str(v) for k, v in out.items() if v}
 
     @property
@@ -88,6 +90,12 @@ class Page:
     rows: list
     next_cursor: str | None
     state: ListState = field(default_factory=ListState)
+    prev_cursor: str | None = None
+
+    @property
+    def first_cursor(self) -> str:
+        """Where this page starts (the count request counts the rows before it)."""
+        return cursor_of(self.rows[0], self.state.sort) if self.rows else ""
 
 
 def _sort_columns(sort: str) -> tuple:
@@ -259,16 +267,59 @@ def _compiled(statement: Select, dialect):
 
 
 def device_page(ctx: TenantContext, state: ListState, page_size: int = PAGE_SIZE) -> Page:
-    """One page of the list: one statement, whatever the page size or depth."""
-    statement, values = page_statement(ctx, state, page_size)
+    """One page of the list: one statement, whatever the page size or depth. A `before` page
+    (Previous) is the same statement in the opposite order from that position, reversed."""
+    position = _decode(state.before, state.sort) if state.before and not state.after else None
+    if position is None:
+        rows = _run(*page_statement(ctx, replace(state, before=""), page_size))
+        page = page_from_rows(rows, state, page_size)
+        page.prev_cursor = page.first_cursor if state.after and page.rows else None
+        return page
+    backwards = replace(state, direction=_opposite(state.direction), after="", before="")
+    rows = _run(*list_statement(ctx, backwards, LIST_COLUMNS, position, page_size + 1))
+    more_before = len(rows) > page_size
+    rows = list(reversed(rows[:page_size]))
+    if not rows:  # nothing before that position (any more): the first page
+        return device_page(ctx, replace(state, before=""), page_size)
+    page = Page(rows, cursor_of(rows[-1], state.sort), state)
+    page.prev_cursor = page.first_cursor if more_before else None
+    return page
+
+
+def _opposite(direction: str) -> str:
+    return "asc" if direction == "desc" else "desc"
+
+
+def _run(statement, values) -> list:
     connection = db.session.connection()
     # The hot path of the list: SQL compiled once per statement shape, run as driver SQL with
     # plain rows (no cache-key walk of the statement tree, no ORM layer, no result types:
     # psycopg's own values are what the template shows). Values go to psycopg as they are:
     # DeviceStatus and DeviceType are StrEnums, sent as their values (a plain Enum would not be).
     compiled = _compiled(statement, connection.dialect)
-    rows = connection.exec_driver_sql(compiled.string, compiled.construct_params(values)).all()
-    return page_from_rows(rows, state, page_size)
+    return connection.exec_driver_sql(compiled.string, compiled.construct_params(values)).all()
+
+
+COUNT_CAP = 10_000
+COUNT_COLUMNS = (Device.id, Device.status, Device.name_key, Device.last_seen_key)
+
+
+def count_matches(ctx: TenantContext, state: ListState, first: str = "") -> tuple[int, int | None]:
+    """(matches, rows before the page starting at cursor `first`), each counted exactly up to
+    COUNT_CAP and as COUNT_CAP + 1 beyond: the list's own index range scans, stopped after
+    COUNT_CAP + 1 rows, so a count never walks a whole big tenant. Its own request, after the
+    rows: the list request keeps its two statements."""
+    base = replace(state, after="", before="")
+    total = _count(*list_statement(ctx, base, COUNT_COLUMNS, None, COUNT_CAP + 1))
+    position = _decode(first, state.sort) if first else None
+    if position is None:
+        return total, 0 if not first else None
+    backwards = replace(base, direction=_opposite(state.direction))
+    return total, _count(*list_statement(ctx, backwards, COUNT_COLUMNS, position, COUNT_CAP + 1))
+
+
+def _count(statement, values) -> int:
+    return db.session.scalar(select(func.count()).select_from(statement.subquery("counted")), values)
 
 
 def iter_devices(ctx: TenantContext, state: ListState, columns, batch: int = 1000):

@@ -5,15 +5,17 @@ from __future__ import annotations
 from datetime import date
 from uuid import UUID
 
-from flask import Response, abort, flash, redirect, render_template, request, stream_with_context, url_for
+from flask import (Response, abort, flash, make_response, redirect, render_template, request, stream_with_context,
+                   url_for)
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from .. import ui
 from ..errors import render_error
 from ..extensions import db, htmx
 from ..rules import RuleViolation
 from ..sites.queries import visible_sites
 from ..tenancy import Permission, can, current, requires, tenant_blueprint
-from . import csvio, queries, services
+from . import csvio, history, queries, services
 from .forms import BulkForm, DeviceForm, ImportForm, MoveForm, StatusForm
 from .models import DeviceStatus, DeviceType
 
@@ -44,6 +46,21 @@ def index():
         return response
     return render_template("devices/index.html", page=page, state=state, sites=visible_sites(ctx),
                            types=list(DeviceType), statuses=list(DeviceStatus), sorts=queries.SORTS)
+
+
+@bp.get("/count")
+@requires(Permission.DEVICES_VIEW)
+def count():
+    """The list's position and number of matches ("51–100 of 1,234"), fetched by the list after
+    its rows (htmx) so the list request stays at two statements."""
+    state = queries.ListState.from_args(request.args)
+    total, before = queries.count_matches(current(), state, request.args.get("first", "")[:500])
+    try:
+        shown = max(0, min(int(request.args.get("shown", "0")), queries.PAGE_SIZE))
+    except ValueError:
+        shown = 0
+    return render_template("devices/_count.html", total=total, before=before, shown=shown,
+                           cap=queries.COUNT_CAP)
 
 
 @bp.get("/export.csv")
@@ -173,11 +190,26 @@ def _device_or_404(device_id: UUID, *, for_update: bool = False):
 
 
 def _show_context(device, ctx):
-    return {"device": device, "site": next((s for s in visible_sites(ctx, include_archived=True)
-                                            if s.id == device.site_id), None),
+    all_sites = visible_sites(ctx, include_archived=True)
+    entries = queries.device_history(ctx, device) if can(Permission.AUDIT_VIEW) else []
+    names = history.actor_names(entries)
+    site_names = {str(s.id): s.name for s in all_sites}
+    return {"device": device, "site": next((s for s in all_sites if s.id == device.site_id), None),
             "status_form": StatusForm(status=device.status.value),
             "move_form": MoveForm(sites=[s for s in visible_sites(ctx) if s.id != device.site_id]),
-            "history": queries.device_history(ctx, device) if can(Permission.AUDIT_VIEW) else []}
+            "history": entries,
+            "describe": lambda e: history.describe(e, names.get(e.user_id), site_names),
+            "back_url": _back_to_list()}
+
+
+def _back_to_list() -> str:
+    """The list as it was filtered, when the visitor came from it (same origin, same list)."""
+    referrer = request.referrer or ""
+    base = request.host_url.rstrip("/") + url_for(".index")
+    rest = referrer[len(base):] if referrer.startswith(base) else None
+    if rest is not None and (rest == "" or rest.startswith("?")):
+        return url_for(".index") + rest
+    return url_for(".index")
 
 
 @bp.get("/<uuid:device_id>")
@@ -225,8 +257,13 @@ def status(device_id: UUID):
         device = _device_or_404(device_id)
         error = exc.message
     if htmx:
-        return render_template("devices/_status.html", device=device, error=error,
-                               status_form=StatusForm(status=device.status.value)), 422 if error else 200
+        response = make_response(render_template("devices/_status.html", device=device, error=error,
+                                                 status_form=StatusForm(status=device.status.value)),
+                                 422 if error else 200)
+        if not error:
+            ui.toast(response, f"{device.name} is now {device.status.value}.")
+            ui.trigger(response, "device-changed")
+        return response
     flash(error or f"{device.name} is now {device.status.value}.", "error" if error else "success")
     return redirect(url_for(".show", device_id=device_id), 303)
 

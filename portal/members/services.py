@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, literal, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from .. import audit
@@ -33,23 +33,48 @@ def get_membership(ctx: TenantContext, user_id: UUID) -> Membership | None:
                                                       Membership.user_id == user_id))
 
 
-def list_members(ctx: TenantContext, query: str = "", after: str = "") -> tuple[list[Membership], str | None]:
-    """Members ordered by email, keyset-paginated; `query` matches name or email."""
+def list_members(ctx: TenantContext, query: str = "", after: str = "",
+                 before: str = "") -> tuple[list[Membership], str | None, str | None]:
+    """Members ordered by email, keyset-paginated both ways; `query` matches name or email.
+    Returns the page, the position after it (next page) and before it (previous page)."""
     email = func.lower(User.email)
+    backwards = bool(before) and not after
     stmt = (select(Membership, email.label("email_key")).join(User, User.id == Membership.user_id)
             .where(Membership.tenant_id == ctx.tenant_id)
-            .order_by(email).limit(PAGE_SIZE + 1))
+            .order_by(email.desc() if backwards else email).limit(PAGE_SIZE + 1))
     if query:
         like = contains_pattern(query)
         stmt = stmt.where(or_(email.like(like), func.lower(User.name).like(like)))
     if after:
         stmt = stmt.where(email > func.lower(after))
+    elif backwards:
+        stmt = stmt.where(email < func.lower(before))
     rows = db.session.execute(stmt).all()
     more = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]
-    # The position is the database's lower(email), the one it sorts by (Python's lower()
-    # differs for some letters, which would skip members).
-    return [m for m, _ in rows], (rows[-1].email_key if more else None)
+    if backwards:
+        rows.reverse()
+        if not rows:  # nothing before it (any more): the first page
+            return list_members(ctx, query)
+        # The position is the database's lower(email), the one it sorts by (Python's lower()
+        # differs for some letters, which would skip members).
+        return [m for m, _ in rows], rows[-1].email_key, (rows[0].email_key if more else None)
+    return ([m for m, _ in rows], (rows[-1].email_key if more else None),
+            (rows[0].email_key if after and rows else None))
+
+
+def count_members(ctx: TenantContext, query: str = "", first: str | None = None) -> tuple[int, int]:
+    """(members matching `query`, those of them before the email `first`): one statement.
+    A tenant's members are bounded by its plan, so an exact count is cheap."""
+    email = func.lower(User.email)
+    stmt = (select(func.count(), func.count().filter(email < func.lower(first)) if first else literal(0))
+            .select_from(Membership).join(User, User.id == Membership.user_id)
+            .where(Membership.tenant_id == ctx.tenant_id))
+    if query:
+        like = contains_pattern(query)
+        stmt = stmt.where(or_(email.like(like), func.lower(User.name).like(like)))
+    total, before = db.session.execute(stmt).one()
+    return total, before
 
 
 def active_owner_count(tenant_id: UUID) -> int:

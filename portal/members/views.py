@@ -32,8 +32,11 @@ def _row(membership, error: str | None = None, status: int = 200):
 def index():
     query = request.args.get("q", "").strip()[:100]
     ctx = current()
-    members, next_after = services.list_members(ctx, query, request.args.get("after", ""))
-    context = {"members": members, "q": query, "next_after": next_after,
+    members, next_after, prev_before = services.list_members(
+        ctx, query, request.args.get("after", "")[:320], request.args.get("before", "")[:320])
+    total, before = services.count_members(ctx, query, members[0].user.email if members else None)
+    context = {"members": members, "q": query, "next_after": next_after, "prev_before": prev_before,
+               "total": total, "first": before + 1,
                "site_access": site_access(ctx.tenant_id, [m.user_id for m in members]),
                "assignable": roles.assignable_roles(ctx)}
     if htmx and htmx.target == "member-table":
@@ -52,11 +55,11 @@ def _act(user_id: UUID, action, success: str):
             return _row(_target_or_404(user_id), exc.message, 422)
         flash(exc.message, "error")
         return redirect(url_for(".index"), 303)
+    flash(success, "success")  # for htmx, a toast (portal.ui)
     if htmx:
         if result is None:  # removed: the row disappears
             return ""
         return _row(result)
-    flash(success, "success")
     return redirect(url_for(".index"), 303)
 
 

@@ -145,6 +145,8 @@ def _change_assignment(site_id: UUID, service, done: str):
         db.session.rollback()
         error = exc.message
     status = 422 if error else 200
+    if htmx and not error:
+        flash(done.format(site=site.name), "success")  # a toast (portal.ui)
     if htmx and form.fragment.data == "member":
         return _member_sites(user_id, error=error, next_url=form.next.data or "", status=status)
     if htmx:

@@ -1,0 +1,106 @@
+// Behaviour shared by every page (no inline script under the CSP). Each piece is an
+// enhancement: without JavaScript the menu is open, dialogs show in place as plain forms,
+// outcomes arrive as flash messages and limits are checked by the server.
+(function () {
+  "use strict";
+  document.documentElement.classList.add("js");
+
+  // The header folds into a menu on a phone; the organization menu opens from its button.
+  function setOpen(button, open) {
+    var target = document.getElementById(button.getAttribute("aria-controls"));
+    if (!target) return;
+    button.setAttribute("aria-expanded", open ? "true" : "false");
+    if (button.hasAttribute("data-menu-toggle")) target.classList.toggle("open", open);
+    else target.hidden = !open;
+  }
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("[data-menu-toggle], [data-popup-toggle]");
+    if (button) {
+      setOpen(button, button.getAttribute("aria-expanded") !== "true");
+      return;
+    }
+    // A click elsewhere closes open popups.
+    document.querySelectorAll('[data-popup-toggle][aria-expanded="true"]').forEach(function (b) {
+      var popup = document.getElementById(b.getAttribute("aria-controls"));
+      if (popup && !popup.contains(event.target)) setOpen(b, false);
+    });
+  });
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape") return;
+    document.querySelectorAll('[data-popup-toggle][aria-expanded="true"]').forEach(function (b) {
+      setOpen(b, false);
+      b.focus();
+    });
+  });
+
+  // Confirmation dialogs: the trigger is a link to the dialog (which shows in place without
+  // JavaScript); here it opens as a modal and Cancel closes it.
+  document.addEventListener("click", function (event) {
+    var trigger = event.target.closest && event.target.closest("[data-dialog]");
+    if (trigger) {
+      var dialog = document.getElementById(trigger.getAttribute("data-dialog"));
+      if (dialog && dialog.showModal) {
+        event.preventDefault();
+        dialog.showModal();
+      }
+      return;
+    }
+    var cancel = event.target.closest && event.target.closest("[data-dialog-close]");
+    if (cancel) {
+      var open = cancel.closest("dialog");
+      if (open && open.open) {
+        event.preventDefault();
+        open.close();
+      }
+    }
+  });
+  // An htmx form inside a dialog: close the dialog once the request is sent.
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var dialog = event.target.closest && event.target.closest("dialog[open]");
+    if (dialog) dialog.close();
+  });
+
+  // Toasts: any response may raise one with `HX-Trigger: {"toast": {"message": ..., "level": ...}}`.
+  function toast(message, level) {
+    var region = document.getElementById("toasts");
+    if (!region || !message) return;
+    var item = document.createElement("div");
+    item.className = "toast toast-" + (level || "success");
+    var text = document.createElement("p");
+    text.textContent = message;
+    var close = document.createElement("button");
+    close.type = "button";
+    close.setAttribute("aria-label", "Dismiss");
+    close.textContent = "×";
+    close.addEventListener("click", function () { item.remove(); });
+    item.appendChild(text);
+    item.appendChild(close);
+    region.appendChild(item);
+    window.setTimeout(function () { item.remove(); }, level === "error" ? 10000 : 6000);
+  }
+  document.addEventListener("toast", function (event) {
+    var items = Array.isArray(event.detail && event.detail.items) ? event.detail.items : [event.detail || {}];
+    items.forEach(function (d) { toast(d.message, d.level); });
+  });
+
+  // Character counters for fields with a limit: the server refuses what is too long, with a
+  // message; nothing is cut silently.
+  function count(input) {
+    var counter = document.getElementById(input.getAttribute("data-counter"));
+    var max = parseInt(input.getAttribute("data-maxlength"), 10);
+    if (!counter || !max) return;
+    var n = input.value.length;
+    counter.textContent = n + " / " + max;
+    counter.classList.toggle("over", n > max);
+    input.setAttribute("aria-invalid", n > max ? "true" : input.getAttribute("data-invalid") || "false");
+  }
+  function countAll(root) {
+    (root || document).querySelectorAll("[data-counter]").forEach(count);
+  }
+  document.addEventListener("input", function (event) {
+    if (event.target.hasAttribute && event.target.hasAttribute("data-counter")) count(event.target);
+  });
+  document.addEventListener("htmx:afterSwap", function (event) { countAll(event.target); });
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", function () { countAll(); });
+  else countAll();
+})();
