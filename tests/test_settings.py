@@ -2,6 +2,8 @@
 policy (IP allow list, two-factor with a grace period), as members and outsiders meet them."""
 from __future__ import annotations
 
+import re
+
 import pytest
 import sqlalchemy as sa
 
@@ -37,6 +39,7 @@ def test_owner_sees_usage_and_renames_the_organization(app, org):
     owner, slug = org["c"]["owner"], org["slug"]
     page = owner.get(f"/t/{slug}/settings/").get_data(as_text=True)
     assert "3 of 10" in page  # devices in service against the limit
+    assert re.search(r"<title>Settings · [^<]*</title>", page) and page.count('id="export"') == 1
     assert 'href="/t/%s/settings/"' % slug in owner.get(f"/t/{slug}/").get_data(as_text=True)
     assert 'href="/t/%s/settings/"' % slug not in org["c"]["admin"].get(f"/t/{slug}/").get_data(as_text=True)
     r = post(owner, f"/t/{slug}/settings/profile", name="  ", contact_email="")
