@@ -92,6 +92,7 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("settings.download", "GET"): expect(410, 403, 403, 403),         # not a valid link
     # The audit trail (issue 12): owners and admins (audit:view).
     ("audit.index", "GET"): MANAGERS,
+    ("audit.member_signins", "GET"): MANAGERS,
     ("audit.export_csv", "GET"): MANAGERS,
     ("audit.export_jsonl", "GET"): MANAGERS,
     ("audit.retention_settings", "GET"): expect(200, 403, 403, 403),   # owners only (audit:manage)

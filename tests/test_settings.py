@@ -111,3 +111,19 @@ def test_a_new_address_leads_members_from_the_old_one_and_keeps_it_reserved(app,
     assert r.status_code == 422 and "is taken" in r.get_data(as_text=True)  # reserved for 30 days
     r = post(owner, f"/t/{new}/settings/profile", name="Renamed", slug=slug)  # its own old address back
     assert r.status_code == 303 and owner.get(f"/t/{slug}/").status_code == 200
+
+
+def test_members_sign_ins_reach_the_audit_log_only_when_the_policy_shares_them(app, factory, org):
+    owner, admin, member, slug = org["c"]["owner"], org["c"]["admin"], org["c"]["member"], org["slug"]
+    outsider = factory.user()
+    login(app.test_client(), outsider.email)  # a sign-in of someone who is not a member
+    page = admin.get(f"/t/{slug}/audit/sign-ins").get_data(as_text=True)
+    assert "does not share" in page and org["users"]["member"].email not in page
+    assert post(owner, f"/t/{slug}/settings/security", share_member_signins="y").status_code == 303
+    page = admin.get(f"/t/{slug}/audit/sign-ins").get_data(as_text=True)
+    assert org["users"]["member"].email in page and "signed in" in page
+    assert outsider.email not in page  # only the tenant's members
+    assert member.get(f"/t/{slug}/audit/sign-ins").status_code == 403  # no audit:view
+    # The database answers nothing outside a tenant context, whatever the caller.
+    with app.app_context():
+        assert db.session.execute(sa.text("SELECT * FROM portal_member_signins(10)")).all() == []

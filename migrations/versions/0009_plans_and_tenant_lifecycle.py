@@ -65,6 +65,28 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
 $$
 """
 
+# Issue 12: a tenant's audit readers see its members' sign-ins, when its security policy says so.
+# SECURITY DEFINER (security events are each user's own under RLS), answering only for the
+# transaction's tenant and user: an active member holding audit:view, in a tenant that shares.
+MEMBER_SIGNINS = """
+CREATE FUNCTION public.portal_member_signins(p_limit integer)
+RETURNS TABLE (created_at timestamptz, email varchar, event varchar, severity varchar, ip_address inet,
+               user_agent varchar)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+    SELECT e.created_at, e.email, e.event, e.severity, e.ip_address, e.user_agent
+      FROM public.security_events e
+      JOIN public.user_tenant_associations m
+        ON m.user_id = e.user_id AND m.status = 'active'
+       AND m.tenant_id = nullif(current_setting('app.tenant_id', true), '')::uuid
+      JOIN public.tenants t ON t.id = m.tenant_id
+     WHERE e.event IN ('signin.success', 'signin.failure', 'signout')
+       AND (t.settings -> 'security' ->> 'share_member_signins') = 'true'
+       AND public.user_has_permission(nullif(current_setting('app.user_id', true), '')::uuid, t.id, 'audit', 'view')
+     ORDER BY e.created_at DESC
+     LIMIT least(greatest(p_limit, 1), 500)
+$$
+"""
+
 # Removes a tenant whose deletion grace period has ended, and only such a tenant: every row of
 # it goes (devices first, whose site key RESTRICTs; everything else cascades from tenants) and
 # a tombstone keeps its name, its slug (reserved) and who asked. SECURITY DEFINER: the serving
@@ -276,6 +298,8 @@ def upgrade(app_role: str = "") -> None:
     op.execute(HAS_PERMISSION)
     op.execute(PURGE)
     op.execute("REVOKE ALL ON FUNCTION public.portal_purge_tenant(uuid) FROM PUBLIC")
+    op.execute(MEMBER_SIGNINS)
+    op.execute("REVOKE ALL ON FUNCTION public.portal_member_signins(integer) FROM PUBLIC")
     op.execute("REVOKE ALL ON FUNCTION public.portal_tenant_readable(public.tenant_status) FROM PUBLIC")
     role = _app_role(app_role)
     if role:
@@ -284,6 +308,7 @@ def upgrade(app_role: str = "") -> None:
         op.execute(f"GRANT EXECUTE ON FUNCTION public.portal_slug_redirect(uuid, text), "
                    f"public.portal_slug_taken(text) TO {role}")
         op.execute(f"GRANT EXECUTE ON FUNCTION public.portal_purge_tenant(uuid) TO {role}")
+        op.execute(f"GRANT EXECUTE ON FUNCTION public.portal_member_signins(integer) TO {role}")
         op.execute(f"GRANT EXECUTE ON FUNCTION public.portal_tenant_readable(public.tenant_status) TO {role}")
 
 
@@ -296,6 +321,7 @@ def downgrade(app_role: str = "") -> None:
     spec.loader.exec_module(previous)
     op.execute(previous.ENTER_TENANT.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1))
     op.execute(previous.HAS_PERMISSION.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1))
+    op.execute("DROP FUNCTION public.portal_member_signins(integer)")
     op.execute("DROP FUNCTION public.portal_purge_tenant(uuid)")
     op.execute("DROP FUNCTION public.portal_tenant_readable(public.tenant_status)")
     op.drop_table('tenant_tombstones')

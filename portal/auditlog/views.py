@@ -5,6 +5,8 @@ from datetime import date
 
 from flask import Response, flash, redirect, render_template, request, stream_with_context, url_for
 
+from sqlalchemy import text as sa_text
+
 from .. import audit
 from ..extensions import db, htmx
 from ..rules import RuleViolation
@@ -77,3 +79,13 @@ def _export(fmt: str) -> Response:
     return Response(stream_with_context(export.lines(ctx.tenant_id, state, fmt)), mimetype=mimetype,
                     headers={"Content-Disposition": f'attachment; filename="{filename}"',
                              "Cache-Control": "no-store"})
+
+
+@bp.get("/sign-ins")
+@requires(Permission.AUDIT_VIEW)
+def member_signins():
+    """Members' sign-ins (seed 004's security log), when the organization's policy shares them."""
+    ctx = current()
+    shared = ((ctx.tenant.settings or {}).get("security") or {}).get("share_member_signins") is True
+    rows = db.session.execute(sa_text("SELECT * FROM portal_member_signins(200)")).all() if shared else []
+    return render_template("audit/signins.html", shared=shared, rows=rows)

@@ -36,6 +36,7 @@ class SecurityForm(FlaskForm):
     idle_timeout_minutes = _minutes("Sign out after this many idle minutes", 5, 1440, "minutes")
     absolute_timeout_hours = _minutes("Sign in again after this many hours", 1, 720, "hours")
     max_sessions = _minutes("Sessions a member may have at once", 1, 100, "sessions")
+    share_member_signins = BooleanField("Let those who read the audit log see members' sign-ins")
     ip_allowlist = TextAreaField("Allowed networks (optional)", validators=[Length(max=5000)],
                                  description="One address or CIDR range per line (203.0.113.0/24, 2001:db8::/48). "
                                              "Empty: members may connect from anywhere.",
@@ -49,6 +50,7 @@ class SecurityForm(FlaskForm):
             value = policy.get(name)
             getattr(form, name).data = value if isinstance(value, int) else None
         form.ip_allowlist.data = "\n".join(policy.get("ip_allowlist") or [])
+        form.share_member_signins.data = policy.get("share_member_signins") is True
         return form
 
     def to_data(self) -> SecurityPolicy:
@@ -56,7 +58,8 @@ class SecurityForm(FlaskForm):
                               idle_timeout_minutes=self.idle_timeout_minutes.data,
                               absolute_timeout_hours=self.absolute_timeout_hours.data,
                               max_sessions=self.max_sessions.data,
-                              ip_allowlist=[line for line in (self.ip_allowlist.data or "").splitlines() if line.strip()])
+                              ip_allowlist=[line for line in (self.ip_allowlist.data or "").splitlines() if line.strip()],
+                              share_member_signins=bool(self.share_member_signins.data))
 
 
 class DeleteForm(FlaskForm):

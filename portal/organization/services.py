@@ -58,13 +58,14 @@ class SecurityPolicy:
     absolute_timeout_hours: int | None = None
     max_sessions: int | None = None
     ip_allowlist: list[str] = field(default_factory=list)
+    share_member_signins: bool = False
 
     def as_settings(self) -> dict:
         values = {"require_mfa": self.require_mfa, "mfa_grace_days": self.mfa_grace_days,
                   "idle_timeout_minutes": self.idle_timeout_minutes,
                   "absolute_timeout_hours": self.absolute_timeout_hours, "max_sessions": self.max_sessions,
-                  "ip_allowlist": self.ip_allowlist}
-        return {k: v for k, v in values.items() if v not in (None, [], 0) or k == "require_mfa"}
+                  "ip_allowlist": self.ip_allowlist, "share_member_signins": self.share_member_signins}
+        return {k: v for k, v in values.items() if v not in (None, [], 0, False) or k == "require_mfa"}
 
 
 SLUG_REDIRECT_DAYS = 30
