@@ -120,7 +120,7 @@ class Tenant(Timestamps, db.Model):
     status_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Deletion (seed 004): asked by an owner, purged once purge_after has passed.
     deletion_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    deletion_requested_by: Mapped[UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    deletion_requested_by: Mapped[UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL", use_alter=True))
     purge_after: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     settings: Mapped[dict[str, Any]] = jsonb()
     # `metadata` is reserved by SQLAlchemy's declarative base, hence `meta`.
