@@ -25,7 +25,7 @@ class Inbox:
         self.messages.append(email.message_from_bytes(envelope.content, policy=policy.default))
         return "250 OK"
 
-    def wait_for(self, count: int, to: str, timeout: float = 5.0) -> list:
+    def wait_for(self, count: int, to: str, timeout: float = 15.0) -> list:
         """Messages to `to` (other tests' queued mail may arrive too), once `count` are in."""
         deadline = time.time() + timeout
         while len(self.to(to)) < count and time.time() < deadline:

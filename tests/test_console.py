@@ -174,6 +174,13 @@ def test_plan_change_and_per_tenant_override(app, sysadmin, org):
 def test_site_and_device_limits_are_enforced_with_a_clear_message(app, org):
     t, slug, owner = org["t"], org["slug"], org["c"]["owner"]
     set_limits(app, t["id"], max_sites=1, max_devices=2)
+    # The create buttons say why they are off (a member, who cannot create, is told nothing).
+    sites_page = owner.get(f"/t/{slug}/sites/").get_data(as_text=True)
+    assert 'aria-disabled="true" aria-describedby="site-limit">New site' in sites_page
+    assert "allows 1 active sites and all are in use" in sites_page
+    devices_page = owner.get(f"/t/{slug}/devices/").get_data(as_text=True)
+    assert 'aria-describedby="device-limit">New device' in devices_page and f'href="/t/{slug}/devices/new"' not in devices_page
+    assert "device-limit" not in org["c"]["member"].get(f"/t/{slug}/devices/").get_data(as_text=True)
     r = post(owner, f"/t/{slug}/sites/new", name="One too many", timezone="UTC")
     assert r.status_code == 422 and "allows 1 active sites and 0 are free" in r.get_data(as_text=True)
     r = post(owner, f"/t/{slug}/devices/new", **device_form(t["sites"][0], serial_number="LIMIT-1"))

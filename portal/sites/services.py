@@ -82,11 +82,15 @@ def _apply(site: Site, data: SiteData) -> None:
     site.meta = meta
 
 
+def active_sites(ctx: TenantContext) -> int:
+    """Sites that count against the plan: every one not archived."""
+    return db.session.scalar(select(func.count()).select_from(Site).where(
+        Site.tenant_id == ctx.tenant_id, Site.archived_at.is_(None))) or 0
+
+
 def _room_for_a_site(ctx: TenantContext) -> None:
     lock_tenant(ctx.tenant)  # counted and created under the tenant's lock: no two pass the limit together
-    active = db.session.scalar(select(func.count()).select_from(Site).where(
-        Site.tenant_id == ctx.tenant_id, Site.archived_at.is_(None))) or 0
-    require_room(ctx.tenant, "max_sites", active, field="name")
+    require_room(ctx.tenant, "max_sites", active_sites(ctx), field="name")
 
 
 def create_site(ctx: TenantContext, data: SiteData) -> Site:

@@ -11,6 +11,7 @@ from flask import abort, flash, make_response, redirect, render_template, reques
 from ..extensions import db, htmx
 from ..rules import RuleViolation
 from ..tenancy import Permission, can, current, requires, tenant_blueprint
+from ..tenancy.limits import room_left
 from ..tenancy.models import Membership
 from . import queries, services
 from .forms import DAY_NAMES, AssignmentForm, SiteForm, timezone_names
@@ -34,8 +35,11 @@ def _local_back(target: str | None, fallback: str) -> str:
 @requires(Permission.SITES_VIEW)
 def index():
     archived = request.args.get("archived") == "1"
-    rows, next_after = queries.site_page(current(), after=request.args.get("after", ""), archived=archived)
-    return render_template("sites/index.html", rows=rows, next_after=next_after, archived=archived)
+    ctx = current()
+    rows, next_after = queries.site_page(ctx, after=request.args.get("after", ""), archived=archived)
+    # At the plan's limit the New site button says why it is off (the service refuses anyway).
+    room = room_left(ctx.tenant, "max_sites", services.active_sites(ctx)) if ctx.can(Permission.SITES_WRITE) else None
+    return render_template("sites/index.html", rows=rows, next_after=next_after, archived=archived, room=room)
 
 
 def _form_page(form: SiteForm, site=None, status: int = 200):

@@ -10,8 +10,10 @@ WHAT = {"max_users": "users", "max_sites": "active sites", "max_devices": "devic
         "max_integrations": "integrations"}
 
 
-def room(tenant: Tenant, limit: str, used: int) -> int:
-    return max(getattr(tenant, limit) - used, 0)
+def room_left(tenant: Tenant, limit: str, used: int) -> dict:
+    """For a page: how much room the plan leaves, and why a create button is off when none."""
+    allowed = getattr(tenant, limit)
+    return {"free": max(allowed - used, 0), "allowed": allowed, "used": used, "what": WHAT[limit]}
 
 
 def require_room(tenant: Tenant, limit: str, used: int, adding: int = 1, field: str | None = None) -> None:
