@@ -135,3 +135,17 @@ def test_the_database_refuses_to_prune_recent_rows_or_another_tenant(app, org, f
                 conn.execute(sa.text("SELECT audit_prune(:o, now() - interval '1 year')"), {"o": other["id"]})
     finally:
         engine.dispose()
+
+
+def test_the_worker_prunes_daily_as_the_command_does(app, org, owner_engine):
+    """The job engine's daily `audit.prune` (migration-free: a procrastinate periodic task)."""
+    from portal.audit.tasks import prune_audit
+    from portal.jobs.engine import bind, jobs
+    assert any(p.periodic_id == "audit.prune" for p in jobs.periodic_registry.periodic_tasks.values())
+    t = org["t"]
+    write(app, t["id"], 4)
+    backdate(owner_engine, t["id"], 2, 400)
+    bind(app)
+    assert prune_audit(timestamp=0) >= 2
+    result = cli(app, "audit", "verify", "--tenant", t["slug"])
+    assert result.exit_code == 0 and "3 rows verified" in result.output  # rows 3-4 and the prune's own
