@@ -7,7 +7,6 @@ one sign-in per role: the role's context visits every page at both widths.
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from datetime import datetime, timedelta, timezone

@@ -14,7 +14,6 @@ from portal.database.context import set_context, tenant_scope
 from portal.extensions import db
 from portal.invitations.models import Invitation
 from portal.sites.models import SiteAssignment
-from portal.tenancy import roles
 from portal.tenancy.models import (Membership, MembershipRole, MembershipStatus, PermissionRecord,
                                    SystemRolePermission, TenantRole, TenantRolePermission)
 from portal.tenancy.permissions import CATALOGUE, SYSTEM_ROLES, Permission

@@ -629,7 +629,6 @@ def test_count_is_exact_to_ten_thousand_and_bad_input_is_harmless(app, fleet):
     for bad in ("first=%%%&shown=x", "first=AAAA&shown=-4", "before=zzz", "shown=99999999999999999999"):
         assert c.get(f"/t/{slug}/devices/count?{bad}", headers=HX).status_code == 200
     assert c.get(f"/t/{slug}/devices/?before=not-a-cursor", headers=HX).status_code == 200
-    from portal.devices import queries
     html = app.jinja_env.get_template("devices/_count.html").render(total=10_001, before=0, shown=50, cap=10_000)
     assert "1–50 of 10,000+" in html
 

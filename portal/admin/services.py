@@ -20,9 +20,9 @@ from ..extensions import db
 from ..rules import RuleViolation
 from ..security.services import set_active
 from ..tenancy import roles
-from ..devices.models import Device, DeviceStatus
+from ..devices.services import in_service
 from ..invitations.services import invite_first_owner, seats_used
-from ..sites.models import Site
+from ..sites.services import active_sites
 from ..tenants.models import LIMITS, SLUG, Plan, Tenant, TenantStatus, TenantType
 from ..tenants.plans import TYPE_OF_PLAN, apply_plan, get_plan
 
@@ -117,10 +117,7 @@ def usage(tenant: Tenant) -> dict[str, int]:
     """What counts against each limit (as the areas count it), read under the tenant's scope."""
     with tenant_scope(db.session, tenant.id):
         return {"max_users": seats_used(tenant),
-                "max_sites": db.session.scalar(select(func.count()).select_from(Site).where(
-                    Site.tenant_id == tenant.id, Site.archived_at.is_(None))) or 0,
-                "max_devices": db.session.scalar(select(func.count()).select_from(Device).where(
-                    Device.tenant_id == tenant.id, Device.status != DeviceStatus.DECOMMISSIONED)) or 0,
+                "max_sites": active_sites(tenant.id), "max_devices": in_service(tenant.id),
                 "max_integrations": 0}
 
 

@@ -76,15 +76,15 @@ def _apply(device: Device, data: DeviceData) -> None:
     device.meta = meta
 
 
-def in_service(ctx: TenantContext) -> int:
+def in_service(tenant_id: UUID) -> int:
     """Devices that count against the plan: every one not decommissioned."""
     return db.session.scalar(select(func.count()).select_from(Device).where(
-        Device.tenant_id == ctx.tenant_id, Device.status != DeviceStatus.DECOMMISSIONED)) or 0
+        Device.tenant_id == tenant_id, Device.status != DeviceStatus.DECOMMISSIONED)) or 0
 
 
 def room_for_devices(ctx: TenantContext, adding: int, field: str | None = None) -> None:
     lock_tenant(ctx.tenant)  # counted and created under the tenant's lock: no two pass the limit together
-    require_room(ctx.tenant, "max_devices", in_service(ctx), adding, field)
+    require_room(ctx.tenant, "max_devices", in_service(ctx.tenant_id), adding, field)
 
 
 def create_device(ctx: TenantContext, data: DeviceData) -> Device:

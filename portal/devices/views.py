@@ -45,7 +45,7 @@ def index():
         response = Response(render_template("devices/_device_rows.html", page=page))
         response.headers["HX-Push-Url"] = _list_url(state)  # the canonical URL: no empty parameters
         return response
-    room = room_left(ctx.tenant, "max_devices", services.in_service(ctx)) if ctx.can(Permission.DEVICES_WRITE) else None
+    room = room_left(ctx.tenant, "max_devices", services.in_service(ctx.tenant_id)) if ctx.can(Permission.DEVICES_WRITE) else None
     return render_template("devices/index.html", page=page, state=state, sites=visible_sites(ctx),
                            types=list(DeviceType), statuses=list(DeviceStatus), sorts=queries.SORTS, room=room)
 

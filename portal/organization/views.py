@@ -2,15 +2,14 @@
 from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, request, send_file, url_for
-from sqlalchemy import func, select
 
-from ..devices.models import Device, DeviceStatus
 from .. import audit
+from ..devices.services import in_service
 from ..extensions import db, htmx
 from ..invitations.services import seats_used
 from ..rules import RuleViolation
 from ..security import login
-from ..sites.models import Site
+from ..sites.services import active_sites
 from ..tenancy import Permission, current, requires, tenant_blueprint, works_read_only
 from ..tenants.plans import get_plan
 from . import services
@@ -23,10 +22,7 @@ bp = tenant_blueprint("settings", __name__, "/settings")
 def _usage(ctx) -> list[tuple[str, int, int]]:
     """(what, used, allowed) for each limit of the plan, as the areas count them."""
     tenant = ctx.tenant
-    sites = db.session.scalar(select(func.count()).select_from(Site).where(
-        Site.tenant_id == ctx.tenant_id, Site.archived_at.is_(None))) or 0
-    devices = db.session.scalar(select(func.count()).select_from(Device).where(
-        Device.tenant_id == ctx.tenant_id, Device.status != DeviceStatus.DECOMMISSIONED)) or 0
+    sites, devices = active_sites(ctx.tenant_id), in_service(ctx.tenant_id)
     return [("Users (members and pending invitations)", seats_used(tenant), tenant.max_users),
             ("Active sites", sites, tenant.max_sites), ("Devices in service", devices, tenant.max_devices)]
 

@@ -82,15 +82,15 @@ def _apply(site: Site, data: SiteData) -> None:
     site.meta = meta
 
 
-def active_sites(ctx: TenantContext) -> int:
+def active_sites(tenant_id: UUID) -> int:
     """Sites that count against the plan: every one not archived."""
     return db.session.scalar(select(func.count()).select_from(Site).where(
-        Site.tenant_id == ctx.tenant_id, Site.archived_at.is_(None))) or 0
+        Site.tenant_id == tenant_id, Site.archived_at.is_(None))) or 0
 
 
 def _room_for_a_site(ctx: TenantContext) -> None:
     lock_tenant(ctx.tenant)  # counted and created under the tenant's lock: no two pass the limit together
-    require_room(ctx.tenant, "max_sites", active_sites(ctx), field="name")
+    require_room(ctx.tenant, "max_sites", active_sites(ctx.tenant_id), field="name")
 
 
 def create_site(ctx: TenantContext, data: SiteData) -> Site:

@@ -38,7 +38,7 @@ def index():
     ctx = current()
     rows, next_after = queries.site_page(ctx, after=request.args.get("after", ""), archived=archived)
     # At the plan's limit the New site button says why it is off (the service refuses anyway).
-    room = room_left(ctx.tenant, "max_sites", services.active_sites(ctx)) if ctx.can(Permission.SITES_WRITE) else None
+    room = room_left(ctx.tenant, "max_sites", services.active_sites(ctx.tenant_id)) if ctx.can(Permission.SITES_WRITE) else None
     return render_template("sites/index.html", rows=rows, next_after=next_after, archived=archived, room=room)
 
 
