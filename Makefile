@@ -15,8 +15,11 @@ $(STAMP): requirements.txt
 run: $(STAMP)
 	PORTAL_ENV=$${PORTAL_ENV:-development} exec $(BIN)/python -m portal.devserver
 
+# Two workers (pytest-xdist), one test file each at a time: each worker has its own database.
+# TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 migrate: $(STAMP)
 	PORTAL_ENV=$${PORTAL_ENV:-development} $(BIN)/flask --app wsgi db upgrade

@@ -2,6 +2,7 @@
 owner role and served as a separate login role with no RLS bypass, as in production."""
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import secrets
@@ -42,7 +43,13 @@ def admin_url() -> str:
     url = os.environ.get("TEST_DATABASE_URL")
     if url:
         return url.replace("postgresql://", "postgresql+psycopg://", 1)
-    server = embedded.start(ROOT / "instance" / "pgtest")
+    # Under pytest-xdist every worker joins one embedded server: the first starts it, the
+    # lock keeps two from initialising or starting it at once.
+    lock = ROOT / "instance" / "pgtest.lock"
+    lock.parent.mkdir(exist_ok=True)
+    with open(lock, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        server = embedded.start(ROOT / "instance" / "pgtest")
     return embedded.admin_url(server)
 
 

@@ -25,6 +25,9 @@ def provision(admin_url: str, database: str, owner: str, app: str, *, fresh: boo
     """Idempotently create `owner` (owns the schema, runs migrations) and `app`
     (serves requests: no superuser, no BYPASSRLS, owns nothing)."""
     with psycopg.connect(libpq_url(admin_url), autocommit=True) as conn:
+        # Roles are cluster-wide: two processes provisioning at once (test workers, a helper's
+        # run) must not both CREATE or ALTER the same role. Released when the connection closes.
+        conn.execute("SELECT pg_advisory_lock(hashtext('portal.provision'))")
         for role, attrs in (
             (owner, "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE BYPASSRLS"),
             (app, "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS NOINHERIT"),
