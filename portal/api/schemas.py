@@ -52,8 +52,8 @@ class SiteIn(Strict):
     address = _optional_text(500)
     timezone = Text(load_default="UTC", validate=validate.Length(min=1, max=64),
                     metadata={"description": "An IANA time zone, e.g. Europe/Paris"})
-    latitude = fields.Decimal(allow_none=True, validate=validate.Range(-90, 90), as_string=True, allow_nan=False)
-    longitude = fields.Decimal(allow_none=True, validate=validate.Range(-180, 180), as_string=True, allow_nan=False)
+    latitude = fields.Float(allow_none=True, validate=validate.Range(-90, 90), allow_nan=False)
+    longitude = fields.Float(allow_none=True, validate=validate.Range(-180, 180), allow_nan=False)
     operating_hours = fields.Dict(keys=fields.String(validate=validate.OneOf(WEEKDAYS)),
                                   values=fields.String(validate=validate.Regexp(HOURS)), load_default=dict)
     contact = fields.Nested(Contact, load_default=dict)

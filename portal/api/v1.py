@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import replace
+from decimal import Decimal
 from uuid import UUID
 
 from flask import Blueprint, jsonify, request, url_for
@@ -79,7 +80,7 @@ def _site_data(values: dict, site=None) -> site_services.SiteData:
     merged = {**base, **values}
     return site_services.SiteData(
         name=merged["name"], timezone=merged.get("timezone") or "UTC", address=merged.get("address"),
-        latitude=merged.get("latitude"), longitude=merged.get("longitude"),
+        latitude=_decimal(merged.get("latitude")), longitude=_decimal(merged.get("longitude")),
         operating_hours=merged.get("operating_hours") or {},
         contact={k: v for k, v in (merged.get("contact") or {}).items() if v})
 
@@ -89,6 +90,10 @@ def _fresh(instance):
     db.session.flush()
     db.session.refresh(instance)
     return instance
+
+
+def _decimal(value):
+    return Decimal(str(value)) if value is not None else None
 
 
 def _cursor(value: str) -> str:
