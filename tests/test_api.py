@@ -364,3 +364,19 @@ def test_openapi_document_and_unknown_routes_are_problems(client):
     assert missing.status_code == 404 and missing.mimetype == "application/problem+json"
     assert client.get("/api/v1/devices").status_code == 401
     assert time.time()
+
+
+def test_prune_removes_long_expired_tokens_and_idempotency_records(app, client, world):
+    from portal.api.tasks import prune
+    from portal.jobs.engine import bind
+    token = token_for(app, client, world["a"]["id"], ["devices:view"])
+    with app.app_context(), tenant_scope(db.session, world["a"]["id"]):
+        db.session.execute(db.text("UPDATE api_tokens SET expires_at = now() - interval '2 days' "
+                                   "WHERE token_hash = :h"), {"h": credentials.token_hash(token)})
+        db.session.commit()
+    bind(app)
+    assert prune(int(time.time())) >= 1
+    with app.app_context(), tenant_scope(db.session, world["a"]["id"]):
+        left = db.session.execute(db.text("SELECT count(*) FROM api_tokens WHERE token_hash = :h"),
+                                  {"h": credentials.token_hash(token)}).scalar()
+    assert left == 0

@@ -141,3 +141,16 @@ def revoke_all_tokens(tenant_id: UUID, client_id: UUID) -> int:
     return db.session.execute(update(ApiToken).where(ApiToken.tenant_id == tenant_id, ApiToken.client_ref == client_id,
                                                      ApiToken.revoked_at.is_(None))
                               .values(revoked_at=_now())).rowcount
+
+
+def prune_expired(tenant_id: UUID) -> int:
+    """Tokens a day past their expiry, and idempotency records past theirs."""
+    from sqlalchemy import delete
+
+    from .models import IdempotencyKey
+    now = _now()
+    tokens = db.session.execute(delete(ApiToken).where(ApiToken.tenant_id == tenant_id,
+                                                       ApiToken.expires_at < now - timedelta(days=1))).rowcount
+    keys = db.session.execute(delete(IdempotencyKey).where(IdempotencyKey.tenant_id == tenant_id,
+                                                           IdempotencyKey.expires_at < now)).rowcount
+    return tokens + keys
