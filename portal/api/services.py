@@ -93,11 +93,14 @@ def rotate_secret(ctx: TenantContext, client: ApiClient) -> str:
 
 
 def set_disabled(ctx: TenantContext, client: ApiClient, disabled: bool) -> None:
-    """A disabled client gets no token, and its tokens stop working at once."""
+    """A disabled client gets no token, and its tokens are revoked (enabling it again does not
+    bring them back: it asks for new ones)."""
     if (client.disabled_at is not None) == disabled:
         raise RuleViolation(f"{client.name} is already {'disabled' if disabled else 'enabled'}.")
     before = snapshot(client)
     client.disabled_at = _now() if disabled else None
+    if disabled:
+        revoke_all_tokens(client.tenant_id, client.id)
     audit.record(ctx.tenant_id, ctx.user_id, "api_client.disable" if disabled else "api_client.enable",
                  "api_client", client.id, before=before, after=snapshot(client))
 
