@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 
 import pytest
-
 from browser_support import sign_in
 from conftest import PASSWORD
 from test_browser_workspace import new_tab
