@@ -63,6 +63,12 @@ def unavailable(exc: BaseException):
     # Render without the database: no user or tenant in the header, nothing lazily loaded.
     g.tenant = None
     g._login_user = login_manager.anonymous_user()
+    machine = _machine_renderer()
+    if machine is not None:
+        from werkzeug.exceptions import ServiceUnavailable
+        response = machine(ServiceUnavailable("The database is not answering. Please try again in a moment."))
+        response.headers["Retry-After"] = "5"
+        return response
     body, code = render_error(503, "The database is not answering. Please try again in a moment.")
     return body, code, {"Retry-After": "5"}
 

@@ -103,6 +103,8 @@ def idempotent(view):
             first = db.session.scalar(select(IdempotencyKey).where(
                 IdempotencyKey.tenant_id == ctx.tenant_id, IdempotencyKey.client_ref == ctx.client.id,
                 IdempotencyKey.key == key))
+            if first is None:  # pruned between the two statements: let the client retry
+                raise Problem(409, "Retry this request.", headers={"Retry-After": "1"})
             if first.fingerprint != fingerprint:
                 raise Problem(422, "This Idempotency-Key was used for a different request.")
             if first.status is None:
