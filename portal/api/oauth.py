@@ -198,6 +198,8 @@ def _client_id_of_request() -> str:
 
 @bp.before_request
 def _limit():
+    # Per client, and per address too: cycling through made-up client ids gains nothing.
+    rate_limit("oauth-addr", request.remote_addr or "-")
     rate_limit("oauth", _client_id_of_request())
 
 
