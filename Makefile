@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
 
-.PHONY: run test test-fast migrate seed check clean-db bench bench-audit clean-bench load
+.PHONY: run test test-fast migrate seed check clean-db bench bench-audit bench-api clean-bench load
 
 $(STAMP): requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
@@ -34,6 +34,11 @@ check: $(STAMP)
 # once under instance/pgbench (or on BENCH_DATABASE_URL), then measures; see docs/performance.md.
 bench: $(STAMP)
 	$(BIN)/python -m bench.devices $(BENCH_ARGS)
+
+# API device list at page 1,000 of the 100,000-device tenant against the page's own fragment
+# (issue 15); its own database beside `make bench`'s. BENCH_ARGS="--tenants 10" for a small data set.
+bench-api: $(STAMP)
+	$(BIN)/python -m bench.api $(BENCH_ARGS)
 
 # Audit trail benchmark: write overhead of the hash chain, export memory at 1,000,000 rows.
 bench-audit: $(STAMP)

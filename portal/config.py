@@ -93,6 +93,12 @@ def load(overrides: dict | None = None) -> dict:
         "RATELIMIT_LOGIN": env.get("RATELIMIT_LOGIN") or "30 per 15 minutes",
         # Redis down: count in this process (with a logged warning) rather than fail sign-in.
         "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+        # The JSON API (portal/api): access token lifetime (seconds), per-client rate limit, how long a
+        # rotated client secret keeps working, how long an Idempotency-Key's first response is kept.
+        "API_TOKEN_TTL": int(env.get("API_TOKEN_TTL") or 3600),
+        "API_RATE_LIMIT": env.get("API_RATE_LIMIT") or "600 per minute",
+        "API_SECRET_GRACE_HOURS": int(env.get("API_SECRET_GRACE_HOURS") or 24),
+        "API_IDEMPOTENCY_HOURS": int(env.get("API_IDEMPOTENCY_HOURS") or 24),
         "REAUTH_MINUTES": int(env.get("REAUTH_MINUTES") or 10),
         "OIDC_ISSUER": (env.get("OIDC_ISSUER") or "").rstrip("/"),
         "OIDC_CLIENT_ID": env.get("OIDC_CLIENT_ID") or "",

@@ -4,7 +4,7 @@ from __future__ import annotations
 import psycopg
 import psycopg_pool
 import sqlalchemy.exc
-from flask import Flask, g, render_template
+from flask import Flask, g, render_template, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from .extensions import db, htmx, login_manager
@@ -18,6 +18,16 @@ TITLES = {
     413: "Too large", 423: "Unavailable",
     429: "Too many requests", 500: "Something went wrong", 503: "Service unavailable",
 }
+
+
+# Path prefix -> renderer of an HTTPException for machines (the JSON API's problem details),
+# registered by the area that serves that prefix.
+machine_renderers: dict[str, object] = {}
+
+
+def _machine_renderer():
+    path = request.path
+    return next((r for prefix, r in machine_renderers.items() if path.startswith(prefix)), None)
 
 
 def render_error(code: int, message: str):
@@ -53,6 +63,12 @@ def unavailable(exc: BaseException):
     # Render without the database: no user or tenant in the header, nothing lazily loaded.
     g.tenant = None
     g._login_user = login_manager.anonymous_user()
+    machine = _machine_renderer()
+    if machine is not None:
+        from werkzeug.exceptions import ServiceUnavailable
+        response = machine(ServiceUnavailable("The database is not answering. Please try again in a moment."))
+        response.headers["Retry-After"] = "5"
+        return response
     body, code = render_error(503, "The database is not answering. Please try again in a moment.")
     return body, code, {"Retry-After": "5"}
 
@@ -63,6 +79,9 @@ def init_app(app: Flask) -> None:
         if exc.code in (301, 302, 303, 307, 308) or exc.code is None:
             return exc
         safe_rollback()
+        machine = _machine_renderer()
+        if machine is not None:
+            return machine(exc)
         message = exc.description if exc.description and not exc.description.startswith(
             ("The requested URL", "The server", "You don't have", "The method is not")) else ""
         response = render_error(exc.code, message)
@@ -77,6 +96,9 @@ def init_app(app: Flask) -> None:
             return unavailable(exc)
         safe_rollback()
         app.logger.exception("Unhandled error: %s", exc)
+        machine = _machine_renderer()
+        if machine is not None:
+            return machine(InternalServerError())
         return render_error(500, "")
 
     app.register_error_handler(InternalServerError, lambda e: _unexpected(e))

@@ -97,6 +97,14 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("audit.export_jsonl", "GET"): MANAGERS,
     ("audit.retention_settings", "GET"): expect(200, 403, 403, 403),   # owners only (audit:manage)
     ("audit.retention_settings", "POST"): expect(422, 403, 403, 403),  # no days given
+    # API clients (issue 15): owners and admins (api:manage).
+    ("api_clients.index", "GET"): MANAGERS,
+    ("api_clients.create", "GET"): MANAGERS,
+    ("api_clients.create", "POST"): expect(422, 422, 403, 403),       # no name given
+    ("api_clients.rotate", "POST"): expect(200, 200, 403, 403),       # the new secret, shown once
+    ("api_clients.disable", "POST"): expect(303, 303, 403, 403),
+    ("api_clients.enable", "POST"): expect(303, 303, 403, 403),       # refused with a message: not disabled
+    ("api_clients.delete", "POST"): expect(303, 303, 403, 403),
 }
 
 
@@ -123,6 +131,15 @@ class Context:
             db.session.commit()
             return str(role.id)
 
+    def new_api_client(self):
+        from portal.api.models import ApiClient
+        with self.app.app_context(), tenant_scope(db.session, self.tenant["id"]):
+            client = ApiClient(tenant_id=self.tenant["id"], name="matrix client", scopes=["devices:view"],
+                               secret_hash=hashlib.sha256(secrets.token_bytes(16)).digest())
+            db.session.add(client)
+            db.session.commit()
+            return client.id
+
     def new_invitation(self):
         with self.app.app_context(), tenant_scope(db.session, self.tenant["id"]):
             inv = Invitation(tenant_id=self.tenant["id"], role=MembershipRole.MEMBER, email=f"matrix-{secrets.token_hex(4)}@example.com",
@@ -142,6 +159,7 @@ PARAMS = {
     "device_id": lambda ctx: ctx.tenant["devices"][0],
     "role_key": lambda ctx: ctx.new_role(),
     "token": lambda ctx: "not-a-valid-export-link",
+    "client_id": lambda ctx: ctx.new_api_client(),
 }
 
 

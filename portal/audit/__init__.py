@@ -23,7 +23,17 @@ def _context() -> dict[str, Any]:
             "request_id": g.get("request_id")}
 
 
+def client_actor() -> dict[str, Any] | None:
+    """The API client acting in this request (portal.api sets it): rows it causes name it as
+    their actor in `details.actor`, with user_id NULL (audit_logs.user_id references users;
+    `details` is part of the hashed row, so the actor is covered by the chain)."""
+    return g.get("audit_client_actor") if has_request_context() else None
+
+
 def _row(actor_id, action, resource_type, resource_id, before, after, details, context) -> dict[str, Any]:
+    client = client_actor()
+    if client is not None and actor_id is None:
+        details = {"actor": client, **details}
     return {"id": str(uuid4()), "user_id": str(actor_id) if actor_id else None, "action": action,
             "resource_type": resource_type, "resource_id": str(resource_id) if resource_id is not None else None,
             "before": before, "after": after, "details": details, **context}

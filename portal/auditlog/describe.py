@@ -64,6 +64,9 @@ class Names:
 
 def actor_name(row) -> str:
     if row.user_id is None:
+        actor = (row.details or {}).get("actor") if isinstance(row.details, dict) else None
+        if isinstance(actor, dict) and actor.get("type") == "api_client":
+            return f"API client {actor.get('name') or actor.get('id')}"
         return "The system"
     return row.actor_name or row.actor_email or "A deleted user"
 

@@ -22,7 +22,8 @@ def actor_names(entries: list[AuditLog]) -> dict[UUID, str]:
 
 
 def describe(entry: AuditLog, actor: str | None, site_names: dict[str, str] | None = None) -> str:
-    who = actor or "Someone"
+    client = (entry.details or {}).get("actor") if entry.user_id is None else None
+    who = actor or (f"API client {client.get('name')}" if isinstance(client, dict) else "Someone")
     before, after = entry.before or {}, entry.after or {}
     if entry.action == "device.create":
         return f"{who} added {after.get('name', 'the device')}"

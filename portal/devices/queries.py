@@ -17,7 +17,7 @@ from datetime import datetime
 from uuid import UUID
 
 from flask import abort
-from sqlalchemy import Select, and_, bindparam, func, not_, or_, select, true, tuple_, union_all
+from sqlalchemy import ARRAY, Select, and_, any_, bindparam, func, not_, or_, select, true, tuple_, union_all
 
 from ..audit.models import AuditLog
 from ..extensions import db
@@ -156,6 +156,7 @@ class Shape:
     positioned: bool
     limit: int
     columns: tuple[str, ...]  # Device attribute names
+    client_sites: bool = False  # an API client restricted to sites (its list, not assignments)
 
 
 def _param(name: str, column):
@@ -210,10 +211,17 @@ def _statement(shape: Shape) -> Select:
       (tenant_id, site_id, ...) index, merged, rather than the whole tenant filtered by site.
     """
     if not shape.sees_all:
-        sites = assigned_site_ids(_param("tenant_id", SiteAssignment.tenant_id),
-                                  _param("user_id", SiteAssignment.user_id))
-        if shape.site:
-            sites = sites.where(SiteAssignment.site_id == _param("site", SiteAssignment.site_id))
+        if shape.client_sites:
+            sites = select(Site.id.label("site_id")).where(
+                Site.tenant_id == _param("tenant_id", Site.tenant_id),
+                Site.id == any_(bindparam("site_ids", type_=ARRAY(Site.id.type))))
+            if shape.site:
+                sites = sites.where(Site.id == _param("site", Site.id))
+        else:
+            sites = assigned_site_ids(_param("tenant_id", SiteAssignment.tenant_id),
+                                      _param("user_id", SiteAssignment.user_id))
+            if shape.site:
+                sites = sites.where(SiteAssignment.site_id == _param("site", SiteAssignment.site_id))
         sites = sites.subquery("visible")
         per_site = _filtered(replace(shape, site=False)).where(Device.site_id == sites.c.site_id)
         if shape.search:
@@ -234,8 +242,9 @@ def list_statement(ctx: TenantContext, state: ListState, columns=LIST_COLUMNS, p
     low, high = prefix_bounds(state.q.lower()) if state.q else ("", None)
     shape = Shape(ctx.sees_all, state.sort, state.direction == "desc", bool(state.site), bool(state.type),
                   bool(state.status), bool(state.q), high is not None, position is not None, limit,
-                  tuple(c.key for c in columns))
+                  tuple(c.key for c in columns), client_sites=not ctx.sees_all and ctx.client is not None)
     values = {"tenant_id": ctx.tenant_id, "user_id": None if ctx.sees_all else ctx.user_id,
+              "site_ids": list(ctx.client.site_ids or ()) if shape.client_sites else None,
               "site": state.site, "type": state.type, "status": state.status,
               "low": low or None, "high": high}
     values.update({f"p{i}": v for i, v in enumerate(position or ())})

@@ -14,6 +14,8 @@ def may_see(ctx: TenantContext, site_id_column) -> ColumnElement[bool]:
     Part of the same statement: it costs no extra round trip."""
     if ctx.sees_all:
         return true()
+    if ctx.client is not None:  # an API client restricted to sites
+        return site_id_column.in_(ctx.client.site_ids or ())
     return site_id_column.in_(assigned_site_ids(ctx.tenant_id, ctx.user_id))
 
 

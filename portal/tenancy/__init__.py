@@ -20,11 +20,11 @@ from flask_login import current_user, login_required
 
 from ..errors import render_error
 from ..tenants.models import SLUG
-from .context import TenantContext, context_for, current, current_or_none
+from .context import ClientPrincipal, TenantContext, context_for, current, current_or_none
 from .permissions import Permission
 from .queries import enter_tenant, renamed
 
-__all__ = ["TenantContext", "context_for", "current", "current_or_none", "can", "requires", "tenant_blueprint",
+__all__ = ["ClientPrincipal", "TenantContext", "context_for", "current", "current_or_none", "can", "requires", "tenant_blueprint",
            "entry_checks", "works_read_only", "Permission"]
 
 # Checks every tenant request passes after entry, registered by the areas that own them (the

@@ -16,11 +16,23 @@ from .roles import Role
 
 
 @dataclass(frozen=True)
+class ClientPrincipal:
+    """An API client acting in its tenant (portal.api): a principal with no membership. Its
+    permissions are its token's scopes (the context's role); `site_ids` None means every site
+    (clients are tenant principals), a tuple restricts it to those sites as a member's
+    assignments would."""
+    id: UUID
+    name: str
+    site_ids: tuple[UUID, ...] | None = None
+
+
+@dataclass(frozen=True)
 class TenantContext:
     tenant: Tenant
-    membership: Membership
+    membership: Membership | None  # None when an API client acts (`client`)
     role: Role
     request_id: str | None = None
+    client: ClientPrincipal | None = None
     # Plain values, read once: they stay usable after a commit has expired the instances (a
     # streamed export goes on after the request's transaction ends).
     tenant_id: UUID = field(init=False)
@@ -28,7 +40,7 @@ class TenantContext:
 
     def __post_init__(self):
         object.__setattr__(self, "tenant_id", self.tenant.id)
-        object.__setattr__(self, "user_id", self.membership.user_id)
+        object.__setattr__(self, "user_id", self.membership.user_id if self.membership is not None else None)
 
     @property
     def permissions(self) -> frozenset[Permission]:
@@ -41,7 +53,9 @@ class TenantContext:
     @property
     def sees_all(self) -> bool:
         """The site scope: every site, or only the sites the actor is assigned to
-        (sites.visibility turns it into SQL)."""
+        (sites.visibility turns it into SQL). A client sees every site unless restricted."""
+        if self.client is not None:
+            return self.client.site_ids is None
         return Permission.SITES_SEE_ALL in self.role.permissions
 
     def can(self, permission: Permission | str) -> bool:
@@ -49,7 +63,7 @@ class TenantContext:
 
     def manages(self, member: Membership) -> bool:
         """Whether the actor may change this member's role or status, or remove them."""
-        return (self.can(Permission.MEMBERS_MANAGE) and member.user_id != self.user_id
+        return (self.membership is not None and self.can(Permission.MEMBERS_MANAGE) and member.user_id != self.user_id
                 and roles.may_manage(self, roles.role_of(member)))
 
     def may_hand_ownership_to(self, member: Membership) -> bool:

@@ -27,6 +27,7 @@ class Permission(enum.StrEnum):
     ROLES_MANAGE = "roles:manage"
     AUDIT_VIEW = "audit:view"
     AUDIT_MANAGE = "audit:manage"
+    API_MANAGE = "api:manage"
 
     @property
     def resource(self) -> str:
@@ -70,6 +71,7 @@ CATALOGUE: dict[Permission, tuple[str, str]] = {
     Permission.ROLES_MANAGE: ("Members", "Create, edit and delete custom roles"),
     Permission.AUDIT_VIEW: ("Audit", "Read the audit log"),
     Permission.AUDIT_MANAGE: ("Audit", "Set how long the audit log is kept"),
+    Permission.API_MANAGE: ("API", "Create, rotate, disable and delete API clients"),
 }
 
 _READ = frozenset({Permission.TENANT_VIEW, Permission.SITES_VIEW, Permission.DEVICES_VIEW,

@@ -47,9 +47,7 @@ def entered(row, user_id: UUID) -> Entry | None:
     `portal_request_context`'s), as ORM instances of this request's session."""
     if row is None or row.t_id is None or row.m_id is None:
         return None  # the function returns nothing for a tenant the user may not enter
-    tenant = attach(Tenant, id=row.t_id, name=row.t_name, slug=row.t_slug, type=TenantType(row.t_type),
-                    status=TenantStatus(row.t_status), domain=row.t_domain, max_users=row.t_max_users,
-                    settings=row.t_settings, created_at=row.t_created_at)
+    tenant = attach_tenant(row)
     system = MembershipRole(row.m_role) if row.m_role else None
     membership = attach(Membership, tenant_id=row.t_id, id=row.m_id, user_id=user_id, role=system,
                         custom_role_id=row.m_custom_role_id, status=MembershipStatus(row.m_status),
@@ -65,6 +63,22 @@ def entered(row, user_id: UUID) -> Entry | None:
     else:
         role = Role(str(row.m_custom_role_id), row.r_name or "", "", permissions, custom_id=row.m_custom_role_id)
     return tenant, membership, role
+
+
+def attach_tenant(row) -> Tenant:
+    """The tenant of a request-context function's row (its t_* columns), as an ORM instance."""
+    return attach(Tenant, id=row.t_id, name=row.t_name, slug=row.t_slug, type=TenantType(row.t_type),
+                  status=TenantStatus(row.t_status), domain=row.t_domain, max_users=row.t_max_users,
+                  settings=row.t_settings, created_at=row.t_created_at)
+
+
+def client_role(name: str, scopes, tenant: Tenant) -> Role:
+    """An API client's permissions as a role: its token's scopes (reads only in a read-only
+    tenant, as for members). Not a system role, so no owner rule ever applies to a client."""
+    permissions = parse(scopes)
+    if tenant.is_read_only:
+        permissions = frozenset(p for p in permissions if p.reads)
+    return Role("api-client", name, "API client", permissions)
 
 
 def renamed(slug: str, user_id: UUID) -> str | None:

@@ -1,0 +1,183 @@
+"""The API's documents as marshmallow schemas: they validate what comes in, shape what goes
+out, and are the OpenAPI document's components (openapi.py), so the three cannot disagree."""
+from __future__ import annotations
+
+from marshmallow import (
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    validate,
+    validates_schema,
+)
+
+from ..devices.models import DeviceStatus, DeviceType
+from ..devices.services import BULK_MAX
+from ..sites.services import WEEKDAYS, valid_timezone
+
+HOURS = r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-4]):[0-5]\d$"
+
+
+class Text(fields.String):
+    """A trimmed string without NUL characters (PostgreSQL text cannot hold them)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        value = super()._deserialize(value, attr, data, **kwargs)
+        if "\x00" in value:
+            raise ValidationError("Must not contain the NUL character.")
+        return value.strip()
+
+
+def _required_text(max_length: int) -> Text:
+    return Text(required=True, validate=validate.Length(min=1, max=max_length))
+
+
+def _optional_text(max_length: int) -> Text:
+    return Text(allow_none=True, validate=validate.Length(max=max_length))
+
+
+class Strict(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class Contact(Strict):
+    name = _optional_text(200)
+    phone = _optional_text(50)
+    email = fields.Email(allow_none=True, validate=validate.Length(max=320))
+
+
+class SiteIn(Strict):
+    name = _required_text(200)
+    address = _optional_text(500)
+    timezone = Text(load_default="UTC", validate=validate.Length(min=1, max=64),
+                    metadata={"description": "An IANA time zone, e.g. Europe/Paris"})
+    latitude = fields.Float(allow_none=True, validate=validate.Range(-90, 90), allow_nan=False)
+    longitude = fields.Float(allow_none=True, validate=validate.Range(-180, 180), allow_nan=False)
+    operating_hours = fields.Dict(keys=fields.String(validate=validate.OneOf(WEEKDAYS)),
+                                  values=fields.String(validate=validate.Regexp(HOURS)), load_default=dict)
+    contact = fields.Nested(Contact, load_default=dict)
+
+    @validates_schema
+    def _zone(self, data, **kwargs):
+        if "timezone" in data and not valid_timezone(data["timezone"]):
+            raise ValidationError("Not a known IANA time zone.", "timezone")
+
+
+class SitePatch(SiteIn):
+    """Only the fields given change."""
+    name = Text(validate=validate.Length(min=1, max=200))
+    timezone = Text(validate=validate.Length(min=1, max=64))
+    operating_hours = fields.Dict(keys=fields.String(validate=validate.OneOf(WEEKDAYS)),
+                                  values=fields.String(validate=validate.Regexp(HOURS)))
+    contact = fields.Nested(Contact)
+
+
+class SiteOut(Schema):
+    id = fields.UUID(required=True)
+    name = fields.String(required=True)
+    address = fields.String(allow_none=True, required=True)
+    timezone = fields.String(required=True)
+    latitude = fields.String(allow_none=True, required=True)
+    longitude = fields.String(allow_none=True, required=True)
+    operating_hours = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
+    contact = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
+    archived = fields.Boolean(required=True)
+    archived_at = fields.DateTime(allow_none=True, required=True)
+    created_at = fields.DateTime(required=True)
+    updated_at = fields.DateTime(required=True)
+
+
+class SitePage(Schema):
+    items = fields.List(fields.Nested(SiteOut), required=True)
+    next = fields.String(allow_none=True, required=True, metadata={"description": "URL of the next page, or null"})
+
+
+class DeviceIn(Strict):
+    name = _required_text(200)
+    type = fields.Enum(DeviceType, by_value=True, required=True)
+    serial_number = _required_text(100)
+    site_id = fields.UUID(required=True)
+    status = fields.Enum(DeviceStatus, by_value=True, load_default=DeviceStatus.OFFLINE)
+    firmware_version = _optional_text(64)
+    last_seen_at = fields.AwareDateTime(allow_none=True, default_timezone=None)
+    specs = fields.Dict(allow_none=True)
+    configuration = fields.Dict(allow_none=True)
+
+
+class DevicePatch(DeviceIn):
+    """Only the fields given change. Status changes go through bulk-status or decommission."""
+    name = Text(validate=validate.Length(min=1, max=200))
+    type = fields.Enum(DeviceType, by_value=True)
+    serial_number = Text(validate=validate.Length(min=1, max=100))
+    site_id = fields.UUID()
+    status = fields.Enum(DeviceStatus, by_value=True)
+
+
+class DeviceOut(Schema):
+    id = fields.UUID(required=True)
+    name = fields.String(required=True)
+    type = fields.Enum(DeviceType, by_value=True, required=True)
+    serial_number = fields.String(required=True)
+    status = fields.Enum(DeviceStatus, by_value=True, required=True)
+    site_id = fields.UUID(required=True)
+    firmware_version = fields.String(allow_none=True, required=True)
+    last_seen_at = fields.DateTime(allow_none=True, required=True)
+    specs = fields.Dict(allow_none=True, required=True)
+    configuration = fields.Dict(allow_none=True, required=True)
+    created_at = fields.DateTime(required=True)
+    updated_at = fields.DateTime(required=True)
+
+
+class DeviceItem(Schema):
+    id = fields.UUID(required=True)
+    name = fields.String(required=True)
+    type = fields.Enum(DeviceType, by_value=True, required=True)
+    serial_number = fields.String(required=True)
+    status = fields.Enum(DeviceStatus, by_value=True, required=True)
+    site_id = fields.UUID(required=True)
+    site_name = fields.String(required=True)
+    firmware_version = fields.String(allow_none=True, required=True)
+    last_seen_at = fields.DateTime(allow_none=True, required=True)
+
+
+class DevicePage(Schema):
+    items = fields.List(fields.Nested(DeviceItem), required=True)
+    next = fields.String(allow_none=True, required=True, metadata={"description": "URL of the next page, or null"})
+
+
+class BulkStatusIn(Strict):
+    ids = fields.List(fields.UUID(), required=True, validate=validate.Length(min=1, max=BULK_MAX))
+    status = fields.Enum(DeviceStatus, by_value=True, required=True)
+
+
+class BulkStatusOut(Schema):
+    changed = fields.Integer(required=True)
+
+
+class FieldError(Schema):
+    field = fields.String(required=True)
+    detail = fields.String(required=True)
+
+
+class ProblemOut(Schema):
+    type = fields.String(required=True)
+    title = fields.String(required=True)
+    status = fields.Integer(required=True)
+    detail = fields.String()
+    instance = fields.String()
+    errors = fields.List(fields.Nested(FieldError))
+
+
+def field_errors(messages, prefix: str = "") -> list[dict]:
+    """marshmallow's nested messages as [{"field": "contact.email", "detail": "..."}]."""
+    out = []
+    if isinstance(messages, dict):
+        for key, value in messages.items():
+            name = f"{prefix}.{key}" if prefix else str(key)
+            out += field_errors(value, "" if key == "_schema" else name) if isinstance(value, dict) \
+                else [{"field": name if key != "_schema" else prefix, "detail": str(m)}
+                      for m in (value if isinstance(value, list) else [value])]
+    else:
+        out.append({"field": prefix, "detail": str(messages)})
+    return out

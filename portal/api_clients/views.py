@@ -1,0 +1,114 @@
+"""API clients of a tenant, for people with api:manage."""
+from __future__ import annotations
+
+from uuid import UUID
+
+from flask import abort, flash, redirect, render_template, request, url_for
+
+from ..api import services
+from ..extensions import db
+from ..rules import RuleViolation
+from ..sites.queries import visible_sites
+from ..tenancy import Permission, current, requires, tenant_blueprint
+from ..tenancy.permissions import grouped
+from .forms import ClientForm
+
+bp = tenant_blueprint("api_clients", __name__, "/api-clients")
+
+
+def _client_or_404(client_id: UUID):
+    return services.get_client(current(), client_id, for_update=request.method == "POST") or abort(404)
+
+
+def _uuids(values) -> list[UUID] | None:
+    out = []
+    for value in values or []:
+        try:
+            out.append(UUID(value))
+        except ValueError:
+            return None
+    return out
+
+
+def _secret_page(client, secret: str, rotated: bool = False):
+    response = render_template("api_clients/secret.html", client=client, secret=secret, rotated=rotated,
+                               grace_hours=int(services.grace().total_seconds() // 3600))
+    return response, 200, {"Cache-Control": "no-store"}
+
+
+@bp.get("/")
+@requires(Permission.API_MANAGE)
+def index():
+    ctx = current()
+    sites = {s.id: s.name for s in visible_sites(ctx, include_archived=True)}
+    return render_template("api_clients/index.html", clients=services.clients(ctx), sites=sites)
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@requires(Permission.API_MANAGE)
+def create():
+    ctx = current()
+    form = ClientForm()
+    sites = visible_sites(ctx)
+    if not form.validate_on_submit():
+        return _form(form, sites, 422 if request.method == "POST" else 200)
+    site_ids = _uuids(form.sites.data)
+    if site_ids is None:
+        form.sites.errors.append("Choose sites from the list.")
+        return _form(form, sites, 422)
+    try:
+        client, secret = services.create_client(ctx, services.ClientData(form.name.data, form.scopes.data or [],
+                                                                         site_ids or None))
+    except RuleViolation as exc:
+        db.session.rollback()
+        {"scopes": form.scopes, "site_ids": form.sites}.get(exc.field, form.name).errors.append(exc.message)
+        return _form(form, visible_sites(ctx), 422)
+    return _secret_page(client, secret)
+
+
+def _form(form, sites, status):
+    ctx = current()
+    return render_template("api_clients/form.html", form=form, sites=sites, catalogue=grouped(list(Permission)),
+                           grantable=set(services.grantable(ctx))), status
+
+
+@bp.post("/<uuid:client_id>/rotate")
+@requires(Permission.API_MANAGE)
+def rotate(client_id: UUID):
+    client = _client_or_404(client_id)
+    secret = services.rotate_secret(current(), client)
+    return _secret_page(client, secret, rotated=True)
+
+
+@bp.post("/<uuid:client_id>/disable")
+@requires(Permission.API_MANAGE)
+def disable(client_id: UUID):
+    return _change(client_id, True)
+
+
+@bp.post("/<uuid:client_id>/enable")
+@requires(Permission.API_MANAGE)
+def enable(client_id: UUID):
+    return _change(client_id, False)
+
+
+def _change(client_id: UUID, disabled: bool):
+    client = _client_or_404(client_id)
+    try:
+        services.set_disabled(current(), client, disabled)
+    except RuleViolation as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+    else:
+        flash(f"{client.name} is {'disabled: its tokens stop working now' if disabled else 'enabled'}.", "success")
+    return redirect(url_for(".index"), 303)
+
+
+@bp.post("/<uuid:client_id>/delete")
+@requires(Permission.API_MANAGE)
+def delete(client_id: UUID):
+    client = _client_or_404(client_id)
+    name = client.name
+    services.delete_client(current(), client)
+    flash(f"Deleted {name}; its tokens no longer work.", "success")
+    return redirect(url_for(".index"), 303)
