@@ -97,6 +97,9 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("audit.export_jsonl", "GET"): MANAGERS,
     ("audit.retention_settings", "GET"): expect(200, 403, 403, 403),   # owners only (audit:manage)
     ("audit.retention_settings", "POST"): expect(422, 403, 403, 403),  # no days given
+    # Analytics (issue 15): owners and admins chart events (analytics:view) and record one (events:write).
+    ("analytics.index", "GET"): MANAGERS,
+    ("analytics.record_event", "POST"): expect(422, 422, 403, 403),    # no type given
 }
 
 

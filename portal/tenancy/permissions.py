@@ -27,6 +27,8 @@ class Permission(enum.StrEnum):
     ROLES_MANAGE = "roles:manage"
     AUDIT_VIEW = "audit:view"
     AUDIT_MANAGE = "audit:manage"
+    ANALYTICS_VIEW = "analytics:view"
+    EVENTS_WRITE = "events:write"
 
     @property
     def resource(self) -> str:
@@ -70,6 +72,8 @@ CATALOGUE: dict[Permission, tuple[str, str]] = {
     Permission.ROLES_MANAGE: ("Members", "Create, edit and delete custom roles"),
     Permission.AUDIT_VIEW: ("Audit", "Read the audit log"),
     Permission.AUDIT_MANAGE: ("Audit", "Set how long the audit log is kept"),
+    Permission.ANALYTICS_VIEW: ("Analytics", "See the analytics charts of any event type"),
+    Permission.EVENTS_WRITE: ("Analytics", "Record custom analytics events"),
 }
 
 _READ = frozenset({Permission.TENANT_VIEW, Permission.SITES_VIEW, Permission.DEVICES_VIEW,
