@@ -232,3 +232,13 @@ def test_a_tenants_30_days_per_day_prune_to_their_months(app, world):
         scanned = set(re.findall(r"analytics_events_(p\d{4}_\d{2}|default)", plan))
         months = {f"p{d:%Y_%m}" for d in (first, last)}
     assert scanned == months, plan
+
+
+def test_the_sample_tenant_has_a_month_of_events(app):
+    from conftest import SEED_PASSWORD
+    c = app.test_client()
+    login(c, "alice@acme.com", SEED_PASSWORD)
+    page = c.get("/t/acme-corp/").get_data(as_text=True)
+    assert "No events in the last 30 days." not in page and "door.opened" in page
+    online = re.findall(r'aria-label="[A-Z][a-z]{2} \d+: (\d+) devices?"', page)
+    assert len(online) == 30 and len(set(online)) > 1  # the fleet changed over the month
