@@ -11,7 +11,8 @@ and --tenants others with --each events, spread over six event types, inserted a
 generate_series. Then, as the serving role inside the big tenant (RLS on), median of --runs:
 
 - per_day: one type per day over 30 days (the analytics page), and the same over 90 days;
-- per_day_by_type: every type per day over 30 days (the dashboard's events chart);
+- per_day_by_type: every type per day over 30 days (the dashboard's events chart, from the rollup),
+  and the same aggregation over the events themselves, for comparison;
 - online_per_day: the devices-online reconstruction over 30 days (the dashboard);
 - record: one event (record) and a batch of 1,000 (record_many, one INSERT), each committed.
 
@@ -51,6 +52,15 @@ SELECT :t, now() - (random() * interval '90 days'),
 """
 
 
+ROLLUP = """
+INSERT INTO analytics_daily (tenant_id, day, event_type, events, online_delta)
+SELECT tenant_id, (occurred_at AT TIME ZONE 'UTC')::date, event_type, count(*),
+       coalesce(sum(CASE WHEN event_type = 'device.status' THEN coalesce((properties->>'to' = 'online')::int, 0)
+                         - coalesce((properties->>'from' = 'online')::int, 0) END), 0)
+  FROM analytics_events GROUP BY 1, 2, 3
+"""
+
+
 def setup(admin: str, big: int, tenants: int, each: int, regenerate: bool):
     import sqlalchemy as sa
     from flask_migrate import upgrade
@@ -75,6 +85,7 @@ def setup(admin: str, big: int, tenants: int, each: int, regenerate: bool):
                 tid = conn.execute(sa.text("INSERT INTO tenants (name, slug) VALUES (:n, :s) RETURNING id"),
                                    {"n": f"Other {i}", "s": f"analytics-other-{i}"}).scalar()
                 conn.execute(sa.text(FILL), {"t": tid, "n": each})
+            conn.execute(sa.text(ROLLUP))
         with owner.connect() as conn:
             conn.execution_options(isolation_level="AUTOCOMMIT").execute(sa.text("VACUUM ANALYZE analytics_events"))
         log("generated")
@@ -113,6 +124,10 @@ def main(argv=None) -> int:
         results["per_day_90_ms"] = median_ms(lambda: queries.per_day(big_id, "door.opened", first90, today), args.runs)
         results["per_day_by_type_30_ms"] = median_ms(lambda: queries.per_day_by_type(big_id, first30, today),
                                                      args.runs)
+        raw = sa.text("SELECT (occurred_at AT TIME ZONE 'UTC')::date, event_type, count(*) FROM analytics_events "
+                      "WHERE tenant_id = :t AND occurred_at >= :lo GROUP BY 1, 2")
+        results["per_day_by_type_30_from_events_ms"] = median_ms(lambda: db.session.execute(raw, {
+            "t": big_id, "lo": queries.utc_midnight(first30)}).all(), max(args.runs // 4, 3))
         results["online_per_day_30_ms"] = median_ms(lambda: queries.online_per_day(big_id, 100, today), args.runs)
         plan = "\n".join(db.session.scalars(sa.text("EXPLAIN (ANALYZE, BUFFERS) " + queries._PER_DAY.text), {
             "t": big_id, "type": "door.opened", "lo": queries.utc_midnight(first30),

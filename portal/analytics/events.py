@@ -35,13 +35,24 @@ TYPE_MAX = 100
 TEXT_MAX = 200
 CUSTOM_FIELDS = {"type", "name", "properties", "occurred_at", "source_id"}
 
-# One statement for any number of rows: the batch travels as one JSON parameter.
+# One statement for any number of rows: the batch travels as one JSON parameter, and the daily
+# rollup is kept in the same statement (rows upserted in key order, so two batches never deadlock).
 _INSERT = text("""
-INSERT INTO analytics_events (tenant_id, occurred_at, event_type, event_name, properties, source, source_id, actor_id)
-SELECT CAST(:tenant AS uuid), coalesce(r.occurred_at, now()), r.event_type, r.event_name,
-       coalesce(r.properties, '{}'::jsonb), coalesce(r.source, 'portal'), r.source_id, r.actor_id
-  FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(occurred_at timestamptz, event_type text, event_name text,
-                                                     properties jsonb, source text, source_id text, actor_id uuid)
+WITH ins AS (
+    INSERT INTO analytics_events (tenant_id, occurred_at, event_type, event_name, properties, source, source_id, actor_id)
+    SELECT CAST(:tenant AS uuid), coalesce(r.occurred_at, now()), r.event_type, r.event_name,
+           coalesce(r.properties, '{}'::jsonb), coalesce(r.source, 'portal'), r.source_id, r.actor_id
+      FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(occurred_at timestamptz, event_type text, event_name text,
+                                                         properties jsonb, source text, source_id text, actor_id uuid)
+    RETURNING occurred_at, event_type, source, properties)
+INSERT INTO analytics_daily AS d (tenant_id, day, event_type, events, online_delta)
+SELECT CAST(:tenant AS uuid), (occurred_at AT TIME ZONE 'UTC')::date, event_type, count(*),
+       coalesce(sum(CASE WHEN event_type = 'device.status' AND source = 'portal'
+                         THEN coalesce((properties->>'to' = 'online')::int, 0)
+                              - coalesce((properties->>'from' = 'online')::int, 0) END), 0)
+  FROM ins GROUP BY 2, 3 ORDER BY 2, 3
+ON CONFLICT (tenant_id, day, event_type) DO UPDATE
+   SET events = d.events + excluded.events, online_delta = d.online_delta + excluded.online_delta
 """)
 
 

@@ -10,11 +10,21 @@ label within it.
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import DateTime, ForeignKey, Index, String, func, text
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    func,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db, jsonb
@@ -45,3 +55,17 @@ class AnalyticsEvent(db.Model):
     source_id: Mapped[str | None] = mapped_column(String(200))
     # Who caused it (a user, or an API client's principal); no foreign key: events outlive people.
     actor_id: Mapped[UUID | None] = mapped_column()
+
+
+class AnalyticsDaily(db.Model):
+    """Events per tenant, UTC day and type, and that day's net change in devices online (from
+    `device.status` events written by the portal): kept by the statement that inserts the events
+    (events.record_many), read by the dashboard's charts."""
+
+    __tablename__ = "analytics_daily"
+
+    tenant_id: Mapped[UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    event_type: Mapped[str] = mapped_column(String(100), primary_key=True)
+    events: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    online_delta: Mapped[int] = mapped_column(Integer, server_default="0")

@@ -1,7 +1,10 @@
 """Reading events back: counts per day (UTC days), by type, and the devices online per day.
 
-Every statement bounds `occurred_at` with constants, so PostgreSQL prunes to the months asked
-for, and leads with tenant_id (the primary key or the (tenant_id, event_type, occurred_at) index).
+The analytics page counts one type from the events themselves (exact, any range; the statement
+bounds `occurred_at` with values, so PostgreSQL prunes to the months asked for, and reads the
+(tenant_id, event_type, occurred_at) index only). The dashboard's two charts read the daily
+rollup `analytics_daily`, which the insert keeps: aggregating every event of 30 days took about
+0.5 s for a tenant with 500,000 events in 90 days (bench.analytics), the rollup a millisecond.
 """
 from __future__ import annotations
 
@@ -20,23 +23,19 @@ SELECT (occurred_at AT TIME ZONE 'UTC')::date AS day, count(*) AS n
  WHERE tenant_id = :t AND event_type = :type AND occurred_at >= :lo AND occurred_at < :hi
  GROUP BY 1 ORDER BY 1
 """)
+# The dashboard reads the daily rollup (analytics_daily): a few rows per day, whatever the volume.
 _PER_DAY_BY_TYPE = text("""
-SELECT (occurred_at AT TIME ZONE 'UTC')::date AS day, event_type, count(*) AS n
-  FROM analytics_events
- WHERE tenant_id = :t AND occurred_at >= :lo AND occurred_at < :hi
- GROUP BY 1, 2
+SELECT day, event_type, events FROM analytics_daily WHERE tenant_id = :t AND day BETWEEN :first AND :last
 """)
-# Each status change moves the online count by +1 (to online), -1 (from online) or 0.
+# Each status change moved the online count by +1 (to online), -1 (from online) or 0; the rollup
+# holds each day's sum.
 _ONLINE_DELTAS = text("""
-SELECT (occurred_at AT TIME ZONE 'UTC')::date AS day,
-       sum((properties->>'to' = 'online')::int - coalesce((properties->>'from' = 'online')::int, 0)) AS delta
-  FROM analytics_events
- WHERE tenant_id = :t AND event_type = :type AND source = 'portal' AND occurred_at >= :lo AND occurred_at < :hi
- GROUP BY 1
+SELECT day, online_delta FROM analytics_daily
+ WHERE tenant_id = :t AND event_type = :type AND day BETWEEN :first AND :last
 """)
 _TYPES = text("""
-SELECT DISTINCT event_type FROM analytics_events
- WHERE tenant_id = :t AND occurred_at >= :lo AND occurred_at < :hi ORDER BY 1 LIMIT 200
+SELECT DISTINCT event_type FROM analytics_daily
+ WHERE tenant_id = :t AND day BETWEEN :first AND :last ORDER BY 1 LIMIT 200
 """)
 
 
@@ -57,8 +56,7 @@ def per_day(tenant_id: UUID, event_type: str, first: date, last: date) -> list[t
 
 def per_day_by_type(tenant_id: UUID, first: date, last: date, top: int = 5) -> tuple[list[str], list[tuple[date, dict]]]:
     """The `top` busiest types by name (the rest as "other") and each day's counts of them."""
-    rows = db.session.execute(_PER_DAY_BY_TYPE, {"t": tenant_id, "lo": utc_midnight(first),
-                                                 "hi": utc_midnight(last + timedelta(days=1))}).all()
+    rows = db.session.execute(_PER_DAY_BY_TYPE, {"t": tenant_id, "first": first, "last": last}).all()
     totals: dict[str, int] = defaultdict(int)
     for _, kind, n in rows:
         totals[kind] += n
@@ -78,8 +76,7 @@ def online_per_day(tenant_id: UUID, online_now: int, last: date, span: int = 30)
     hand, data older than the feature) shifts the days before it by its amount."""
     first = last - timedelta(days=span - 1)
     deltas = dict(db.session.execute(_ONLINE_DELTAS, {
-        "t": tenant_id, "type": DEVICE_STATUS, "lo": utc_midnight(first + timedelta(days=1)),
-        "hi": utc_midnight(last + timedelta(days=1))}).all())
+        "t": tenant_id, "type": DEVICE_STATUS, "first": first + timedelta(days=1), "last": last}).all())
     counts, online = [], online_now
     for day in reversed(days(first, last)):
         counts.append((day, max(online, 0)))
@@ -88,5 +85,4 @@ def online_per_day(tenant_id: UUID, online_now: int, last: date, span: int = 30)
 
 
 def event_types(tenant_id: UUID, first: date, last: date) -> list[str]:
-    return list(db.session.scalars(_TYPES, {"t": tenant_id, "lo": utc_midnight(first),
-                                            "hi": utc_midnight(last + timedelta(days=1))}))
+    return list(db.session.scalars(_TYPES, {"t": tenant_id, "first": first, "last": last}))

@@ -23,6 +23,7 @@ MONTHS_AHEAD = 2
 _ENSURE = text("SELECT portal_analytics_partitions(CAST(:first AS date), :months)")
 _DROP = text("SELECT portal_analytics_drop_partitions()")
 _DELETE = text("DELETE FROM analytics_events WHERE tenant_id = :t AND occurred_at < :cutoff")
+_DELETE_DAYS = text("DELETE FROM analytics_daily WHERE tenant_id = :t AND day < :day")
 _PARTITIONS = text("""
 SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
  WHERE i.inhparent = 'analytics_events'::regclass ORDER BY c.relname
@@ -43,6 +44,8 @@ def prune_tenant(tenant_id: UUID, days: int, now: datetime | None = None) -> int
     """Delete one tenant's events past `days`; the caller has entered the tenant and commits."""
     cutoff = (now or datetime.now(timezone.utc)) - timedelta(days=days)
     deleted = db.session.execute(_DELETE, {"t": tenant_id, "cutoff": cutoff}).rowcount or 0
+    # Whole days only: the day the cutoff falls in keeps its (partly pruned) count.
+    db.session.execute(_DELETE_DAYS, {"t": tenant_id, "day": cutoff.date()})
     if deleted:
         audit.record(tenant_id, None, "analytics.prune", "analytics", None, rows=deleted, before=cutoff.isoformat())
     return deleted
