@@ -64,9 +64,9 @@ def _day(d: date) -> str:
 
 
 def columns(label: str, days: list[tuple[date, dict[str, int]]], series: list[str], *, unit: str = "event",
-            href=None) -> Chart:
+            href=None, classes: dict[str, str] | None = None) -> Chart:
     """`days` = [(day, {series name: value})]; `href(day, values)` gives each column's link."""
-    classes = {name: f"series-{i % SERIES_CLASSES}" for i, name in enumerate(series)}
+    classes = {name: f"series-{i % SERIES_CLASSES}" for i, name in enumerate(series)} | (classes or {})
     top = nice_max(max((sum(v.values()) for _, v in days), default=0))
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     slot = plot_w / max(len(days), 1)

@@ -90,7 +90,7 @@ def _activity(ctx, online_now: int) -> dict:
         online = analytics_queries.online_per_day(ctx.tenant_id, online_now, last, ACTIVITY_DAYS)
         activity["online"] = analytics_charts.columns(
             "Devices online at the end of each day, last 30 days", [(d, {"online": n}) for d, n in online],
-            ["online"], unit="device", href=link("device.status"))
+            ["online"], unit="device", href=link("device.status"), classes={"online": "fill-online"})
     return activity
 
 
