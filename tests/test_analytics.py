@@ -111,8 +111,21 @@ def test_partitions_are_made_ahead_idempotently_and_take_over_the_default(app, w
         names = retention.partitions()
     assert {f"analytics_events_p{month_after(far, k):%Y_%m}" for k in (0, 1, 2)} <= set(names)
     assert count(app, a["id"], where, at=stray) == f"analytics_events_p{nxt:%Y_%m}"
-    result = app.test_cli_runner().invoke(args=["analytics", "partitions"])  # what the daily job runs
+    result = app.test_cli_runner().invoke(args=["analytics", "partitions"])
     assert result.exit_code == 0 and result.output.startswith("0 new partition(s)"), result.output
+
+
+def test_the_daily_job_makes_the_months_ahead(app, owner_engine):
+    from portal.analytics.tasks import make_partitions
+    from portal.jobs.engine import bind, jobs
+    periodic = {p.periodic_id for p in jobs.periodic_registry.periodic_tasks.values()}
+    assert {"analytics.partitions", "analytics.prune"} <= periodic
+    ahead = f"analytics_events_p{month_after(NOW().date(), 2):%Y_%m}"
+    with owner_engine.begin() as conn:  # as if the worker had not run since last month
+        conn.execute(sa.text(f"DROP TABLE {ahead}"))
+    bind(app)
+    assert make_partitions(timestamp=0) == 1
+    assert make_partitions(timestamp=0) == 0
     with app.app_context():
         names = retention.partitions()
     for k in range(3):
