@@ -71,17 +71,19 @@ ACTIVITY_DAYS = 30
 
 
 def _activity(ctx, online_now: int) -> dict:
-    """The analytics charts (owners and admins, who see every site): devices online per day,
-    rebuilt from the status changes, and events per day by type; every column a link to the
+    """The analytics charts (analytics:view): events per day by type, and for those who see every
+    site the devices online per day, rebuilt from the status changes; every column a link to the
     analytics page for that day."""
     last = datetime.now(timezone.utc).date()
     first = last - timedelta(days=ACTIVITY_DAYS - 1)
 
     def link(default):
-        # A day's column opens the analytics page on that day, for its busiest type.
-        return lambda day, values: url_for("analytics.index", range="custom", start=day.isoformat(),
-                                           end=day.isoformat(), type=default or max((k for k in values if k != "other"),
-                                                                             key=values.get, default=None))
+        def href(day, values):
+            # The analytics page on that day, for the given type or the day's busiest one.
+            busiest = max((k for k in values if k != "other"), key=values.get, default=None)
+            return url_for("analytics.index", type=default or busiest, range="custom", start=day.isoformat(),
+                           end=day.isoformat())
+        return href
 
     series, per_type = analytics_queries.per_day_by_type(ctx.tenant_id, first, last)
     activity = {"events": analytics_charts.columns("Events per day by type, last 30 days", per_type, series,
