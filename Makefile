@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
 
-.PHONY: run test test-fast migrate seed check clean-db bench bench-audit bench-api clean-bench load
+.PHONY: run test test-fast migrate seed check clean-db bench bench-audit bench-api bench-analytics clean-bench load
 
 $(STAMP): requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
@@ -43,6 +43,10 @@ bench-api: $(STAMP)
 # Audit trail benchmark: write overhead of the hash chain, export memory at 1,000,000 rows.
 bench-audit: $(STAMP)
 	$(BIN)/python -m bench.audit $(BENCH_ARGS)
+
+# Analytics events benchmark: the charts' queries at 500,000 events in a tenant, partition pruning.
+bench-analytics: $(STAMP)
+	$(BIN)/python -m bench.analytics $(BENCH_ARGS)
 
 # Load test (not part of `make test`): gunicorn with 2 workers and a job worker on an embedded database
 # with the sample data, 20 users for 60 s with locust (LOAD_USERS, LOAD_SECONDS); see docs/performance.md.

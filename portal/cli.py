@@ -40,6 +40,8 @@ def init_app(app: Flask) -> None:
 
     from .audit.cli import audit_cli
     app.cli.add_command(audit_cli)
+    from .analytics.cli import analytics_cli
+    app.cli.add_command(analytics_cli)
 
     from .admin.cli import tenants_cli
     app.cli.add_command(tenants_cli)

@@ -16,10 +16,10 @@ from .database.context import tenant_scope
 from .devices.models import Device, DeviceStatus, DeviceType
 from .extensions import db
 from .invitations.models import Invitation
+from .sites.models import Site, SiteAssignment
 from .tenancy import roles
 from .tenancy.models import Membership, MembershipRole, TenantRole, TenantRolePermission
 from .tenancy.permissions import Permission
-from .sites.models import Site, SiteAssignment
 from .tenants.models import Plan, Tenant, TenantStatus, TenantType
 from .tenants.plans import PLAN_OF_TYPE, apply_plan
 
@@ -51,7 +51,20 @@ def load_sample(password: str) -> bool:
             _load_tenant(tenant, spec, data, users, admin)
     from .auditlog import sample
     sample.load(users)  # a history showing every kind of audit row and security event
+    _analytics_sample(data["tenants"][0]["slug"])
     return True
+
+
+def _analytics_sample(slug: str) -> None:
+    """A month of analytics events for the first sample tenant (acme-corp)."""
+    from .analytics import sample
+    tenant = db.session.scalar(select(Tenant).where(Tenant.slug == slug))
+    with tenant_scope(db.session, tenant.id):
+        devices = [(d.id, d.site_id, DeviceStatus(d.status).value) for d in db.session.scalars(
+            select(Device).where(Device.tenant_id == tenant.id))]
+        members = list(db.session.scalars(select(Membership.user_id).where(Membership.tenant_id == tenant.id)))
+        sample.load(tenant.id, devices, members)
+        db.session.flush()
 
 
 def _load_tenant(tenant, spec, data, users, admin) -> None:

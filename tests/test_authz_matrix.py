@@ -105,6 +105,9 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("api_clients.disable", "POST"): expect(303, 303, 403, 403),
     ("api_clients.enable", "POST"): expect(303, 303, 403, 403),       # refused with a message: not disabled
     ("api_clients.delete", "POST"): expect(303, 303, 403, 403),
+    # Analytics (issue 15): owners and admins chart events (analytics:view) and record one (events:write).
+    ("analytics.index", "GET"): MANAGERS,
+    ("analytics.record_event", "POST"): expect(422, 422, 403, 403),    # no type given
 }
 
 

@@ -68,7 +68,8 @@ def pages_for(role: str, t: dict) -> list[tuple[str, str]]:
         pages += [("device-new", f"{base}/devices/new"), ("device-edit", f"{base}/devices/{device}/edit"),
                   ("device-import", f"{base}/devices/import"), ("site-new", f"{base}/sites/new"),
                   ("site-edit", f"{base}/sites/{site}/edit"), ("invitations", f"{base}/invitations/"),
-                  ("roles", f"{base}/roles/"), ("role-new", f"{base}/roles/new")]
+                  ("roles", f"{base}/roles/"), ("role-new", f"{base}/roles/new"),
+                  ("analytics", f"{base}/analytics/?type=device.status&range=90")]
     return pages
 
 

@@ -139,6 +139,10 @@ def sentence(row, names: Names) -> str:
     if action == "audit.prune":
         details = row.details or {}
         return f"{who} deleted {details.get('rows')} entries older than {str(details.get('before', ''))[:10]} (retention)"
+    if action == "analytics.prune":
+        details = row.details or {}
+        return (f"{who} deleted {details.get('rows')} analytics events older than "
+                f"{str(details.get('before', ''))[:10]} (the plan's retention)")
     if action == "audit.retention":
         return f"{who} set audit retention to {after.get('retention_days')} days"
     return f"{who}: {action} on {row.resource_type} {row.resource_id or ''}".rstrip()

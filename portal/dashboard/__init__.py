@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from flask import Flask, render_template
+from flask import Flask, render_template, url_for
 from sqlalchemy import String, cast, func, or_, select
 
 from ..accounts.models import User
+from ..analytics import charts as analytics_charts
+from ..analytics import queries as analytics_queries
 from ..audit.models import AuditLog
 from ..devices.history import actor_names, describe
 from ..devices.models import Device, DeviceStatus
@@ -59,9 +61,39 @@ def index():
     owners = [] if ctx.sees_all or sites else db.session.scalars(
         select(User.name).join(Membership, Membership.user_id == User.id)
         .where(Membership.tenant_id == tid, owner_condition()).order_by(User.name).limit(3)).all()
-    return render_template("dashboard/index.html", sites=sites, members=members, devices=devices,
+    activity = _activity(ctx, by_status.get(DeviceStatus.ONLINE, 0)) if can(Permission.ANALYTICS_VIEW) else None
+    return render_template("dashboard/index.html", activity=activity, sites=sites, members=members, devices=devices,
                            device_total=sum(by_status.values()), per_site=per_site, attention=attention,
                            changes=changes, owners=owners, offline_hours=int(OFFLINE_FOR.total_seconds() // 3600))
+
+
+ACTIVITY_DAYS = 30
+
+
+def _activity(ctx, online_now: int) -> dict:
+    """The analytics charts (analytics:view): events per day by type, and for those who see every
+    site the devices online per day, rebuilt from the status changes; every column a link to the
+    analytics page for that day."""
+    last = datetime.now(timezone.utc).date()
+    first = last - timedelta(days=ACTIVITY_DAYS - 1)
+
+    def link(default):
+        def href(day, values):
+            # The analytics page on that day, for the given type or the day's busiest one.
+            busiest = max((k for k in values if k != "other"), key=values.get, default=None)
+            return url_for("analytics.index", type=default or busiest, range="custom", start=day.isoformat(),
+                           end=day.isoformat())
+        return href
+
+    series, per_type = analytics_queries.per_day_by_type(ctx.tenant_id, first, last)
+    activity = {"events": analytics_charts.columns("Events per day by type, last 30 days", per_type, series,
+                                                   href=link(None))}
+    if ctx.sees_all:  # the count online now is the whole fleet's only for those who see every site
+        online = analytics_queries.online_per_day(ctx.tenant_id, online_now, last, ACTIVITY_DAYS)
+        activity["online"] = analytics_charts.columns(
+            "Devices online at the end of each day, last 30 days", [(d, {"online": n}) for d, n in online],
+            ["online"], unit="device", href=link("device.status"), classes={"online": "fill-online"})
+    return activity
 
 
 def _latest_changes(ctx):

@@ -143,6 +143,22 @@ def backup_restore(file: Path, force: bool):
                                    "their data. Add --force to do it.")
     from ..extensions import db
     db.engine.dispose()
+    if tables:
+        _drop_partitioned_tables()
     _run([_tool("pg_restore"), "--clean", "--if-exists", "--no-owner", "--single-transaction", "--exit-on-error",
           "--dbname", libpq_url(_owner_url()), str(file)])
     click.echo(f"Restored {file}.")
+
+
+def _drop_partitioned_tables() -> None:
+    """pg_restore --clean cannot clean a partitioned table: it drops each partition's inherited
+    constraints first, which PostgreSQL refuses ("cannot drop inherited constraint"). Such tables
+    (analytics_events and its months) are dropped beforehand; the file brings them back with their data."""
+    engine = sa.create_engine(_owner_url(), poolclass=sa.pool.NullPool)
+    with engine.begin() as conn:
+        names = conn.execute(sa.text(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = 'public' AND c.relkind = 'p' AND NOT c.relispartition")).scalars().all()
+        for name in names:
+            conn.execute(sa.text(f'DROP TABLE IF EXISTS public."{name}" CASCADE'))
+    engine.dispose()

@@ -1,5 +1,6 @@
 """Import every area's models so the metadata (and `flask db check`) sees all tables."""
 from ..accounts import models as _accounts  # noqa: F401
+from ..analytics import models as _analytics  # noqa: F401
 from ..audit import models as _audit  # noqa: F401
 from ..devices import models as _devices  # noqa: F401
 from ..invitations import models as _invitations  # noqa: F401

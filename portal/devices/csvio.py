@@ -10,14 +10,15 @@ import csv
 import io
 import json
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 from datetime import datetime, timezone
+from types import SimpleNamespace
 from uuid import uuid4
 
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
 from .. import audit
+from ..analytics.events import device_status_changed
 from ..extensions import db
 from ..rules import RuleViolation
 from ..sites.models import Site
@@ -257,6 +258,7 @@ def import_devices(ctx: TenantContext, data: bytes, *, partial: bool = False) ->
         return report
     audit.record_many(ctx.tenant_id, ctx.user_id, "device.import", "device",
                       [(row["id"], None, snapshot(SimpleNamespace(**row))) for row in rows])
+    device_status_changed(ctx, [(SimpleNamespace(**row), None) for row in rows])  # one statement
     report.imported = len(rows)
     return report
 

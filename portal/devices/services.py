@@ -14,6 +14,7 @@ from uuid import UUID
 from sqlalchemy import func, select
 
 from .. import audit
+from ..analytics.events import device_status_changed
 from ..extensions import db
 from ..rules import RuleViolation
 from ..sites.models import Site
@@ -99,6 +100,7 @@ def create_device(ctx: TenantContext, data: DeviceData) -> Device:
     db.session.add(device)
     db.session.flush()  # the audit row names the new device's id
     audit.record(ctx.tenant_id, ctx.user_id, "device.create", "device", device.id, after=snapshot(device))
+    device_status_changed(ctx, [(device, None)])
     return device
 
 
@@ -113,6 +115,7 @@ def update_device(ctx: TenantContext, device: Device, data: DeviceData) -> Devic
     after = snapshot(device)
     if after != before:
         audit.record(ctx.tenant_id, ctx.user_id, "device.update", "device", device.id, before=before, after=after)
+        device_status_changed(ctx, [(device, before["status"])])  # nothing when the status stayed
     return device
 
 
@@ -126,7 +129,7 @@ def change_status(ctx: TenantContext, devices: list[Device], status: DeviceStatu
     back = sum(1 for d in devices if d.status == DeviceStatus.DECOMMISSIONED and status != d.status)
     if back:
         room_for_devices(ctx, back, "status")  # back in service: they count again
-    changed = 0
+    changes = []
     for device in devices:
         if device.status == status:
             continue
@@ -134,8 +137,9 @@ def change_status(ctx: TenantContext, devices: list[Device], status: DeviceStatu
         device.status = status
         audit.record(ctx.tenant_id, ctx.user_id, "device.status", "device", device.id, before=before,
                      after=snapshot(device))
-        changed += 1
-    return changed
+        changes.append((device, before["status"]))
+    device_status_changed(ctx, changes)  # one statement for the whole selection
+    return len(changes)
 
 
 def move_devices(ctx: TenantContext, devices: list[Device], site_id: UUID | None) -> int:
@@ -159,3 +163,4 @@ def decommission_device(ctx: TenantContext, device: Device) -> None:
     device.status = DeviceStatus.DECOMMISSIONED
     audit.record(ctx.tenant_id, ctx.user_id, "device.decommission", "device", device.id, before=before,
                  after=snapshot(device))
+    device_status_changed(ctx, [(device, before["status"])])

@@ -22,10 +22,11 @@ from .models import TenantExport
 # Columns never exported, whatever table they are in.
 SECRET_COLUMNS = frozenset({"token_hash", "password_hash", "totp_secret", "payload", "secret", "secret_hash"})
 LINK_HOURS = 24
+# Partitions (analytics_events_p...) are read through their parent, the only one the serving role may read.
 TENANT_TABLES = """
 SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped
-WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') ORDER BY c.relname
+WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND NOT c.relispartition ORDER BY c.relname
 """
 
 

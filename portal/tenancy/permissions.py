@@ -28,6 +28,8 @@ class Permission(enum.StrEnum):
     AUDIT_VIEW = "audit:view"
     AUDIT_MANAGE = "audit:manage"
     API_MANAGE = "api:manage"
+    ANALYTICS_VIEW = "analytics:view"
+    EVENTS_WRITE = "events:write"
 
     @property
     def resource(self) -> str:
@@ -72,6 +74,8 @@ CATALOGUE: dict[Permission, tuple[str, str]] = {
     Permission.AUDIT_VIEW: ("Audit", "Read the audit log"),
     Permission.AUDIT_MANAGE: ("Audit", "Set how long the audit log is kept"),
     Permission.API_MANAGE: ("API", "Create, rotate, disable and delete API clients"),
+    Permission.ANALYTICS_VIEW: ("Analytics", "See the analytics charts of any event type"),
+    Permission.EVENTS_WRITE: ("Analytics", "Record custom analytics events"),
 }
 
 _READ = frozenset({Permission.TENANT_VIEW, Permission.SITES_VIEW, Permission.DEVICES_VIEW,

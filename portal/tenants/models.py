@@ -58,6 +58,8 @@ class Plan(db.Model):
     max_devices: Mapped[int] = mapped_column(Integer)
     max_integrations: Mapped[int] = mapped_column(Integer)
     features: Mapped[list[str]] = mapped_column(ARRAY(String(32)), server_default=text("'{}'"))
+    # How long a tenant on this plan keeps its analytics events (migration 0015).
+    analytics_retention_days: Mapped[int] = mapped_column(Integer, server_default="30")
 
 
 LIMITS = ("max_users", "max_sites", "max_devices", "max_integrations")
