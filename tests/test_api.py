@@ -6,6 +6,7 @@ import re
 import time
 
 import pytest
+import sqlalchemy as sa
 from conftest import csrf_token, login, make_app
 
 from portal.api import credentials, services
@@ -178,6 +179,7 @@ ROUTES = {
     "api.update_device": ("PATCH", "/api/v1/devices/{device}", "devices:write"),
     "api.decommission_device": ("POST", "/api/v1/devices/{device}/decommission", "devices:write"),
     "api.bulk_status": ("POST", "/api/v1/devices/bulk-status", "devices:status"),
+    "api.record_events": ("POST", "/api/v1/events", "events:write"),
 }
 
 
@@ -380,3 +382,26 @@ def test_prune_removes_long_expired_tokens_and_idempotency_records(app, client, 
         left = db.session.execute(db.text("SELECT count(*) FROM api_tokens WHERE token_hash = :h"),
                                   {"h": credentials.token_hash(token)}).scalar()
     assert left == 0
+
+
+def test_custom_events_are_recorded_all_or_none(api):
+    """POST /api/v1/events: a valid batch lands in the tenant's analytics; one bad event refuses
+    the whole batch, naming it by JSON pointer; more than 1,000 is refused."""
+    app, http, headers = api["app"], api["http"], bearer(api["token"])
+
+    def recorded(kind):
+        with app.app_context(), tenant_scope(db.session, api["a"]["id"]):
+            return db.session.execute(sa.text("SELECT count(*) FROM analytics_events WHERE event_type = :t"),
+                                      {"t": kind}).scalar()
+
+    ok = http.post("/api/v1/events", headers=headers,
+                   json={"events": [{"type": "door.opened", "properties": {"door": 3}}] * 2})
+    assert ok.status_code == 201 and ok.get_json() == {"recorded": 2}
+    assert recorded("door.opened") == 2
+    bad = http.post("/api/v1/events", headers=headers,
+                    json={"events": [{"type": "door.closed"}, {"type": "Not A Type"}]})
+    assert bad.status_code == 422 and bad.mimetype == "application/problem+json"
+    assert [e["field"] for e in bad.get_json()["errors"]] == ["/events/1/type"]
+    assert recorded("door.closed") == 0
+    many = http.post("/api/v1/events", headers=headers, json={"events": [{"type": "door.opened"}] * 1001})
+    assert many.status_code == 422 and recorded("door.opened") == 2

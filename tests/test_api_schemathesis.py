@@ -45,7 +45,7 @@ def _exercise(operation, live_server, token, others, path_parameters, examples):
 def test_schemathesis_for_a_token_of_each_scope(app, live_server, world):
     schema = schemathesis.openapi.from_url(f"{live_server}/api/v1/openapi.json")
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 13
+    assert len(operations) == 14
     a = world["a"]
     real = {"site_id": str(a["sites"][0]), "device_id": str(a["devices"][0])}
     started = time.monotonic()

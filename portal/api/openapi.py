@@ -82,11 +82,15 @@ OPERATIONS = {
     "api.bulk_status": ("Set the status of up to 500 devices (all or none)", [], "BulkStatusIn",
                         {"200": _json("BulkStatusOut"), "400": PROBLEM, "404": PROBLEM, "409": PROBLEM,
                          "415": PROBLEM, "422": PROBLEM}),
+    "api.record_events": ("Record up to 1,000 custom analytics events (all or none)", [], "EventsIn",
+                          {"201": _json("EventsOut", description="Recorded"), "400": PROBLEM, "415": PROBLEM,
+                           "422": PROBLEM}),
 }
 COMPONENTS = {"SiteIn": schemas.SiteIn, "SitePatch": schemas.SitePatch, "SiteOut": schemas.SiteOut,
               "SitePage": schemas.SitePage, "DeviceIn": schemas.DeviceIn, "DevicePatch": schemas.DevicePatch,
               "DeviceOut": schemas.DeviceOut, "DevicePage": schemas.DevicePage, "BulkStatusIn": schemas.BulkStatusIn,
-              "BulkStatusOut": schemas.BulkStatusOut, "Problem": schemas.ProblemOut}
+              "BulkStatusOut": schemas.BulkStatusOut,
+              "EventIn": schemas.EventIn, "EventsIn": schemas.EventsIn, "EventsOut": schemas.EventsOut, "Problem": schemas.ProblemOut}
 
 
 def _path(rule) -> str:

@@ -12,6 +12,7 @@ from marshmallow import (
 )
 
 from ..devices.models import DeviceStatus, DeviceType
+from ..analytics.events import BATCH_MAX as EVENTS_MAX
 from ..devices.services import BULK_MAX
 from ..sites.services import WEEKDAYS, valid_timezone
 
@@ -153,6 +154,25 @@ class BulkStatusIn(Strict):
 
 class BulkStatusOut(Schema):
     changed = fields.Integer(required=True)
+
+
+class EventIn(Schema):
+    """One custom analytics event (portal/analytics/events.py validates it in full)."""
+    type = fields.String(required=True, metadata={"description": "lower-case dotted name, e.g. door.opened"})
+    name = fields.String(metadata={"description": "a label shown with the event"})
+    properties = fields.Dict(metadata={"description": "a JSON object of at most 4 KiB"})
+    occurred_at = fields.String(metadata={"description": "ISO 8601, within the last 7 days (default: now)"})
+    source_id = fields.String(metadata={"description": "the sender's own id of the event"})
+
+
+class EventsIn(Strict):
+    # Items stay raw dicts: the analytics validator reports every event's errors by JSON pointer.
+    events = fields.List(fields.Dict(), required=True, validate=validate.Length(min=1, max=EVENTS_MAX),
+                         metadata={"items": {"$ref": "#/components/schemas/EventIn"}})
+
+
+class EventsOut(Schema):
+    recorded = fields.Integer(required=True)
 
 
 class FieldError(Schema):

@@ -9,6 +9,7 @@ from uuid import UUID
 
 from flask import Blueprint, jsonify, request, url_for
 
+from ..analytics import events as analytics_events
 from ..devices import queries as device_queries
 from ..devices import services as device_services
 from ..devices.models import DeviceStatus
@@ -307,3 +308,18 @@ def bulk_status():
     except RuleViolation as exc:
         raise refused(exc) from None
     return document({"changed": changed}, etag=False)
+
+
+# --- Analytics events ------------------------------------------------------------------------
+
+@bp.post("/events")
+@auth.scope(Permission.EVENTS_WRITE)
+def record_events():
+    """Record up to 1,000 custom analytics events, all or none: every invalid event is named by
+    its JSON pointer in the problem's errors."""
+    values = body(schemas.EventsIn())
+    result = analytics_events.record_custom(current(), values["events"], source="api")
+    if not result.ok:
+        raise Problem(422, "Some events are not valid; none was recorded.",
+                      errors=[{"field": "/events" + e.pointer, "detail": e.message} for e in result.errors])
+    return document({"recorded": result.recorded}, 201, etag=False)
