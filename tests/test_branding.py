@@ -8,9 +8,9 @@ import struct
 import zlib
 
 import pytest
+from conftest import csrf_token, login
 from PIL import Image
 
-from conftest import csrf_token, login
 from portal.audit.models import AuditLog
 from portal.database.context import tenant_scope
 from portal.extensions import db

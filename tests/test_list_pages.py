@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
-
 from conftest import login
+
 from portal.database import paging
 from portal.database.context import tenant_scope
 from portal.extensions import db
@@ -24,7 +24,7 @@ def links(html: str) -> dict[str, str]:
 
 
 def position(html: str) -> str:
-    return " ".join(re.search(r'<span class="position">(.*?)</span>', html, re.S).group(1).split())
+    return " ".join(re.search(r'<span class="position">(.*?)</span>', html, re.DOTALL).group(1).split())
 
 
 @pytest.fixture
@@ -58,7 +58,7 @@ def test_sites_page_forward_and_back_with_their_position(app, factory, small_pag
 def test_invitations_page_newest_first_both_ways_under_htmx(app, factory, small_pages):
     owner = factory.user(name="Invitation Pager")
     t = factory.tenant(members={"owner": owner}, sites=0, devices=0)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     with app.app_context(), tenant_scope(db.session, t["id"]):
         for i in range(5):
             db.session.add(Invitation(tenant_id=t["id"], role=MembershipRole.MEMBER, email=f"pager-{i}@example.com",
