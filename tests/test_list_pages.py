@@ -40,6 +40,7 @@ def test_sites_page_forward_and_back_with_their_position(app, factory, small_pag
     login(client, owner.email)
     first = client.get(f"/t/{t['slug']}/sites/").get_data(as_text=True)
     assert position(first) == "1–2 of 5" and set(links(first)) == {"next"}
+    assert 'class="table stack"' in first  # stacked rows at 390 px
     second = client.get(links(first)["next"]).get_data(as_text=True)
     assert position(second) == "3–4 of 5" and set(links(second)) == {"prev", "next"}
     assert "after=" in links(first)["next"] and "before=" in links(second)["prev"]

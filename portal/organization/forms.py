@@ -70,7 +70,7 @@ class DeleteForm(FlaskForm):
 
 
 class LogoForm(FlaskForm):
-    logo = FileField("Logo", description="PNG, JPEG or WebP, at most 256 KB and 1,024 pixels on each side. "
+    logo = FileField("New logo", description="PNG, JPEG or WebP, at most 256 KB and 1,024 pixels on each side. "
                                          "It is re-encoded: metadata such as location is removed.",
                      render_kw={"accept": "image/png,image/jpeg,image/webp"})
 
