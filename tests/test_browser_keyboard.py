@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from browser_support import DASHBOARD, RECORD_CSP_VIOLATIONS, TIMEOUT_MS, Tab
 from conftest import PASSWORD
 
