@@ -12,6 +12,7 @@ quicker than Playwright's "networkidle" (500 ms of silence after every load).
 """
 from __future__ import annotations
 
+import hashlib
 import io
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -27,6 +28,7 @@ from portal.accounts.models import UserType
 from portal.database.context import tenant_scope
 from portal.devices.models import Device, DeviceStatus
 from portal.extensions import db
+from portal.invitations.models import Invitation
 from portal.organization.branding import decode_logo
 from portal.organization.models import TenantLogo
 from portal.tenants.models import Tenant
@@ -70,6 +72,10 @@ def sweep(app, password_hash):
         for role in ("member", "viewer"):
             db.session.add(SiteAssignment(tenant_id=t["id"], site_id=t["sites"][0], user_id=users[role].id))
         db.session.add(Membership(tenant_id=t["id"], user_id=lonely.id, role=MembershipRole.MEMBER))
+        # A pending invitation: the invitations table is checked too (stacked rows at 390 px).
+        db.session.add(Invitation(tenant_id=t["id"], role=MembershipRole.MEMBER, email="sweep-invitee@example.com",
+                                  token_hash=hashlib.sha256(b"sweep").digest(), last_sent_at=datetime.now(timezone.utc),
+                                  expires_at=datetime.now(timezone.utc) + timedelta(days=3)))
         # Branding: the header carries the logo and the accent colour on every page of the tenant.
         picture = io.BytesIO()
         drawing = Image.new("RGBA", (240, 80), (0, 0, 0, 0))
