@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -74,8 +74,8 @@ def sweep(app, password_hash):
         db.session.add(Membership(tenant_id=t["id"], user_id=lonely.id, role=MembershipRole.MEMBER))
         # A pending invitation: the invitations table is checked too (stacked rows at 390 px).
         db.session.add(Invitation(tenant_id=t["id"], role=MembershipRole.MEMBER, email="sweep-invitee@example.com",
-                                  token_hash=hashlib.sha256(b"sweep").digest(), last_sent_at=datetime.now(timezone.utc),
-                                  expires_at=datetime.now(timezone.utc) + timedelta(days=3)))
+                                  token_hash=hashlib.sha256(b"sweep").digest(), last_sent_at=datetime.now(UTC),
+                                  expires_at=datetime.now(UTC) + timedelta(days=3)))
         # Branding: the header carries the logo and the accent colour on every page of the tenant.
         picture = io.BytesIO()
         drawing = Image.new("RGBA", (240, 80), (0, 0, 0, 0))
