@@ -3,24 +3,7 @@
 (function () {
   "use strict";
 
-  // Back/forward restores the list from htmx's history cache; put the filter form's
-  // fields back to what that URL says, so the form and the list agree.
-  function syncFilters() {
-    var form = document.getElementById("device-filters");
-    if (!form) return;
-    var params = new URLSearchParams(window.location.search);
-    Array.prototype.forEach.call(form.elements, function (el) {
-      if (!el.name) return;
-      if (el.tagName === "SELECT") {
-        el.value = params.get(el.name) || "";
-        if (el.selectedIndex < 0) el.selectedIndex = 0;
-      } else if (el.type === "search" || el.type === "text") {
-        el.value = params.get(el.name) || "";
-      }
-    });
-  }
-  document.addEventListener("htmx:historyRestore", syncFilters);
-  window.addEventListener("popstate", function () { window.setTimeout(syncFilters, 0); });
+  // Back/forward keeps the filter form in step with the URL: static/urlsync.js.
 
   // "Select all" on the current page, and a count of the selection for the bulk form.
   function updateCount() {

@@ -25,6 +25,35 @@
       if (popup && !popup.contains(event.target)) setOpen(b, false);
     });
   });
+  // Links that act as buttons (role="button") answer Space as buttons do, not only Enter.
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== " " || !event.target.matches || !event.target.matches('a[role="button"]')) return;
+    event.preventDefault();
+    event.target.click();
+  });
+
+  // Arrow keys move through an open menu (Down/Up, Home/End); Down on its button opens it.
+  var MOVES = { ArrowDown: 1, ArrowUp: -1, Home: "first", End: "last" };
+  document.addEventListener("keydown", function (event) {
+    if (!(event.key in MOVES)) return;
+    var toggle = event.target.closest && event.target.closest("[data-popup-toggle]");
+    var list = toggle ? document.getElementById(toggle.getAttribute("aria-controls"))
+                      : event.target.closest && event.target.closest(".switcher-list");
+    if (!list) return;
+    if (toggle && list.hidden) {
+      if (event.key !== "ArrowDown") return;
+      setOpen(toggle, true);
+    }
+    var items = Array.prototype.slice.call(list.querySelectorAll("button, a[href]"));
+    if (!items.length) return;
+    event.preventDefault();
+    var at = items.indexOf(document.activeElement), move = MOVES[event.key], next;
+    if (move === "first") next = 0;
+    else if (move === "last") next = items.length - 1;
+    else if (at < 0) next = move > 0 ? 0 : items.length - 1;
+    else next = (at + move + items.length) % items.length;
+    items[next].focus();
+  });
   document.addEventListener("keydown", function (event) {
     if (event.key !== "Escape") return;
     document.querySelectorAll('[data-popup-toggle][aria-expanded="true"]').forEach(function (b) {
@@ -42,6 +71,9 @@
       if (dialog && dialog.showModal) {
         event.preventDefault();
         dialog.showModal();
+        // Focus starts on Cancel, not on the destructive button: Enter by habit does no harm.
+        var safe = dialog.querySelector("[data-dialog-close]");
+        if (safe) safe.focus();
       }
       return;
     }

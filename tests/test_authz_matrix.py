@@ -17,6 +17,7 @@ from conftest import Factory, csrf_from, csrf_token, login
 from portal.database.context import tenant_scope
 from portal.extensions import db
 from portal.invitations.models import Invitation
+from portal.organization.models import TenantLogo
 from portal.sites.models import SiteAssignment
 from portal.tenancy.models import Membership, MembershipRole, TenantRole, TenantRolePermission
 from portal.tenancy.permissions import Permission
@@ -90,6 +91,13 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("settings.export", "GET"): expect(200, 403, 403, 403),
     ("settings.export", "POST"): expect(303, 403, 403, 403),
     ("settings.download", "GET"): expect(410, 403, 403, 403),         # not a valid link
+    ("settings.logo", "POST"): expect(422, 403, 403, 403),             # no file given
+    ("settings.remove_logo", "POST"): expect(303, 403, 403, 403),
+    ("settings.accent", "POST"): expect(422, 403, 403, 403),           # no colour given
+    ("settings.reset_accent", "POST"): expect(303, 403, 403, 403),
+    # Branding in the header: every member (both tenants have a logo; the foreign one's is a 404).
+    ("branding.logo", "GET"): READ_ALL,
+    ("branding.stylesheet", "GET"): READ_ALL,
     # The audit trail (issue 12): owners and admins (audit:view).
     ("audit.index", "GET"): MANAGERS,
     ("audit.member_signins", "GET"): MANAGERS,
@@ -182,6 +190,15 @@ def test_every_tenant_route_has_expectations(app):
     assert not unparametrised, f"add PARAMS for: {unparametrised}"
 
 
+def _give_logo(app, tenant_id):
+    png = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4"
+           b"\x89\x00\x00\x00\rIDATx\x9cc\xf8\x0f\x00\x00\x01\x01\x00\x05\x18\xd8N\x00\x00\x00\x00IEND\xaeB`\x82")
+    with app.app_context(), tenant_scope(db.session, tenant_id):
+        db.session.add(TenantLogo(tenant_id=tenant_id, media_type="image/png", content=png, sha256="0" * 64,
+                                  width=1, height=1))
+        db.session.commit()
+
+
 @pytest.fixture
 def matrix_world(app, password_hash):
     """Fresh per role: the requests change memberships and invitations."""
@@ -190,6 +207,8 @@ def matrix_world(app, password_hash):
     users["nonmember"] = factory.user(name="matrix outsider")
     home = factory.tenant(members={r: users[r] for r in ("owner", "admin", "member", "viewer")})
     foreign = factory.tenant(members={"owner": factory.user(name="foreign owner")})
+    for tenant in (home, foreign):
+        _give_logo(app, tenant["id"])
     return {"users": users, "home": Context(app, factory, home), "foreign": Context(app, factory, foreign)}
 
 

@@ -132,6 +132,14 @@ def sentence(row, names: Names) -> str:
         return f"{who} {verbs.get(action, action)}"
     if action == "tenant.create":
         return f"{who} created the organization"
+    if action == "tenant.logo":
+        return f"{who} {'replaced' if before else 'uploaded'} the organization's logo"
+    if action == "tenant.logo_remove":
+        return f"{who} removed the organization's logo"
+    if action == "tenant.accent":
+        if after.get("accent"):
+            return f"{who} set the accent colour to {after['accent']}"
+        return f"{who} reset the accent colour to the portal's own"
     if action == "audit.export":
         details = row.details or {}
         what = ", ".join(f"{k} {v}" for k, v in (details.get("filter") or {}).items()) or "everything"

@@ -1,23 +1,19 @@
 """/t/<slug>/invitations: invite by email, list by status, resend and cancel."""
 from __future__ import annotations
 
-from datetime import datetime
 from uuid import UUID
 
 from flask import abort, flash, redirect, render_template, request, url_for
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import select
 
 from ..extensions import db, htmx
 from ..rules import RuleViolation
 from ..sites.models import Site
 from ..tenancy import Permission, current, requires, roles, tenant_blueprint
-from . import services
+from . import queries, services
 from .forms import InviteForm
-from .models import Invitation, InvitationStatus
 
 bp = tenant_blueprint("invitations", __name__, "/invitations")
-PAGE_SIZE = 50
-FILTERS = ("pending", "expired", "accepted", "declined", "cancelled")
 
 
 def _form(formdata=None) -> InviteForm:
@@ -27,36 +23,14 @@ def _form(formdata=None) -> InviteForm:
     return InviteForm(formdata=formdata, roles=roles.assignable_roles(ctx), sites=sites)
 
 
-def _listing(status: str, after: str) -> tuple[list[Invitation], str | None]:
-    stmt = select(Invitation).where(Invitation.tenant_id == current().tenant_id)
-    if status == "pending":
-        stmt = stmt.where(Invitation.status == InvitationStatus.PENDING, Invitation.expires_at > func.now())
-    elif status == "expired":
-        stmt = stmt.where((Invitation.status == InvitationStatus.EXPIRED) |
-                          ((Invitation.status == InvitationStatus.PENDING) & (Invitation.expires_at <= func.now())))
-    else:
-        stmt = stmt.where(Invitation.status == InvitationStatus(status))
-    if after:
-        try:
-            created, id_ = after.split("|", 1)
-            position = (datetime.fromisoformat(created), UUID(id_))
-        except ValueError:
-            position = None
-        if position:
-            stmt = stmt.where(tuple_(Invitation.created_at, Invitation.id) < tuple_(*position))
-    rows = db.session.scalars(stmt.order_by(Invitation.created_at.desc(), Invitation.id.desc())
-                              .limit(PAGE_SIZE + 1)).all()
-    more = len(rows) > PAGE_SIZE
-    rows = rows[:PAGE_SIZE]
-    return rows, (f"{rows[-1].created_at.isoformat()}|{rows[-1].id}" if more else None)
-
-
 def _page(form: InviteForm, status_code: int = 200):
     status = request.args.get("status", "pending")
-    if status not in FILTERS:
+    if status not in queries.FILTERS:
         status = "pending"
-    rows, next_after = _listing(status, request.args.get("after", ""))
-    context = {"form": form, "rows": rows, "status": status, "filters": FILTERS, "next_after": next_after,
+    rows, next_after, prev_before, pos = queries.invitation_page(
+        current(), status, request.args.get("after", "")[:100], request.args.get("before", "")[:100])
+    context = {"form": form, "rows": rows, "status": status, "filters": queries.FILTERS, "next_after": next_after,
+               "prev_before": prev_before, "pos": pos,
                "now": services.now(), "seats": services.seats_used(current().tenant)}
     if htmx and htmx.target == "invitation-list":
         return render_template("invitations/_invitation_list.html", **context), status_code

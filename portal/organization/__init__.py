@@ -6,7 +6,11 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
+    from .brand_views import bp as branding_bp
+    from .branding import branding
     from .onboarding import checklist
     from .views import bp
     app.register_blueprint(bp)
+    app.register_blueprint(branding_bp)
     app.jinja_env.globals["onboarding_checklist"] = checklist
+    app.jinja_env.globals["tenant_branding"] = branding

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
+from flask_wtf.file import FileField
 from wtforms import BooleanField, EmailField, IntegerField, PasswordField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional
 
@@ -66,3 +67,17 @@ class DeleteForm(FlaskForm):
     confirm = StringField("Type the organization's address to confirm", validators=[Length(max=63)],
                           render_kw={"autocomplete": "off", "spellcheck": "false"})
     password = PasswordField("Your password", render_kw={"autocomplete": "current-password"})
+
+
+class LogoForm(FlaskForm):
+    logo = FileField("New logo", description="PNG, JPEG or WebP, at most 256 KB and 1,024 pixels on each side. "
+                                         "It is re-encoded: metadata such as location is removed.",
+                     render_kw={"accept": "image/png,image/jpeg,image/webp"})
+
+
+class AccentForm(FlaskForm):
+    accent = StringField("Accent colour", validators=[DataRequired(message="Write a colour such as #1d4ed8.")],
+                         filters=[_strip], description="# and six hexadecimal digits, dark enough for white text "
+                                                       "(contrast at least 4.5:1).",
+                         render_kw={"maxlength": 7, "placeholder": "#1d4ed8", "autocomplete": "off",
+                                    "spellcheck": "false"})

@@ -12,9 +12,9 @@ from ..security import login
 from ..sites.services import active_sites
 from ..tenancy import Permission, current, requires, tenant_blueprint, works_read_only
 from ..tenants.plans import get_plan
-from . import services
+from . import branding, services
 from .export import file_of
-from .forms import DeleteForm, ProfileForm, SecurityForm
+from .forms import AccentForm, DeleteForm, LogoForm, ProfileForm, SecurityForm
 
 bp = tenant_blueprint("settings", __name__, "/settings")
 
@@ -27,10 +27,13 @@ def _usage(ctx) -> list[tuple[str, int, int]]:
             ("Active sites", sites, tenant.max_sites), ("Devices in service", devices, tenant.max_devices)]
 
 
-def _page(profile=None, security=None, delete=None, status: int = 200):
+def _page(profile=None, security=None, delete=None, logo=None, accent=None, status: int = 200):
     ctx = current()
+    brand = branding.branding(ctx.tenant)
     return render_template("organization/settings.html", plan=get_plan(ctx.tenant.plan), usage=_usage(ctx),
-                           export=services.latest_export(ctx),
+                           export=services.latest_export(ctx), brand=brand,
+                           logo=logo or LogoForm(formdata=None),
+                           accent=accent or AccentForm(formdata=None, accent=brand.get("accent", "")),
                            delete=delete or DeleteForm(formdata=None),
                            profile=profile or ProfileForm(formdata=None, name=ctx.tenant.name, slug=ctx.tenant.slug,
                                                           contact_email=ctx.tenant.contact_email),
@@ -73,6 +76,56 @@ def security():
             flash("Saved the security policy. It applies to every member's next request.", "success")
             return redirect(url_for(".index"), 303)
     return _page(security=form, status=422)
+
+
+@bp.post("/logo")
+@requires(Permission.TENANT_MANAGE)
+def logo():
+    form = LogoForm()
+    if form.validate():
+        upload = request.files.get("logo")
+        try:
+            data = upload.read() if upload else b""  # bounded by MAX_CONTENT_LENGTH
+            branding.set_logo(current(), branding.decode_logo(data, upload.filename if upload else None))
+        except RuleViolation as exc:
+            db.session.rollback()
+            form.logo.errors = [exc.message]
+        else:
+            flash("The logo is saved: it shows in the header of the organization's pages.", "success")
+            return redirect(url_for(".index") + "#branding", 303)
+    return _page(logo=form, status=422)
+
+
+@bp.post("/logo/remove")
+@requires(Permission.TENANT_MANAGE)
+def remove_logo():
+    if branding.remove_logo(current()):
+        flash("The logo is removed.", "success")
+    return redirect(url_for(".index") + "#branding", 303)
+
+
+@bp.post("/accent")
+@requires(Permission.TENANT_MANAGE)
+def accent():
+    form = AccentForm()
+    if form.validate():
+        try:
+            branding.set_accent(current(), form.accent.data)
+        except RuleViolation as exc:
+            db.session.rollback()
+            form.accent.errors.append(exc.message)
+        else:
+            flash("The accent colour is saved.", "success")
+            return redirect(url_for(".index") + "#branding", 303)
+    return _page(accent=form, status=422)
+
+
+@bp.post("/accent/reset")
+@requires(Permission.TENANT_MANAGE)
+def reset_accent():
+    if branding.set_accent(current(), None):
+        flash("The accent colour is back to the portal's own.", "success")
+    return redirect(url_for(".index") + "#branding", 303)
 
 
 @bp.post("/delete")

@@ -9,6 +9,7 @@ from sqlalchemy import and_, column, func, or_, select, table
 from sqlalchemy.orm import aliased, contains_eager
 
 from ..accounts.models import User
+from ..database.paging import Position, position
 from ..database.search import contains_pattern
 from ..extensions import db
 from ..tenancy.models import Membership
@@ -30,18 +31,34 @@ def _device_count():
             .correlate(Site).scalar_subquery())
 
 
-def site_page(ctx: TenantContext, *, after: str = "", archived: bool = False) -> tuple[list, str | None]:
-    """(site, device count) rows after the name `after`; active sites, or archived ones."""
-    stmt = (select(Site, _device_count().label("devices"))
-            .where(Site.tenant_id == ctx.tenant_id, may_see(ctx, Site.id),
-                   Site.archived_at.is_not(None) if archived else Site.archived_at.is_(None))
-            .order_by(Site.name).limit(PAGE_SIZE + 1))
+def site_page(ctx: TenantContext, *, after: str = "", before: str = "",
+              archived: bool = False) -> tuple[list, str | None, str | None, Position]:
+    """(site, device count) rows by name, keyset-paged both ways (names are unique in a tenant):
+    the rows after `after`, or those before `before`; active sites or archived ones. Returns the
+    rows, the cursors of the next and previous pages, and the page's position (one statement)."""
+    shown = (Site.tenant_id == ctx.tenant_id, may_see(ctx, Site.id),
+             Site.archived_at.is_not(None) if archived else Site.archived_at.is_(None))
+    backwards = bool(before) and not after
+    stmt = (select(Site, _device_count().label("devices")).where(*shown)
+            .order_by(Site.name.desc() if backwards else Site.name).limit(PAGE_SIZE + 1))
     if after:
         stmt = stmt.where(Site.name > after)
+    elif backwards:
+        stmt = stmt.where(Site.name < before)
     rows = db.session.execute(stmt).all()
     more = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]
-    return rows, (rows[-1][0].name if more else None)
+    if backwards:
+        rows.reverse()
+        if not rows:  # nothing before it (any more): the first page
+            return site_page(ctx, archived=archived)
+        next_after, prev_before = rows[-1][0].name, (rows[0][0].name if more else None)
+    else:
+        next_after, prev_before = (rows[-1][0].name if more else None), (rows[0][0].name if after and rows else None)
+    first = rows[0][0].name if rows else None
+    pos = position(select(Site.name).where(*shown).order_by(Site.name), len(rows),
+                   (lambda c: c.name < first) if first is not None else None)
+    return rows, next_after, prev_before, pos
 
 
 def visible_sites(ctx: TenantContext, *, include_archived: bool = False) -> list[Site]:

@@ -36,10 +36,13 @@ def _local_back(target: str | None, fallback: str) -> str:
 def index():
     archived = request.args.get("archived") == "1"
     ctx = current()
-    rows, next_after = queries.site_page(ctx, after=request.args.get("after", ""), archived=archived)
+    rows, next_after, prev_before, pos = queries.site_page(ctx, after=request.args.get("after", "")[:200],
+                                                           before=request.args.get("before", "")[:200],
+                                                           archived=archived)
     # At the plan's limit the New site button says why it is off (the service refuses anyway).
     room = room_left(ctx.tenant, "max_sites", services.active_sites(ctx.tenant_id)) if ctx.can(Permission.SITES_WRITE) else None
-    return render_template("sites/index.html", rows=rows, next_after=next_after, archived=archived, room=room)
+    return render_template("sites/index.html", rows=rows, next_after=next_after, prev_before=prev_before, pos=pos,
+                           archived=archived, room=room)
 
 
 def _form_page(form: SiteForm, site=None, status: int = 200):
