@@ -97,6 +97,20 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("audit.export_jsonl", "GET"): MANAGERS,
     ("audit.retention_settings", "GET"): expect(200, 403, 403, 403),   # owners only (audit:manage)
     ("audit.retention_settings", "POST"): expect(422, 403, 403, 403),  # no days given
+    # Tasks (issue 14). The matrix's task is at the tenant's site, which the matrix's member and
+    # viewer do not see (404 once the role may act at all, as for devices).
+    ("tasks.index", "GET"): READ_ALL,
+    ("tasks.board", "GET"): READ_ALL,
+    ("tasks.count", "GET"): READ_ALL,
+    ("tasks.create", "GET"): expect(200, 200, 200, 403),
+    ("tasks.create", "POST"): expect(422, 422, 422, 403),           # no title given
+    ("tasks.show", "GET"): expect(200, 200, 404, 404),
+    ("tasks.edit", "GET"): expect(200, 200, 404, 403),
+    ("tasks.edit", "POST"): expect(422, 422, 404, 403),
+    ("tasks.status", "POST"): expect(400, 400, 404, 403),           # no status given
+    ("tasks.comment", "POST"): expect(422, 422, 404, 403),          # no comment given
+    ("tasks.bulk_status", "POST"): expect(400, 400, 400, 403),      # nothing selected
+    ("tasks.bulk_assign", "POST"): expect(400, 400, 400, 403),
 }
 
 
@@ -123,6 +137,14 @@ class Context:
             db.session.commit()
             return str(role.id)
 
+    def new_task(self):
+        from portal.tasks.models import Task
+        with self.app.app_context(), tenant_scope(db.session, self.tenant["id"]):
+            task = Task(tenant_id=self.tenant["id"], title="matrix task", site_id=self.tenant["sites"][0])
+            db.session.add(task)
+            db.session.commit()
+            return task.id
+
     def new_invitation(self):
         with self.app.app_context(), tenant_scope(db.session, self.tenant["id"]):
             inv = Invitation(tenant_id=self.tenant["id"], role=MembershipRole.MEMBER, email=f"matrix-{secrets.token_hex(4)}@example.com",
@@ -142,6 +164,7 @@ PARAMS = {
     "device_id": lambda ctx: ctx.tenant["devices"][0],
     "role_key": lambda ctx: ctx.new_role(),
     "token": lambda ctx: "not-a-valid-export-link",
+    "task_id": lambda ctx: ctx.new_task(),
 }
 
 

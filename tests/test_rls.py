@@ -25,7 +25,7 @@ def as_tenant(conn, tenant_id=None, user_id=None):
 
 TABLES = ["user_tenant_associations", "sites", "user_site_assignments", "devices", "audit_logs",
           "tenant_invitations", "tenant_roles", "tenant_role_permissions", "tenant_exports", "tenant_slug_redirects",
-          "audit_checkpoints"]
+          "audit_checkpoints", "tasks", "task_comments"]
 
 
 def test_no_tenant_set_means_no_rows(serving, world):
