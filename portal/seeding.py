@@ -51,6 +51,8 @@ def load_sample(password: str) -> bool:
             _load_tenant(tenant, spec, data, users, admin)
     from .auditlog import sample
     sample.load(users)  # a history showing every kind of audit row and security event
+    from .tasks import sample as tasks
+    tasks.load()  # a dozen tasks at Acme and TechStart, some overdue, with comments
     return True
 
 

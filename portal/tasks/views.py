@@ -56,7 +56,7 @@ def _listing(template: str, fragment: str, **context):
 @requires(Permission.TASKS_VIEW)
 def index():
     state = queries.ListState.from_args(request.args)
-    return _listing("tasks/index.html", "tasks/_rows.html", page=queries.task_page(current(), state))
+    return _listing("tasks/index.html", "tasks/_rows.html", page=queries.task_page(current(), state, queries.PAGE_SIZE))
 
 
 @bp.get("/board")
