@@ -85,3 +85,11 @@ def _load(tenant: Tenant, specs, users) -> None:
             services.add_comment(as_(author), task, body)
         if status != "open":
             services.change_status(as_(assignee or creator), [task], TaskStatus(status))
+    if tenant.slug == "acme-corp":  # an edit and a hand-over, so the audit log shows every kind of task row
+        ctx = as_("alice@acme.com")
+        energy = db.session.scalar(select(Task).where(Task.tenant_id == tenant.id,
+                                                      Task.title == "Read the energy meter for the audit"))
+        services.update_task(ctx, energy, services.TaskData(
+            energy.title, "For the yearly energy audit.", TaskPriority(energy.priority), energy.due_on,
+            energy.site_id, energy.device_id, energy.assignee_id))
+        services.assign(ctx, [energy], users["consultant@external.com"].id)
