@@ -483,3 +483,20 @@ def test_the_daily_scan_tells_once_per_task_in_the_sites_calendar(shop):
         assert soon
     with As(shop, "owner") as ctx:
         assert [n.params["title"] for n in scan_tenant(ctx.tenant)] == ["Overdue west"]
+
+
+def test_tasks_without_a_site_follow_the_organizations_time_zone(shop):
+    east = datetime.now(ZoneInfo("Pacific/Kiritimati")).date()  # UTC+14: always a day ahead of UTC-11
+    task_id = new_task(shop, title="Pay the invoice", due_on=east - timedelta(days=1))
+    owner = client_of(shop, "owner")
+    token = csrf_token(owner)
+    url = f"/t/{shop['slug']}/settings/profile"
+    r = owner.post(url, data={"csrf_token": token, "name": "Shop", "timezone": "Mars/Olympus"})
+    assert r.status_code == 422 and "Mars/Olympus is not a known IANA time zone" in r.get_data(as_text=True)
+    assert owner.post(url, data={"csrf_token": token, "name": "Shop", "timezone": "Pacific/Pago_Pago"}).status_code == 303
+    page = owner.get(f"/t/{shop['slug']}/tasks/{task_id}").get_data(as_text=True)
+    assert "Pacific/Pago_Pago, the organization’s time zone" in page
+    west_today = datetime.now(ZoneInfo("Pacific/Pago_Pago")).date()
+    assert ("overdue</strong>" in page) == (east - timedelta(days=1) < west_today)
+    assert owner.post(url, data={"csrf_token": token, "name": "Shop", "timezone": "Pacific/Kiritimati"}).status_code == 303
+    assert "overdue</strong>" in owner.get(f"/t/{shop['slug']}/tasks/{task_id}").get_data(as_text=True)

@@ -328,6 +328,7 @@ class Detail:
     assignee_sees_site: bool
     overdue: bool
     local_today: date
+    zone: str  # the calendar of its due date: the site's time zone, else the tenant's
 
 
 def detail(ctx: TenantContext, task: Task) -> Detail:
@@ -345,7 +346,7 @@ def detail(ctx: TenantContext, task: Task) -> Detail:
     today = _today_in(zone)
     overdue = TaskStatus(task.status).is_active and task.due_on is not None and task.due_on < today
     return Detail(site, device_name, assignee, people.get(task.created_by), member or task.assignee_id is None,
-                  sees, overdue, today)
+                  sees, overdue, today, zone)
 
 
 def _today_in(zone: str) -> date:
