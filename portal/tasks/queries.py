@@ -28,6 +28,7 @@ from sqlalchemy import (
     or_,
     select,
     true,
+    union_all,
 )
 from sqlalchemy.orm import aliased
 
@@ -274,16 +275,17 @@ def count_matches(ctx: TenantContext, state: ListState, first: str = "") -> tupl
 
 
 def board(ctx: TenantContext, state: ListState, per_column: int = BOARD_COLUMN) -> dict[TaskStatus, list]:
-    """The first cards of each status column, in the list's sort: one statement (a window per status)."""
+    """The first cards of each status column, in the list's sort: one statement, a branch per
+    status, each an ordered index scan that stops after per_column + 1 rows."""
     tz = tenant_timezone(ctx.tenant)
-    rank = func.row_number().over(partition_by=Task.status,
-                                  order_by=[(c.desc() if d else c.asc()) for c, d in _keys(state.sort)])
-    stmt, _ = _base(ctx, *_row_columns(tz), rank.label("rank"))
-    inner = _filters(_with_names(stmt), ctx, state, tz, status=False).subquery("cards")
-    rows = db.session.execute(select(inner).where(inner.c.rank <= per_column + 1)
-                              .order_by(inner.c.status, inner.c.rank)).all()
+    branches = []
+    for i, status in enumerate(TaskStatus):
+        stmt, _ = _base(ctx, *_row_columns(tz))
+        stmt = _filters(_with_names(stmt), ctx, state, tz, status=False).where(Task.status == status)
+        branch = _keyset(stmt, state.sort, None, False).limit(per_column + 1).subquery(f"column_{i}")
+        branches.append(select(*branch.c))
     columns: dict[TaskStatus, list] = {s: [] for s in TaskStatus}
-    for row in rows:
+    for row in db.session.execute(union_all(*branches)).all():
         columns[TaskStatus(row.status)].append(row)
     return columns
 
