@@ -36,5 +36,8 @@ def my_tasks(limit: int = LIMIT) -> list[tuple[TenantRef, list]]:
 @login_required
 def index():
     groups = my_tasks(LIMIT + 1)
-    shown = sum(len(rows) for _, rows in groups)
-    return render_template("tasks/mine.html", groups=groups, truncated=shown > LIMIT, limit=LIMIT)
+    truncated = sum(len(rows) for _, rows in groups) > LIMIT
+    if truncated:  # the extra row only says there is more
+        groups[-1][1].pop()
+        groups = [g for g in groups if g[1]]
+    return render_template("tasks/mine.html", groups=groups, truncated=truncated, limit=LIMIT)
