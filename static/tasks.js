@@ -67,3 +67,26 @@
     }
   });
 })();
+
+// The task form: offer only the devices of the chosen site (the server refuses any other anyway).
+(function () {
+  "use strict";
+  function narrow() {
+    var site = document.getElementById("site_id");
+    var device = document.getElementById("device_id");
+    if (!site || !device) return;
+    Array.prototype.forEach.call(device.querySelectorAll("optgroup"), function (group) {
+      var options = group.querySelectorAll("option[data-site]");
+      var mine = options.length && options[0].getAttribute("data-site") === site.value;
+      group.hidden = !mine;
+      group.disabled = !mine;
+    });
+    var chosen = device.options[device.selectedIndex];
+    if (chosen && chosen.getAttribute("data-site") && chosen.getAttribute("data-site") !== site.value) device.value = "";
+  }
+  document.addEventListener("change", function (event) {
+    if (event.target.id === "site_id") narrow();
+  });
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", narrow);
+  else narrow();
+})();

@@ -48,7 +48,8 @@ class TaskForm(FlaskForm):
         super().__init__(*args, **kwargs)
         self.site_id.choices = [SelectChoice("", "No site")] + [SelectChoice(str(s.id), s.name) for s in sites]
         self.device_id.choices = [SelectChoice("", "No device")] + [
-            SelectChoice(str(d.id), f"{d.name} ({d.site_name})") for d in devices]
+            SelectChoice(str(d.id), d.name, render_kw={"data-site": str(d.site_id)}, optgroup=d.site_name)
+            for d in devices]
         self.assignee_id.choices = [SelectChoice("", "Nobody yet")] + [
             SelectChoice(str(m.id), m.name or m.email) for m in members]
 
