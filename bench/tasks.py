@@ -14,13 +14,13 @@ import time
 
 sys.path.insert(0, "tests")
 
-import sqlalchemy as sa  # noqa: E402
-from flask_migrate import upgrade  # noqa: E402
+import sqlalchemy as sa
+from conftest import make_app
+from flask_migrate import upgrade
 
-from conftest import make_app  # noqa: E402
-from portal.database.provision import provision, url_for_role  # noqa: E402
-from portal.extensions import db  # noqa: E402
-from portal.seeding import load_sample  # noqa: E402
+from portal.database.provision import provision, url_for_role
+from portal.extensions import db
+from portal.seeding import load_sample
 
 FILL = """
 INSERT INTO tasks (tenant_id, title, description, status, priority, due_on, site_id, assignee_id, created_by,
