@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
-from conftest import csrf_token, login
+from conftest import Factory, csrf_token, login
 from sqlalchemy.exc import IntegrityError
 
 from portal.database.context import tenant_scope
@@ -33,19 +33,27 @@ from portal.tenants.models import Tenant
 HX = {"HX-Request": "true"}
 
 
+@pytest.fixture(scope="module")
+def people(app, password_hash):
+    """The module's people, each signed in once (argon2id per sign-in is most of a test's time)."""
+    factory = Factory(app, password_hash)
+    users = {r: factory.user(name=f"{r.title()} Tasker") for r in ("owner", "admin", "member", "viewer", "other")}
+    return {"u": users, "clients": {}}
+
+
 @pytest.fixture
-def shop(app, factory):
-    """Owner, admin, a member and a viewer at site 0, another member at site 1; two devices per site."""
-    people = {r: factory.user(name=f"{r.title()} Tasker") for r in ("owner", "admin", "member", "viewer")}
-    people["other"] = factory.user(name="Other Tasker")
-    t = factory.tenant(members={r: people[r] for r in ("owner", "admin", "member", "viewer")}, sites=2, devices=2)
+def shop(app, factory, people):
+    """A fresh tenant: owner, admin, a member and a viewer at site 0, another member at site 1;
+    two devices per site."""
+    people_ = people["u"]
+    t = factory.tenant(members={r: people_[r] for r in ("owner", "admin", "member", "viewer")}, sites=2, devices=2)
     with app.app_context(), tenant_scope(db.session, t["id"]):
-        db.session.add(Membership(tenant_id=t["id"], user_id=people["other"].id, role=MembershipRole.MEMBER))
+        db.session.add(Membership(tenant_id=t["id"], user_id=people_["other"].id, role=MembershipRole.MEMBER))
         db.session.flush()
         for who, site in (("member", 0), ("viewer", 0), ("other", 1)):
-            db.session.add(SiteAssignment(tenant_id=t["id"], site_id=t["sites"][site], user_id=people[who].id))
+            db.session.add(SiteAssignment(tenant_id=t["id"], site_id=t["sites"][site], user_id=people_[who].id))
         db.session.commit()
-    return {"t": t, "slug": t["slug"], "u": people, "app": app}
+    return {"t": t, "slug": t["slug"], "u": people_, "app": app, "clients": people["clients"]}
 
 
 class As:
@@ -80,9 +88,11 @@ def new_task(shop, who="owner", **fields) -> UUID:
 
 
 def client_of(shop, who):
-    c = shop["app"].test_client()
-    login(c, shop["u"][who].email)
-    return c
+    clients = shop["clients"]
+    if who not in clients:
+        clients[who] = shop["app"].test_client()
+        login(clients[who], shop["u"][who].email)
+    return clients[who]
 
 
 def titles(html: str) -> set[str]:
