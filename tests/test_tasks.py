@@ -15,10 +15,11 @@ from sqlalchemy.exc import IntegrityError
 
 from portal.database.context import tenant_scope
 from portal.extensions import db
+from portal.jobs.engine import bind
 from portal.sites import services as site_services
 from portal.sites.models import Site, SiteAssignment
 from portal.tasks import events, services
-from portal.tasks.jobs import scan_tenant
+from portal.tasks.jobs import due_scan, scan_tenant
 from portal.tasks.models import Task, TaskComment, TaskPriority, TaskStatus
 from portal.tenancy import context_for
 from portal.tenancy.models import (
@@ -493,6 +494,11 @@ def test_the_daily_scan_tells_once_per_task_in_the_sites_calendar(shop):
         assert soon
     with As(shop, "owner") as ctx:
         assert [n.params["title"] for n in scan_tenant(ctx.tenant)] == ["Overdue west"]
+    # The periodic job runs the same scan over every usable tenant, one transaction each.
+    bind(shop["app"])
+    assert due_scan(timestamp=0) >= 0
+    with As(shop, "owner") as ctx:
+        assert scan_tenant(ctx.tenant) == []
 
 
 def test_tasks_without_a_site_follow_the_organizations_time_zone(shop):

@@ -45,6 +45,7 @@ def scan_tenant(tenant: Tenant) -> list[events.Notice]:
             task.overdue_noticed_for = task.due_on
         if notice is not None:
             notices.append(events.publish(notice))
+    db.session.flush()  # inside the tenant's RLS scope: the caller commits after leaving it
     return notices
 
 
