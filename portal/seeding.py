@@ -52,6 +52,8 @@ def load_sample(password: str) -> bool:
     from .auditlog import sample
     sample.load(users)  # a history showing every kind of audit row and security event
     _analytics_sample(data["tenants"][0]["slug"])
+    from .tasks import sample as tasks
+    tasks.load()  # a dozen tasks at Acme and TechStart, some overdue, with comments
     return True
 
 

@@ -46,6 +46,7 @@ EXPECTED: dict[tuple[str, str], dict[str, int | tuple[int, ...]]] = {
     ("profile.revoke_other_sessions", "POST"): each(302, 303),
     ("switcher.index", "GET"): each(302, 200),
     ("switcher.switch", "POST"): each(302, 404),
+    ("mytasks.index", "GET"): each(302, 200),
     ("admin.tenants", "GET"): each(404, 404, 200),
     ("admin.new_tenant", "GET"): each(404, 404, 200),
     ("admin.new_tenant", "POST"): each(404, 404, 422),       # nothing given

@@ -116,6 +116,20 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     # Analytics (issue 15): owners and admins chart events (analytics:view) and record one (events:write).
     ("analytics.index", "GET"): MANAGERS,
     ("analytics.record_event", "POST"): expect(422, 422, 403, 403),    # no type given
+    # Tasks (issue 14). The matrix's task is at the tenant's site, which the matrix's member and
+    # viewer do not see (404 once the role may act at all, as for devices).
+    ("tasks.index", "GET"): READ_ALL,
+    ("tasks.board", "GET"): READ_ALL,
+    ("tasks.count", "GET"): READ_ALL,
+    ("tasks.create", "GET"): expect(200, 200, 200, 403),
+    ("tasks.create", "POST"): expect(422, 422, 422, 403),           # no title given
+    ("tasks.show", "GET"): expect(200, 200, 404, 404),
+    ("tasks.edit", "GET"): expect(200, 200, 404, 403),
+    ("tasks.edit", "POST"): expect(422, 422, 404, 403),
+    ("tasks.status", "POST"): expect(400, 400, 404, 403),           # no status given
+    ("tasks.comment", "POST"): expect(422, 422, 404, 403),          # no comment given
+    ("tasks.bulk_status", "POST"): expect(400, 400, 400, 403),      # nothing selected
+    ("tasks.bulk_assign", "POST"): expect(400, 400, 400, 403),
 }
 
 
@@ -150,6 +164,13 @@ class Context:
             db.session.add(client)
             db.session.commit()
             return client.id
+    def new_task(self):
+        from portal.tasks.models import Task
+        with self.app.app_context(), tenant_scope(db.session, self.tenant["id"]):
+            task = Task(tenant_id=self.tenant["id"], title="matrix task", site_id=self.tenant["sites"][0])
+            db.session.add(task)
+            db.session.commit()
+            return task.id
 
     def new_invitation(self):
         with self.app.app_context(), tenant_scope(db.session, self.tenant["id"]):
@@ -171,6 +192,7 @@ PARAMS = {
     "role_key": lambda ctx: ctx.new_role(),
     "token": lambda ctx: "not-a-valid-export-link",
     "client_id": lambda ctx: ctx.new_api_client(),
+    "task_id": lambda ctx: ctx.new_task(),
 }
 
 

@@ -13,7 +13,7 @@
 - Permission `api:manage` (owners and admins), last in the catalogue.
 
 Revision ID: 0013
-Revises: 0010
+Revises: 0011
 Create Date: 2026-11-30 19:40:00
 """
 import sqlalchemy as sa
@@ -21,7 +21,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = '0013'
-down_revision = '0010'
+down_revision = '0011'
 branch_labels = None
 depends_on = None
 

@@ -151,6 +151,19 @@ def sentence(row, names: Names) -> str:
         details = row.details or {}
         return (f"{who} deleted {details.get('rows')} analytics events older than "
                 f"{str(details.get('before', ''))[:10]} (the plan's retention)")
+    if action.startswith("task."):
+        title = _q(after.get("title") or before.get("title"))
+        if action == "task.status":
+            return (f"{who} changed the status of task {title} from {str(before.get('status')).replace('_', ' ')} "
+                    f"to {str(after.get('status')).replace('_', ' ')}")
+        if action == "task.assign":
+            return f"{who} {'assigned' if after.get('assignee_id') else 'unassigned'} task {title}"
+        if action == "task.update":
+            changed = ", ".join(k.replace("_id", "").replace("_", " ") for k, _, _ in diff(before, after)) or "nothing"
+            return f"{who} edited task {title} ({changed})"
+        verbs = {"task.create": "created task", "task.comment": "commented on task"}
+        at = f" at {site(after)}" if action == "task.create" and after.get("site_id") else ""
+        return f"{who} {verbs.get(action, action)} {title}{at}"
     if action == "audit.retention":
         return f"{who} set audit retention to {after.get('retention_days')} days"
     return f"{who}: {action} on {row.resource_type} {row.resource_id or ''}".rstrip()
@@ -184,6 +197,8 @@ def link(row, names: Names, url_for, may_manage_invitations: bool) -> str | None
         return url_for("sites.show", site_id=sid) if sid in names.sites else None
     if row.resource_type == "membership" and rid in names.users:
         return url_for("members.index", q=names.users[rid])
+    if row.resource_type == "task" and rid:
+        return url_for("tasks.show", task_id=rid)  # tasks are never deleted (but with their tenant)
     if row.resource_type == "invitation" and may_manage_invitations:
         return url_for("invitations.index")
     return None

@@ -27,6 +27,7 @@ ACTIONS = (
     "member.role_change", "member.suspend", "member.reactivate", "member.remove", "member.leave",
     "member.transfer_ownership", "invitation.create", "invitation.resend", "invitation.cancel",
     "invitation.accept", "invitation.decline", "tenant.create", "audit.export", "audit.retention", "audit.prune",
+    "task.create", "task.update", "task.status", "task.assign", "task.comment",
 )
 
 

@@ -37,6 +37,8 @@ class Device(Timestamps, db.Model):
     __table_args__ = (
         # Serial numbers are unique per tenant whatever their case.
         UniqueConstraint("tenant_id", "serial_key"),
+        # Tasks name a device of their site: their foreign key references this key.
+        UniqueConstraint("tenant_id", "site_id", "id"),
         # A site with devices is archived, not deleted: RESTRICT keeps records from vanishing.
         ForeignKeyConstraint(["tenant_id", "site_id"], ["sites.tenant_id", "sites.id"], ondelete="RESTRICT"),
         # Keyset pagination of the device list: each sort and filter has its (tenant_id, ..., id) index.

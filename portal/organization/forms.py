@@ -21,8 +21,13 @@ class ProfileForm(FlaskForm):
                        description="Changing it: the old address leads members to the new one for 30 days.",
                        render_kw={"maxlength": 63, "autocomplete": "off", "spellcheck": "false"})
 
+    timezone = StringField("Time zone (IANA)", validators=[Optional(), Length(max=64)], filters=[_strip],
+                           description="The calendar of tasks without a site, e.g. Europe/Berlin. Empty: UTC.",
+                           render_kw={"autocomplete": "off", "spellcheck": "false"})
+
     def to_data(self) -> Profile:
-        return Profile(self.name.data or "", self.contact_email.data or None, self.slug.data or None)
+        return Profile(self.name.data or "", self.contact_email.data or None, self.slug.data or None,
+                       self.timezone.data or None)
 
 
 def _minutes(label, low, high, unit):

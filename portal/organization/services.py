@@ -3,6 +3,7 @@ the same transaction and never commit."""
 from __future__ import annotations
 
 import ipaddress
+from zoneinfo import available_timezones
 from datetime import datetime, timezone
 from dataclasses import dataclass, field
 
@@ -31,6 +32,7 @@ class Profile:
     name: str
     contact_email: str | None
     slug: str | None = None
+    timezone: str | None = None  # settings.timezone: the calendar of the tenant's tasks without a site
 
 
 def _move(ctx: TenantContext, slug: str) -> None:
@@ -76,12 +78,20 @@ def update_profile(ctx: TenantContext, data: Profile) -> None:
     name = data.name.strip()
     if not name or len(name) > 200:
         raise RuleViolation("Give the organization a name (at most 200 characters).", field="name")
-    before = {"name": tenant.name, "contact_email": tenant.contact_email, "slug": tenant.slug}
+    zone = (data.timezone or "").strip() or None
+    if zone is not None and zone not in available_timezones():
+        raise RuleViolation(f"{zone} is not a known IANA time zone (e.g. Europe/Berlin).", field="timezone")
+    settings = dict(tenant.settings or {})
+    before = {"name": tenant.name, "contact_email": tenant.contact_email, "slug": tenant.slug,
+              "timezone": settings.get("timezone")}
     slug = (data.slug or tenant.slug).strip().lower()
     if slug != tenant.slug:
         _move(ctx, slug)
     tenant.name, tenant.contact_email = name, data.contact_email or None
-    after = {"name": tenant.name, "contact_email": tenant.contact_email, "slug": tenant.slug}
+    if zone != settings.get("timezone"):
+        settings["timezone"] = zone
+        tenant.settings = settings
+    after = {"name": tenant.name, "contact_email": tenant.contact_email, "slug": tenant.slug, "timezone": zone}
     if after != before:
         audit.record(ctx.tenant_id, ctx.user_id, "tenant.update", "tenant", ctx.tenant_id, before=before, after=after)
 

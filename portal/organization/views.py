@@ -36,7 +36,8 @@ def _page(profile=None, security=None, delete=None, logo=None, accent=None, stat
                            accent=accent or AccentForm(formdata=None, accent=brand.get("accent", "")),
                            delete=delete or DeleteForm(formdata=None),
                            profile=profile or ProfileForm(formdata=None, name=ctx.tenant.name, slug=ctx.tenant.slug,
-                                                          contact_email=ctx.tenant.contact_email),
+                                                          contact_email=ctx.tenant.contact_email,
+                                                          timezone=(ctx.tenant.settings or {}).get("timezone")),
                            security=security or SecurityForm.for_policy(login.policy(ctx.tenant))), status
 
 

@@ -23,6 +23,13 @@ PAGE_SIZE = 50
 # devices area's models: devices depend on sites (a device is at a site), never the reverse.
 DEVICES = table("devices", column("tenant_id"), column("site_id"), column("id"), column("name"),
                 column("name_key"), column("type"), column("serial_number"), column("status"))
+# Tasks name sites too (the tasks area depends on sites, never the reverse).
+TASKS = table("tasks", column("tenant_id"), column("site_id"))
+
+
+def site_task_count(site: Site) -> int:
+    return db.session.scalar(select(func.count()).select_from(TASKS).where(
+        TASKS.c.tenant_id == site.tenant_id, TASKS.c.site_id == site.id)) or 0
 
 
 def _device_count():

@@ -23,7 +23,7 @@ from ..tenancy.limits import require_room
 from ..tenancy.models import Membership
 from ..tenancy.queries import lock_tenant
 from .models import Site, SiteAssignment
-from .queries import site_device_count
+from .queries import site_device_count, site_task_count
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 CONTACT_FIELDS = ("name", "phone", "email")
@@ -140,6 +140,10 @@ def delete_site(ctx: TenantContext, site: Site) -> None:
     if devices:
         raise RuleViolation(f"{site.name} still has {devices} device{'s' if devices != 1 else ''}: "
                             "move them first, or archive the site instead.")
+    tasks = site_task_count(site)
+    if tasks:
+        raise RuleViolation(f"{site.name} has {tasks} task{'s' if tasks != 1 else ''}: archive the site instead, "
+                            "so they keep their place.")
     audit.record(ctx.tenant_id, ctx.user_id, "site.delete", "site", site.id, before=snapshot(site))
     db.session.delete(site)  # its assignments go with it (ON DELETE CASCADE)
 

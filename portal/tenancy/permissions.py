@@ -27,6 +27,9 @@ class Permission(enum.StrEnum):
     ROLES_MANAGE = "roles:manage"
     AUDIT_VIEW = "audit:view"
     AUDIT_MANAGE = "audit:manage"
+    TASKS_VIEW = "tasks:view"
+    TASKS_WRITE = "tasks:write"
+    TASKS_WORK = "tasks:work"
     API_MANAGE = "api:manage"
     ANALYTICS_VIEW = "analytics:view"
     EVENTS_WRITE = "events:write"
@@ -73,13 +76,16 @@ CATALOGUE: dict[Permission, tuple[str, str]] = {
     Permission.ROLES_MANAGE: ("Members", "Create, edit and delete custom roles"),
     Permission.AUDIT_VIEW: ("Audit", "Read the audit log"),
     Permission.AUDIT_MANAGE: ("Audit", "Set how long the audit log is kept"),
+    Permission.TASKS_VIEW: ("Tasks", "See tasks at their sites, with no site, and those assigned to or created by them"),
+    Permission.TASKS_WRITE: ("Tasks", "Create tasks at the sites they see and edit any task they see"),
+    Permission.TASKS_WORK: ("Tasks", "Change the status of and comment on tasks assigned to them"),
     Permission.API_MANAGE: ("API", "Create, rotate, disable and delete API clients"),
     Permission.ANALYTICS_VIEW: ("Analytics", "See the analytics charts of any event type"),
     Permission.EVENTS_WRITE: ("Analytics", "Record custom analytics events"),
 }
 
 _READ = frozenset({Permission.TENANT_VIEW, Permission.SITES_VIEW, Permission.DEVICES_VIEW,
-                   Permission.MEMBERS_VIEW})
+                   Permission.MEMBERS_VIEW, Permission.TASKS_VIEW})
 
 # The system roles' meanings. Owners hold every permission, admins all but the organization's
 # settings and the audit log's retention; what only an owner may do besides (grant ownership,
@@ -90,7 +96,8 @@ SYSTEM_ROLES: dict[MembershipRole, tuple[str, str, frozenset[Permission]]] = {
                            frozenset(Permission)),
     MembershipRole.ADMIN: ("Admin", "Manages sites, devices, members and roles",
                            frozenset(Permission) - OWNERS_ONLY),
-    MembershipRole.MEMBER: ("Member", "Works with the devices at their sites", _READ | {Permission.DEVICES_STATUS}),
+    MembershipRole.MEMBER: ("Member", "Works with the devices at their sites",
+                            _READ | {Permission.DEVICES_STATUS, Permission.TASKS_WRITE, Permission.TASKS_WORK}),
     MembershipRole.VIEWER: ("Viewer", "Reads everything at their sites, changes nothing", _READ),
 }
 
