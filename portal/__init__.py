@@ -35,9 +35,9 @@ def create_app(overrides: dict | None = None) -> Flask:
 
     from .database import registry  # noqa: F401
     from . import (admin, auditlog, dashboard, devices, errors, health, invitations, jobs, mail, members, metrics,
-                   organization, profile, requestlog, roles, security, signin, sites, sso, tenancy, web)
+                   notifications, organization, profile, requestlog, roles, security, signin, sites, sso, tenancy, web)
     for area in (requestlog, metrics, errors, web, security, signin, profile, sso, tenancy, dashboard, sites,
-                 devices, members, roles, invitations, organization, auditlog, mail, jobs, admin, health):
+                 devices, members, roles, invitations, organization, auditlog, mail, jobs, notifications, admin, health):
         area.init_app(app)
 
     from . import cli

@@ -11,15 +11,17 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from .. import audit
 from ..extensions import db
+from ..notifications import Kind, notify
 from ..rules import RuleViolation
-from ..sites.models import Site
+from ..sites.models import Site, SiteAssignment
 from ..sites.queries import get_site
 from ..tenancy import Permission, TenantContext
 from ..tenancy.limits import require_room
+from ..tenancy.models import Membership, MembershipRole
 from ..tenancy.queries import lock_tenant
 from .models import Device, DeviceStatus, DeviceType
 
@@ -109,10 +111,14 @@ def update_device(ctx: TenantContext, device: Device, data: DeviceData) -> Devic
         raise RuleViolation(f"A device with serial number {data.serial_number} already exists.",
                             field="serial_number")
     before = snapshot(device)
+    was = device.status
     _apply(device, data)
     after = snapshot(device)
     if after != before:
         audit.record(ctx.tenant_id, ctx.user_id, "device.update", "device", device.id, before=before, after=after)
+    if device.status == DeviceStatus.ERROR and was != DeviceStatus.ERROR:
+        db.session.flush()  # the site the fan-out reads is the one just saved
+        tell_error(ctx, device)
     return device
 
 
@@ -134,8 +140,24 @@ def change_status(ctx: TenantContext, devices: list[Device], status: DeviceStatu
         device.status = status
         audit.record(ctx.tenant_id, ctx.user_id, "device.status", "device", device.id, before=before,
                      after=snapshot(device))
+        if status == DeviceStatus.ERROR:
+            tell_error(ctx, device)
         changed += 1
     return changed
+
+
+def tell_error(ctx: TenantContext, device: Device) -> None:
+    """A device went to error: its site's assigned members and the tenant's owners and admins
+    hear of it (not the one who set it), all in one statement however many they are."""
+    concerned = select(Membership.user_id).where(
+        Membership.tenant_id == ctx.tenant_id, Membership.user_id != ctx.user_id,
+        or_(Membership.role.in_([MembershipRole.OWNER, MembershipRole.ADMIN]),
+            Membership.user_id.in_(select(SiteAssignment.user_id).where(
+                SiteAssignment.tenant_id == ctx.tenant_id, SiteAssignment.site_id == device.site_id))))
+    site = db.session.scalar(select(Site.name).where(Site.tenant_id == ctx.tenant_id, Site.id == device.site_id))
+    notify(ctx.tenant_id, concerned, Kind.DEVICE_ERROR,
+           {"device": device.name, "site": site or "no site", "tenant": ctx.tenant.name},
+           f"/t/{ctx.tenant.slug}/devices/{device.id}")
 
 
 def move_devices(ctx: TenantContext, devices: list[Device], site_id: UUID | None) -> int:
