@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 import uuid
+from mailbox import SmtpServer
 
 import pytest
 import sqlalchemy as sa
-
 from conftest import Factory, csrf_token, login, make_app
-from mailbox import SmtpServer
+from test_jobs import quiet_queue  # noqa: F401 (fixture)
+
 from portal.accounts.models import User
 from portal.database.context import tenant_scope, user_scope
 from portal.extensions import db
@@ -17,7 +18,6 @@ from portal.notifications import Kind, notify
 from portal.notifications.models import Notification, NotificationPreference
 from portal.notifications.services import unsubscribe_token
 from portal.tenancy.models import Membership, MembershipRole
-from test_jobs import quiet_queue  # noqa: F401 (fixture)
 
 BASE = "https://portal.example.com"
 
@@ -64,7 +64,7 @@ def test_fan_out_to_500_members_is_one_statement(app, factory):
         db.session.commit()
     statements = []
     with app.test_request_context(), tenant_scope(db.session, t["id"]):
-        listener = lambda *args: statements.append(args[2])  # noqa: E731
+        listener = lambda *args: statements.append(args[2])
         sa.event.listen(db.engine, "before_cursor_execute", listener)
         try:
             members = sa.select(Membership.user_id).where(Membership.tenant_id == t["id"])
