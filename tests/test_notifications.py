@@ -3,6 +3,7 @@ unsubscribe tokens, emails with RFC 8058 headers, the bell, marking read, and th
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from mailbox import SmtpServer
 
@@ -150,25 +151,6 @@ def smtp():
     server.stop()
 
 
-def test_emails_arrive_with_one_click_unsubscribe(db_urls, app, smtp, quiet_queue, password_hash):  # noqa: F811
-    mail_app = make_app(db_urls, SMTP_URL=smtp.url, BASE_URL=BASE)
-    f = Factory(mail_app, password_hash)
-    ann = f.user(name="Ann")
-    t = f.tenant(members={"owner": ann}, sites=0)
-    send(mail_app, t["id"], [ann.id], Kind.DEVICE_ERROR, {"device": "Lobby cam", "site": "HQ", "tenant": "Acme"},
-         "/t/x/devices/1")
-    run_worker(db_urls, SMTP_URL=smtp.url, BASE_URL=BASE)
-    [message] = smtp.inbox.wait_for(1, ann.email)
-    assert message["Subject"] == "Lobby cam at HQ (Acme) went to error"
-    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-    url = re.fullmatch(r"<(https://portal\.example\.com/notifications/unsubscribe/\S+)>", message["List-Unsubscribe"])
-    assert url and url.group(1) in message.get_body(("plain",)).get_content()
-    r = app.test_client().post(url.group(1).removeprefix(BASE), data={"List-Unsubscribe": "One-Click"})
-    assert r.status_code == 200
-    with app.app_context(), user_scope(db.session, ann.id):
-        assert db.session.scalar(sa.select(NotificationPreference.channel)) == "portal"
-
-
 def test_bell_count_mark_read_and_all(app, factory):
     ann = factory.user()
     t = factory.tenant(members={"owner": ann}, sites=0)
@@ -222,3 +204,75 @@ def test_device_error_reaches_admins_and_the_sites_members_not_others(app, facto
     assert [n.kind for n in mine(app, owner.id)] == ["device_error"]
     assert [n.kind for n in mine(app, at_site.id)] == ["site_assigned", "device_error"]
     assert mine(app, elsewhere.id) == [] and mine(app, admin.id) == []  # not the one who set it
+
+
+def test_role_change_and_unassignment_tell_the_member(app, factory):
+    owner, bob = factory.user(name="Olive"), factory.user()
+    t = factory.tenant(members={"owner": owner, "member": bob}, sites=1, devices=0)
+    c = app.test_client()
+    login(c, owner.email)
+    r = c.post(f"/t/{t['slug']}/members/{bob.id}/role", data={"role": "viewer", "csrf_token": csrf_token(c)})
+    assert r.status_code in (200, 303)
+    site = t["sites"][0]
+    c.post(f"/t/{t['slug']}/sites/{site}/assignments", data={"csrf_token": csrf_token(c), "user_id": str(bob.id)})
+    c.post(f"/t/{t['slug']}/sites/{site}/unassign", data={"csrf_token": csrf_token(c), "user_id": str(bob.id)})
+    got = mine(app, bob.id)
+    assert [n.kind for n in got] == ["role_changed", "site_assigned", "site_unassigned"]
+    assert got[0].params["after"] == "Viewer" and got[0].about_tenant_id == t["id"]
+    bob_client = app.test_client()
+    login(bob_client, bob.email)
+    page = bob_client.get("/notifications/").get_data(as_text=True)
+    assert "Olive changed your role in" in page and "removed your access to the site" in page
+
+
+def test_a_sign_in_from_a_new_browser_tells_the_owner(app, factory):
+    ann = factory.user()
+    browser = app.test_client()
+    login(browser, ann.email)  # the account's first sign-in: nothing to tell
+    assert mine(app, ann.id) == []
+    browser.post("/logout", data={"csrf_token": csrf_token(browser)})
+    login(browser, ann.email)  # the same browser (its device cookie): nothing
+    assert mine(app, ann.id) == []
+    other = app.test_client()
+    other.environ_base["HTTP_USER_AGENT"] = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+                                             "Chrome/120.0 Safari/537.36")
+    login(other, ann.email)
+    [told] = mine(app, ann.id)
+    assert told.kind == "signin_new_browser" and told.params["browser"] == "Chrome on Linux"
+
+
+def test_emails_at_once_and_the_daily_digest_arrive_with_one_click_unsubscribe(db_urls, app, smtp, quiet_queue,  # noqa: F811
+                                                                                password_hash):
+    from portal.jobs import engine
+    from portal.notifications.tasks import digest
+    mail_app = make_app(db_urls, SMTP_URL=smtp.url, BASE_URL=BASE)
+    f = Factory(mail_app, password_hash)
+    ann, bob = f.user(name="Ann"), f.user()
+    t = f.tenant(members={"owner": ann, "member": bob}, sites=0)
+    prefer(app, bob.id, Kind.SITE_ASSIGNED, "digest")
+    send(mail_app, t["id"], [ann.id], Kind.DEVICE_ERROR, {"device": "Lobby cam", "site": "HQ", "tenant": "Acme"},
+         "/t/x/devices/1")
+    for site in ("North", "South"):  # ann: in the portal only (the default); bob: the digest
+        send(mail_app, t["id"], [ann.id, bob.id], Kind.SITE_ASSIGNED, {"actor": "Ann", "site": site, "tenant": "T"})
+    previous, engine._flask_app = engine._flask_app, mail_app
+    try:  # the periodic job, run here as the worker would run it
+        assert digest(int(time.time()) + 1) == 1
+    finally:
+        engine._flask_app = previous
+    run_worker(db_urls, SMTP_URL=smtp.url, BASE_URL=BASE)
+
+    [message] = smtp.inbox.wait_for(1, ann.email)
+    assert message["Subject"] == "Lobby cam at HQ (Acme) went to error"
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    url = re.fullmatch(r"<(https://portal\.example\.com/notifications/unsubscribe/\S+)>", message["List-Unsubscribe"])
+    assert url and url.group(1) in message.get_body(("plain",)).get_content()
+    # The mail client's one-click POST: no session, no CSRF token.
+    r = app.test_client().post(url.group(1).removeprefix(BASE), data={"List-Unsubscribe": "One-Click"})
+    assert r.status_code == 200
+    with app.app_context(), user_scope(db.session, ann.id):
+        assert db.session.scalar(sa.select(NotificationPreference.channel)) == "portal"
+
+    [summary] = smtp.inbox.wait_for(1, bob.email)
+    text = summary.get_body(("plain",)).get_content()
+    assert "site North" in text and "site South" in text
+    assert summary["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
