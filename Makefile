@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
 
-.PHONY: run test test-fast migrate seed check clean-db bench bench-audit clean-bench load
+.PHONY: run test test-fast migrate seed check clean-db bench bench-audit bench-notifications clean-bench load
 
 $(STAMP): requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
@@ -35,6 +35,10 @@ bench: $(STAMP)
 # Audit trail benchmark: write overhead of the hash chain, export memory at 1,000,000 rows.
 bench-audit: $(STAMP)
 	$(BIN)/python -m bench.audit $(BENCH_ARGS)
+
+# Notifications benchmark: the bell's unread count at 1,000,000 notifications (EXPLAIN ANALYZE).
+bench-notifications: $(STAMP)
+	$(BIN)/python -m bench.notifications
 
 # Load test (not part of `make test`): gunicorn with 2 workers and a job worker on an embedded database
 # with the sample data, 20 users for 60 s with locust (LOAD_USERS, LOAD_SECONDS); see docs/performance.md.
