@@ -4,7 +4,6 @@ page reads at 390 px without sideways scrolling and breaks no CSP rule."""
 from __future__ import annotations
 
 import pytest
-
 from browser_support import sign_in
 from conftest import PASSWORD
 from test_notifications import send

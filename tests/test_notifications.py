@@ -158,8 +158,19 @@ def test_bell_count_mark_read_and_all(app, factory):
         send(app, t["id"], [ann.id])
     c = app.test_client()
     login(c, ann.email)
-    count = c.get("/notifications/count", headers={"HX-Request": "true"}).get_data(as_text=True)
+    c.get("/notifications/count")  # the session's once-a-minute touch happens outside the measure
+    statements = []
+    listener = lambda *args: statements.append(args[2])  # noqa: E731
+    with app.app_context():
+        engine = db.engine
+    sa.event.listen(engine, "before_cursor_execute", listener)
+    try:
+        count = c.get("/notifications/count", headers={"HX-Request": "true"}).get_data(as_text=True)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", listener)
     assert 'hx-trigger="every 30s' in count and ">3<" in count
+    # The poll: the session context every request makes, and one count of the unread index.
+    assert len(statements) == 2 and "portal_request_context" in statements[0] and "notifications" in statements[1]
     first = mine(app, ann.id)[0].id
     r = c.post(f"/notifications/{first}/read", headers={"HX-Request": "true", "X-CSRFToken": csrf_token(c)})
     assert r.status_code == 200 and "Marked as read" in r.headers["HX-Trigger"]

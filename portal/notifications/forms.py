@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import SelectField
+from wtforms import SelectChoice, SelectField
 
 from .kinds import CATALOGUE, CHANNEL_LABELS, Channel, Kind
 
@@ -10,12 +10,11 @@ def preferences_form(current: dict[Kind, Channel], formdata=None) -> FlaskForm:
     """One choice per kind that the user may change (security kinds are shown, not offered)."""
     class PreferencesForm(FlaskForm):
         pass
-    choices = [(c.value, CHANNEL_LABELS[c]) for c in Channel]
+    choices = [SelectChoice(c.value, CHANNEL_LABELS[c]) for c in Channel]
     for kind, info in CATALOGUE.items():
         if not info.security:
             setattr(PreferencesForm, kind.value, SelectField(info.label, choices=choices))
-    form = PreferencesForm(formdata=formdata, data={k.value: v.value for k, v in current.items()})
-    return form
+    return PreferencesForm(formdata=formdata, data={k.value: v.value for k, v in current.items()})
 
 
 def chosen(form) -> dict[Kind, Channel]:

@@ -17,8 +17,8 @@ class Channel(enum.StrEnum):
 CHANNEL_LABELS = {Channel.BOTH: "In the portal and by email", Channel.PORTAL: "In the portal only",
                   Channel.EMAIL: "By email only", Channel.DIGEST: "In the portal and a daily email digest",
                   Channel.NONE: "Off"}
-IN_PORTAL = (Channel.PORTAL, Channel.BOTH, Channel.DIGEST)
-AT_ONCE_BY_EMAIL = (Channel.EMAIL, Channel.BOTH)
+# portal_notify (migration 0012) applies them: a row for portal/both/digest, an email at once for
+# email/both, nothing for none; the digest job emails the day's unread rows of digest kinds.
 
 
 class Kind(enum.StrEnum):

@@ -28,12 +28,13 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 
 from ..extensions import db
 from ..jobs.engine import defer
-from .kinds import AT_ONCE_BY_EMAIL, CATALOGUE, Channel, Kind
+from .kinds import CATALOGUE, Channel, Kind
 from .models import Notification, NotificationPreference
 
 PAGE_SIZE = 30
 COUNT_CAP = 100  # the bell shows "99+" past this: the count never reads more index entries than that
 LATEST = 8
+
 
 def notify(tenant_id: UUID | None, recipients: list[UUID] | Select, kind: Kind, params: dict,
            link: str | None) -> int:
@@ -189,7 +190,3 @@ def unsubscribe(user_id: UUID, what: Kind | str) -> dict[str, tuple[str, str]]:
     current = preferences(user_id)
     kinds = [k for k, c in current.items() if c == Channel.DIGEST] if what == DIGEST else [Kind(what)]
     return set_preferences(user_id, {k: without_email(current[k]) for k in kinds})
-
-
-def emails_at_once(channel: Channel) -> bool:
-    return channel in AT_ONCE_BY_EMAIL

@@ -22,7 +22,7 @@ from ..database.context import user_scope
 from ..extensions import csrf, db
 from ..redirects import safe_next
 from ..security import events
-from ..ui import toast
+from ..ui import toast, trigger
 from . import services
 from .forms import chosen, preferences_form
 from .kinds import DIGEST_LABEL, label, message
@@ -64,9 +64,8 @@ def read(notification_id: UUID):
     if not services.mark_read(current_user.id, notification_id):
         abort(404)
     if _htmx():
-        response = make_response("", 200)
-        response.headers["HX-Trigger"] = '{"notifications-changed": null}'
-        return toast(response, "Marked as read.")
+        # The bell listens for notifications-changed and counts again.
+        return toast(trigger(make_response("", 200), "notifications-changed"), "Marked as read.")
     target = safe_next(request.form.get("next")) if request.form.get("next") else None
     return redirect(target or url_for(".index"), 303)
 
@@ -80,8 +79,7 @@ def read_all():
         rows, older = services.page(current_user.id)
         response = make_response(render_template("notifications/_list.html", rows=rows, older=older,
                                                  message=message, first=True))
-        response.headers["HX-Trigger"] = '{"notifications-changed": null}'
-        return toast(response, text)
+        return toast(trigger(response, "notifications-changed"), text)
     flash(text, "success")
     return redirect(url_for(".index"), 303)
 
