@@ -29,6 +29,7 @@ def test_the_bell_counts_shows_the_latest_and_follows_mark_read(app, tab, factor
     expect(page.locator("#toasts")).to_contain_text("Marked as read")
     expect(count).to_contain_text("1")
     expect(page.get_by_role("button", name="Mark read")).to_have_count(1)
+    expect(page.locator(".notifications li.read")).to_have_count(1)  # the row came back read
     assert page.evaluate("window.__sameDocument") is True, "marking read reloaded the page"
 
     page.set_viewport_size({"width": 390, "height": 844})

@@ -160,7 +160,7 @@ def test_bell_count_mark_read_and_all(app, factory):
     login(c, ann.email)
     c.get("/notifications/count")  # the session's once-a-minute touch happens outside the measure
     statements = []
-    listener = lambda *args: statements.append(args[2])  # noqa: E731
+    listener = lambda *args: statements.append(args[2])
     with app.app_context():
         engine = db.engine
     sa.event.listen(engine, "before_cursor_execute", listener)

@@ -112,12 +112,11 @@ def page(user_id: UUID, before: str | None = None, size: int = PAGE_SIZE) -> tup
     return rows, (cursor_of(rows[-1]) if more and rows else None)
 
 
-def mark_read(user_id: UUID, notification_id: UUID) -> bool:
-    """True when it exists and is the user's (RLS hides everyone else's: theirs are 'not found')."""
-    found = db.session.execute(update(Notification).where(_own(user_id), Notification.id == notification_id)
-                               .values(read_at=func.coalesce(Notification.read_at, func.now()))
-                               .returning(Notification.id)).first()
-    return found is not None
+def mark_read(user_id: UUID, notification_id: UUID) -> Notification | None:
+    """The notification, read; None when it is not the user's (RLS hides everyone else's)."""
+    return db.session.scalars(update(Notification).where(_own(user_id), Notification.id == notification_id)
+                              .values(read_at=func.coalesce(Notification.read_at, func.now()))
+                              .returning(Notification)).first()
 
 
 def mark_all_read(user_id: UUID) -> int:

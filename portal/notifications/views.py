@@ -39,7 +39,7 @@ def _htmx() -> bool:
 def index():
     rows, older = services.page(current_user.id, request.args.get("before"))
     context = {"rows": rows, "older": older, "message": message, "first": not request.args.get("before")}
-    if _htmx() and request.args.get("before"):
+    if _htmx():  # one URL, two renderings
         return render_template("notifications/_list.html", **context)
     return render_template("notifications/index.html", **context)
 
@@ -61,11 +61,13 @@ def latest():
 @bp.post("/<uuid:notification_id>/read")
 @login_required
 def read(notification_id: UUID):
-    if not services.mark_read(current_user.id, notification_id):
+    row = services.mark_read(current_user.id, notification_id)
+    if row is None:
         abort(404)
     if _htmx():
-        # The bell listens for notifications-changed and counts again.
-        return toast(trigger(make_response("", 200), "notifications-changed"), "Marked as read.")
+        # The row comes back read; the bell listens for notifications-changed and counts again.
+        response = make_response(render_template("notifications/_row.html", n=row, message=message))
+        return toast(trigger(response, "notifications-changed"), "Marked as read.")
     target = safe_next(request.form.get("next")) if request.form.get("next") else None
     return redirect(target or url_for(".index"), 303)
 
