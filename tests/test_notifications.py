@@ -182,6 +182,9 @@ def test_bell_count_mark_read_and_all(app, factory):
     assert r.status_code == 303
     assert "bell-none" in c.get("/notifications/count").get_data(as_text=True)
     assert "gave you access" in c.get("/notifications/latest").get_data(as_text=True)
+    c.post("/logout", data={"csrf_token": csrf_token(c)})
+    ended = c.get("/notifications/count", headers={"HX-Request": "true"})  # a page left open
+    assert ended.status_code == 200 and "hx-trigger" not in ended.get_data(as_text=True)
 
 
 def test_preferences_form_on_account(app, factory):

@@ -8,6 +8,7 @@ from uuid import UUID
 from flask import (
     Blueprint,
     abort,
+    current_app,
     flash,
     make_response,
     redirect,
@@ -45,9 +46,12 @@ def index():
 
 
 @bp.get("/count")
-@login_required
 def count():
     """Polled by the bell every 30 s: the session context and one index-only count."""
+    if not current_user.is_authenticated:
+        if _htmx():  # the session ended under an open page: an inert bell, not the sign-in page in the header
+            return '<span id="bell-count" class="bell-count bell-none"></span>'
+        return current_app.login_manager.unauthorized()
     return render_template("notifications/_bell_count.html", count=services.unread_count(current_user.id),
                            cap=services.COUNT_CAP)
 
