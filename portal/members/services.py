@@ -16,7 +16,7 @@ from .. import audit
 from ..accounts.models import User
 from ..database.search import contains_pattern
 from ..extensions import db
-from ..notifications import Kind, notify
+from ..notifications import Kind, actor_name, notify
 from ..rules import RuleViolation
 from ..tenancy import TenantContext, roles
 from ..tenancy.models import Membership, MembershipStatus
@@ -137,7 +137,7 @@ def change_role(ctx: TenantContext, target: Membership, role: roles.Role) -> Mem
     changed = _change(ctx, target, "member.role_change", **role.columns())
     if target.user_id != ctx.user_id:
         notify(ctx.tenant_id, [target.user_id], Kind.ROLE_CHANGED,
-               {"actor": ctx.membership.user.display_name, "tenant": ctx.tenant.name, "before": before,
+               {"actor": actor_name(ctx), "tenant": ctx.tenant.name, "before": before,
                 "after": role.name}, f"/t/{ctx.tenant.slug}/")
     return changed
 

@@ -10,9 +10,9 @@ from flask import Flask, g, request
 from flask_login import user_logged_in
 
 from .kinds import Kind
-from .services import notify
+from .services import actor_name, notify
 
-__all__ = ["Kind", "init_app", "notify"]
+__all__ = ["Kind", "actor_name", "init_app", "notify"]
 
 
 def _signed_in(app, user, **extra) -> None:

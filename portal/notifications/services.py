@@ -59,6 +59,14 @@ def notify(tenant_id: UUID | None, recipients: list[UUID] | Select, kind: Kind, 
     return len(rows)
 
 
+def actor_name(ctx) -> str:
+    """Who did it, for a message: the member's name, or an API client's (no membership)."""
+    if ctx.membership is not None:
+        return ctx.membership.user.display_name
+    client = getattr(ctx, "client", None)
+    return f"API client {client.name}" if client is not None else "Someone"
+
+
 def base_url() -> str:
     base = current_app.config["BASE_URL"]
     if not base and has_request_context():

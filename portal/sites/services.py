@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql import insert
 from .. import audit
 from ..accounts.models import User
 from ..extensions import db
-from ..notifications import Kind, notify
+from ..notifications import Kind, actor_name, notify
 from ..rules import RuleViolation
 from ..tenancy import TenantContext
 from ..tenancy.limits import require_room
@@ -170,7 +170,7 @@ def assign_user_to_site(ctx: TenantContext, site: Site, user_id: UUID) -> bool:
 
 def _tell(ctx: TenantContext, site: Site, user_id: UUID, kind: Kind, link: str) -> None:
     if user_id != ctx.user_id:
-        notify(ctx.tenant_id, [user_id], kind, {"actor": ctx.membership.user.display_name, "site": site.name,
+        notify(ctx.tenant_id, [user_id], kind, {"actor": actor_name(ctx), "site": site.name,
                                                 "tenant": ctx.tenant.name}, link)
 
 
