@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from datetime import date
 from mailbox import SmtpServer
 
 import pytest
@@ -16,6 +17,7 @@ from portal.accounts.models import User
 from portal.database.context import tenant_scope, user_scope
 from portal.extensions import db
 from portal.notifications import Kind, notify
+from portal.notifications.kinds import message
 from portal.notifications.models import Notification, NotificationPreference
 from portal.notifications.services import unsubscribe_token
 from portal.tenancy.models import Membership, MembershipRole
@@ -125,6 +127,9 @@ def test_preferences_are_honoured_and_security_cannot_be_turned_off(app, factory
     assert [len(mine(app, u.id)) for u in (off, email_only, portal_only, default)] == [0, 0, 1, 1]
     assert send(app, None, [off.id], Kind.SIGNIN_NEW_BROWSER, {"browser": "X", "ip": "1"}) == 1
     assert [n.kind for n in mine(app, off.id)] == ["signin_new_browser"]
+    # A task's due date (the tasks area will pass dates) is kept as it prints.
+    send(app, t["id"], [portal_only.id], Kind.TASK_OVERDUE, {"task": "Fix", "tenant": "T", "due": date(2026, 12, 1)})
+    assert "is overdue (due 2026-12-01)" in message("task_overdue", mine(app, portal_only.id)[-1].params)
 
 
 def test_unsubscribe_tokens(app, factory):

@@ -45,6 +45,8 @@ def notify(tenant_id: UUID | None, recipients: list[UUID] | Select, kind: Kind, 
     info = CATALOGUE[kind]
     if not isinstance(recipients, Select) and not recipients:
         return 0
+    # Messages are text: a date or a UUID is kept as it prints (JSON in the row and in the job).
+    params = {k: v if v is None or isinstance(v, (str, int, float, bool)) else str(v) for k, v in params.items()}
     if isinstance(recipients, Select):
         users = func.array(recipients.scalar_subquery())  # ARRAY(SELECT ...): evaluated in the same statement
     else:
