@@ -127,9 +127,9 @@ def test_preferences_are_honoured_and_security_cannot_be_turned_off(app, factory
     assert [len(mine(app, u.id)) for u in (off, email_only, portal_only, default)] == [0, 0, 1, 1]
     assert send(app, None, [off.id], Kind.SIGNIN_NEW_BROWSER, {"browser": "X", "ip": "1"}) == 1
     assert [n.kind for n in mine(app, off.id)] == ["signin_new_browser"]
-    # A task's due date (the tasks area will pass dates) is kept as it prints.
-    send(app, t["id"], [portal_only.id], Kind.TASK_OVERDUE, {"task": "Fix", "tenant": "T", "due": date(2026, 12, 1)})
-    assert "is overdue (due 2026-12-01)" in message("task_overdue", mine(app, portal_only.id)[-1].params)
+    # The tasks area's names ("task.overdue") are the same kinds; a date is kept as it prints.
+    send(app, t["id"], [portal_only.id], "task.overdue", {"title": "Fix", "tenant": "T", "due_on": date(2026, 12, 1)})
+    assert "“Fix” in T is overdue (due 2026-12-01)" == message("task_overdue", mine(app, portal_only.id)[-1].params)
 
 
 def test_unsubscribe_tokens(app, factory):

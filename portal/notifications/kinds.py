@@ -34,6 +34,13 @@ class Kind(enum.StrEnum):
     DEVICE_ERROR = "device_error"
     SIGNIN_NEW_BROWSER = "signin_new_browser"
 
+    @classmethod
+    def _missing_(cls, value):
+        # portal/tasks/events.py names the task kinds "task.assigned", ...: the same kinds.
+        if isinstance(value, str) and "." in value:
+            return cls.__members__.get(value.replace(".", "_").upper())
+        return None
+
 
 @dataclass(frozen=True)
 class KindInfo:
@@ -44,15 +51,16 @@ class KindInfo:
 
 
 CATALOGUE: dict[Kind, KindInfo] = {
-    Kind.TASK_ASSIGNED: KindInfo("A task is assigned to you", "{actor} assigned you the task “{task}” in {tenant}",
+    # Task params as portal/tasks/events.py sends them: title, tenant, actor, due_on, excerpt, days_late.
+    Kind.TASK_ASSIGNED: KindInfo("A task is assigned to you", "{actor} assigned you the task “{title}” in {tenant}",
                                  Channel.BOTH),
-    Kind.TASK_COMMENTED: KindInfo("A task of yours gets a comment", "{actor} commented on “{task}” in {tenant}",
+    Kind.TASK_COMMENTED: KindInfo("A task of yours gets a comment", "{actor} commented on “{title}” in {tenant}",
                                   Channel.PORTAL),
-    Kind.TASK_DUE_TOMORROW: KindInfo("A task of yours is due tomorrow", "“{task}” in {tenant} is due tomorrow",
+    Kind.TASK_DUE_TOMORROW: KindInfo("A task of yours is due tomorrow", "“{title}” in {tenant} is due tomorrow",
                                      Channel.BOTH),
-    Kind.TASK_OVERDUE: KindInfo("A task of yours is overdue", "“{task}” in {tenant} is overdue (due {due})",
+    Kind.TASK_OVERDUE: KindInfo("A task of yours is overdue", "“{title}” in {tenant} is overdue (due {due_on})",
                                 Channel.BOTH),
-    Kind.TASK_COMPLETED: KindInfo("A task you created is done", "{actor} completed “{task}” in {tenant}",
+    Kind.TASK_COMPLETED: KindInfo("A task you created is done", "{actor} completed “{title}” in {tenant}",
                                   Channel.PORTAL),
     Kind.ROLE_CHANGED: KindInfo("Your role changes", "{actor} changed your role in {tenant} from {before} to {after}",
                                 Channel.BOTH),

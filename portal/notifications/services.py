@@ -36,12 +36,13 @@ COUNT_CAP = 100  # the bell shows "99+" past this: the count never reads more in
 LATEST = 8
 
 
-def notify(tenant_id: UUID | None, recipients: list[UUID] | Select, kind: Kind, params: dict,
+def notify(tenant_id: UUID | None, recipients: list[UUID] | Select, kind: Kind | str, params: dict,
            link: str | None) -> int:
     """Tell `recipients` (user ids, or a Select of user ids run under the caller's RLS) about an
     event; returns how many are emailed at once. One INSERT ... SELECT for any number of
     recipients, honouring each one's preference; within a tenant, only its active members.
     The emails (if any) are one job: the worker renders and queues them in the outbox."""
+    kind = Kind(kind)  # also "task.assigned", as the tasks area names it
     info = CATALOGUE[kind]
     if not isinstance(recipients, Select) and not recipients:
         return 0
