@@ -86,10 +86,16 @@ def test_a_user_reads_only_their_own_even_in_the_same_tenant(app, factory):
     send(app, t["id"], [ann.id])
     assert len(mine(app, ann.id)) == 1
     assert mine(app, bob.id) == []
+    with app.app_context(), tenant_scope(db.session, t["id"]):  # a tenant but no user: nothing
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Notification)) == 0
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(NotificationPreference)) == 0
     with app.app_context(), tenant_scope(db.session, t["id"]), user_scope(db.session, bob.id):
         # Same tenant, another user: RLS hides the row, an update cannot reach it.
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Notification)) == 0
         assert db.session.execute(sa.update(Notification).values(read_at=sa.func.now())).rowcount == 0
+        with pytest.raises(sa.exc.ProgrammingError, match="permission denied"):  # only portal_notify writes rows
+            db.session.execute(sa.insert(Notification).values(user_id=bob.id, kind="role_changed"))
+        db.session.rollback()
     bob_client = app.test_client()
     login(bob_client, bob.email)
     other = mine(app, ann.id)[0].id
