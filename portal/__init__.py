@@ -35,11 +35,11 @@ def create_app(overrides: dict | None = None) -> Flask:
 
     from .database import registry  # noqa: F401
     from . import (admin, analytics, api, api_clients, auditlog, dashboard, devices, errors, health, invitations, jobs,
-                   mail, members, metrics, organization, profile, requestlog, roles, security, signin, sites, sso,
-                   tasks, tenancy, web)
+                   mail, members, metrics, notifications, organization, profile, requestlog, roles, security, signin,
+                   sites, sso, tasks, tenancy, web)
     for area in (requestlog, metrics, errors, web, security, signin, profile, sso, tenancy, dashboard, analytics, sites,
                  devices, tasks, members, roles, invitations, organization, auditlog, api, api_clients, mail, jobs,
-                 admin, health):
+                 notifications, admin, health):
         area.init_app(app)
 
     from . import cli

@@ -16,6 +16,7 @@ from .database.context import tenant_scope
 from .devices.models import Device, DeviceStatus, DeviceType
 from .extensions import db
 from .invitations.models import Invitation
+from .notifications import Kind, notify
 from .sites.models import Site, SiteAssignment
 from .tenancy import roles
 from .tenancy.models import Membership, MembershipRole, TenantRole, TenantRolePermission
@@ -99,6 +100,11 @@ def _load_tenant(tenant, spec, data, users, admin) -> None:
         for site_name in m.get("sites", []):
             db.session.add(SiteAssignment(tenant_id=tenant.id, site_id=sites[site_name].id,
                                           user_id=users[m["email"]].id, assigned_by=owner.id if owner else None))
+            if owner is not None:  # something in the bell (site assignments are in the portal only by default)
+                db.session.flush()  # the site's id names the link
+                notify(tenant.id, [users[m["email"]].id], Kind.SITE_ASSIGNED,
+                       {"actor": owner.display_name, "site": site_name, "tenant": tenant.name},
+                       f"/t/{tenant.slug}/sites/{sites[site_name].id}")
     for group in data["devices"]:
         if group["tenant"] != spec["slug"]:
             continue

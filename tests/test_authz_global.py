@@ -68,6 +68,14 @@ EXPECTED: dict[tuple[str, str], dict[str, int | tuple[int, ...]]] = {
     ("health.healthz", "GET"): each(200, 200),
     ("health.readyz", "GET"): each((200, 503), (200, 503)),  # public; 503 while no worker was seen (test_metrics.py)
     ("metrics", "GET"): each(404, 404),  # only with METRICS_TOKEN set, and its bearer token (test_metrics.py)
+    ("notifications.index", "GET"): each(302, 200),
+    ("notifications.count", "GET"): each(302, 200),
+    ("notifications.latest", "GET"): each(302, 200),
+    ("notifications.read", "POST"): each(302, 404),         # not theirs (or none): not found
+    ("notifications.read_all", "POST"): each(302, 303),
+    ("notifications.preferences", "POST"): each(302, 303),  # nothing chosen: told so, nothing changes
+    ("notifications.unsubscribe", "GET"): each(404, 404),   # a token it did not sign
+    ("notifications.unsubscribe", "POST"): each(404, 404),
     ("static", "GET"): each(200, 200),
     ("favicon", "GET"): each(200, 200),
 }
@@ -80,6 +88,7 @@ PARAMS = {
     "filename": lambda: "portal.css",
     "slug": lambda: "acme-corp",
     "job_id": lambda: 2 ** 62,
+    "notification_id": lambda: uuid.uuid4(),
 }
 
 

@@ -106,6 +106,9 @@ def test_invitation_email_and_sign_up_as_a_new_user(mail_app, smtp, team):
     assert len(new) == 1 and new[0].role.value == "member" and new[0].status.value == "active"
     assert [a.site_id for a in rows(mail_app, t["id"], SiteAssignment, SiteAssignment.user_id == new[0].user_id)] \
         == [t["sites"][0]]
+    # The inviter hears of it (issue 14): in the bell.
+    told = admin.get("/notifications/").get_data(as_text=True)
+    assert "New Person accepted your invitation to Invite Test Org" in told
     # Single use: the link is now invalid, and the page names no tenant.
     again = mail_app.test_client().get(path)
     assert again.status_code == 410 and "Invite Test Org" not in again.get_data(as_text=True)

@@ -13,7 +13,7 @@
 - Permission `api:manage` (owners and admins), last in the catalogue.
 
 Revision ID: 0013
-Revises: 0011
+Revises: 0012
 Create Date: 2026-11-30 19:40:00
 """
 import sqlalchemy as sa
@@ -21,7 +21,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = '0013'
-down_revision = '0011'
+down_revision = '0012'
 branch_labels = None
 depends_on = None
 

@@ -13,3 +13,4 @@ from ..jobs import models as _jobs  # noqa: F401
 from ..organization import models as _organization  # noqa: F401
 from ..api import models as _api  # noqa: F401
 from ..tasks import models as _tasks  # noqa: F401
+from ..notifications import models as _notifications  # noqa: F401

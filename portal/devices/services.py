@@ -11,16 +11,18 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from .. import audit
 from ..analytics.events import device_status_changed
 from ..extensions import db
+from ..notifications import Kind, notify
 from ..rules import RuleViolation
-from ..sites.models import Site
+from ..sites.models import Site, SiteAssignment
 from ..sites.queries import get_site
 from ..tenancy import Permission, TenantContext
 from ..tenancy.limits import require_room
+from ..tenancy.models import Membership, MembershipRole
 from ..tenancy.queries import lock_tenant
 from .models import Device, DeviceStatus, DeviceType
 
@@ -111,11 +113,15 @@ def update_device(ctx: TenantContext, device: Device, data: DeviceData) -> Devic
         raise RuleViolation(f"A device with serial number {data.serial_number} already exists.",
                             field="serial_number")
     before = snapshot(device)
+    was = device.status
     _apply(device, data)
     after = snapshot(device)
     if after != before:
         audit.record(ctx.tenant_id, ctx.user_id, "device.update", "device", device.id, before=before, after=after)
         device_status_changed(ctx, [(device, before["status"])])  # nothing when the status stayed
+    if device.status == DeviceStatus.ERROR and was != DeviceStatus.ERROR:
+        db.session.flush()  # the site the fan-out reads is the one just saved
+        tell_error(ctx, device)
     return device
 
 
@@ -138,8 +144,24 @@ def change_status(ctx: TenantContext, devices: list[Device], status: DeviceStatu
         audit.record(ctx.tenant_id, ctx.user_id, "device.status", "device", device.id, before=before,
                      after=snapshot(device))
         changes.append((device, before["status"]))
+        if status == DeviceStatus.ERROR:
+            tell_error(ctx, device)
     device_status_changed(ctx, changes)  # one statement for the whole selection
     return len(changes)
+
+
+def tell_error(ctx: TenantContext, device: Device) -> None:
+    """A device went to error: its site's assigned members and the tenant's owners and admins
+    hear of it (not the one who set it), all in one statement however many they are."""
+    concerned = select(Membership.user_id).where(
+        Membership.tenant_id == ctx.tenant_id, Membership.user_id != ctx.user_id,
+        or_(Membership.role.in_([MembershipRole.OWNER, MembershipRole.ADMIN]),
+            Membership.user_id.in_(select(SiteAssignment.user_id).where(
+                SiteAssignment.tenant_id == ctx.tenant_id, SiteAssignment.site_id == device.site_id))))
+    site = db.session.scalar(select(Site.name).where(Site.tenant_id == ctx.tenant_id, Site.id == device.site_id))
+    notify(ctx.tenant_id, concerned, Kind.DEVICE_ERROR,
+           {"device": device.name, "site": site or "no site", "tenant": ctx.tenant.name},
+           f"/t/{ctx.tenant.slug}/devices/{device.id}")
 
 
 def move_devices(ctx: TenantContext, devices: list[Device], site_id: UUID | None) -> int:

@@ -21,6 +21,7 @@ from ..accounts.services import normalise_email
 from ..database.context import set_context
 from ..extensions import db
 from ..mail.outbox import enqueue
+from ..notifications import Kind, notify
 from ..rules import RuleViolation
 from ..tenancy import TenantContext, roles
 from ..tenancy.models import Membership, MembershipStatus
@@ -271,6 +272,9 @@ def accept(found: Found, user: User) -> Membership:
                  after={"email": invitation.email, **roles.role_of(invitation).snapshot(),
                         "sites": [str(s) for s in live_sites]})
     db.session.flush()  # surface constraint errors here, inside the service
+    if invitation.invited_by and invitation.invited_by != user.id:
+        notify(tenant.id, [invitation.invited_by], Kind.INVITATION_ACCEPTED,
+               {"invitee": user.display_name, "tenant": tenant.name}, f"/t/{tenant.slug}/members/")
     db.session.expire(invitation)
     return db.session.scalar(select(Membership).where(Membership.tenant_id == tenant.id,
                                                       Membership.user_id == user.id))

@@ -28,12 +28,14 @@ log = logging.getLogger("portal.mail")
 MAX_ATTEMPTS = 12
 
 
-def enqueue(kind: str, recipient: str, subject: str, template: str, **context) -> OutboxMessage:
-    """Render `template`.txt and .html and queue the message in the current transaction."""
+def enqueue(kind: str, recipient: str, subject: str, template: str, *, headers: dict[str, str] | None = None,
+            **context) -> OutboxMessage:
+    """Render `template`.txt and .html and queue the message in the current transaction.
+    `headers` are extra header lines (List-Unsubscribe, ...), kept with the encrypted body."""
     text = render_template(f"email/{template}.txt", **context)
     html = render_template(f"email/{template}.html", **context)
     domain = current_app.config["MAIL_FROM"].rsplit("@", 1)[-1].strip("> ") or "localhost"
-    payload = json.dumps({"text": text, "html": html}).encode()
+    payload = json.dumps({"text": text, "html": html, **({"headers": headers} if headers else {})}).encode()
     message = OutboxMessage(kind=kind, recipient=recipient, subject=subject,
                             payload=fernet("outbox").encrypt(payload),
                             message_id=make_msgid(idstring=secrets.token_hex(8), domain=domain))
@@ -60,6 +62,8 @@ def build(message: OutboxMessage, content: dict) -> EmailMessage:
     email["To"] = formataddr(("", message.recipient))
     email["Subject"] = message.subject
     email["Message-ID"] = message.message_id  # stable across retries: receivers can de-duplicate
+    for name, value in (content.get("headers") or {}).items():
+        email[name] = value
     email.set_content(content["text"])
     email.add_alternative(content["html"], subtype="html")
     return email

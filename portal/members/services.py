@@ -16,6 +16,7 @@ from .. import audit
 from ..accounts.models import User
 from ..database.search import contains_pattern
 from ..extensions import db
+from ..notifications import Kind, actor_name, notify
 from ..rules import RuleViolation
 from ..tenancy import TenantContext, roles
 from ..tenancy.models import Membership, MembershipStatus
@@ -132,7 +133,13 @@ def change_role(ctx: TenantContext, target: Membership, role: roles.Role) -> Mem
     lock_tenant(ctx.tenant)
     if not role.is_owner:
         _keeps_an_owner(ctx, target)
-    return _change(ctx, target, "member.role_change", **role.columns())
+    before = roles.role_of(target).name
+    changed = _change(ctx, target, "member.role_change", **role.columns())
+    if target.user_id != ctx.user_id:
+        notify(ctx.tenant_id, [target.user_id], Kind.ROLE_CHANGED,
+               {"actor": actor_name(ctx), "tenant": ctx.tenant.name, "before": before,
+                "after": role.name}, f"/t/{ctx.tenant.slug}/")
+    return changed
 
 
 def set_status(ctx: TenantContext, target: Membership, status: MembershipStatus) -> Membership:

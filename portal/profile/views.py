@@ -10,6 +10,9 @@ from sqlalchemy import select
 
 from ..accounts.passwords import verify_password
 from ..extensions import db, limiter
+from ..notifications import services as notification_services
+from ..notifications.forms import preferences_form
+from ..notifications.kinds import CATALOGUE
 from ..redirects import safe_next
 from ..rules import RuleViolation
 from ..security import events, mfa, services, sessions, throttle, tokens
@@ -53,6 +56,8 @@ def _page(status=200, **forms):
         "activity": db.session.scalars(select(SecurityEvent).where(SecurityEvent.user_id == current_user.id)
                                        .order_by(SecurityEvent.created_at.desc()).limit(HISTORY)).all(),
         "describe_event": events.describe,
+        "notification_form": preferences_form(notification_services.preferences(current_user.id)),
+        "security_kinds": [info.label for info in CATALOGUE.values() if info.security],
     }
     return render_template("profile/index.html", **context), status
 

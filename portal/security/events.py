@@ -34,6 +34,8 @@ KINDS: dict[str, tuple[str, str]] = {
     "sso.link": (WARNING, "Linked to a single sign-on account"),
     "account.disable": (CRITICAL, "Account disabled"),
     "account.enable": (WARNING, "Account enabled again"),
+    "notifications.preferences": (INFO, "Notification preferences changed"),
+    "notifications.unsubscribe": (INFO, "Unsubscribed from notification emails by a link"),
 }
 # Failures that point at an attack rather than a typo.
 CRITICAL_FAILURES = {"throttled", "disabled", "oidc_linked_elsewhere"}

@@ -17,6 +17,7 @@ from sqlalchemy.dialects.postgresql import insert
 from .. import audit
 from ..accounts.models import User
 from ..extensions import db
+from ..notifications import Kind, actor_name, notify
 from ..rules import RuleViolation
 from ..tenancy import TenantContext
 from ..tenancy.limits import require_room
@@ -167,7 +168,14 @@ def assign_user_to_site(ctx: TenantContext, site: Site, user_id: UUID) -> bool:
                  after={"site_id": str(site.id), "site": site.name, "user_id": str(user_id),
                         "email": member.user.email, "assigned_by": str(ctx.user_id),
                         "assigned_at": assigned.assigned_at.isoformat()})
+    _tell(ctx, site, user_id, Kind.SITE_ASSIGNED, f"/t/{ctx.tenant.slug}/sites/{site.id}")
     return True
+
+
+def _tell(ctx: TenantContext, site: Site, user_id: UUID, kind: Kind, link: str) -> None:
+    if user_id != ctx.user_id:
+        notify(ctx.tenant_id, [user_id], kind, {"actor": actor_name(ctx), "site": site.name,
+                                                "tenant": ctx.tenant.name}, link)
 
 
 def unassign_user_from_site(ctx: TenantContext, site: Site, user_id: UUID) -> bool:
@@ -183,4 +191,5 @@ def unassign_user_from_site(ctx: TenantContext, site: Site, user_id: UUID) -> bo
                  before={"site_id": str(site.id), "site": site.name, "user_id": str(user_id), "email": email,
                          "assigned_by": str(removed.assigned_by) if removed.assigned_by else None,
                          "assigned_at": removed.assigned_at.isoformat()})
+    _tell(ctx, site, user_id, Kind.SITE_UNASSIGNED, f"/t/{ctx.tenant.slug}/")
     return True

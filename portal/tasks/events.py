@@ -4,16 +4,6 @@ Each function below computes who is concerned (active members of the tenant, nev
 who acted) and the message's parameters, and returns a `Notice` (or None when nobody is to be
 told). The services and the daily scan (jobs.py) hand each Notice to `publish()`.
 
-TODAY `publish()` only returns the notice: the notifications half of issue 14 is built on
-another branch (portal/notifications, `notify(tenant_id, recipients, kind, params, link)`).
-THE LEAD WIRES IT AT MERGE, in `publish()` alone:
-
-    from ..notifications import notify
-    def publish(notice):
-        if notice is not None:
-            notify(notice.tenant_id, notice.recipients, notice.kind, notice.params, notice.link)
-        return notice
-
 Each Notice is published inside the transaction of the change that caused it (a request's, or
 the scan's per-tenant one), so a notification exists exactly when its change was committed.
 """
@@ -27,6 +17,7 @@ from sqlalchemy import select
 
 from ..accounts.models import User
 from ..extensions import db
+from ..notifications import notify
 from ..tenancy.models import Membership, MembershipStatus
 
 # The kinds, as the notifications half names them (one e-mail preference per kind).
@@ -47,7 +38,10 @@ class Notice:
 
 
 def publish(notice: Notice | None) -> Notice | None:
-    """The one place a Notice leaves this module: the lead replaces this body with notify()."""
+    """The one place a Notice leaves this module: into the recipients' bells and mail, in the
+    transaction of the change that caused it."""
+    if notice is not None:
+        notify(notice.tenant_id, notice.recipients, notice.kind, notice.params, notice.link)
     return notice
 
 
