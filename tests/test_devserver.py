@@ -64,7 +64,7 @@ def test_dev_server_sets_up_serves_and_stops_cleanly(tmp_path, signum, via_make)
         while postgres_for(pgdata) and time.time() < deadline:
             time.sleep(0.2)
         assert postgres_for(pgdata) == [], f"{signum!r} left the embedded PostgreSQL running"
-        output = proc.stdout.read()
+        output += proc.stdout.read()  # the request's line may come before or after the worker's
         # One log line per request (the portal's, not werkzeug's too), and the sample password.
         assert len([line for line in output.splitlines() if "GET /login" in line]) == 1, output
         assert "portal-demo-2026" in output or os.environ.get("SEED_PASSWORD", "") in output, output

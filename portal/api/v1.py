@@ -116,7 +116,7 @@ def _uncursor(value: str) -> str:
 def list_sites():
     archived = request.args.get("archived", "false").lower() in ("1", "true", "yes")
     after = _uncursor(request.args["cursor"]) if request.args.get("cursor") else ""
-    rows, next_name = site_queries.site_page(current(), after=after, archived=archived)
+    rows, next_name, _, _ = site_queries.site_page(current(), after=after, archived=archived)
     next_url = url_for(".list_sites", cursor=_cursor(next_name), **({"archived": "true"} if archived else {})) \
         if next_name else None
     headers = {"Link": f'<{next_url}>; rel="next"'} if next_url else {}
