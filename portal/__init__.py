@@ -34,10 +34,10 @@ def create_app(overrides: dict | None = None) -> Flask:
     context.install(FlaskSession)
 
     from .database import registry  # noqa: F401
-    from . import (admin, auditlog, dashboard, devices, errors, health, invitations, jobs, mail, members, metrics,
+    from . import (admin, agents, auditlog, dashboard, devices, errors, health, invitations, jobs, mail, members, metrics,
                    organization, profile, requestlog, roles, security, signin, sites, sso, tenancy, web)
     for area in (requestlog, metrics, errors, web, security, signin, profile, sso, tenancy, dashboard, sites,
-                 devices, members, roles, invitations, organization, auditlog, mail, jobs, admin, health):
+                 devices, agents, members, roles, invitations, organization, auditlog, mail, jobs, admin, health):
         area.init_app(app)
 
     from . import cli

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from conftest import Factory, csrf_from, csrf_token, login
+from portal.agents.models import AgentTask, Command
 from portal.database.context import tenant_scope
 from portal.extensions import db
 from portal.invitations.models import Invitation
@@ -97,6 +98,13 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("audit.export_jsonl", "GET"): MANAGERS,
     ("audit.retention_settings", "GET"): expect(200, 403, 403, 403),   # owners only (audit:manage)
     ("audit.retention_settings", "POST"): expect(422, 403, 403, 403),  # no days given
+    # Device agents (issue 15): agents:run for owners, admins and members (at their sites: the
+    # matrix's member has none, so the device is a 404); agents:manage for owners and admins.
+    ("agents.tasks", "GET"): expect(200, 200, 404, 403),
+    ("agents.queue", "POST"): expect(422, 422, 404, 403),            # no command given
+    ("agents.cancel", "POST"): expect(303, 303, 404, 403),
+    ("agents.issue_credential", "POST"): expect(200, 200, 403, 403),  # shows the new secret
+    ("agents.revoke_credential", "POST"): expect(303, 303, 403, 403),
 }
 
 
@@ -123,6 +131,15 @@ class Context:
             db.session.commit()
             return str(role.id)
 
+    def new_task(self):
+        with self.app.app_context(), tenant_scope(db.session, self.tenant["id"]):
+            now = datetime.now(timezone.utc)
+            task = AgentTask(tenant_id=self.tenant["id"], device_id=self.tenant["devices"][0], command=Command.REBOOT,
+                             created_at=now, expires_at=now + timedelta(hours=1))
+            db.session.add(task)
+            db.session.commit()
+            return task.id
+
     def new_invitation(self):
         with self.app.app_context(), tenant_scope(db.session, self.tenant["id"]):
             inv = Invitation(tenant_id=self.tenant["id"], role=MembershipRole.MEMBER, email=f"matrix-{secrets.token_hex(4)}@example.com",
@@ -142,6 +159,7 @@ PARAMS = {
     "device_id": lambda ctx: ctx.tenant["devices"][0],
     "role_key": lambda ctx: ctx.new_role(),
     "token": lambda ctx: "not-a-valid-export-link",
+    "task_id": lambda ctx: ctx.new_task(),
 }
 
 

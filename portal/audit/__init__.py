@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -16,6 +17,28 @@ from ..extensions import db
 _APPEND = text("SELECT audit_append(CAST(:tenant AS uuid), CAST(:rows AS jsonb))")
 
 
+@dataclass(frozen=True)
+class Actor:
+    """A principal that is not a person, such as a device's agent: its rows have no user_id and
+    name it in details["actor"] ({"kind", "id", "name"}), which the hash chain covers too."""
+    kind: str
+    id: UUID
+    name: str
+
+    def describe(self) -> dict[str, str]:
+        return {"kind": self.kind, "id": str(self.id), "name": self.name}
+
+
+def actor_label(details: Any) -> str | None:
+    """"Gateway 7's agent" for a row written by a non-person actor, else None."""
+    actor = details.get("actor") if isinstance(details, dict) else None
+    if not isinstance(actor, dict):
+        return None
+    if actor.get("kind") == "agent":
+        return f"{actor.get('name') or 'a device'}’s agent"
+    return actor.get("name") or actor.get("kind")
+
+
 def _context() -> dict[str, Any]:
     if not has_request_context():
         return {"ip_address": None, "user_agent": None, "request_id": None}
@@ -24,6 +47,8 @@ def _context() -> dict[str, Any]:
 
 
 def _row(actor_id, action, resource_type, resource_id, before, after, details, context) -> dict[str, Any]:
+    if isinstance(actor_id, Actor):
+        details, actor_id = {**details, "actor": actor_id.describe()}, None
     return {"id": str(uuid4()), "user_id": str(actor_id) if actor_id else None, "action": action,
             "resource_type": resource_type, "resource_id": str(resource_id) if resource_id is not None else None,
             "before": before, "after": after, "details": details, **context}
@@ -33,7 +58,7 @@ def _append(tenant_id: UUID, rows: list[dict[str, Any]]) -> None:
     db.session.execute(_APPEND, {"tenant": str(tenant_id), "rows": json.dumps(rows, allow_nan=False)})
 
 
-def record(tenant_id: UUID, actor_id: UUID | None, action: str, resource_type: str,
+def record(tenant_id: UUID, actor_id: UUID | Actor | None, action: str, resource_type: str,
            resource_id: Any = None, *, before: dict | None = None, after: dict | None = None,
            **details: Any) -> UUID:
     """Append one audit row to the tenant's chain; returns its id."""
@@ -42,7 +67,7 @@ def record(tenant_id: UUID, actor_id: UUID | None, action: str, resource_type: s
     return UUID(row["id"])
 
 
-def record_many(tenant_id: UUID, actor_id: UUID | None, action: str, resource_type: str,
+def record_many(tenant_id: UUID, actor_id: UUID | Actor | None, action: str, resource_type: str,
                 changes: list[tuple[Any, dict | None, dict | None]], **details: Any) -> int:
     """One row per (resource_id, before, after), as record() writes them, in one round trip."""
     context = _context()

@@ -10,6 +10,7 @@ from uuid import UUID
 from sqlalchemy import select
 
 from ..accounts.models import User
+from ..audit import actor_label
 from ..devices.models import Device
 from ..extensions import db
 from ..sites.models import Site
@@ -64,7 +65,8 @@ class Names:
 
 def actor_name(row) -> str:
     if row.user_id is None:
-        return "The system"
+        label = actor_label(row.details)
+        return label[0].upper() + label[1:] if label else "The system"
     return row.actor_name or row.actor_email or "A deleted user"
 
 

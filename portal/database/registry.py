@@ -10,3 +10,4 @@ from ..sites import models as _sites  # noqa: F401
 from ..tenants import models as _tenants  # noqa: F401
 from ..jobs import models as _jobs  # noqa: F401
 from ..organization import models as _organization  # noqa: F401
+from ..agents import models as _agents  # noqa: F401

@@ -27,6 +27,8 @@ class Permission(enum.StrEnum):
     ROLES_MANAGE = "roles:manage"
     AUDIT_VIEW = "audit:view"
     AUDIT_MANAGE = "audit:manage"
+    AGENTS_MANAGE = "agents:manage"
+    AGENTS_RUN = "agents:run"
 
     @property
     def resource(self) -> str:
@@ -70,6 +72,8 @@ CATALOGUE: dict[Permission, tuple[str, str]] = {
     Permission.ROLES_MANAGE: ("Members", "Create, edit and delete custom roles"),
     Permission.AUDIT_VIEW: ("Audit", "Read the audit log"),
     Permission.AUDIT_MANAGE: ("Audit", "Set how long the audit log is kept"),
+    Permission.AGENTS_MANAGE: ("Agents", "Give devices agent credentials, rotate and revoke them; run custom commands"),
+    Permission.AGENTS_RUN: ("Agents", "Send commands to the agents of devices they can see and read the results"),
 }
 
 _READ = frozenset({Permission.TENANT_VIEW, Permission.SITES_VIEW, Permission.DEVICES_VIEW,
@@ -84,7 +88,8 @@ SYSTEM_ROLES: dict[MembershipRole, tuple[str, str, frozenset[Permission]]] = {
                            frozenset(Permission)),
     MembershipRole.ADMIN: ("Admin", "Manages sites, devices, members and roles",
                            frozenset(Permission) - OWNERS_ONLY),
-    MembershipRole.MEMBER: ("Member", "Works with the devices at their sites", _READ | {Permission.DEVICES_STATUS}),
+    MembershipRole.MEMBER: ("Member", "Works with the devices at their sites",
+                            _READ | {Permission.DEVICES_STATUS, Permission.AGENTS_RUN}),
     MembershipRole.VIEWER: ("Viewer", "Reads everything at their sites, changes nothing", _READ),
 }
 
