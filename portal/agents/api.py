@@ -72,7 +72,7 @@ def _authenticate():
     scheme, _, secret = header.partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
         raise Problem(401, "Unauthorized", "Send the device's agent secret as `Authorization: Bearer <secret>`.")
-    agent = credentials.authenticate(secret.strip())
+    agent = credentials.authenticate(secret.strip(), soft=request.endpoint == "agent_api.heartbeat")
     if agent is None:
         raise Problem(401, "Unauthorized", "This agent credential is not valid (unknown or revoked).")
     if agent.device_status == DeviceStatus.DECOMMISSIONED:

@@ -88,14 +88,19 @@ class AgentPrincipal:
 
 
 _LOOKUP = text("SELECT * FROM portal_agent_credential(:h)")
+# A heartbeat that changes only "last seen" and metrics writes soft state the next one rewrites: its
+# commit need not wait for the WAL flush. A crash may lose the last fraction of a second of such
+# heartbeats (never part of one); services.heartbeat turns it back on before any audit row.
+_LOOKUP_SOFT = text("SELECT c.*, set_config('synchronous_commit', 'off', true) AS soft "
+                    "FROM portal_agent_credential(:h) c")
 
 
-def authenticate(secret: str) -> AgentPrincipal | None:
+def authenticate(secret: str, *, soft: bool = False) -> AgentPrincipal | None:
     """The credential's device, entering its tenant for the rest of the request (the SQL function
     sets app.tenant_id); None for an unknown or revoked secret, or a tenant not in use."""
     if not secret.startswith(PREFIX) or len(secret) > 100:
         return None
-    row = db.session.execute(_LOOKUP, {"h": hash_secret(secret)}).first()
+    row = db.session.execute(_LOOKUP_SOFT if soft else _LOOKUP, {"h": hash_secret(secret)}).first()
     if row is None:
         return None
     adopt(tenant_id=row.a_tenant_id)  # the function has set it; later transactions of the request get it too

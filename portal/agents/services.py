@@ -73,6 +73,7 @@ UPDATE devices d
 RETURNING d.id, o.status AS old_status, o.firmware_version AS old_firmware, d.status, d.firmware_version,
           d.name, d.type, d.serial_number, d.site_id, d.last_seen_at, d.metadata
 """)
+_DURABLE_COMMIT = text("SELECT set_config('synchronous_commit', 'on', true)")
 _KNOWN = text("SELECT id, status FROM devices WHERE tenant_id = :tenant AND id = ANY(:ids)")
 
 
@@ -117,6 +118,10 @@ def heartbeat(agent: AgentPrincipal, beats: list[Beat]) -> BeatOutcome:
         if rows_changed:
             audit.record_many(agent.tenant_id, agent.actor, action, "device", rows_changed)
             outcome.changed += len(rows_changed)
+    if outcome.changed:
+        # The heartbeat's transaction began without waiting for its WAL flush at commit
+        # (credentials.authenticate(soft=True)): a status change and its audit rows are durable.
+        db.session.execute(_DURABLE_COMMIT)
     return outcome
 
 
