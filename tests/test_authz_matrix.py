@@ -105,6 +105,7 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("agents.cancel", "POST"): expect(303, 303, 404, 403),
     ("agents.issue_credential", "POST"): expect(200, 200, 403, 403),  # shows the new secret
     ("agents.revoke_credential", "POST"): expect(303, 303, 403, 403),
+    ("agents.queue_selection", "POST"): expect(400, 400, 400, 403),  # nothing selected
 }
 
 

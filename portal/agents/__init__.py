@@ -8,11 +8,12 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    from ..devices import page_sections
+    from ..devices import bulk_actions, page_sections
     from .api import bp as api_bp
-    from .views import bp, device_section
-    app.config.setdefault("AGENT_POLL_SECONDS", 1.0)
+    from .views import bp, bulk_action, device_section
     app.register_blueprint(bp)
     app.register_blueprint(api_bp)
     if device_section not in page_sections:
         page_sections.append(device_section)
+    if bulk_action not in bulk_actions:
+        bulk_actions.append(bulk_action)

@@ -16,12 +16,13 @@ from flask import (
 )
 from markupsafe import Markup
 
-from ..devices.queries import get_device_or_404
+from ..devices.queries import get_device_or_404, visible_devices
+from ..devices.services import BULK_MAX
 from ..extensions import db, htmx
 from ..rules import RuleViolation
 from ..tenancy import Permission, current, requires, tenant_blueprint
 from . import credentials, services
-from .forms import CredentialForm, PlainForm, TaskForm
+from .forms import COMMANDS, CredentialForm, PlainForm, TaskForm
 from .models import Command, TaskStatus
 
 bp = tenant_blueprint("agents", __name__, "/devices")
@@ -33,6 +34,13 @@ def _panel_context(ctx, device, form=None):
             "busy": any(not TaskStatus(t.status).finished for t, _ in tasks),
             "credential": credentials.live_credential(ctx, device) if ctx.can(Permission.AGENTS_MANAGE) else None,
             "credential_form": CredentialForm(), "plain_form": PlainForm(), "Command": Command}
+
+
+def bulk_action(ctx):
+    """"Send a command" for the devices selected in the list (registered with devices.bulk_actions)."""
+    if not ctx.can(Permission.AGENTS_RUN):
+        return None
+    return Markup(render_template("agents/_bulk.html", commands=[c for c in COMMANDS if c.value != Command.CUSTOM]))
 
 
 def device_section(ctx, device):
@@ -69,6 +77,43 @@ def queue(device_id: UUID):
             return redirect(url_for("devices.show", device_id=device_id) + "#agent", 303)
     device = get_device_or_404(ctx, device_id)
     return render_template("agents/device.html", **_panel_context(ctx, device, form)), 422
+
+
+@bp.post("/agent/tasks")
+@requires(Permission.AGENTS_RUN)
+def queue_selection():
+    """The same command for each device selected in the list: all queued, or none."""
+    ctx = current()
+    back = request.form.get("next") or ""
+    back = back if back.startswith(url_for("devices.index")) else url_for("devices.index")
+    ids = []
+    for value in request.form.getlist("ids"):
+        try:
+            ids.append(UUID(value))
+        except ValueError:
+            abort(400, "The selection is not valid.")
+    form = TaskForm()
+    if not ids:
+        abort(400, "Select at least one device.")
+    if len(ids) > BULK_MAX:
+        abort(400, f"Select at most {BULK_MAX} devices at a time.")
+    if not form.validate_on_submit():
+        flash("The command was not queued: " + "; ".join(e for errors in form.errors.values() for e in errors), "error")
+        return redirect(back, 303)
+    devices = visible_devices(ctx, set(ids))
+    if len(devices) != len(set(ids)):
+        flash("Some of the selected devices no longer exist or are not yours; nothing was queued.", "error")
+        return redirect(back, 303)
+    try:
+        tasks = services.queue_task(ctx, devices, Command(form.command.data), form.task_parameters(),
+                                    form.expires_in())
+    except RuleViolation as exc:
+        db.session.rollback()
+        flash(exc.message + " Nothing was queued.", "error")
+        return redirect(back, 303)
+    flash(f"Queued {Command(form.command.data).value.replace('_', ' ')} for {len(tasks)} "
+          f"device{'s' if len(tasks) != 1 else ''}.", "success")
+    return redirect(back, 303)
 
 
 @bp.post("/<uuid:device_id>/agent/tasks/<uuid:task_id>/cancel")
