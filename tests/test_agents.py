@@ -85,6 +85,8 @@ def test_credential_lifecycle(app, client, shop):
     assert anonymous.post("/api/v1/agent/heartbeat", json={}).status_code == 401
     actions = [a for a, _, _ in audit_actions(app, t["id"], device)]
     assert actions == ["agent.credential_issue", "agent.credential_rotate", "agent.credential_revoke"]
+    log = client.get(f"/t/{t['slug']}/audit/?type=device").get_data(as_text=True)
+    assert "Olive Owner gave ‘Device 0-0" in log and "Olive Owner revoked the agent credential of ‘Device 0-0" in log
     # Without a CSRF token the cookie route refuses; the bearer route needs none.
     assert client.post(f"/t/{t['slug']}/devices/{device}/agent/credential").status_code == 400
     # A member (agents:run only) may not issue credentials.

@@ -129,6 +129,20 @@ def sentence(row, names: Names) -> str:
                  "invitation.accept": f"accepted an invitation as {after.get('role')}",
                  "invitation.decline": f"declined the invitation to {email}"}
         return f"{who} {verbs.get(action, action)}"
+    if action.startswith("agent.credential_"):
+        verb = {"agent.credential_issue": "gave {n} an agent credential",
+                "agent.credential_rotate": "rotated the agent credential of {n}",
+                "agent.credential_revoke": "revoked the agent credential of {n}"}.get(action, action)
+        return f"{who} " + verb.format(n=_q(name))
+    if action.startswith("agent_task."):
+        task = after or before
+        command = str(task.get("command") or "a").replace("_", " ")
+        verbs = {"agent_task.queue": f"sent {command} to {_q(name)}’s agent",
+                 "agent_task.cancel": f"cancelled a {command} task",
+                 "agent_task.claim": f"started a {command} task",
+                 "agent_task.result": f"finished a {command} task: {after.get('status')}",
+                 "agent_task.expire": f"ended a {command} task as expired"}
+        return f"{who} {verbs.get(action, action)}"
     if action == "tenant.create":
         return f"{who} created the organization"
     if action == "audit.export":
