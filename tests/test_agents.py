@@ -198,6 +198,8 @@ def test_tasks_are_claimed_exactly_once_and_reported(app, client, shop):
     assert again.status_code == 409
     assert agent.post(f"/api/v1/agent/tasks/{uuid4()}/result", json={"status": "failed"},
                       headers=bearer(secret)).status_code == 404
+    malformed = agent.post("/api/v1/agent/tasks/not-a-task/result", json={}, headers=bearer(secret))
+    assert malformed.status_code == 404 and malformed.mimetype == "application/problem+json"
 
     # Another device's agent (even of the same tenant) cannot see or report this device's tasks.
     stranger = issue(client, t["slug"], t["devices"][3])

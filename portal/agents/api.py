@@ -177,8 +177,12 @@ def next_task():
         time.sleep(min(interval, left))
 
 
-@bp.post("/tasks/<uuid:task_id>/result")
-def result(task_id: UUID):
+@bp.post("/tasks/<task_id>/result")
+def result(task_id: str):
+    try:  # any id in the URL reaches here, so a malformed one is a problem+json 404 too
+        task_uuid = UUID(task_id)
+    except ValueError:
+        raise Problem(404, "Not Found", "No such task for this device.") from None
     data = _body()
     errors: dict[str, str] = {}
     try:
@@ -209,7 +213,7 @@ def result(task_id: UUID):
     if log is not None:
         log = log.replace("\x00", "")
     try:
-        task = services.report_result(g.agent, task_id, services.Report(status, exit_code, output, log))
+        task = services.report_result(g.agent, task_uuid, services.Report(status, exit_code, output, log))
     except RuleViolation as exc:
         raise Problem(409, "Conflict", exc.message) from None
     if task is None:
