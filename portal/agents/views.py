@@ -5,15 +5,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from flask import (
-    abort,
-    flash,
-    make_response,
-    redirect,
-    render_template,
-    request,
-    url_for,
-)
+from flask import abort, flash, make_response, redirect, render_template, request, url_for
 from markupsafe import Markup
 
 from ..devices.queries import get_device_or_404, visible_devices
