@@ -220,7 +220,7 @@ def report_result(agent: AgentPrincipal, task_id: UUID, report: Report) -> Agent
     """The agent's result for a task it claimed. None: not a task of this device."""
     task = db.session.scalar(select(AgentTask).where(
         AgentTask.tenant_id == agent.tenant_id, AgentTask.device_id == agent.device_id, AgentTask.id == task_id)
-        .with_for_update())
+        .with_for_update().execution_options(populate_existing=True))  # the claim was an SQL UPDATE
     if task is None:
         return None
     if TaskStatus(task.status) != TaskStatus.RUNNING:
