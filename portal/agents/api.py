@@ -24,7 +24,8 @@ from .models import TaskStatus
 bp = Blueprint("agent_api", __name__, url_prefix="/api/v1/agent")
 csrf.exempt(bp)
 
-BODY_MAX = 256 * 1024     # a result's log and output fit well within it; a 1,000-device batch too
+BODY_MAX = 256 * 1024         # a result: its log and output fit well within it
+BATCH_BODY_MAX = 1024 * 1024  # a gateway's batch: 1,000 devices with about 1 KiB of metrics each
 POLL_MAX = 25             # seconds a task poll may wait
 FINAL = (TaskStatus.SUCCEEDED, TaskStatus.FAILED)
 
@@ -80,10 +81,10 @@ def _authenticate():
     g.agent = agent
 
 
-def _body() -> dict:
-    if (request.content_length or 0) > BODY_MAX or len(request.get_data(cache=True)) > BODY_MAX:
-        raise Problem(413, "Content Too Large", f"The request body is larger than {BODY_MAX // 1024} KiB.",
-                      limit=BODY_MAX)
+def _body(limit: int = BODY_MAX) -> dict:
+    if (request.content_length or 0) > limit or len(request.get_data(cache=True)) > limit:
+        raise Problem(413, "Content Too Large", f"The request body is larger than {limit // 1024} KiB.",
+                      limit=limit)
     data = request.get_json(silent=True)
     if not isinstance(data, dict):
         raise Problem(400, "Bad Request", "Send a JSON object (Content-Type: application/json).")
@@ -125,7 +126,7 @@ def _beat(item: dict, where: str, device_id: UUID | None = None) -> services.Bea
 @bp.post("/heartbeat")
 def heartbeat():
     """One device's heartbeat, or a gateway's batch: {"devices": [{"device_id", "status", ...}]}."""
-    agent, data = g.agent, _body()
+    agent, data = g.agent, _body(BATCH_BODY_MAX)
     if "devices" in data:
         if not agent.gateway:
             raise Problem(403, "Forbidden", "Only a gateway's credential may report for other devices.")
