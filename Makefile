@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
 
-.PHONY: run test test-fast migrate seed check clean-db bench bench-audit bench-api bench-analytics bench-notifications clean-bench load
+.PHONY: run test test-fast migrate seed check clean-db bench bench-audit bench-api bench-analytics bench-notifications bench-agents clean-bench load
 
 $(STAMP): requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
@@ -52,6 +52,11 @@ bench-analytics: $(STAMP)
 bench-notifications: $(STAMP)
 	$(BIN)/python -m bench.notifications
 
+# Heartbeat benchmark: gunicorn (2 workers) on an embedded database (instance/agents-bench) or on
+# BENCH_DATABASE_URL; gateway batches of 1,000 devices and single heartbeats, BENCH_SECONDS each.
+bench-agents: $(STAMP)
+	$(BIN)/python -m bench.heartbeats $(BENCH_ARGS)
+
 # Load test (not part of `make test`): gunicorn with 2 workers and a job worker on an embedded database
 # with the sample data, 20 users for 60 s with locust (LOAD_USERS, LOAD_SECONDS); see docs/performance.md.
 # locust lives in a venv of its own: it pulls newer requests and a pytest plugin into whatever it joins.
@@ -61,7 +66,7 @@ load: $(STAMP)
 	LOCUST=.venv-load/bin/locust $(BIN)/python -m bench.load
 
 clean-db:
-	rm -rf instance/pgdata instance/pgtest instance/run instance/load
+	rm -rf instance/pgdata instance/pgtest instance/run instance/load instance/agents-bench
 
 # The benchmark's data set (about 2 GB), kept between runs of `make bench`.
 clean-bench:

@@ -34,12 +34,12 @@ def create_app(overrides: dict | None = None) -> Flask:
     context.install(FlaskSession)
 
     from .database import registry  # noqa: F401
-    from . import (admin, analytics, api, api_clients, auditlog, dashboard, devices, errors, health, invitations, jobs,
-                   mail, members, metrics, notifications, organization, profile, requestlog, roles, security, signin,
-                   sites, sso, tasks, tenancy, web)
+    from . import (admin, agents, analytics, api, api_clients, auditlog, dashboard, devices, errors, health,
+                   invitations, jobs, mail, members, metrics, notifications, organization, profile, requestlog, roles,
+                   security, signin, sites, sso, tasks, tenancy, web)
     for area in (requestlog, metrics, errors, web, security, signin, profile, sso, tenancy, dashboard, analytics, sites,
-                 devices, tasks, members, roles, invitations, organization, auditlog, api, api_clients, mail, jobs,
-                 notifications, admin, health):
+                 devices, agents, tasks, members, roles, invitations, organization, auditlog, api, api_clients, mail,
+                 jobs, notifications, admin, health):
         area.init_app(app)
 
     from . import cli

@@ -73,6 +73,7 @@ def load(overrides: dict | None = None) -> dict:
         "WORKER_CONCURRENCY": int(env.get("WORKER_CONCURRENCY") or 2),
         "WORKER_SHUTDOWN_SECONDS": float(env.get("WORKER_SHUTDOWN_SECONDS") or 30),
         "JOBS_RETENTION_DAYS": int(env.get("JOBS_RETENTION_DAYS") or 7),
+        "AGENT_POLL_SECONDS": float(env.get("AGENT_POLL_SECONDS") or 1.0),
         "SIGNIN_EVENTS_RETENTION_DAYS": int(env.get("SIGNIN_EVENTS_RETENTION_DAYS") or 90),
         "ENDED_SESSIONS_RETENTION_DAYS": int(env.get("ENDED_SESSIONS_RETENTION_DAYS") or 30),
         # Off behind a transaction-pooling PgBouncer (1.18 and older keep no prepared statements there).

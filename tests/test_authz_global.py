@@ -76,6 +76,18 @@ EXPECTED: dict[tuple[str, str], dict[str, int | tuple[int, ...]]] = {
     ("notifications.preferences", "POST"): each(302, 303),  # nothing chosen: told so, nothing changes
     ("notifications.unsubscribe", "GET"): each(404, 404),   # a token it did not sign
     ("notifications.unsubscribe", "POST"): each(404, 404),
+    # Machines (issue 15): no browser session opens the API, whoever is signed in (bearer tokens only).
+    ("api.openapi_document", "GET"): each(200, 200),
+    **{(endpoint, method): each(401, 401) for endpoint, method in (
+        ("api.list_sites", "GET"), ("api.create_site", "POST"), ("api.get_site", "GET"),
+        ("api.update_site", "PATCH"), ("api.delete_site", "DELETE"), ("api.archive_site", "POST"),
+        ("api.restore_site", "POST"), ("api.list_devices", "GET"), ("api.create_device", "POST"),
+        ("api.get_device", "GET"), ("api.update_device", "PATCH"), ("api.decommission_device", "POST"),
+        ("api.bulk_status", "POST"), ("api.record_events", "POST"), ("agent_api.heartbeat", "POST"),
+        ("agent_api.next_task", "GET"), ("agent_api.result", "POST"))},
+    ("oauth.token", "POST"): each(400, 400),       # no grant_type (checked before the client)
+    ("oauth.revoke", "POST"): each(401, 401),
+    ("oauth.introspect", "POST"): each(401, 401),
     ("static", "GET"): each(200, 200),
     ("favicon", "GET"): each(200, 200),
 }
@@ -89,6 +101,9 @@ PARAMS = {
     "slug": lambda: "acme-corp",
     "job_id": lambda: 2 ** 62,
     "notification_id": lambda: uuid.uuid4(),
+    "site_id": lambda: uuid.uuid4(),
+    "device_id": lambda: uuid.uuid4(),
+    "task_id": lambda: uuid.uuid4(),
 }
 
 

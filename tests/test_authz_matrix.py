@@ -14,6 +14,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from conftest import Factory, csrf_from, csrf_token, login
+from portal.agents.models import AgentTask, Command
 from portal.database.context import tenant_scope
 from portal.extensions import db
 from portal.invitations.models import Invitation
@@ -130,6 +131,14 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("tasks.comment", "POST"): expect(422, 422, 404, 403),          # no comment given
     ("tasks.bulk_status", "POST"): expect(400, 400, 400, 403),      # nothing selected
     ("tasks.bulk_assign", "POST"): expect(400, 400, 400, 403),
+    # Device agents (issue 15): agents:run for owners, admins and members (at their sites: the
+    # matrix's member has none, so the device is a 404); agents:manage for owners and admins.
+    ("agents.tasks", "GET"): expect(200, 200, 404, 403),
+    ("agents.queue", "POST"): expect(422, 422, 404, 403),            # no command given
+    ("agents.cancel", "POST"): expect(303, 303, 404, 403),
+    ("agents.issue_credential", "POST"): expect(200, 200, 403, 403),  # shows the new secret
+    ("agents.revoke_credential", "POST"): expect(303, 303, 403, 403),
+    ("agents.queue_selection", "POST"): expect(400, 400, 400, 403),  # nothing selected
 }
 
 
@@ -164,10 +173,20 @@ class Context:
             db.session.add(client)
             db.session.commit()
             return client.id
+
     def new_task(self):
         from portal.tasks.models import Task
         with self.app.app_context(), tenant_scope(db.session, self.tenant["id"]):
             task = Task(tenant_id=self.tenant["id"], title="matrix task", site_id=self.tenant["sites"][0])
+            db.session.add(task)
+            db.session.commit()
+            return task.id
+
+    def new_agent_task(self):
+        with self.app.app_context(), tenant_scope(db.session, self.tenant["id"]):
+            now = datetime.now(timezone.utc)
+            task = AgentTask(tenant_id=self.tenant["id"], device_id=self.tenant["devices"][0], command=Command.REBOOT,
+                             created_at=now, expires_at=now + timedelta(hours=1))
             db.session.add(task)
             db.session.commit()
             return task.id
@@ -193,6 +212,7 @@ PARAMS = {
     "token": lambda ctx: "not-a-valid-export-link",
     "client_id": lambda ctx: ctx.new_api_client(),
     "task_id": lambda ctx: ctx.new_task(),
+    "agent_task_id": lambda ctx: ctx.new_agent_task(),
 }
 
 

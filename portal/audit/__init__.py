@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -14,6 +15,30 @@ from ..extensions import db
 # The one writer (migration 0008): locks the tenant's chain for the rest of the transaction,
 # reads its head and inserts the rows chained, in one round trip however many rows.
 _APPEND = text("SELECT audit_append(CAST(:tenant AS uuid), CAST(:rows AS jsonb))")
+
+
+@dataclass(frozen=True)
+class Actor:
+    """A principal that is not a person, such as a device's agent: its rows have no user_id and
+    name it in details["actor"] ({"kind", "id", "name"}), which the hash chain covers too."""
+    kind: str
+    id: UUID
+    name: str
+
+    def describe(self) -> dict[str, str]:
+        return {"kind": self.kind, "id": str(self.id), "name": self.name}
+
+
+def actor_label(details: Any) -> str | None:
+    """"Gateway 7's agent" for a row written by a non-person actor, else None."""
+    actor = details.get("actor") if isinstance(details, dict) else None
+    if not isinstance(actor, dict):
+        return None
+    if actor.get("kind") == "agent":
+        return f"{actor.get('name') or 'a device'}’s agent"
+    if actor.get("type") == "api_client":
+        return f"API client {actor.get('name') or actor.get('id')}"
+    return actor.get("name") or actor.get("kind")
 
 
 def _context() -> dict[str, Any]:
@@ -31,8 +56,9 @@ def client_actor() -> dict[str, Any] | None:
 
 
 def _row(actor_id, action, resource_type, resource_id, before, after, details, context) -> dict[str, Any]:
-    client = client_actor()
-    if client is not None and actor_id is None:
+    if isinstance(actor_id, Actor):
+        details, actor_id = {**details, "actor": actor_id.describe()}, None
+    elif actor_id is None and (client := client_actor()) is not None:
         details = {"actor": client, **details}
     return {"id": str(uuid4()), "user_id": str(actor_id) if actor_id else None, "action": action,
             "resource_type": resource_type, "resource_id": str(resource_id) if resource_id is not None else None,
@@ -43,7 +69,7 @@ def _append(tenant_id: UUID, rows: list[dict[str, Any]]) -> None:
     db.session.execute(_APPEND, {"tenant": str(tenant_id), "rows": json.dumps(rows, allow_nan=False)})
 
 
-def record(tenant_id: UUID, actor_id: UUID | None, action: str, resource_type: str,
+def record(tenant_id: UUID, actor_id: UUID | Actor | None, action: str, resource_type: str,
            resource_id: Any = None, *, before: dict | None = None, after: dict | None = None,
            **details: Any) -> UUID:
     """Append one audit row to the tenant's chain; returns its id."""
@@ -52,7 +78,7 @@ def record(tenant_id: UUID, actor_id: UUID | None, action: str, resource_type: s
     return UUID(row["id"])
 
 
-def record_many(tenant_id: UUID, actor_id: UUID | None, action: str, resource_type: str,
+def record_many(tenant_id: UUID, actor_id: UUID | Actor | None, action: str, resource_type: str,
                 changes: list[tuple[Any, dict | None, dict | None]], **details: Any) -> int:
     """One row per (resource_id, before, after), as record() writes them, in one round trip."""
     context = _context()

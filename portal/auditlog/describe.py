@@ -10,6 +10,7 @@ from uuid import UUID
 from sqlalchemy import select
 
 from ..accounts.models import User
+from ..audit import actor_label
 from ..devices.models import Device
 from ..extensions import db
 from ..sites.models import Site
@@ -64,10 +65,8 @@ class Names:
 
 def actor_name(row) -> str:
     if row.user_id is None:
-        actor = (row.details or {}).get("actor") if isinstance(row.details, dict) else None
-        if isinstance(actor, dict) and actor.get("type") == "api_client":
-            return f"API client {actor.get('name') or actor.get('id')}"
-        return "The system"
+        label = actor_label(row.details)
+        return label[0].upper() + label[1:] if label else "The system"
     return row.actor_name or row.actor_email or "A deleted user"
 
 
@@ -129,6 +128,20 @@ def sentence(row, names: Names) -> str:
                  "invitation.cancel": f"cancelled the invitation to {email}",
                  "invitation.accept": f"accepted an invitation as {after.get('role')}",
                  "invitation.decline": f"declined the invitation to {email}"}
+        return f"{who} {verbs.get(action, action)}"
+    if action.startswith("agent.credential_"):
+        verb = {"agent.credential_issue": "gave {n} an agent credential",
+                "agent.credential_rotate": "rotated the agent credential of {n}",
+                "agent.credential_revoke": "revoked the agent credential of {n}"}.get(action, action)
+        return f"{who} " + verb.format(n=_q(name))
+    if action.startswith("agent_task."):
+        task = after or before
+        command = str(task.get("command") or "a").replace("_", " ")
+        verbs = {"agent_task.queue": f"sent {command} to {_q(name)}’s agent",
+                 "agent_task.cancel": f"cancelled a {command} task",
+                 "agent_task.claim": f"started a {command} task",
+                 "agent_task.result": f"finished a {command} task: {after.get('status')}",
+                 "agent_task.expire": f"ended a {command} task as expired"}
         return f"{who} {verbs.get(action, action)}"
     if action == "tenant.create":
         return f"{who} created the organization"

@@ -28,6 +28,8 @@ ACTIONS = (
     "member.transfer_ownership", "invitation.create", "invitation.resend", "invitation.cancel",
     "invitation.accept", "invitation.decline", "tenant.create", "audit.export", "audit.retention", "audit.prune",
     "task.create", "task.update", "task.status", "task.assign", "task.comment",
+    "agent.credential_issue", "agent.credential_rotate", "agent.credential_revoke", "agent_task.queue",
+    "agent_task.cancel", "agent_task.claim", "agent_task.result", "agent_task.expire",
 )
 
 

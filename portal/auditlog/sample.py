@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import replace
+from datetime import timedelta
 
 from sqlalchemy import select
 
@@ -25,6 +26,10 @@ from ..sites.models import Site
 from ..tenancy import context_for, roles
 from ..tenancy.models import Membership, MembershipRole, MembershipStatus
 from ..tenants.models import Tenant
+from ..agents import credentials as agent_credentials
+from ..agents import services as agent_services
+from ..agents.credentials import AgentPrincipal
+from ..agents.models import Command, TaskStatus
 from ..audit import retention
 
 SLUG = "acme-corp"
@@ -39,6 +44,7 @@ def load(users: dict[str, User]) -> None:
     with tenant_scope(db.session, tenant.id):
         db.session.flush()  # the sample rows, before the services read them
         _devices(tenant, alice)
+        _agents(tenant, alice)
         _sites(tenant, alice, carol)
         _members(tenant, users)
         _invitations(tenant, users)
@@ -80,6 +86,36 @@ def _devices(tenant: Tenant, alice: User) -> None:
     audit.record(tenant.id, alice.id, "device.decommission", "device", beacon.id,
                  before=devices.snapshot(beacon) | {"status": "offline"}, after=devices.snapshot(beacon))
     db.session.flush()
+
+
+def _agents(tenant: Tenant, alice: User) -> None:
+    """A gateway's agent credential (issued, rotated), a revoked one, and tasks in each ending."""
+    ctx = _as(tenant, alice)
+    rows = {d.name: d for d in db.session.scalars(select(Device).where(Device.tenant_id == tenant.id))}
+    camera, sensor = rows["HQ Lobby Camera"], rows["HQ Server Room Sensor"]
+    agent_credentials.issue(ctx, camera, gateway=True)
+    agent_credentials.issue(ctx, camera, gateway=True)
+    agent_credentials.issue(ctx, sensor, gateway=False)
+    agent_credentials.revoke(ctx, sensor)
+    hour = timedelta(hours=1)
+    done, failed, cancelled, late = (agent_services.queue_task(ctx, [camera], command, parameters, hour)[0]
+                                     for command, parameters in ((Command.COLLECT_DIAGNOSTICS, {}),
+                                                                 (Command.UPDATE_FIRMWARE, {"version": "3.0.0"}),
+                                                                 (Command.REBOOT, {}), (Command.REBOOT, {})))
+    agent_services.cancel_task(ctx, cancelled)
+    db.session.flush()
+    late.created_at, late.expires_at = late.created_at - 2 * hour, late.created_at - hour
+    db.session.flush()  # the expiry statement reads it
+    agent_services.expire_overdue(tenant.id)
+    credential = agent_credentials.live_credential(ctx, camera)
+    agent = AgentPrincipal(tenant.id, camera.id, credential.id, True, camera.name, DeviceStatus(camera.status))
+    reports = {done.id: agent_services.Report(TaskStatus.SUCCEEDED, 0, {"platform": "Linux-6.1-armv7l"},
+                                              "collected platform information\n"),
+               failed.id: agent_services.Report(TaskStatus.FAILED, 2, {"simulated": True},
+                                                "not enough space for the image\n")}
+    for _ in reports:
+        claimed = agent_services.claim_task(agent)
+        agent_services.report_result(agent, claimed.id, reports[claimed.id])
 
 
 def _sites(tenant: Tenant, alice: User, carol: User) -> None:

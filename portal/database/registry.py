@@ -14,3 +14,4 @@ from ..organization import models as _organization  # noqa: F401
 from ..api import models as _api  # noqa: F401
 from ..tasks import models as _tasks  # noqa: F401
 from ..notifications import models as _notifications  # noqa: F401
+from ..agents import models as _agents  # noqa: F401

@@ -6,6 +6,7 @@ from uuid import UUID
 from sqlalchemy import select
 
 from ..accounts.models import User
+from ..audit import actor_label
 from ..audit.models import AuditLog
 from ..extensions import db
 
@@ -22,8 +23,8 @@ def actor_names(entries: list[AuditLog]) -> dict[UUID, str]:
 
 
 def describe(entry: AuditLog, actor: str | None, site_names: dict[str, str] | None = None) -> str:
-    client = (entry.details or {}).get("actor") if entry.user_id is None else None
-    who = actor or (f"API client {client.get('name')}" if isinstance(client, dict) else "Someone")
+    label = actor_label(entry.details)
+    who = actor or (label[0].upper() + label[1:] if label else "Someone")
     before, after = entry.before or {}, entry.after or {}
     if entry.action == "device.create":
         return f"{who} added {after.get('name', 'the device')}"

@@ -16,7 +16,7 @@ from ..rules import RuleViolation
 from ..sites.queries import visible_sites
 from ..tenancy import Permission, can, current, requires, tenant_blueprint
 from ..tenancy.limits import room_left
-from . import csvio, history, queries, services
+from . import bulk_actions, csvio, history, page_sections, queries, services
 from .forms import BulkForm, DeviceForm, ImportForm, MoveForm, StatusForm
 from .models import DeviceStatus, DeviceType
 
@@ -46,8 +46,10 @@ def index():
         response.headers["HX-Push-Url"] = _list_url(state)  # the canonical URL: no empty parameters
         return response
     room = room_left(ctx.tenant, "max_devices", services.in_service(ctx.tenant_id)) if ctx.can(Permission.DEVICES_WRITE) else None
+    extra = [html for html in (action(ctx) for action in bulk_actions) if html]
     return render_template("devices/index.html", page=page, state=state, sites=visible_sites(ctx),
-                           types=list(DeviceType), statuses=list(DeviceStatus), sorts=queries.SORTS, room=room)
+                           types=list(DeviceType), statuses=list(DeviceStatus), sorts=queries.SORTS, room=room,
+                           bulk_actions=extra)
 
 
 @bp.get("/count")
@@ -201,7 +203,8 @@ def _show_context(device, ctx):
             "move_form": MoveForm(sites=[s for s in visible_sites(ctx) if s.id != device.site_id]),
             "history": entries,
             "describe": lambda e: history.describe(e, names.get(e.user_id), site_names),
-            "back_url": _back_to_list()}
+            "back_url": _back_to_list(),
+            "sections": [html for html in (section(ctx, device) for section in page_sections) if html]}
 
 
 def _back_to_list() -> str:

@@ -31,6 +31,8 @@ class Permission(enum.StrEnum):
     TASKS_WRITE = "tasks:write"
     TASKS_WORK = "tasks:work"
     API_MANAGE = "api:manage"
+    AGENTS_MANAGE = "agents:manage"
+    AGENTS_RUN = "agents:run"
     ANALYTICS_VIEW = "analytics:view"
     EVENTS_WRITE = "events:write"
 
@@ -80,6 +82,8 @@ CATALOGUE: dict[Permission, tuple[str, str]] = {
     Permission.TASKS_WRITE: ("Tasks", "Create tasks at the sites they see and edit any task they see"),
     Permission.TASKS_WORK: ("Tasks", "Change the status of and comment on tasks assigned to them"),
     Permission.API_MANAGE: ("API", "Create, rotate, disable and delete API clients"),
+    Permission.AGENTS_MANAGE: ("Agents", "Give devices agent credentials, rotate and revoke them; run custom commands"),
+    Permission.AGENTS_RUN: ("Agents", "Send commands to the agents of devices they can see and read the results"),
     Permission.ANALYTICS_VIEW: ("Analytics", "See the analytics charts of any event type"),
     Permission.EVENTS_WRITE: ("Analytics", "Record custom analytics events"),
 }
@@ -97,7 +101,8 @@ SYSTEM_ROLES: dict[MembershipRole, tuple[str, str, frozenset[Permission]]] = {
     MembershipRole.ADMIN: ("Admin", "Manages sites, devices, members and roles",
                            frozenset(Permission) - OWNERS_ONLY),
     MembershipRole.MEMBER: ("Member", "Works with the devices at their sites",
-                            _READ | {Permission.DEVICES_STATUS, Permission.TASKS_WRITE, Permission.TASKS_WORK}),
+                            _READ | {Permission.DEVICES_STATUS, Permission.TASKS_WRITE, Permission.TASKS_WORK,
+                                     Permission.AGENTS_RUN}),
     MembershipRole.VIEWER: ("Viewer", "Reads everything at their sites, changes nothing", _READ),
 }
 
