@@ -167,8 +167,7 @@ class EventIn(Schema):
 
 class EventsIn(Strict):
     # Items stay raw dicts: the analytics validator reports every event's errors by JSON pointer.
-    events = fields.List(fields.Dict(), required=True, validate=validate.Length(min=1, max=EVENTS_MAX),
-                         metadata={"items": {"$ref": "#/components/schemas/EventIn"}})
+    events = fields.List(fields.Nested(EventIn), required=True, validate=validate.Length(min=1, max=EVENTS_MAX))
 
 
 class EventsOut(Schema):
