@@ -406,3 +406,16 @@ def test_custom_events_are_recorded_all_or_none(api):
     assert recorded("door.closed") == 0
     many = http.post("/api/v1/events", headers=headers, json={"events": [{"type": "door.opened"}] * 1001})
     assert many.status_code == 422 and recorded("door.opened") == 2
+
+
+def test_api_clients_need_the_plan_s_api_feature_and_room(app, factory):
+    """Clients are the plan's integrations: a plan without the API refuses them, and a plan's
+    max_integrations is a hard limit (the message says why)."""
+    from portal.rules import RuleViolation
+    free = factory.tenant(plan="free", max_integrations=5)
+    with pytest.raises(RuleViolation, match="does not include the API"):
+        make_client(app, free["id"], ["devices:view"])
+    small = factory.tenant(max_integrations=1)
+    make_client(app, small["id"], ["devices:view"])
+    with pytest.raises(RuleViolation, match="allows 1 integrations and 0 are free"):
+        make_client(app, small["id"], ["devices:view"], name="second")

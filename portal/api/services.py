@@ -7,13 +7,16 @@ from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from .. import audit
 from ..extensions import db
 from ..rules import RuleViolation
 from ..sites.models import Site
 from ..tenancy import Permission, TenantContext
+from ..tenancy.limits import require_room
+from ..tenancy.queries import lock_tenant
+from ..tenants.plans import has_feature
 from ..tenancy.permissions import parse
 from . import credentials
 from .models import ApiClient, ApiToken
@@ -69,8 +72,15 @@ def _check(ctx: TenantContext, data: ClientData) -> tuple[str, list[str], list[U
 
 
 def create_client(ctx: TenantContext, data: ClientData) -> tuple[ApiClient, str]:
-    """The new client and its secret, which is shown once and never stored."""
+    """The new client and its secret, which is shown once and never stored. Clients are the
+    plan's integrations: the plan must include the API, and has room for so many."""
     name, scopes, site_ids = _check(ctx, data)
+    if not has_feature(ctx.tenant, "api"):
+        raise RuleViolation(f"{ctx.tenant.name}'s plan does not include the API. Ask a system administrator for a "
+                            "plan with it.", field="name")
+    lock_tenant(ctx.tenant)  # counted and created under the tenant's lock: no two pass the limit together
+    used = db.session.scalar(select(func.count()).select_from(ApiClient).where(ApiClient.tenant_id == ctx.tenant_id))
+    require_room(ctx.tenant, "max_integrations", used, field="name")
     secret = credentials.new_secret()
     client = ApiClient(tenant_id=ctx.tenant_id, name=name, scopes=scopes, site_ids=site_ids,
                        secret_hash=credentials.secret_hash(secret), created_by=ctx.user_id)
