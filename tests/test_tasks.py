@@ -13,9 +13,10 @@ import sqlalchemy as sa
 from conftest import Factory, csrf_token, login
 from sqlalchemy.exc import IntegrityError
 
-from portal.database.context import tenant_scope
+from portal.database.context import tenant_scope, user_scope
 from portal.extensions import db
 from portal.jobs.engine import bind
+from portal.notifications.models import Notification
 from portal.sites import services as site_services
 from portal.sites.models import Site, SiteAssignment
 from portal.tasks import events, services
@@ -516,3 +517,47 @@ def test_tasks_without_a_site_follow_the_organizations_time_zone(shop):
     assert ("overdue</strong>" in page) == (east - timedelta(days=1) < west_today)
     assert owner.post(url, data={"csrf_token": token, "name": "Shop", "timezone": "Pacific/Kiritimati"}).status_code == 303
     assert "overdue</strong>" in owner.get(f"/t/{shop['slug']}/tasks/{task_id}").get_data(as_text=True)
+
+
+def notified(shop, who) -> list[tuple[str, str]]:
+    """The notification rows `who` reads for the shop's tenant: (kind, task title), oldest first."""
+    user_id = shop["u"][who].id
+    with shop["app"].app_context(), user_scope(db.session, user_id):
+        rows = db.session.execute(sa.select(Notification.kind, Notification.params).where(
+            Notification.about_tenant_id == shop["t"]["id"]).order_by(Notification.created_at, Notification.id)).all()
+        return [(kind, params["title"]) for kind, params in rows]
+
+
+def test_task_events_write_notification_rows_for_the_people_concerned(shop):
+    """The wiring of the two halves: the services' events become rows in the right bells
+    (through events.publish and notify), never in the actor's, and the daily scan's once per task."""
+    s0 = shop["t"]["sites"][0]
+    u = shop["u"]
+    with As(shop, "owner") as ctx:
+        db.session.get(Site, (ctx.tenant_id, s0)).timezone = "UTC"
+    today = datetime.now(ZoneInfo("UTC")).date()
+    fix = new_task(shop, title="Fix the door", site_id=s0, assignee_id=u["member"].id)  # owner assigns member
+    new_task(shop, title="Mine alone", assignee_id=u["owner"].id)  # assigned to oneself: nobody told
+    assert notified(shop, "member") == [("task_assigned", "Fix the door")]
+    assert notified(shop, "owner") == []
+    with As(shop, "member") as ctx:  # the assignee comments: the creator is told
+        services.add_comment(ctx, db.session.get(Task, (ctx.tenant_id, fix)), "On it")
+    with As(shop, "admin") as ctx:  # a third person comments: assignee and creator
+        services.add_comment(ctx, db.session.get(Task, (ctx.tenant_id, fix)), "Thanks")
+    assert notified(shop, "owner") == [("task_commented", "Fix the door")] * 2
+    assert notified(shop, "member") == [("task_assigned", "Fix the door"), ("task_commented", "Fix the door")]
+    assert notified(shop, "admin") == []
+    with As(shop, "member") as ctx:  # the assignee closes it: the creator is told
+        services.change_status(ctx, [db.session.get(Task, (ctx.tenant_id, fix))], TaskStatus.DONE)
+    assert notified(shop, "owner")[-1] == ("task_completed", "Fix the door")
+    assert [k for k, _ in notified(shop, "member")] == ["task_assigned", "task_commented"]
+
+    new_task(shop, title="Due tomorrow", site_id=s0, due_on=today + timedelta(days=1), assignee_id=u["member"].id)
+    new_task(shop, title="Late", site_id=s0, due_on=today - timedelta(days=2))  # unassigned: its creator
+    before = {who: len(notified(shop, who)) for who in ("owner", "member")}
+    bind(shop["app"])
+    for _ in range(2):  # the periodic job, twice: one notification per task
+        assert due_scan(timestamp=0) >= 0
+    assert notified(shop, "member")[before["member"]:] == [("task_due_tomorrow", "Due tomorrow")]
+    assert notified(shop, "owner")[before["owner"]:] == [("task_overdue", "Late")]
+    assert notified(shop, "admin") == [] and notified(shop, "viewer") == []
