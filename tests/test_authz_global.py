@@ -71,6 +71,7 @@ EXPECTED: dict[tuple[str, str], dict[str, int | tuple[int, ...]]] = {
     ("notifications.index", "GET"): each(302, 200),
     ("notifications.count", "GET"): each(302, 200),
     ("notifications.latest", "GET"): each(302, 200),
+    ("notifications.open_", "GET"): each(302, 404),         # not theirs (or none): not found
     ("notifications.read", "POST"): each(302, 404),         # not theirs (or none): not found
     ("notifications.read_all", "POST"): each(302, 303),
     ("notifications.preferences", "POST"): each(302, 303),  # nothing chosen: told so, nothing changes

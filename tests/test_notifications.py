@@ -189,6 +189,10 @@ def test_bell_count_mark_read_and_all(app, factory):
     assert c.post(f"/notifications/{first}/read").status_code == 400  # no CSRF token
     page = c.get("/notifications/").get_data(as_text=True)
     assert page.count("Mark read</button>") == 2 and "gave you access to the site HQ" in page
+    second = [n for n in mine(app, ann.id) if n.read_at is None][0]
+    opened = c.get(f"/notifications/{second.id}/open")  # following the link reads it
+    assert opened.status_code == 303 and opened.headers["Location"] == (second.link or "/notifications/")
+    assert ">1<" in c.get("/notifications/count").get_data(as_text=True)
     r = c.post("/notifications/read-all", data={"csrf_token": csrf_token(c)})  # the form, without JavaScript
     assert r.status_code == 303
     assert "bell-none" in c.get("/notifications/count").get_data(as_text=True)

@@ -62,6 +62,16 @@ def latest():
     return render_template("notifications/_latest.html", rows=services.latest(current_user.id), message=message)
 
 
+@bp.get("/<uuid:notification_id>/open")
+@login_required
+def open_(notification_id: UUID):
+    """Follow a notification's link: opening it is reading it (the bell counts one fewer)."""
+    row = services.mark_read(current_user.id, notification_id)
+    if row is None:
+        abort(404)
+    return redirect(safe_next(row.link) or url_for(".index"), 303)
+
+
 @bp.post("/<uuid:notification_id>/read")
 @login_required
 def read(notification_id: UUID):
