@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
 
-.PHONY: run test test-fast migrate seed check clean-db bench bench-audit bench-api bench-analytics bench-notifications bench-agents clean-bench load
+.PHONY: run test test-fast migrate seed check clean-db bench bench-http bench-audit bench-api bench-analytics bench-notifications bench-agents clean-bench load
 
 $(STAMP): requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
@@ -39,6 +39,13 @@ bench: $(STAMP)
 # (issue 15); its own database beside `make bench`'s. BENCH_ARGS="--tenants 10" for a small data set.
 bench-api: $(STAMP)
 	$(BIN)/python -m bench.api $(BENCH_ARGS)
+
+# Pages per second under gunicorn (2 sync workers), the portal against a bare Flask + psycopg_pool + Jinja
+# app doing the same work, on the `make bench` data set, with wrk (installed from apt when missing and
+# possible; otherwise a Python client whose figures are not comparable). See docs/performance.md.
+bench-http: $(STAMP)
+	command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -q wrk >/dev/null; } || true
+	$(BIN)/python -m bench.http $(BENCH_ARGS)
 
 # Audit trail benchmark: write overhead of the hash chain, export memory at 1,000,000 rows.
 bench-audit: $(STAMP)

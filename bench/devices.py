@@ -475,6 +475,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=300, help="measured requests per path and scenario")
     parser.add_argument("--regenerate", action="store_true", help="rebuild the data set")
+    parser.add_argument("--scenarios", type=int, default=0, help="only the first N scenarios (2: pages 1 and 1,000)")
     args = parser.parse_args(argv)
     admin = admin_url()
     generate(admin, args.regenerate)
@@ -482,7 +483,7 @@ def main(argv=None) -> int:
     log(f"{world['tenants']:,} tenants, {world['devices']:,} devices; {BIG} has {world['big']:,}.")
     bench = Bench(admin, world, args.runs)
     results = []
-    for name, role, params in scenarios(bench):
+    for name, role, params in scenarios(bench)[:args.scenarios or None]:
         if "site" in params and not params["site"]:
             with psycopg.connect(libpq(admin, DATABASE)) as conn:
                 params = dict(params, site=str(conn.execute(

@@ -6,7 +6,7 @@ from flask_sqlalchemy.session import Session as FlaskSession
 
 from . import config as config_module
 from .config import ROOT, ConfigError
-from .database import context, embedded, guard
+from .database import context, embedded, guard, liveness
 from .extensions import csrf, db, htmx, limiter, login_manager, migrate
 
 
@@ -16,7 +16,8 @@ def create_app(overrides: dict | None = None) -> Flask:
         embedded.configure(cfg)
     cfg.setdefault("SQLALCHEMY_DATABASE_URI", cfg["DATABASE_URL"])
     cfg["DB_APP_ROLE"] = cfg.get("DB_APP_ROLE") or config_module.role_of(cfg["DATABASE_URL"])
-    cfg.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True, "pool_size": cfg["DB_POOL_SIZE"]})
+    # No pre-ping round trip per checkout: database.liveness finds dropped connections instead.
+    cfg.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": False, "pool_size": cfg["DB_POOL_SIZE"]})
     if not cfg["DB_PREPARED_STATEMENTS"]:
         cfg["SQLALCHEMY_ENGINE_OPTIONS"].setdefault("connect_args", {})["prepare_threshold"] = None
 
@@ -31,6 +32,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     login_manager.init_app(app)
     htmx.init_app(app)
     limiter.init_app(app)
+    _rate_limits_only_where_they_apply(app)
     context.install(FlaskSession)
 
     from .database import registry  # noqa: F401
@@ -50,9 +52,62 @@ def create_app(overrides: dict | None = None) -> Flask:
         from werkzeug.middleware.proxy_fix import ProxyFix
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=cfg["TRUSTED_PROXIES"], x_proto=cfg["TRUSTED_PROXIES"])
 
+    _hooks_in_one_pass(app)
+    with app.app_context():
+        liveness.install(db.engine)
     if app.config.get("CHECK_RLS", True):
         _refuse_rls_bypass(app)
     return app
+
+
+def _hooks_in_one_pass(app: Flask) -> None:
+    """The app-wide before- and after-request hooks the areas and extensions registered (about
+    six and eight), each run by Flask through `ensure_sync` (an inspection per hook per request):
+    one hook each that calls them in Flask's order (before: as registered, stopping at the
+    first response; after: in reverse). Hooks registered later are added after these, as before."""
+    import inspect
+    before = list(app.before_request_funcs.get(None, ()))
+    after = list(app.after_request_funcs.get(None, ()))
+    if any(inspect.iscoroutinefunction(f) for f in before + after):
+        return  # an async hook needs Flask's own runner
+
+    def before_request():
+        for hook in before:
+            response = hook()
+            if response is not None:
+                return response
+        return None
+
+    def after_request(response):
+        for hook in reversed(after):
+            response = hook(response)
+        return response
+    if len(before) > 1:
+        app.before_request_funcs[None] = [before_request]
+    if len(after) > 1:
+        app.after_request_funcs[None] = [after_request]
+
+
+def _rate_limits_only_where_they_apply(app: Flask) -> None:
+    """Flask-Limiter looks up the limits of every request; only views decorated with
+    `limiter.limit` have any here (no default, application or blueprint limits), so the check
+    runs for those views only, and for every request again if such limits are ever configured."""
+    from flask import request
+    from flask_limiter.util import get_qualified_name
+    check = limiter._check_request_limit
+    hooks = app.before_request_funcs.setdefault(None, [])
+    if check not in hooks:
+        return
+
+    def rate_limits():
+        manager = limiter.limit_manager
+        if manager._application_limits or manager._default_limits or manager._blueprint_limits:
+            return check()
+        view = app.view_functions.get(request.endpoint or "")
+        if view is not None and get_qualified_name(view) in limiter._marked_for_limiting:
+            return check()
+        return None
+    hooks[hooks.index(check)] = rate_limits
 
 
 def _refuse_rls_bypass(app: Flask) -> None:

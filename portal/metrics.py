@@ -53,11 +53,24 @@ class DatabaseCollector:
                                 value=row.jobs_failed)
 
 
+# The labelled children, looked up once per label values: `labels()` validates and locks on every call.
+_latency_children: dict = {}
+_response_children: dict = {}
+
+
 def _observe(response):
     started = g.get("started")
     if started is not None:
-        REQUEST_SECONDS.labels(request.endpoint or "unmatched", request.method).observe(time.perf_counter() - started)
-    RESPONSES.labels(str(response.status_code)).inc()
+        key = (request.endpoint or "unmatched", request.method)
+        child = _latency_children.get(key)
+        if child is None:
+            child = _latency_children[key] = REQUEST_SECONDS.labels(*key)
+        child.observe(time.perf_counter() - started)
+    code = response.status_code
+    counter = _response_children.get(code)
+    if counter is None:
+        counter = _response_children[code] = RESPONSES.labels(str(code))
+    counter.inc()
     return response
 
 

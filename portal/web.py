@@ -11,7 +11,10 @@ from .mail import deliver_after_response
 def commit_or_rollback(response):
     """Commit once, at the edge, when the request succeeded; anything else rolls back."""
     if response.status_code < 400:
-        db.session.commit()
+        session = db.session()
+        # A request that never used the database (no transaction, nothing added) has nothing to end.
+        if session.in_transaction() or session.new or session.dirty or session.deleted:
+            session.commit()
         response = deliver_after_response(current_app._get_current_object(), response)
     else:
         safe_rollback()  # also when the error was the database going away

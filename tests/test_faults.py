@@ -8,14 +8,15 @@ import shutil
 import time
 from pathlib import Path
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 from flask_migrate import upgrade
 
 from conftest import APP_ROLE, OWNER, SEED_PASSWORD, csrf_from, csrf_token, make_app
 from mailbox import free_port
-from portal.database import embedded
-from portal.database.provision import provision, url_for_role
+from portal.database import embedded, liveness
+from portal.database.provision import libpq_url, provision, url_for_role
 from portal.extensions import db
 from portal.jobs.worker import WorkerThread
 from portal.seeding import load_sample
@@ -138,3 +139,34 @@ def test_redis_down_sign_in_keeps_working_with_per_process_limits(db_urls, app, 
     codes = [stranger.post("/login", data={"email": "alice@acme.com", "password": "wrong password here",
                                            "csrf_token": token}).status_code for _ in range(4)]
     assert codes[-1] == 429 and 500 not in codes
+
+
+def _terminate_app_connections(app, db_urls) -> int:
+    """What a restart or an administrator does to the app's pooled connections (this database only)."""
+    with app.app_context():
+        database = db.engine.url.database
+    with psycopg.connect(libpq_url(db_urls["admin"]), autocommit=True) as conn:
+        return len(conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s "
+                                "AND usename = %s AND pid <> pg_backend_pid()", (database, APP_ROLE)).fetchall())
+
+
+def test_dropped_pooled_connections_cost_no_request_and_no_ping(app, db_urls, monkeypatch):
+    """No pre-ping round trip per checkout; a pooled connection the server has dropped is found
+    at checkout from its socket, or, when that misses it, at the request's first statement,
+    which is retried once on a fresh connection. Either way the user sees the page."""
+    with app.app_context():
+        assert db.engine.pool._pre_ping is False
+    alice = app.test_client()
+    sign_in(alice, "alice@acme.com")
+    url, hx = "/t/acme-corp/devices/", {"HX-Request": "true"}
+    assert alice.get(url, headers=hx).status_code == 200
+    assert _terminate_app_connections(app, db_urls) >= 1
+    time.sleep(0.2)  # the server's goodbye reaches the sockets
+    assert alice.get(url, headers=hx).status_code == 200  # found at checkout
+    assert alice.get(url, headers=hx).status_code == 200
+    monkeypatch.setattr(liveness, "_dropped", lambda dbapi_connection: False)  # a silent death
+    assert _terminate_app_connections(app, db_urls) >= 1
+    time.sleep(0.2)
+    response = alice.get(url, headers=hx)
+    assert response.status_code == 200 and 'id="device-list"' in response.get_data(as_text=True)
+    assert alice.get("/t/acme-corp/").status_code == 200

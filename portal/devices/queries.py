@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from datetime import datetime
+from typing import NamedTuple
 from uuid import UUID
 
 from flask import abort
@@ -264,9 +265,43 @@ def cursor_of(row, sort: str) -> str:
     return _encode((row.name_key, row.id))
 
 
+class ListRow(NamedTuple):
+    """A device of the list, shaped once for its template (devices/_device_rows.html): the id as
+    a string and the last-seen time in its two formats are computed here, once per row, rather
+    than by method calls in the template (str() of a UUID twice, isoformat and strftime: about
+    a third of the template's time). The template escapes every value as before."""
+    id: str
+    name: str
+    type: str
+    serial_number: str
+    status: str
+    site_id: UUID
+    site_name: str
+    firmware_version: str
+    last_seen_at: datetime | None
+    last_seen_iso: str  # "" when never seen
+    last_seen_text: str  # YYYY-MM-DD HH:MM UTC
+    name_key: str
+    last_seen_key: datetime
+
+
+_new_row = tuple.__new__  # ListRow(...) without the generated __new__'s Python call
+
+
+def shape(row) -> ListRow:
+    """A row of the list statement (LIST_COLUMNS and site_name) as a ListRow."""
+    at = row.last_seen_at
+    iso = at.isoformat() if at is not None else ""
+    # The same text as at.strftime("%Y-%m-%d %H:%M UTC"), from the ISO string (strftime costs twice isoformat).
+    text = f"{iso[:10]} {iso[11:16]} UTC" if iso else ""
+    return _new_row(ListRow, (str(row.id), row.name, row.type, row.serial_number, row.status, row.site_id,
+                              row.site_name, row.firmware_version or "", at, iso, text, row.name_key,
+                              row.last_seen_key))
+
+
 def page_from_rows(rows: list, state: ListState, page_size: int = PAGE_SIZE) -> Page:
     more = len(rows) > page_size
-    rows = rows[:page_size]
+    rows = [shape(row) for row in rows[:page_size]]
     return Page(rows, cursor_of(rows[-1], state.sort) if more else None, state)
 
 
@@ -287,7 +322,7 @@ def device_page(ctx: TenantContext, state: ListState, page_size: int = PAGE_SIZE
     backwards = replace(state, direction=_opposite(state.direction), after="", before="")
     rows = _run(*list_statement(ctx, backwards, LIST_COLUMNS, position, page_size + 1))
     more_before = len(rows) > page_size
-    rows = list(reversed(rows[:page_size]))
+    rows = [shape(row) for row in reversed(rows[:page_size])]
     if not rows:  # nothing before that position (any more): the first page
         return device_page(ctx, replace(state, before=""), page_size)
     page = Page(rows, cursor_of(rows[-1], state.sort), state)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import datetime, timedelta, timezone
+from typing import NamedTuple
 from uuid import UUID
 
 from flask import current_app, g, request, session
@@ -12,6 +13,7 @@ from sqlalchemy import func, select, update
 
 from ..accounts.models import User, UserType
 from ..database.context import adopt
+from ..database.liveness import retrying_once
 from ..database.loaded import attach
 from ..extensions import db
 from .models import UserSession
@@ -62,7 +64,66 @@ _REQUEST_CONTEXT = ("SELECT * FROM portal_request_context(%(token_hash)s, %(user
                     "%(slug)s::text)")
 
 
-def load(user_id: str) -> User | None:
+class SignedInUser:
+    """Flask-Login's current_user for a request whose session was checked: the columns the
+    request-context function returned, as plain attributes, without an ORM instance in the
+    request's session (no identity-map work, nothing for the commit to expire or flush).
+
+    Anything else (another column, a change such as `current_user.last_tenant_id = ...`) goes
+    to the ORM User, made on first use from the same values (database.loaded.attach, no query),
+    so code written for a User keeps working; `.orm` gives that instance itself, for code that
+    needs a mapped object (a relationship, session.add)."""
+
+    is_authenticated, is_active, is_anonymous = True, True, False
+    _FIELDS = ("id", "email", "name", "user_type", "email_verified_at", "totp_enabled_at", "last_tenant_id",
+               "password_changed_at")
+    __slots__ = _FIELDS + ("_orm",)
+
+    def __init__(self, **values):
+        for key in self._FIELDS:
+            object.__setattr__(self, key, values[key])
+        object.__setattr__(self, "_orm", None)
+
+    @property
+    def orm(self) -> User:
+        if self._orm is None:
+            object.__setattr__(self, "_orm", attach(User, is_active=True,
+                                                    **{key: getattr(self, key) for key in self._FIELDS}))
+        return self._orm
+
+    def __getattr__(self, name):  # only for what the slots do not hold
+        return getattr(self.orm, name)
+
+    def __setattr__(self, name, value):
+        setattr(self.orm, name, value)
+        if name in self._FIELDS:
+            object.__setattr__(self, name, value)
+
+    def get_id(self) -> str:
+        return str(self.id)
+
+    has_mfa = User.has_mfa
+    is_system_admin = User.is_system_admin
+    display_name = User.display_name
+
+    def __eq__(self, other):
+        return getattr(other, "id", None) == self.id and isinstance(other, (SignedInUser, User))
+
+    def __hash__(self):
+        return hash(self.id)
+
+
+class SessionInfo(NamedTuple):
+    """The session record's columns as the request-context function returned them."""
+    id: UUID
+    user_id: UUID
+    created_at: datetime
+    last_seen_at: datetime
+    expires_at: datetime
+    reauth_at: datetime | None
+
+
+def load(user_id: str) -> SignedInUser | None:
     """Flask-Login's user loader: the user only while the cookie's session record is valid.
     On a tenant URL (g.tenant_slug) it also enters the tenant; see tenancy.queries.enter_tenant."""
     token = session.get("sid")
@@ -74,48 +135,56 @@ def load(user_id: str) -> User | None:
         return None
     idle, _ = limits()
     slug = g.get("tenant_slug") or None  # set, and well-formed, on tenant URLs (tenancy._load_tenant)
-    row = db.session.connection().exec_driver_sql(_REQUEST_CONTEXT, {
-        "token_hash": _hash(token), "user_id": uid, "idle": int(idle.total_seconds()), "slug": slug}).first()
+    values = {"token_hash": _hash(token), "user_id": uid, "idle": int(idle.total_seconds()), "slug": slug}
+    # The request's first statement: on a pooled connection that turns out to be dead, once more.
+    row = retrying_once(db.session, lambda: db.session.connection().exec_driver_sql(_REQUEST_CONTEXT, values).first())
     if row is None:
         session.clear()  # expired or revoked: the browser starts over
         return None
     adopt(user_id=uid)
-    user = attach(User, id=uid, email=row.u_email, name=row.u_name, user_type=UserType(row.u_type),
-                  is_active=True, email_verified_at=row.u_email_verified_at, totp_enabled_at=row.u_totp_enabled_at,
-                  last_tenant_id=row.u_last_tenant_id, password_changed_at=row.u_password_changed_at)
-    record = attach(UserSession, id=row.s_id, user_id=uid, created_at=row.s_created_at,
-                    last_seen_at=row.s_last_seen_at, expires_at=row.s_expires_at, reauth_at=row.s_reauth_at,
-                    revoked_at=None)
+    user = SignedInUser(id=uid, email=row.u_email, name=row.u_name, user_type=UserType(row.u_type),
+                        email_verified_at=row.u_email_verified_at, totp_enabled_at=row.u_totp_enabled_at,
+                        last_tenant_id=row.u_last_tenant_id, password_changed_at=row.u_password_changed_at)
+    info = g.session_info = SessionInfo(row.s_id, uid, row.s_created_at, row.s_last_seen_at, row.s_expires_at,
+                                        row.s_reauth_at)
     if slug is not None:
         from ..tenancy.queries import entered
         entry = entered(row, uid)
         if entry is not None and entry[0].is_readable:
             adopt(tenant_id=entry[0].id)  # the function has set it: later transactions need it too
         g.tenant_entry = (slug, uid, entry)
-    g.session_record = record
-    g.session_idle = now() - record.last_seen_at  # before touching: tenant policies may be stricter
-    if now() - record.last_seen_at > TOUCH_EVERY:
-        record.last_seen_at = now()
+    g.session_idle = now() - info.last_seen_at  # before touching: tenant policies may be stricter
+    if now() - info.last_seen_at > TOUCH_EVERY:
+        current().last_seen_at = now()  # at most once a minute: the record as an ORM instance, flushed
     return user
 
 
 def current() -> UserSession | None:
-    return g.get("session_record")
+    """This request's session record, as an ORM instance (made on first use, without a query)."""
+    record = g.get("session_record")
+    if record is None and g.get("session_info") is not None:
+        info = g.session_info
+        record = g.session_record = attach(UserSession, id=info.id, user_id=info.user_id, created_at=info.created_at,
+                                           last_seen_at=info.last_seen_at, expires_at=info.expires_at,
+                                           reauth_at=info.reauth_at, revoked_at=None)
+    return record
 
 
 def violates(policy: dict) -> bool:
     """Whether this session is too idle or too old for a tenant's stricter policy."""
-    record = current()
+    idle, absolute = policy.get("idle_timeout_minutes"), policy.get("absolute_timeout_hours")
+    if not idle and not absolute:
+        return False  # most tenants: nothing to check, and no record to make
+    record = g.get("session_info") or current()
     if record is None:
         return False
-    idle, absolute = policy.get("idle_timeout_minutes"), policy.get("absolute_timeout_hours")
     if isinstance(idle, int) and idle > 0 and g.get("session_idle", timedelta(0)) > timedelta(minutes=idle):
         return True
     return isinstance(absolute, int) and absolute > 0 and now() - record.created_at > timedelta(hours=absolute)
 
 
 def recently_authenticated(minutes: int) -> bool:
-    record = current()
+    record = g.get("session_record") or g.get("session_info")
     return record is not None and record.reauth_at is not None and \
         now() - record.reauth_at < timedelta(minutes=minutes)
 

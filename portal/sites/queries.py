@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from uuid import UUID
 
 from flask import abort
-from sqlalchemy import and_, column, func, or_, select, table
+from sqlalchemy import String, and_, bindparam, cast, column, func, or_, select, table
 from sqlalchemy.orm import aliased, contains_eager
 
 from ..accounts.models import User
@@ -15,7 +16,7 @@ from ..extensions import db
 from ..tenancy.models import Membership
 from .models import Site, SiteAssignment
 from ..tenancy import TenantContext
-from .visibility import may_see
+from .visibility import assigned_site_ids, may_see
 
 PAGE_SIZE = 50
 
@@ -74,6 +75,33 @@ def visible_sites(ctx: TenantContext, *, include_archived: bool = False) -> list
     if not include_archived:
         stmt = stmt.where(Site.archived_at.is_(None))
     return list(db.session.scalars(stmt))
+
+
+@lru_cache(maxsize=2)
+def _choices_statement(sees_all: bool):
+    """visible_sites' statement as (id as text, name), with bound values, built once per scope."""
+    tenant_id, user_id = bindparam("tenant_id", type_=Site.tenant_id.type), bindparam("user_id",
+                                                                                    type_=SiteAssignment.user_id.type)
+    stmt = select(cast(Site.id, String).label("id"), Site.name).where(
+        Site.tenant_id == tenant_id, Site.archived_at.is_(None)).order_by(Site.name)
+    if not sees_all:
+        stmt = stmt.where(Site.id.in_(assigned_site_ids(tenant_id, user_id)))
+    return stmt
+
+
+@lru_cache(maxsize=8)
+def _choices_sql(sees_all: bool, dialect):
+    return _choices_statement(sees_all).compile(dialect=dialect)
+
+
+def site_choices(ctx: TenantContext) -> list:
+    """visible_sites as (id, name) rows, the id as a string, not ORM instances: the device
+    page's filter and move menus, on every view of the page. Its SQL is compiled once (building
+    the statement and 50 instances cost ten times its query)."""
+    connection = db.session.connection()
+    compiled = _choices_sql(ctx.sees_all, connection.dialect)
+    values = {"tenant_id": ctx.tenant_id} if ctx.sees_all else {"tenant_id": ctx.tenant_id, "user_id": ctx.user_id}
+    return connection.exec_driver_sql(compiled.string, compiled.construct_params(values)).all()
 
 
 def get_site(ctx: TenantContext, site_id: UUID) -> Site | None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from functools import lru_cache
 from uuid import UUID
 
 from flask import g, request
@@ -53,7 +54,7 @@ def entered(row, user_id: UUID) -> Entry | None:
                         custom_role_id=row.m_custom_role_id, status=MembershipStatus(row.m_status),
                         last_active_at=row.m_last_active_at, accepted_at=row.m_accepted_at,
                         created_at=row.m_created_at)
-    permissions = parse(row.r_permissions)
+    permissions = _parsed(tuple(row.r_permissions or ()))
     if tenant.is_read_only:  # an archived tenant: what the role may read, nothing it may change
         permissions = frozenset(p for p in permissions if p.reads)
     if system is not None:
@@ -79,6 +80,12 @@ def client_role(name: str, scopes, tenant: Tenant) -> Role:
     if tenant.is_read_only:
         permissions = frozenset(p for p in permissions if p.reads)
     return Role("api-client", name, "API client", permissions)
+
+
+@lru_cache(maxsize=1024)
+def _parsed(codes: tuple[str, ...]) -> frozenset:
+    """permissions.parse, once per distinct list of codes (a handful of roles per process)."""
+    return parse(codes)
 
 
 def renamed(slug: str, user_id: UUID) -> str | None:
