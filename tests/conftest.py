@@ -101,6 +101,16 @@ def password_hash() -> str:
     return hash_password(PASSWORD)
 
 
+def without_csrf(html: str) -> str:
+    """The page without its CSRF token (the same one in every form and in hx-headers): the token
+    carries a timestamp, so two pages asked for in different seconds differ only there."""
+    tokens = set(re.findall(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', html))
+    tokens |= set(re.findall(r'"X-CSRFToken": "([^"]+)"', html))
+    for token in tokens:
+        html = html.replace(token, "")
+    return html
+
+
 def csrf_from(html: str) -> str:
     match = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', html)
     assert match, "no CSRF token in the page"
