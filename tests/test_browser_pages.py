@@ -116,7 +116,10 @@ def pages_for(role: str, t: dict) -> list[tuple[str, str]]:
                   ("site-edit", f"{base}/sites/{site}/edit"), ("invitations", f"{base}/invitations/"),
                   ("roles", f"{base}/roles/"), ("role-new", f"{base}/roles/new"),
                   ("settings", f"{base}/settings/"),
-                  ("analytics", f"{base}/analytics/?type=device.status&range=90")]
+                  ("analytics", f"{base}/analytics/?type=device.status&range=90"),
+                  ("tasks", f"{base}/tasks/"), ("tasks-board", f"{base}/tasks/board"),
+                  ("task-new", f"{base}/tasks/new?site={site}"), ("api-clients", f"{base}/api-clients/"),
+                  ("my-tasks", "/tasks"), ("notifications", "/notifications/")]
     return pages
 
 
