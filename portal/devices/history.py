@@ -55,4 +55,9 @@ def describe(entry: AuditLog, actor: str | None, site_names: dict[str, str] | No
         if not parts:
             return f"{who} saved it unchanged"
         return f"{who} changed " + (", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0])
+    credential = {"agent.credential_issue": "gave it an agent credential",
+                  "agent.credential_rotate": "rotated its agent credential",
+                  "agent.credential_revoke": "revoked its agent credential"}.get(entry.action)
+    if credential:
+        return f"{who} {credential}"
     return f"{who}: {entry.action.replace('.', ' ')}"
