@@ -3,49 +3,8 @@
 (function () {
   "use strict";
 
-  // Back/forward restores from htmx's history cache: put the filters back to what the URL says.
-  function syncFilters() {
-    var form = document.getElementById("task-filters");
-    if (!form) return;
-    var params = new URLSearchParams(window.location.search);
-    Array.prototype.forEach.call(form.elements, function (el) {
-      if (!el.name) return;
-      if (el.tagName === "SELECT") {
-        el.value = params.get(el.name) || "";
-        if (el.selectedIndex < 0) el.selectedIndex = 0;
-      } else if (el.type === "checkbox") {
-        el.checked = params.get(el.name) === el.value;
-      } else if (el.type === "search") {
-        el.value = params.get(el.name) || "";
-      }
-    });
-  }
-  document.addEventListener("htmx:historyRestore", syncFilters);
-  window.addEventListener("popstate", function () { window.setTimeout(syncFilters, 0); });
-
-  // "Select all" on the page, and the size of the selection for the bulk form.
-  function updateCount() {
-    var label = document.querySelector("[data-selected-count]");
-    if (!label) return;
-    var n = document.querySelectorAll('input[name="ids"][form="bulk-form"]:checked').length;
-    label.textContent = n ? "With the " + n + " selected task" + (n === 1 ? "" : "s") + ":" : "With the selected tasks:";
-  }
-  document.addEventListener("change", function (event) {
-    var target = event.target;
-    if (target.matches && target.matches("[data-select-all]")) {
-      document.querySelectorAll('input[name="ids"][form="bulk-form"]').forEach(function (box) {
-        box.checked = target.checked;
-      });
-    }
-    if (target.matches && (target.matches("[data-select-all]") || target.matches('input[name="ids"]'))) updateCount();
-  });
-  document.addEventListener("htmx:afterSwap", updateCount);
-
-  // After a bulk action, come back to the list as it is now (htmx may have changed the URL).
-  document.addEventListener("submit", function (event) {
-    var next = event.target.querySelector && event.target.querySelector("[data-current-url]");
-    if (next) next.value = window.location.pathname + window.location.search;
-  });
+  // Back/forward keeps the filter form in step with the URL: static/urlsync.js; "select all",
+  // the selection's count and the bulk form's way back: static/selection.js.
 
   // The board: drag a card onto another column to move it (the same status form as the select).
   document.addEventListener("dragstart", function (event) {
