@@ -57,7 +57,7 @@ def test_main_actions_by_keyboard_only(chromium, live_server, factory):
         other = {first["slug"]: second, second["slug"]: first}[here]
 
         # Switch organization through the menu: Enter opens it, arrows move, Escape closes it.
-        toggle = tab_to(page, re.compile(r"\bKeys\b"), tag="BUTTON")  # not the account link ("Kim Keys")
+        tab_to(page, re.compile(r"\bKeys\b"), tag="BUTTON")  # not the account link ("Kim Keys")
         page.keyboard.press("Enter")
         expect(page.locator("#switcher-list")).to_be_visible()
         page.keyboard.press("Escape")

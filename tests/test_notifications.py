@@ -223,6 +223,11 @@ def test_device_error_reaches_admins_and_the_sites_members_not_others(app, facto
     owner, admin, at_site, elsewhere = (factory.user() for _ in range(4))
     t = factory.tenant(members={"owner": owner, "admin": admin, "member": at_site, "viewer": elsewhere}, sites=1,
                        devices=1)
+    # A custom role that sees every site hears of it as owners and admins do (by permission, not role name).
+    from test_roles import add_member, make_role
+    overseer, reader = factory.user(), factory.user()
+    add_member(app, t["id"], overseer, custom=make_role(app, t["id"], "Overseer", ["tenant:view", "sites:see-all"]))
+    add_member(app, t["id"], reader, custom=make_role(app, t["id"], "Reader", ["tenant:view", "devices:view"]))
     c = app.test_client()
     login(c, admin.email)
     slug, site, device = t["slug"], t["sites"][0], t["devices"][0]
@@ -233,6 +238,7 @@ def test_device_error_reaches_admins_and_the_sites_members_not_others(app, facto
     assert [n.kind for n in mine(app, owner.id)] == ["device_error"]
     assert [n.kind for n in mine(app, at_site.id)] == ["site_assigned", "device_error"]
     assert mine(app, elsewhere.id) == [] and mine(app, admin.id) == []  # not the one who set it
+    assert [n.kind for n in mine(app, overseer.id)] == ["device_error"] and mine(app, reader.id) == []
 
 
 def test_role_change_and_unassignment_tell_the_member(app, factory):

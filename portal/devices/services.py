@@ -23,7 +23,8 @@ from ..sites.models import Site, SiteAssignment
 from ..sites.queries import get_site
 from ..tenancy import Permission, TenantContext
 from ..tenancy.limits import require_room, room_left
-from ..tenancy.models import Membership, MembershipRole
+from ..tenancy.models import Membership, MembershipStatus
+from ..tenancy.roles import holds_condition
 from ..tenancy.queries import lock_tenant
 from .models import Device, DeviceStatus, DeviceType
 
@@ -173,7 +174,8 @@ def tell_error(ctx: TenantContext, device: Device) -> None:
     hear of it (not the one who set it), all in one statement however many they are."""
     concerned = select(Membership.user_id).where(
         Membership.tenant_id == ctx.tenant_id, Membership.user_id != ctx.user_id,
-        or_(Membership.role.in_([MembershipRole.OWNER, MembershipRole.ADMIN]),
+        Membership.status == MembershipStatus.ACTIVE,
+        or_(holds_condition(Permission.SITES_SEE_ALL),  # who sees every site (owners, admins, ...)
             Membership.user_id.in_(select(SiteAssignment.user_id).where(
                 SiteAssignment.tenant_id == ctx.tenant_id, SiteAssignment.site_id == device.site_id))))
     site = db.session.scalar(select(Site.name).where(Site.tenant_id == ctx.tenant_id, Site.id == device.site_id))

@@ -14,7 +14,7 @@ from flask import g
 from sqlalchemy import func, select
 
 from ..extensions import db
-from .models import Membership, MembershipRole, MembershipStatus, TenantRole
+from .models import Membership, MembershipRole, MembershipStatus, TenantRole, TenantRolePermission
 from .permissions import SYSTEM_ROLES, Permission, parse
 
 if TYPE_CHECKING:
@@ -152,6 +152,16 @@ def may_transfer(ctx: TenantContext, target: Membership) -> bool:
 
 def is_owner(membership: Membership) -> bool:
     return membership.role == MembershipRole.OWNER
+
+
+def holds_condition(permission: Permission):
+    """SQL: the membership's role holds `permission` (a system role by the catalogue's meaning,
+    which the drift test keeps equal to the table; a custom role by its grants). For set-based
+    choices of people, such as who hears of a device error, without naming roles."""
+    systems = [role for role, (_, _, granted) in SYSTEM_ROLES.items() if permission in granted]
+    custom = select(TenantRolePermission.role_id).where(TenantRolePermission.tenant_id == Membership.tenant_id,
+                                                        TenantRolePermission.permission == permission.value)
+    return Membership.role.in_(systems) | Membership.custom_role_id.in_(custom)
 
 
 def owner_condition():
