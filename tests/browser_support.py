@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -111,16 +112,22 @@ class Tab:
         assert not problems, "Content-Security-Policy errors in the browser console:\n" + "\n".join(problems)
 
 
-@pytest.fixture
-def tab(chromium, live_server):
-    context = chromium.new_context(base_url=live_server)
+@contextmanager
+def open_tab(chromium, base_url: str):
+    """A page in a browser context of its own (its own cookies), recording CSP violations."""
+    context = chromium.new_context(base_url=base_url)
     context.set_default_timeout(TIMEOUT_MS)
     context.add_init_script(RECORD_CSP_VIOLATIONS)
-    page = context.new_page()
     try:
-        yield Tab(page)
+        yield Tab(context.new_page())
     finally:
         context.close()
+
+
+@pytest.fixture
+def tab(chromium, live_server):
+    with open_tab(chromium, live_server) as t:
+        yield t
 
 
 def sign_in(page, email: str, password: str):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from browser_support import RECORD_CSP_VIOLATIONS, TIMEOUT_MS, Tab, sign_in
+from browser_support import Tab, open_tab, sign_in
 from conftest import SEED_PASSWORD
 
 pytestmark = pytest.mark.browser
@@ -24,14 +24,8 @@ POLL = "00:31"  # a little past the bell's 30 s
 @pytest.fixture
 def second_tab(chromium, live_server):
     """Another browser context (its own cookies): the second person of the journey."""
-    context = chromium.new_context(base_url=live_server)
-    context.set_default_timeout(TIMEOUT_MS)
-    context.add_init_script(RECORD_CSP_VIOLATIONS)
-    page = context.new_page()
-    try:
-        yield Tab(page)
-    finally:
-        context.close()
+    with open_tab(chromium, live_server) as t:
+        yield t
 
 
 def unread(page) -> int:
