@@ -173,3 +173,34 @@ def test_dropped_pooled_connections_cost_no_request_and_no_ping(app, db_urls, mo
     monkeypatch.undo()
     with app.app_context():  # the suite's app goes on: no killed connection left in its pool for
         db.engine.dispose()  # code outside a request (test factories), which has no retry
+
+
+def test_request_context_row_is_the_same_on_the_driver_path_as_on_sqlalchemys(app, factory):
+    """The request's first statement skips SQLAlchemy's result layer (database.driver) unless
+    something listens to the engine's statements: both give the same row, with the same types,
+    and a listener sees the statement."""
+    from portal.database.driver import first_row
+    user = factory.user()
+    tenant = factory.tenant(members={"admin": user})
+    sql = "SELECT * FROM portal_enter_tenant(%(user_id)s, %(slug)s)"
+    values = {"user_id": user.id, "slug": tenant["slug"]}
+    seen = []
+
+    def record(conn, cursor, statement, *args):
+        seen.append(statement)
+    as_user = sa.text("SELECT set_config('app.user_id', :u, true)")  # the membership_self_read policy
+    with app.app_context():
+        db.session.execute(as_user, {"u": str(user.id)})
+        fast = first_row(db.session, sql, values)
+        db.session.rollback()
+        db.session.execute(as_user, {"u": str(user.id)})
+        sa.event.listen(db.engine, "before_cursor_execute", record)
+        try:
+            slow = first_row(db.session, sql, values)
+        finally:
+            sa.event.remove(db.engine, "before_cursor_execute", record)
+        db.session.rollback()
+    assert fast is not None and fast.t_slug == tenant["slug"] and fast.m_role == "admin"
+    assert fast._fields == tuple(slow._fields) and tuple(fast) == tuple(slow)
+    assert [type(value) for value in fast] == [type(value) for value in slow]
+    assert seen == [sql]

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from .. import audit
 from ..accounts.models import User
+from ..database.loaded import mapped
 from ..database.search import contains_pattern
 from ..extensions import db
 from ..notifications import Kind, actor_name, notify
@@ -168,7 +169,7 @@ def remove(ctx: TenantContext, target: Membership) -> None:
 
 
 def leave(ctx: TenantContext) -> None:
-    actor = ctx.membership
+    actor = mapped(ctx.membership)
     lock_tenant(ctx.tenant)
     if roles.is_owner(actor) and active_owner_count(ctx.tenant_id) <= 1:
         raise RuleViolation("You are the last owner: transfer ownership before leaving.")
@@ -180,7 +181,7 @@ def leave(ctx: TenantContext) -> None:
 
 def transfer_ownership(ctx: TenantContext, target: Membership) -> None:
     """The actor (an owner) makes `target` owner and becomes admin, in one transaction."""
-    actor = ctx.membership
+    actor = mapped(ctx.membership)
     if not ctx.is_owner:
         raise RuleViolation("Only an owner can transfer ownership.")
     if target.user_id == ctx.user_id:

@@ -13,8 +13,9 @@ from sqlalchemy import func, select, update
 
 from ..accounts.models import User, UserType
 from ..database.context import adopt
+from ..database.driver import first_row
 from ..database.liveness import retrying_once
-from ..database.loaded import attach
+from ..database.loaded import Loaded, attach
 from ..extensions import db
 from .models import UserSession
 
@@ -64,53 +65,21 @@ _REQUEST_CONTEXT = ("SELECT * FROM portal_request_context(%(token_hash)s, %(user
                     "%(slug)s::text)")
 
 
-class SignedInUser:
+class SignedInUser(Loaded):
     """Flask-Login's current_user for a request whose session was checked: the columns the
-    request-context function returned, as plain attributes, without an ORM instance in the
-    request's session (no identity-map work, nothing for the commit to expire or flush).
+    request-context function returned, without an ORM instance in the request's session until
+    something needs one (database.loaded.Loaded): code written for a User keeps working, and
+    `.orm` gives the mapped instance (a relationship, session.add)."""
 
-    Anything else (another column, a change such as `current_user.last_tenant_id = ...`) goes
-    to the ORM User, made on first use from the same values (database.loaded.attach, no query),
-    so code written for a User keeps working; `.orm` gives that instance itself, for code that
-    needs a mapped object (a relationship, session.add)."""
-
-    is_authenticated, is_active, is_anonymous = True, True, False
-    _FIELDS = ("id", "email", "name", "user_type", "email_verified_at", "totp_enabled_at", "last_tenant_id",
-               "password_changed_at")
-    __slots__ = _FIELDS + ("_orm",)
-
-    def __init__(self, **values):
-        for key in self._FIELDS:
-            object.__setattr__(self, key, values[key])
-        object.__setattr__(self, "_orm", None)
-
-    @property
-    def orm(self) -> User:
-        if self._orm is None:
-            object.__setattr__(self, "_orm", attach(User, is_active=True,
-                                                    **{key: getattr(self, key) for key in self._FIELDS}))
-        return self._orm
-
-    def __getattr__(self, name):  # only for what the slots do not hold
-        return getattr(self.orm, name)
-
-    def __setattr__(self, name, value):
-        setattr(self.orm, name, value)
-        if name in self._FIELDS:
-            object.__setattr__(self, name, value)
-
-    def get_id(self) -> str:
-        return str(self.id)
-
+    model = User
+    __slots__ = ()
+    is_authenticated, is_anonymous = True, False
     has_mfa = User.has_mfa
     is_system_admin = User.is_system_admin
     display_name = User.display_name
 
-    def __eq__(self, other):
-        return getattr(other, "id", None) == self.id and isinstance(other, (SignedInUser, User))
-
-    def __hash__(self):
-        return hash(self.id)
+    def get_id(self) -> str:
+        return str(self.id)
 
 
 class SessionInfo(NamedTuple):
@@ -137,14 +106,15 @@ def load(user_id: str) -> SignedInUser | None:
     slug = g.get("tenant_slug") or None  # set, and well-formed, on tenant URLs (tenancy._load_tenant)
     values = {"token_hash": _hash(token), "user_id": uid, "idle": int(idle.total_seconds()), "slug": slug}
     # The request's first statement: on a pooled connection that turns out to be dead, once more.
-    row = retrying_once(db.session, lambda: db.session.connection().exec_driver_sql(_REQUEST_CONTEXT, values).first())
+    row = retrying_once(db.session, lambda: first_row(db.session, _REQUEST_CONTEXT, values))
     if row is None:
         session.clear()  # expired or revoked: the browser starts over
         return None
     adopt(user_id=uid)
     user = SignedInUser(id=uid, email=row.u_email, name=row.u_name, user_type=UserType(row.u_type),
                         email_verified_at=row.u_email_verified_at, totp_enabled_at=row.u_totp_enabled_at,
-                        last_tenant_id=row.u_last_tenant_id, password_changed_at=row.u_password_changed_at)
+                        last_tenant_id=row.u_last_tenant_id, password_changed_at=row.u_password_changed_at,
+                        is_active=True)
     info = g.session_info = SessionInfo(row.s_id, uid, row.s_created_at, row.s_last_seen_at, row.s_expires_at,
                                         row.s_reauth_at)
     if slug is not None:

@@ -7,7 +7,8 @@ from flask import g, request
 from sqlalchemy import select, text
 
 from ..database.context import adopt
-from ..database.loaded import attach
+from ..database.driver import first_row
+from ..database.loaded import Loaded
 from ..extensions import db
 from ..tenants.models import Tenant, TenantStatus, TenantType
 from .models import Membership, MembershipRole, MembershipStatus
@@ -34,7 +35,7 @@ def enter_tenant(slug: str, user_id: UUID) -> Entry | None:
     if ready is not None and ready[0] == slug and ready[1] == user_id:
         entry = ready[2]
     else:
-        row = db.session.connection().exec_driver_sql(_ENTER_TENANT, {"user_id": user_id, "slug": slug}).first()
+        row = first_row(db.session, _ENTER_TENANT, {"user_id": user_id, "slug": slug})
         entry = entered(row, user_id)
     if entry is None:
         return None
@@ -43,17 +44,33 @@ def enter_tenant(slug: str, user_id: UUID) -> Entry | None:
     return entry
 
 
+class LoadedTenant(Loaded):
+    """The request's tenant as the request-context function returned it (database.loaded)."""
+    model = Tenant
+    __slots__ = ()
+    is_usable, is_read_only, is_readable = (Tenant.__dict__[name] for name in ("is_usable", "is_read_only",
+                                                                               "is_readable"))
+
+
+class LoadedMembership(Loaded):
+    """The actor's membership as the request-context function returned it (database.loaded):
+    `db.session.delete(m.orm)` where a mapped instance is needed."""
+    model = Membership
+    __slots__ = ()
+
+
 def entered(row, user_id: UUID) -> Entry | None:
     """The tenant, membership and role of a `portal_enter_tenant` row (also part of
-    `portal_request_context`'s), as ORM instances of this request's session."""
+    `portal_request_context`'s), as values that become ORM instances of this request's session
+    only when something needs one (database.loaded.Loaded)."""
     if row is None or row.t_id is None or row.m_id is None:
         return None  # the function returns nothing for a tenant the user may not enter
     tenant = attach_tenant(row)
     system = MembershipRole(row.m_role) if row.m_role else None
-    membership = attach(Membership, tenant_id=row.t_id, id=row.m_id, user_id=user_id, role=system,
-                        custom_role_id=row.m_custom_role_id, status=MembershipStatus(row.m_status),
-                        last_active_at=row.m_last_active_at, accepted_at=row.m_accepted_at,
-                        created_at=row.m_created_at)
+    membership = LoadedMembership(tenant_id=row.t_id, id=row.m_id, user_id=user_id, role=system,
+                                  custom_role_id=row.m_custom_role_id, status=MembershipStatus(row.m_status),
+                                  last_active_at=row.m_last_active_at, accepted_at=row.m_accepted_at,
+                                  created_at=row.m_created_at)
     permissions = _parsed(tuple(row.r_permissions or ()))
     if tenant.is_read_only:  # an archived tenant: what the role may read, nothing it may change
         permissions = frozenset(p for p in permissions if p.reads)
@@ -66,11 +83,11 @@ def entered(row, user_id: UUID) -> Entry | None:
     return tenant, membership, role
 
 
-def attach_tenant(row) -> Tenant:
-    """The tenant of a request-context function's row (its t_* columns), as an ORM instance."""
-    return attach(Tenant, id=row.t_id, name=row.t_name, slug=row.t_slug, type=TenantType(row.t_type),
-                  status=TenantStatus(row.t_status), domain=row.t_domain, max_users=row.t_max_users,
-                  settings=row.t_settings, created_at=row.t_created_at)
+def attach_tenant(row) -> LoadedTenant:
+    """The tenant of a request-context function's row (its t_* columns)."""
+    return LoadedTenant(id=row.t_id, name=row.t_name, slug=row.t_slug, type=TenantType(row.t_type),
+                        status=TenantStatus(row.t_status), domain=row.t_domain, max_users=row.t_max_users,
+                        settings=row.t_settings, created_at=row.t_created_at)
 
 
 def client_role(name: str, scopes, tenant: Tenant) -> Role:
