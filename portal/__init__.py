@@ -8,6 +8,11 @@ from . import config as config_module
 from .config import ROOT, ConfigError
 from .database import context, embedded, guard, liveness
 from .extensions import csrf, db, htmx, limiter, login_manager, migrate
+from .routing import UrlMap
+
+
+class Portal(Flask):
+    url_map_class = UrlMap  # URLs built once (portal.routing)
 
 
 def create_app(overrides: dict | None = None) -> Flask:
@@ -21,7 +26,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     if not cfg["DB_PREPARED_STATEMENTS"]:
         cfg["SQLALCHEMY_ENGINE_OPTIONS"].setdefault("connect_args", {})["prepare_threshold"] = None
 
-    app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"),
+    app = Portal(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"),
                 instance_path=cfg["INSTANCE_DIR"])
     app.config.update(cfg)
     app.debug = False  # never the interactive debugger, in any environment

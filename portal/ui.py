@@ -12,6 +12,7 @@ import json
 from datetime import datetime, timezone
 
 from flask import Flask, get_flashed_messages, request, send_from_directory
+from markupsafe import Markup, escape
 from flask_login import current_user
 from sqlalchemy.exc import SQLAlchemyError
 from user_agents import parse as parse_user_agent
@@ -80,9 +81,17 @@ def header_tenant():
         return tenant, frozenset({Permission.TENANT_VIEW})
 
 
+def options(rows, selected: str = "") -> Markup:
+    """`<option>`s of (value, label) rows in one pass, values and labels escaped: the device
+    page's two site menus list every site, and a Jinja loop over them cost more than its rows."""
+    return Markup("".join(f'<option value="{escape(value)}"{" selected" if value == selected else ""}>'
+                          f'{escape(label)}</option>' for value, label in rows))
+
+
 def init_app(app: Flask) -> None:
     app.after_request(_flashes_as_toasts)
     app.jinja_env.globals["header_tenant"] = header_tenant
+    app.jinja_env.globals["options"] = options
     app.jinja_env.filters["ago"] = ago
     app.jinja_env.filters["browser"] = browser_name
 

@@ -11,11 +11,11 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, or_, select, text
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy import func, or_, select
 
 from .. import audit
 from ..analytics.events import device_status_changed
+from ..database.driver import first_row
 from ..extensions import db
 from ..notifications import Kind, notify
 from ..rules import RuleViolation
@@ -90,18 +90,17 @@ def in_service(tenant_id: UUID) -> int:
 # The list page's create buttons need only whether the plan is full: the count stops at the
 # plan's limit (a full count of a 100,000-device tenant took 28 ms on every page view), and the
 # limit comes in the same statement (the request's tenant row does not carry it).
-_ROOM = text("""
+_ROOM = """
 SELECT t.max_devices AS allowed,
        (SELECT count(*) FROM (SELECT FROM devices d WHERE d.tenant_id = t.id AND d.status <> 'decommissioned'
                               LIMIT t.max_devices) counted) AS used
-  FROM tenants t WHERE t.id = :tenant_id""")
+  FROM tenants t WHERE t.id = %(tenant_id)s"""
 
 
 def room_on_page(ctx: TenantContext) -> dict:
     """tenancy.limits.room_left for max_devices, with `used` counted up to the limit only."""
-    row = db.session.execute(_ROOM, {"tenant_id": ctx.tenant_id}).one()
-    set_committed_value(ctx.tenant, "max_devices", row.allowed)  # no lazy load of the tenant for it
-    return room_left(ctx.tenant, "max_devices", row.used)
+    row = first_row(db.session, _ROOM, {"tenant_id": ctx.tenant_id})
+    return room_left(ctx.tenant, "max_devices", row.used, allowed=row.allowed)
 
 
 def room_for_devices(ctx: TenantContext, adding: int, field: str | None = None) -> None:

@@ -10,6 +10,7 @@ from sqlalchemy import String, and_, bindparam, cast, column, func, or_, select,
 from sqlalchemy.orm import aliased, contains_eager
 
 from ..accounts.models import User
+from ..database.driver import all_rows
 from ..database.paging import Position, position
 from ..database.search import contains_pattern
 from ..extensions import db
@@ -98,10 +99,9 @@ def site_choices(ctx: TenantContext) -> list:
     """visible_sites as (id, name) rows, the id as a string, not ORM instances: the device
     page's filter and move menus, on every view of the page. Its SQL is compiled once (building
     the statement and 50 instances cost ten times its query)."""
-    connection = db.session.connection()
-    compiled = _choices_sql(ctx.sees_all, connection.dialect)
+    compiled = _choices_sql(ctx.sees_all, db.session.connection().dialect)
     values = {"tenant_id": ctx.tenant_id} if ctx.sees_all else {"tenant_id": ctx.tenant_id, "user_id": ctx.user_id}
-    return connection.exec_driver_sql(compiled.string, compiled.construct_params(values)).all()
+    return all_rows(db.session, compiled.string, compiled.construct_params(values))
 
 
 def get_site(ctx: TenantContext, site_id: UUID) -> Site | None:

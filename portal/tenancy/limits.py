@@ -10,9 +10,10 @@ WHAT = {"max_users": "users", "max_sites": "active sites", "max_devices": "devic
         "max_integrations": "integrations"}
 
 
-def room_left(tenant: Tenant, limit: str, used: int) -> dict:
-    """For a page: how much room the plan leaves, and why a create button is off when none."""
-    allowed = getattr(tenant, limit)
+def room_left(tenant: Tenant, limit: str, used: int, allowed: int | None = None) -> dict:
+    """For a page: how much room the plan leaves, and why a create button is off when none.
+    `allowed`: the limit when the caller read it with `used` (else the tenant's)."""
+    allowed = getattr(tenant, limit) if allowed is None else allowed
     return {"free": max(allowed - used, 0), "allowed": allowed, "used": used, "what": WHAT[limit]}
 
 
