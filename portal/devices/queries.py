@@ -21,6 +21,7 @@ from flask import abort
 from sqlalchemy import ARRAY, Select, and_, any_, bindparam, func, not_, or_, select, true, tuple_, union_all
 
 from ..audit.models import AuditLog
+from ..database.driver import all_rows
 from ..extensions import db
 from ..sites.models import Site, SiteAssignment
 from ..sites.visibility import assigned_site_ids, may_see
@@ -335,13 +336,12 @@ def _opposite(direction: str) -> str:
 
 
 def _run(statement, values) -> list:
-    connection = db.session.connection()
     # The hot path of the list: SQL compiled once per statement shape, run as driver SQL with
-    # plain rows (no cache-key walk of the statement tree, no ORM layer, no result types:
-    # psycopg's own values are what the template shows). Values go to psycopg as they are:
-    # DeviceStatus and DeviceType are StrEnums, sent as their values (a plain Enum would not be).
-    compiled = _compiled(statement, connection.dialect)
-    return connection.exec_driver_sql(compiled.string, compiled.construct_params(values)).all()
+    # psycopg's named tuples (no cache-key walk of the statement tree, no ORM layer, no result
+    # metadata per execution: database.driver). Values go to psycopg as they are: DeviceStatus
+    # and DeviceType are StrEnums, sent as their values (a plain Enum would not be).
+    compiled = _compiled(statement, db.session.connection().dialect)
+    return all_rows(db.session, compiled.string, compiled.construct_params(values))
 
 
 COUNT_CAP = 10_000
