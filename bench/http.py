@@ -177,10 +177,68 @@ def serve(target: str, port: int, env: dict) -> subprocess.Popen:
                              "--log-level", "warning", target], cwd=ROOT, env=env)
 
 
+TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _ticks(pid: int) -> int:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])  # utime + stime
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def _tree(root: int) -> list[int]:
+    """`root` and its descendants (gunicorn's master and workers)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            pid, ppid = int(stat.parent.name), int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(pid)
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo += children.get(pid, [])
+    return found
+
+
+def _postgres() -> list[int]:
+    pids = []
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            if comm.read_text().strip() == "postgres":
+                pids.append(int(comm.parent.name))
+        except OSError:
+            continue
+    return pids
+
+
+def cpu_now(server: subprocess.Popen) -> dict:
+    """CPU seconds so far of the app's processes and of every PostgreSQL process (Linux /proc):
+    where a request's cost goes when the load tool, the app and the database share the cores."""
+    if not Path("/proc/self/stat").exists():
+        return {}
+    return {"app": sum(_ticks(p) for p in _tree(server.pid)) / TICK,
+            "postgres": sum(_ticks(p) for p in _postgres()) / TICK}
+
+
 def summarise(runs: list[dict]) -> dict:
-    return {"rps": statistics.median(r["rps"] for r in runs), "p50": statistics.median(r["p50"] for r in runs),
-            "p99": statistics.median(r["p99"] for r in runs), "errors": sum(r["errors"] for r in runs),
-            "requests": sum(r["requests"] for r in runs)}
+    summary = {"rps": statistics.median(r["rps"] for r in runs), "p50": statistics.median(r["p50"] for r in runs),
+               "p99": statistics.median(r["p99"] for r in runs), "errors": sum(r["errors"] for r in runs),
+               "requests": sum(r["requests"] for r in runs)}
+    for key in ("cpu_app_ms", "cpu_postgres_ms"):
+        if all(key in r for r in runs):
+            summary[key] = statistics.median(r[key] for r in runs)
+    return summary
+
+
+def _cpu(summary: dict) -> str:
+    if "cpu_app_ms" not in summary:
+        return "–"
+    return f"{summary['cpu_app_ms']:.2f} + {summary['cpu_postgres_ms']:.2f} ms"
 
 
 def main(argv=None) -> int:
@@ -226,12 +284,18 @@ def main(argv=None) -> int:
                 for app in order:
                     url, hx = f"http://127.0.0.1:{ports[app]}/t/{BIG}/devices/", path == "fragment"
                     check(url, cookie, hx)
+                    before = cpu_now(servers[app])
                     r = tool(url, cookie, hx, args.connections, args.seconds)
+                    after = cpu_now(servers[app])
+                    for part in before:  # CPU ms per request, this app's processes and PostgreSQL's
+                        r[f"cpu_{part}_ms"] = (after[part] - before[part]) * 1000 / max(r["requests"], 1)
                     check(url, cookie, hx)
                     r["load"] = os.getloadavg()[0]
                     results.setdefault(path, {}).setdefault(app, []).append(r)
+                    cpu = (f"  CPU/request: app {r['cpu_app_ms']:.2f} ms, PostgreSQL {r['cpu_postgres_ms']:.2f} ms"
+                           if "cpu_app_ms" in r else "")
                     log(f"round {rnd + 1} {path:8} {app:6} {r['rps']:8.1f} req/s  p50 {r['p50']:6.1f} ms  "
-                        f"p99 {r['p99']:6.1f} ms  errors {r['errors']}  (load {r['load']:.2f})")
+                        f"p99 {r['p99']:6.1f} ms  errors {r['errors']}  (load {r['load']:.2f}){cpu}")
     finally:
         for proc in servers.values():
             proc.send_signal(signal.SIGTERM)
@@ -246,7 +310,8 @@ def main(argv=None) -> int:
              f"per app, {tool.__name__[4:]} {args.connections} connections x {args.seconds} s, {args.rounds} "
              "alternating rounds (medians over rounds; ratio = portal/bare of the same round).", "",
              "| Path | Portal req/s | p50 | p99 | Bare req/s | p50 | p99 | Errors (portal, bare) "
-             "| Portal/bare req/s (median, range) | p99 portal/bare |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| Portal/bare req/s (median, range) | p99 portal/bare | CPU/request portal: app + PostgreSQL "
+             "| bare: app + PostgreSQL |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     summary = {}
     for path, apps in results.items():
         p, b = summarise(apps["portal"]), summarise(apps["bare"])
@@ -256,7 +321,7 @@ def main(argv=None) -> int:
         lines.append(f"| {path} | {p['rps']:.0f} | {p['p50']:.1f} ms | {p['p99']:.1f} ms | {b['rps']:.0f} | "
                      f"{b['p50']:.1f} ms | {b['p99']:.1f} ms | {p['errors']}, {b['errors']} | "
                      f"{statistics.median(ratios):.2f} ({min(ratios):.2f}–{max(ratios):.2f}) | "
-                     f"{p['p99'] / b['p99']:.2f} |")
+                     f"{p['p99'] / b['p99']:.2f} | {_cpu(p)} | {_cpu(b)} |")
     text = "\n".join(lines) + "\n"
     (OUT / "http.md").write_text(text)
     (OUT / "http.json").write_text(json.dumps({"summary": summary, "runs": {

@@ -9,10 +9,11 @@ as toasts instead of waiting for the next full page.
 from __future__ import annotations
 
 import json
+from html import escape as _escape
 from datetime import datetime, timezone
 
 from flask import Flask, get_flashed_messages, request, send_from_directory
-from markupsafe import Markup, escape
+from markupsafe import Markup
 from flask_login import current_user
 from sqlalchemy.exc import SQLAlchemyError
 from user_agents import parse as parse_user_agent
@@ -82,10 +83,12 @@ def header_tenant():
 
 
 def options(rows, selected: str = "") -> Markup:
-    """`<option>`s of (value, label) rows in one pass, values and labels escaped: the device
-    page's two site menus list every site, and a Jinja loop over them cost more than its rows."""
-    return Markup("".join(f'<option value="{escape(value)}"{" selected" if value == selected else ""}>'
-                          f'{escape(label)}</option>' for value, label in rows))
+    """`<option>`s of (value, label) rows in one pass, values and labels escaped (html.escape:
+    the same characters as Jinja's, without a Markup object per value): the device page's menus
+    list every site, and a Jinja loop over them cost more than its rows."""
+    selected = "" if selected is None else str(selected)
+    return Markup("".join(f'<option value="{_escape(str(value))}"{" selected" if str(value) == selected else ""}>'
+                          f'{_escape(str(label))}</option>' for value, label in rows))
 
 
 def init_app(app: Flask) -> None:

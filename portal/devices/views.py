@@ -34,6 +34,11 @@ def _list_url(state: queries.ListState, **changes) -> str:
     return url_for(".index", **state.args(**changes))
 
 
+# The filter and bulk menus' (value, label) rows (ui.options).
+MENU_TYPES = tuple((t.value, t.value) for t in DeviceType)
+MENU_STATUSES = tuple((s.value, s.value) for s in DeviceStatus)
+
+
 @bp.get("/")
 @requires(Permission.DEVICES_VIEW)
 def index():
@@ -47,7 +52,7 @@ def index():
     room = services.room_on_page(ctx) if ctx.can(Permission.DEVICES_WRITE) else None
     extra = [html for html in (action(ctx) for action in bulk_actions) if html]
     return render_template("devices/index.html", page=page, state=state, sites=site_choices(ctx),
-                           types=list(DeviceType), statuses=list(DeviceStatus), sorts=queries.SORTS, room=room,
+                           types=MENU_TYPES, statuses=MENU_STATUSES, sorts=queries.SORTS, room=room,
                            bulk_actions=extra)
 
 
