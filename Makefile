@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
 
-.PHONY: run test test-fast migrate seed check clean-db bench bench-http bench-audit bench-api bench-analytics bench-notifications bench-agents clean-bench load
+.PHONY: run test test-fast migrate seed check clean-db bench bench-http bench-instructions bench-audit bench-api bench-analytics bench-notifications bench-agents clean-bench load
 
 $(STAMP): requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
@@ -46,6 +46,12 @@ bench-api: $(STAMP)
 bench-http: $(STAMP)
 	command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -q wrk >/dev/null; } || true
 	$(BIN)/python -m bench.http $(BENCH_ARGS)
+
+# The same requests counted in instructions (valgrind's callgrind, the app's process only):
+# repeatable to the instruction on a shared machine. Runs after `make bench-http` (its page chrome).
+bench-instructions: $(STAMP)
+	command -v valgrind >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -q valgrind >/dev/null; } || true
+	$(BIN)/python -m bench.instructions $(BENCH_ARGS)
 
 # Audit trail benchmark: write overhead of the hash chain, export memory at 1,000,000 rows.
 bench-audit: $(STAMP)
