@@ -644,3 +644,30 @@ def test_htmx_assignments_and_member_changes_answer_with_a_toast(app, org):
     assert r.status_code == 200 and "toast" in json.loads(r.headers["HX-Trigger"])
     # Flashed for htmx, shown as a toast: not again on the next page.
     assert 'class="flash' not in owner.get(f"/t/{slug}/members/").get_data(as_text=True)
+
+
+def test_device_page_menus_list_the_sites_each_viewer_sees_and_the_plan_room(app, factory):
+    """The site menus and the plan room come from one statement (devices.services.room_and_sites):
+    an owner's menus list every active site by name and show the room; a member's filter lists
+    only their assigned site; a viewer, who may not create devices, gets the filter without it."""
+    owner, member, viewer = factory.user(), factory.user(), factory.user()
+    t = factory.tenant(members={"owner": owner, "member": member, "viewer": viewer}, sites=3, devices=1,
+                       max_devices=3)
+    assign(app, t["id"], t["sites"][1], member.id)
+    assign(app, t["id"], t["sites"][2], viewer.id)
+
+    def menus(user) -> tuple[dict, str]:
+        client = app.test_client()
+        login(client, user.email)
+        html = client.get(f"/t/{t['slug']}/devices/").get_data(as_text=True)
+        found = {name: re.findall(r'<option value="([^"]*)"', block) for name, block in
+                 re.findall(r'<select id="(device-site|bulk-site)"[^>]*>(.*?)</select>', html, re.S)}
+        return found, html
+    by_name = [str(site) for site in t["sites"]]  # "Site 0 …", "Site 1 …", "Site 2 …": created in name order
+    seen, html = menus(owner)
+    assert seen == {"device-site": [""] + by_name, "bulk-site": [""] + by_name}
+    assert 'aria-describedby="device-limit">New device' in html  # 3 devices of 3: the plan is full
+    seen, _ = menus(member)
+    assert seen["device-site"] == ["", str(t["sites"][1])]
+    seen, html = menus(viewer)
+    assert seen == {"device-site": ["", str(t["sites"][2])]} and "device-limit" not in html and "New device" not in html

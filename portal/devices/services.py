@@ -15,12 +15,12 @@ from sqlalchemy import func, or_, select
 
 from .. import audit
 from ..analytics.events import device_status_changed
-from ..database.driver import first_row
+from ..database.driver import all_rows
 from ..extensions import db
 from ..notifications import Kind, notify
 from ..rules import RuleViolation
 from ..sites.models import Site, SiteAssignment
-from ..sites.queries import get_site
+from ..sites.queries import get_site, site_choices_sql
 from ..tenancy import Permission, TenantContext
 from ..tenancy.limits import require_room, room_left
 from ..tenancy.models import Membership, MembershipStatus
@@ -97,10 +97,17 @@ SELECT t.max_devices AS allowed,
   FROM tenants t WHERE t.id = %(tenant_id)s"""
 
 
-def room_on_page(ctx: TenantContext) -> dict:
-    """tenancy.limits.room_left for max_devices, with `used` counted up to the limit only."""
-    row = first_row(db.session, _ROOM, {"tenant_id": ctx.tenant_id})
-    return room_left(ctx.tenant, "max_devices", row.used, allowed=row.allowed)
+def room_and_sites(ctx: TenantContext, with_room: bool) -> tuple[dict | None, list]:
+    """The device page's plan room (for those who may create devices) and its site menus'
+    (id, name) rows, in one statement: one round trip and one plan less on every view of the
+    page (the request plans every statement anew, `force_custom_plan`)."""
+    sites_sql, values = site_choices_sql(ctx)
+    if not with_room:
+        return None, all_rows(db.session, sites_sql, values)
+    rows = all_rows(db.session, f"SELECT r.allowed, r.used, s.id, s.name FROM ({_ROOM}) r "
+                                f"LEFT JOIN LATERAL ({sites_sql}) s ON true ORDER BY s.name, s.id", values)
+    room = room_left(ctx.tenant, "max_devices", rows[0].used, allowed=rows[0].allowed)
+    return room, [(row.id, row.name) for row in rows if row.id is not None]
 
 
 def room_for_devices(ctx: TenantContext, adding: int, field: str | None = None) -> None:

@@ -13,7 +13,7 @@ from .. import ui
 from ..errors import render_error
 from ..extensions import db, htmx
 from ..rules import RuleViolation
-from ..sites.queries import site_choices, visible_sites
+from ..sites.queries import visible_sites
 from ..tenancy import Permission, can, current, requires, tenant_blueprint
 from . import bulk_actions, csvio, history, page_sections, queries, services
 from .forms import BulkForm, DeviceForm, ImportForm, MoveForm, StatusForm
@@ -49,9 +49,9 @@ def index():
         response = Response(render_template("devices/_device_rows.html", page=page))
         response.headers["HX-Push-Url"] = _list_url(state)  # the canonical URL: no empty parameters
         return response
-    room = services.room_on_page(ctx) if ctx.can(Permission.DEVICES_WRITE) else None
+    room, sites = services.room_and_sites(ctx, with_room=ctx.can(Permission.DEVICES_WRITE))
     extra = [html for html in (action(ctx) for action in bulk_actions) if html]
-    return render_template("devices/index.html", page=page, state=state, sites=site_choices(ctx),
+    return render_template("devices/index.html", page=page, state=state, sites=sites,
                            types=MENU_TYPES, statuses=MENU_STATUSES, sorts=queries.SORTS, room=room,
                            bulk_actions=extra)
 
