@@ -25,8 +25,10 @@ class Inbox:
         self.messages.append(email.message_from_bytes(envelope.content, policy=policy.default))
         return "250 OK"
 
-    def wait_for(self, count: int, to: str, timeout: float = 15.0) -> list:
-        """Messages to `to` (other tests' queued mail may arrive too), once `count` are in."""
+    def wait_for(self, count: int, to: str, timeout: float = 45.0) -> list:
+        """Messages to `to` (other tests' queued mail may arrive too), once `count` are in. The
+        wait is long because a loaded 2-core machine has held a delivery for over 15 s; a mail that
+        never comes still fails the test, only later."""
         deadline = time.time() + timeout
         while len(self.to(to)) < count and time.time() < deadline:
             time.sleep(0.02)
