@@ -29,6 +29,7 @@ def test_admin_creates_uses_and_deletes_an_api_client(chromium, live_server, fac
         expect(page.locator('input[value="tenant:manage"]')).to_be_disabled()
         page.get_by_role("button", name="Create client").click()
         expect(page.get_by_text("shown only this once")).to_be_visible()
+        page.wait_for_load_state()  # the stylesheet too: a layout before it arrives is unstyled
         client_id = page.locator("#client-id").inner_text()
         secret = page.locator("#client-secret").inner_text()
         assert page.evaluate("document.documentElement.scrollWidth") <= 390, "the page scrolls sideways at 390 px"
@@ -38,6 +39,7 @@ def test_admin_creates_uses_and_deletes_an_api_client(chromium, live_server, fac
 
         page.get_by_role("link", name="Done").click()
         expect(page.locator("table.api-clients")).to_contain_text("Inventory sync")
+        page.wait_for_load_state()
         assert secret not in page.content()
         assert page.evaluate("document.documentElement.scrollWidth") <= 390, "the page scrolls sideways at 390 px"
         page.get_by_role("button", name="Delete…").click()

@@ -57,6 +57,9 @@ def test_main_actions_by_keyboard_only(chromium, live_server, factory):
         other = {first["slug"]: second, second["slug"]: first}[here]
 
         # Switch organization through the menu: Enter opens it, arrows move, Escape closes it.
+        # The menu's button arrives by htmx after the page: on a loaded machine the walk would
+        # otherwise pass its place before it is there.
+        expect(page.locator("#tenant-switcher .switcher-toggle")).to_be_visible()
         tab_to(page, re.compile(r"\bKeys\b"), tag="BUTTON")  # not the account link ("Kim Keys")
         page.keyboard.press("Enter")
         expect(page.locator("#switcher-list")).to_be_visible()
