@@ -32,7 +32,8 @@ class Loaded:
     only when needed: on the first read of anything else (another column, a relationship),
     on any assignment, or through `.orm` for session calls (`db.session.delete(x.orm)`).
     From then on every read goes to that instance, so a change made through this object is
-    seen by the next read. Subclasses name the model and may borrow its plain properties."""
+    seen by the next read. Subclasses name the model and may take over its plain or hybrid
+    properties (`is_readable = Tenant.__dict__["is_readable"]`): they read the same names."""
 
     model: type
     __slots__ = ("_values", "_orm")
@@ -72,12 +73,6 @@ def _identity(obj) -> tuple | None:
     if mapper is None:
         return None
     return mapper.class_, tuple(getattr(obj, column.key) for column in mapper.primary_key)
-
-
-def borrow(model, *names: str) -> dict:
-    """The model's own descriptors (plain or hybrid properties, methods) for a `Loaded`
-    subclass: they read the values through the same attribute names."""
-    return {name: model.__dict__[name] for name in names}
 
 
 def mapped(obj):
