@@ -21,7 +21,7 @@ from flask import abort
 from sqlalchemy import ARRAY, Select, and_, any_, bindparam, func, not_, or_, select, true, tuple_, union_all
 
 from ..audit.models import AuditLog
-from ..database.driver import all_rows
+from ..database.driver import all_rows, driver_sql
 from ..extensions import db
 from ..sites.models import Site, SiteAssignment
 from ..sites.visibility import assigned_site_ids, may_see
@@ -306,11 +306,6 @@ def page_from_rows(rows: list, state: ListState, page_size: int = PAGE_SIZE) -> 
     return Page(rows, cursor_of(rows[-1], state.sort) if more else None, state)
 
 
-@lru_cache(maxsize=2048)
-def _compiled(statement: Select, dialect):
-    return statement.compile(dialect=dialect)
-
-
 def device_page(ctx: TenantContext, state: ListState, page_size: int = PAGE_SIZE) -> Page:
     """One page of the list: one statement, whatever the page size or depth. A `before` page
     (Previous) is the same statement in the opposite order from that position, reversed."""
@@ -340,8 +335,7 @@ def _run(statement, values) -> list:
     # psycopg's named tuples (no cache-key walk of the statement tree, no ORM layer, no result
     # metadata per execution: database.driver). Values go to psycopg as they are: DeviceStatus
     # and DeviceType are StrEnums, sent as their values (a plain Enum would not be).
-    compiled = _compiled(statement, db.session.connection().dialect)
-    return all_rows(db.session, compiled.string, compiled.construct_params(values))
+    return all_rows(db.session, *driver_sql(db.session, statement, values))
 
 
 COUNT_CAP = 10_000
