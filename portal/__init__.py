@@ -14,6 +14,36 @@ from .routing import UrlMap
 class Portal(Flask):
     url_map_class = UrlMap  # URLs built once (portal.routing)
 
+    def full_dispatch_request(self):
+        """The request, and once more when PostgreSQL gave up on it because of another
+        transaction (a deadlock, a serialization failure, a lock timeout): see
+        database.conflicts for the lock order and why repeating a request is safe."""
+        from flask import g, request, session
+
+        from .database import conflicts
+        from .errors import safe_rollback
+        # What a run changes outside the database: g, the cookie session, and the URL's values
+        # (url_value_preprocessors pop the tenant slug).
+        saved_g, saved_session, saved_args = dict(g.__dict__), dict(session), dict(request.view_args or {})
+        try:
+            return super().full_dispatch_request()
+        except Exception as exc:  # noqa: BLE001 (anything else is re-raised at once)
+            if conflicts.kind(exc) != "retry" or not conflicts.may_repeat():
+                raise
+            self.logger.warning("request repeated after: %s", (exc.__cause__ or exc).__class__.__name__)
+        from . import metrics
+        metrics.REQUEST_RETRIES.inc()
+        safe_rollback()
+        g.__dict__.clear()
+        g.__dict__.update(saved_g)
+        g.repeated = True
+        session.clear()
+        session.update(saved_session)
+        request.view_args = saved_args
+        for upload in request.files.values():
+            upload.stream.seek(0)
+        return super().full_dispatch_request()
+
 
 def create_app(overrides: dict | None = None) -> Flask:
     cfg = config_module.load(overrides)

@@ -86,6 +86,9 @@ def load(overrides: dict | None = None) -> dict:
         "INVITATION_RESEND_COOLDOWN": int(env.get("INVITATION_RESEND_COOLDOWN") or 60),
         "LOG_LEVEL": env.get("LOG_LEVEL") or "INFO",
         "DB_POOL_SIZE": int(env.get("DB_POOL_SIZE") or 5),
+        # Bounds of every request's transaction (database.conflicts): PostgreSQL durations.
+        "DB_LOCK_TIMEOUT": env.get("DB_LOCK_TIMEOUT") or "5s",
+        "DB_STATEMENT_TIMEOUT": env.get("DB_STATEMENT_TIMEOUT") or "30s",
         "SESSION_IDLE_MINUTES": int(env.get("SESSION_IDLE_MINUTES") or 30),
         "SESSION_ABSOLUTE_HOURS": int(env.get("SESSION_ABSOLUTE_HOURS") or 12),
         "LOGIN_MAX_FAILURES": int(env.get("LOGIN_MAX_FAILURES") or 10),

@@ -7,6 +7,7 @@ import sqlalchemy.exc
 from flask import Flask, g, render_template, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from .database import conflicts
 from .extensions import db, htmx, login_manager
 
 # The database did not answer (down, restarting, unreachable, pool exhausted): a 503, not a 500.
@@ -73,6 +74,20 @@ def unavailable(exc: BaseException):
     return body, code, {"Retry-After": "5"}
 
 
+def try_again(message: str):
+    """503 with Retry-After for a write that lost to another one (or ran out of time): the
+    database is up, and the same request is expected to succeed in a moment."""
+    safe_rollback()
+    machine = _machine_renderer()
+    if machine is not None:
+        from werkzeug.exceptions import ServiceUnavailable
+        response = machine(ServiceUnavailable(message))
+        response.headers["Retry-After"] = "1"
+        return response
+    body, code = render_error(503, message)
+    return body, code, {"Retry-After": "1"}
+
+
 def init_app(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):
@@ -91,6 +106,13 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
+        conflict = conflicts.kind(exc)
+        if conflict == "retry" and conflicts.may_repeat():
+            raise conflicts.RetryRequest() from exc  # the request edge runs it once more (Portal)
+        if conflict:
+            app.logger.warning("gave up after a %s: %s", "conflict" if conflict == "retry" else "statement timeout",
+                               getattr(exc, "original_exception", None) or exc)
+            return try_again(conflicts.TRY_AGAIN if conflict == "retry" else conflicts.TOO_SLOW_MESSAGE)
         if database_unavailable(exc):
             app.logger.warning("database unavailable: %s", getattr(exc, "original_exception", None) or exc)
             return unavailable(exc)

@@ -21,6 +21,8 @@ REQUEST_SECONDS = Histogram("portal_request_duration_seconds", "Time to answer a
                             ["endpoint", "method"],
                             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 RESPONSES = Counter("portal_responses_total", "Responses sent, by status code.", ["status"])
+REQUEST_RETRIES = Counter("portal_request_retries_total", "Requests run a second time after a deadlock, a "
+                          "serialization failure or a lock timeout (database.conflicts).")
 
 _QUEUES = text("""
 SELECT (SELECT count(*) FROM email_outbox WHERE status = 'pending') AS outbox_pending,

@@ -20,6 +20,7 @@ from ..extensions import db
 from ..rules import RuleViolation
 from ..security.services import set_active
 from ..tenancy import roles
+from ..tenancy.queries import lock_tenant
 from ..devices.services import in_service
 from ..invitations.services import invite_first_owner, seats_used
 from ..sites.services import active_sites
@@ -102,8 +103,8 @@ def change_status(admin: User, tenant: Tenant, action: str, reason: str) -> Tena
     if len(reason) > 500:
         raise RuleViolation("Keep the reason under 500 characters.", field="reason")
     before = snapshot(tenant) | {"reason": tenant.status_reason}
-    # Serialise with members' changes of this tenant (they lock the same row).
-    db.session.execute(select(Tenant.id).where(Tenant.id == tenant.id).with_for_update())
+    # Serialise with members' changes of this tenant (they lock the same row, database.conflicts).
+    lock_tenant(tenant)
     tenant.status, tenant.status_reason = target, reason or None
     tenant.status_changed_at = datetime.now(timezone.utc)
     with tenant_scope(db.session, tenant.id):

@@ -62,7 +62,7 @@ WITH input AS (
         AS i(device_id uuid, status device_status, firmware varchar, metrics jsonb)
 ), old AS (
     SELECT d.id, d.status, d.firmware_version FROM devices d JOIN input i ON i.device_id = d.id
-     WHERE d.tenant_id = :tenant ORDER BY d.id FOR UPDATE OF d
+     WHERE d.tenant_id = :tenant ORDER BY d.id FOR NO KEY UPDATE OF d
 )
 UPDATE devices d
    SET last_seen_at = now(),

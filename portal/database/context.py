@@ -6,7 +6,7 @@ Set with set_config(..., true) as each transaction begins (SQLAlchemy
 """
 from __future__ import annotations
 
-from flask import g, has_app_context
+from flask import current_app, g, has_app_context, has_request_context
 from sqlalchemy import event
 
 # setting name -> attribute of flask.g holding its value for this app context
@@ -14,6 +14,9 @@ SETTINGS = {"app.tenant_id": "db_tenant_id", "app.user_id": "db_user_id", "app.t
             "app.verified_email": "db_verified_email"}
 _SET = "SELECT " + ", ".join(f"set_config('{name}', %({attr})s, true)" for name, attr in SETTINGS.items())
 _UNSET = object()
+# A request's transactions are also bounded (database.conflicts); jobs and commands are not.
+_SET_BOUNDED = _SET + (", set_config('lock_timeout', %(lock_timeout)s, true)"
+                       ", set_config('statement_timeout', %(statement_timeout)s, true)")
 
 
 def _current() -> dict[str, str]:
@@ -25,8 +28,13 @@ def _current() -> dict[str, str]:
 def _apply(session, transaction, connection):  # noqa: ARG001
     values = _current()
     # Settings made with set_config(..., true) end with their transaction, so a new one starts
-    # with them empty: a statement is needed only to set something (one round trip less per request).
-    if any(values.values()):
+    # with them empty (and the server's timeouts): one statement sets everything, in the same
+    # round trip as the tenant and user when there are any.
+    if has_request_context():
+        config = current_app.config
+        values["lock_timeout"], values["statement_timeout"] = config["DB_LOCK_TIMEOUT"], config["DB_STATEMENT_TIMEOUT"]
+        connection.exec_driver_sql(_SET_BOUNDED, values)
+    elif any(values.values()):
         connection.exec_driver_sql(_SET, values)
 
 

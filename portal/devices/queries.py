@@ -26,6 +26,7 @@ from ..extensions import db
 from ..sites.models import Site, SiteAssignment
 from ..sites.visibility import assigned_site_ids, may_see
 from ..tenancy import TenantContext
+from ..tenancy.queries import lock_tenant
 from .models import Device, DeviceStatus, DeviceType
 
 PAGE_SIZE = 50
@@ -376,8 +377,16 @@ def get_device(ctx: TenantContext, device_id: UUID, *, for_update: bool = False)
     stmt = select(Device).where(Device.tenant_id == ctx.tenant_id, Device.id == device_id,
                                 may_see(ctx, Device.site_id))
     if for_update:
-        stmt = stmt.with_for_update()
+        stmt = _for_change(ctx, stmt)
     return db.session.scalar(stmt)
+
+
+def _for_change(ctx: TenantContext, stmt):
+    """Devices about to change: a change may bring a decommissioned device back, which counts it
+    against the plan under the tenant's lock, and the lock order (database.conflicts) puts the
+    tenant before its rows. So the tenant first, then the devices (NO KEY: their id stays)."""
+    lock_tenant(ctx.tenant)
+    return stmt.with_for_update(key_share=True)
 
 
 def get_device_or_404(ctx: TenantContext, device_id: UUID, *, for_update: bool = False) -> Device:
@@ -389,7 +398,7 @@ def visible_devices(ctx: TenantContext, ids, *, for_update: bool = False) -> lis
     stmt = select(Device).where(Device.tenant_id == ctx.tenant_id, Device.id.in_(list(ids)),
                                 may_see(ctx, Device.site_id)).order_by(Device.id)
     if for_update:
-        stmt = stmt.with_for_update()
+        stmt = _for_change(ctx, stmt)
     return list(db.session.scalars(stmt))
 
 

@@ -293,7 +293,7 @@ def board(ctx: TenantContext, state: ListState, per_column: int = BOARD_COLUMN) 
 def get_task(ctx: TenantContext, task_id: UUID, *, for_update: bool = False) -> Task | None:
     stmt = select(Task).where(Task.tenant_id == ctx.tenant_id, Task.id == task_id, may_see(ctx))
     if for_update:
-        stmt = stmt.with_for_update(of=Task)
+        stmt = stmt.with_for_update(of=Task, key_share=True)
     return db.session.scalar(stmt)
 
 
@@ -305,7 +305,7 @@ def get_task_or_404(ctx: TenantContext, task_id: UUID, *, for_update: bool = Fal
 def visible_tasks(ctx: TenantContext, ids, *, for_update: bool = False) -> list[Task]:
     stmt = select(Task).where(Task.tenant_id == ctx.tenant_id, Task.id.in_(list(ids)), may_see(ctx)).order_by(Task.id)
     if for_update:
-        stmt = stmt.with_for_update(of=Task)
+        stmt = stmt.with_for_update(of=Task, key_share=True)
     return list(db.session.scalars(stmt))
 
 

@@ -118,9 +118,10 @@ def renamed(slug: str, user_id: UUID) -> str | None:
 
 
 def lock_tenant(tenant: Tenant) -> None:
-    """Serialise owner, seat and role changes of one tenant (the last-owner trigger takes the
-    same lock)."""
-    db.session.execute(select(Tenant.id).where(Tenant.id == tenant.id).with_for_update())
+    """Serialise owner, seat, limit and role changes of one tenant (the last-owner trigger takes
+    the same lock). Step 1 of the lock order (database.conflicts): before any row of the tenant
+    is locked, and NO KEY so that inserts naming the tenant (their foreign-key check) never wait."""
+    db.session.execute(select(Tenant.id).where(Tenant.id == tenant.id).with_for_update(key_share=True))
 
 
 def my_tenants(user_id: UUID) -> list[tuple[Tenant, Membership]]:

@@ -1,0 +1,261 @@
+"""Every write path that takes the tenant lock or appends to the audit chain, run against every
+other (and itself) in many threads on one tenant, through the whole request (views, services,
+the commit at the edge) against the real database. Expected: no deadlock in PostgreSQL's
+statistics, no 5xx, and the tenant's audit chain verifies.
+
+Not part of `make test` (it takes a few minutes): `make test-concurrency`, which `.ci/run` runs.
+CONCURRENCY_THREADS and CONCURRENCY_ROUNDS size it; the figures are printed per pair.
+"""
+from __future__ import annotations
+
+import io
+import itertools
+import os
+import re
+import secrets
+import threading
+import time
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import sqlalchemy as sa
+from conftest import csrf_token, login
+from test_api import get_token, make_client
+
+from portal import metrics
+from portal.audit.chain import verify_tenant
+from portal.database.context import tenant_scope
+from portal.extensions import db
+from portal.invitations.models import Invitation
+from portal.invitations.tokens import hash_token
+from portal.tasks.models import Task
+from portal.tenancy.models import MembershipRole
+
+THREADS = int(os.environ.get("CONCURRENCY_THREADS", "8"))  # per pair: half run one path, half the other
+ROUNDS = int(os.environ.get("CONCURRENCY_ROUNDS", "6"))    # requests per thread
+
+
+class Shop:
+    """One tenant with everything the paths need; each path gets what it changes from here."""
+
+    def __init__(self, app, factory):
+        self.app, self.factory = app, factory
+        self.owner = factory.user(name="Olive Owner")
+        self.members = [factory.user(name=f"Member {i}") for i in range(4)]
+        self.t = factory.tenant(members={"owner": self.owner}, sites=3, devices=12, max_users=10_000)
+        with app.app_context(), tenant_scope(db.session, self.t["id"]):
+            for m in self.members:
+                db.session.execute(sa.text(
+                    "INSERT INTO user_tenant_associations (id, tenant_id, user_id, role, status) "
+                    "VALUES (gen_random_uuid(), :t, :u, 'member', 'active')"), {"t": self.t["id"], "u": m.id})
+            db.session.commit()
+        self.slug = self.t["slug"]
+        self.base = f"/t/{self.slug}"
+        self.devices = [str(d) for d in self.t["devices"]]
+        self.sites = [str(s) for s in self.t["sites"]]
+        self._clients = threading.local()
+        self._lock = threading.Lock()
+        self._serial = itertools.count()
+        # Agents: one single-device credential per device of the last site.
+        owner = self.client()
+        self.agent_secrets = []
+        for device in self.devices[-4:]:
+            page = owner.post(f"{self.base}/devices/{device}/agent/credential", data={"csrf_token": csrf_token(owner)})
+            assert page.status_code == 200, page.status_code
+            self.agent_secrets.append(re.search(r'id="agent-secret"[^>]*value="([^"]+)"',
+                                                page.get_data(as_text=True)).group(1))
+        client_id, secret = make_client(app, self.t["id"], ["devices:view", "devices:write", "devices:status",
+                                                            "sites:view", "sites:write"])
+        self.api_token = get_token(app.test_client(), client_id, secret).get_json()["access_token"]
+        self.tasks = []
+        for i in range(4):
+            r = owner.post(f"{self.base}/tasks/new", data={"csrf_token": csrf_token(owner), "title": f"Task {i}",
+                                                           "priority": "medium"})
+            assert r.status_code == 303, r.status_code
+        with app.app_context(), tenant_scope(db.session, self.t["id"]):
+            self.tasks = [str(t) for t in db.session.scalars(sa.select(Task.id).where(Task.tenant_id == self.t["id"]))]
+
+    def next(self) -> int:
+        with self._lock:
+            return next(self._serial)
+
+    def client(self):
+        """The owner's signed-in test client of this thread (and its CSRF token)."""
+        c = getattr(self._clients, "owner", None)
+        if c is None:
+            c = self.app.test_client()
+            login(c, self.owner.email)
+            c.csrf = csrf_token(c)
+            self._clients.owner = c
+        return c
+
+    def invitations(self, count: int) -> list[tuple[str, object]]:
+        """Pending invitations with known tokens, each for a new user who is signed in to accept."""
+        made = []
+        users = [self.factory.user(name=f"Invitee {i}") for i in range(count)]
+        with self.app.app_context(), tenant_scope(db.session, self.t["id"]):
+            for user in users:
+                token = secrets.token_urlsafe(32)
+                db.session.add(Invitation(tenant_id=self.t["id"], email=user.email, token_hash=hash_token(token),
+                                          invited_by=self.owner.id, role=MembershipRole.MEMBER, site_ids=[],
+                                          expires_at=datetime.now(timezone.utc) + timedelta(days=7)))
+                made.append((token, user))
+            db.session.commit()
+        return made
+
+
+def _post(c, url, data=None, **kw):
+    return c.post(url, data={"csrf_token": c.csrf, **(data or {})}, **kw)
+
+
+# Each path: prepare(shop, threads, rounds) -> state, then step(shop, state, thread, round) -> response.
+def _invite(shop, state, t, r):
+    return _post(shop.client(), f"{shop.base}/invitations/",
+                 {"emails": f"inv-{secrets.token_hex(5)}@example.com", "role": "member"})
+
+
+def _accept_prepare(shop, threads, rounds):
+    """Each invitee signed in beforehand (argon2 is slow on purpose: not part of the race)."""
+    prepared = []
+    for token, user in shop.invitations(threads * rounds):
+        c = shop.app.test_client()
+        login(c, user.email)
+        prepared.append((token, c, csrf_token(c)))
+    return prepared
+
+
+def _accept(shop, state, t, r):
+    token, c, csrf = state[t * ROUNDS + r]
+    return c.post(f"/invitations/{token}", data={"csrf_token": csrf, "action": "accept"})
+
+
+def _bring_back(shop, state, t, r):
+    """Decommission a device and bring it back (the plan's device count is taken again)."""
+    device = shop.devices[t % 4]
+    status = "decommissioned" if r % 2 == 0 else "online"
+    return _post(shop.client(), f"{shop.base}/devices/{device}/status", {"status": status})
+
+
+def _status(shop, state, t, r):
+    device = shop.devices[4 + (t + r) % 4]
+    return _post(shop.client(), f"{shop.base}/devices/{device}/status",
+                 {"status": ("online", "offline", "maintenance")[(t + r) % 3]})
+
+
+def _bulk(shop, state, t, r):
+    ids = shop.devices[2:8] if (t + r) % 2 else list(reversed(shop.devices[2:8]))
+    return _post(shop.client(), f"{shop.base}/devices/bulk",
+                 {"ids": ids, "action": "status", "status": ("online", "offline")[r % 2]})
+
+
+def _import(shop, state, t, r):
+    n = shop.next()
+    site = "Site 0 " + shop.slug
+    body = ("name,type,serial_number,site\n"
+            f"Imported {n}a,sensor,IMP-{shop.slug}-{n}-a,{site}\nImported {n}b,sensor,IMP-{shop.slug}-{n}-b,{site}\n")
+    return _post(shop.client(), f"{shop.base}/devices/import",
+                 {"file": (io.BytesIO(body.encode()), "devices.csv")}, content_type="multipart/form-data")
+
+
+def _role(shop, state, t, r):
+    member = shop.members[(t + r) % len(shop.members)]
+    return _post(shop.client(), f"{shop.base}/members/{member.id}/role", {"role": ("viewer", "member")[r % 2]})
+
+
+def _assign(shop, state, t, r):
+    member = shop.members[t % len(shop.members)]
+    site = shop.sites[r % len(shop.sites)]
+    action = "assignments" if (r // len(shop.sites)) % 2 == 0 else "unassign"
+    return _post(shop.client(), f"{shop.base}/sites/{site}/{action}", {"user_id": str(member.id)})
+
+
+def _task(shop, state, t, r):
+    task = shop.tasks[(t + r) % len(shop.tasks)]
+    return _post(shop.client(), f"{shop.base}/tasks/{task}/status", {"status": ("in_progress", "open")[r % 2]})
+
+
+def _heartbeat(shop, state, t, r):
+    secret = shop.agent_secrets[t % len(shop.agent_secrets)]
+    return shop.app.test_client().post("/api/v1/agent/heartbeat", json={"status": ("online", "error")[r % 2]},
+                                       headers={"Authorization": f"Bearer {secret}"})
+
+
+def _api(shop, state, t, r):
+    c, auth = shop.app.test_client(), {"Authorization": f"Bearer {shop.api_token}"}
+    if r % 3 == 0:
+        n = shop.next()
+        return c.post("/api/v1/devices", headers=auth, json={
+            "name": f"API {n}", "type": "sensor", "serial_number": f"API-{shop.slug}-{n}", "site_id": shop.sites[1]})
+    if r % 3 == 1:
+        return c.post("/api/v1/devices/bulk-status", headers=auth,
+                      json={"ids": shop.devices[3:7], "status": ("online", "offline")[t % 2]})
+    return c.post("/api/v1/sites", headers=auth, json={"name": f"API site {shop.next()}", "timezone": "UTC"})
+
+
+PATHS = {
+    "invite": (None, _invite), "accept": (_accept_prepare, _accept), "bring-back": (None, _bring_back),
+    "status": (None, _status), "bulk-status": (None, _bulk), "import": (None, _import), "role": (None, _role),
+    "assign": (None, _assign), "task": (None, _task), "heartbeat": (None, _heartbeat), "api": (None, _api),
+}
+PAIRS = list(itertools.combinations_with_replacement(PATHS, 2))
+
+
+def _deadlocks(app) -> int:
+    with app.app_context():
+        return db.session.scalar(sa.text("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()"))
+
+
+def _retries() -> float:
+    if not hasattr(metrics, "REQUEST_RETRIES"):
+        return 0.0  # a checkout from before the retry at the edge (for "before" figures)
+    return sum(s.value for m in metrics.REQUEST_RETRIES.collect() for s in m.samples if s.name.endswith("_total"))
+
+
+@pytest.fixture(scope="module")
+def shop(app, password_hash):
+    from conftest import Factory
+    return Shop(app, Factory(app, password_hash))
+
+
+@pytest.mark.parametrize("first,second", PAIRS, ids=[f"{a}+{b}" for a, b in PAIRS])
+def test_two_write_paths_at_once(app, shop, first, second):
+    paths = [PATHS[first], PATHS[second]]
+    half = THREADS // 2
+    states = [prepare(shop, half, ROUNDS) if prepare else None for prepare, _ in paths]
+    statuses: Counter = Counter()
+    failures: list[str] = []
+    deadlocks, retries = _deadlocks(app), _retries()
+    start = threading.Barrier(THREADS)
+
+    def worker(n: int):
+        which = n % 2
+        _, step = paths[which]
+        start.wait()
+        for r in range(ROUNDS):
+            try:
+                response = step(shop, states[which], n // 2, r)
+            except Exception as exc:  # noqa: BLE001 (reported below, with the path)
+                failures.append(f"{(first, second)[which]}: {exc!r}")
+                continue
+            statuses[response.status_code] += 1
+            if response.status_code >= 500:
+                failures.append(f"{(first, second)[which]}: {response.status_code} "
+                                f"{response.get_data(as_text=True)[:200]!r}")
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(half * 2)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout=120)
+    assert not any(th.is_alive() for th in threads), "a request hung"
+    found_deadlocks = _deadlocks(app) - deadlocks
+    print(f"\n{first}+{second}: {sum(statuses.values())} requests in {time.monotonic() - started:.1f} s, "
+          f"statuses {dict(sorted(statuses.items()))}, deadlocks {found_deadlocks}, "
+          f"retries {_retries() - retries:.0f}")
+    assert not failures, failures[:5]
+    assert found_deadlocks == 0
+    with app.app_context(), tenant_scope(db.session, shop.t["id"]):
+        result = verify_tenant(shop.t["id"])
+    assert result.problem is None, str(result.problem)
