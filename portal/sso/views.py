@@ -14,6 +14,7 @@ from flask_login import current_user
 from joserfc.errors import JoseError
 from sqlalchemy.exc import IntegrityError
 
+from ..database.conflicts import not_repeatable
 from ..extensions import db
 from ..redirects import safe_next
 from ..security import events, login as sign_in
@@ -60,6 +61,7 @@ def callback():
         return _provider_refused(request.args["error"], target)
     try:
         provider = oidc.provider()
+        not_repeatable()  # the code is spent at the provider: the edge must not run this twice
         token = provider.authorize_access_token()
         claims = _claims(provider, token)
     except MismatchingStateError:
