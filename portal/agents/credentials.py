@@ -17,7 +17,7 @@ from uuid import UUID
 from sqlalchemy import select, text
 
 from .. import audit
-from ..database.context import adopt
+from ..database.context import BOUNDS_TEXT, adopt, timeouts
 from ..devices.models import Device, DeviceStatus
 from ..extensions import db
 from ..rules import RuleViolation
@@ -87,11 +87,11 @@ class AgentPrincipal:
         return audit.Actor("agent", self.device_id, self.device_name)
 
 
-_LOOKUP = text("SELECT * FROM portal_agent_credential(:h)")
+_LOOKUP = text(f"SELECT c.*, {BOUNDS_TEXT} FROM portal_agent_credential(:h) c")  # and the request's bounds
 # A heartbeat that changes only "last seen" and metrics writes soft state the next one rewrites: its
 # commit need not wait for the WAL flush. A crash may lose the last fraction of a second of such
 # heartbeats (never part of one); services.heartbeat turns it back on before any audit row.
-_LOOKUP_SOFT = text("SELECT c.*, set_config('synchronous_commit', 'off', true) AS soft "
+_LOOKUP_SOFT = text(f"SELECT c.*, set_config('synchronous_commit', 'off', true) AS soft, {BOUNDS_TEXT} "
                     "FROM portal_agent_credential(:h) c")
 
 
@@ -100,7 +100,7 @@ def authenticate(secret: str, *, soft: bool = False) -> AgentPrincipal | None:
     sets app.tenant_id); None for an unknown or revoked secret, or a tenant not in use."""
     if not secret.startswith(PREFIX) or len(secret) > 100:
         return None
-    row = db.session.execute(_LOOKUP_SOFT if soft else _LOOKUP, {"h": hash_secret(secret)}).first()
+    row = db.session.execute(_LOOKUP_SOFT if soft else _LOOKUP, {"h": hash_secret(secret), **timeouts()}).first()
     if row is None:
         return None
     adopt(tenant_id=row.a_tenant_id)  # the function has set it; later transactions of the request get it too

@@ -16,7 +16,7 @@ from functools import wraps
 from flask import current_app, g, request
 from limits import parse
 
-from ..database.context import adopt
+from ..database.context import BOUNDS, adopt, timeouts
 from ..extensions import db, limiter
 from ..security import login as security_login
 from ..security import network
@@ -25,7 +25,7 @@ from ..tenancy.queries import attach_tenant, client_role
 from . import credentials
 from .problems import Problem
 
-_ENTER = "SELECT * FROM portal_api_enter_token(%(hash)s)"
+_ENTER = f"SELECT t.*, {BOUNDS} FROM portal_api_enter_token(%(hash)s) t"  # and the request's bounds
 CHALLENGE = 'Bearer realm="portal"'
 
 
@@ -41,7 +41,7 @@ def enter() -> TenantContext:
     if token is None:
         raise Problem(401, "Send an access token: Authorization: Bearer <token> (POST /oauth/token).",
                       headers={"WWW-Authenticate": CHALLENGE})
-    row = db.session.connection().exec_driver_sql(_ENTER, {"hash": credentials.token_hash(token)}).first()
+    row = db.session.connection().exec_driver_sql(_ENTER, {"hash": credentials.token_hash(token), **timeouts()}).first()
     if row is None or row.t_id is None:
         raise Problem(401, "The access token is not valid: unknown, expired or revoked.",
                       headers={"WWW-Authenticate": CHALLENGE + ', error="invalid_token"'})

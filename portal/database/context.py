@@ -14,9 +14,13 @@ SETTINGS = {"app.tenant_id": "db_tenant_id", "app.user_id": "db_user_id", "app.t
             "app.verified_email": "db_verified_email"}
 _SET = "SELECT " + ", ".join(f"set_config('{name}', %({attr})s, true)" for name, attr in SETTINGS.items())
 _UNSET = object()
-# A request's transactions are also bounded (database.conflicts); jobs and commands are not.
-_SET_BOUNDED = _SET + (", set_config('lock_timeout', %(lock_timeout)s, true)"
-                       ", set_config('statement_timeout', %(statement_timeout)s, true)")
+# A request's transactions are also bounded (database.conflicts); jobs and commands are not. The
+# statements that begin a request (its session, bearer token or agent credential) carry these
+# columns too, so the bounds cost no round trip of their own; values from `timeouts()`.
+BOUNDS = ("set_config('lock_timeout', %(lock_timeout)s, true) AS lock_timeout, "
+          "set_config('statement_timeout', %(statement_timeout)s, true) AS statement_timeout")
+BOUNDS_TEXT = BOUNDS.replace("%(lock_timeout)s", ":lock_timeout").replace("%(statement_timeout)s", ":statement_timeout")
+_SET_BOUNDED = _SET + ", " + BOUNDS
 
 
 def _current() -> dict[str, str]:
@@ -25,17 +29,26 @@ def _current() -> dict[str, str]:
     return {attr: g.get(attr, "") for attr in SETTINGS.values()}
 
 
+def _bounded(values: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """The statement that sets `values`: in a request, with its timeouts too (database.conflicts)."""
+    if not has_request_context():
+        return _SET, values
+    return _SET_BOUNDED, {**values, **timeouts()}
+
+
+def timeouts() -> dict[str, str]:
+    """A request transaction's lock_timeout and statement_timeout (DB_LOCK_TIMEOUT, DB_STATEMENT_TIMEOUT)."""
+    config = current_app.config
+    return {"lock_timeout": config["DB_LOCK_TIMEOUT"], "statement_timeout": config["DB_STATEMENT_TIMEOUT"]}
+
+
 def _apply(session, transaction, connection):  # noqa: ARG001
     values = _current()
     # Settings made with set_config(..., true) end with their transaction, so a new one starts
-    # with them empty (and the server's timeouts): one statement sets everything, in the same
-    # round trip as the tenant and user when there are any.
-    if has_request_context():
-        config = current_app.config
-        values["lock_timeout"], values["statement_timeout"] = config["DB_LOCK_TIMEOUT"], config["DB_STATEMENT_TIMEOUT"]
-        connection.exec_driver_sql(_SET_BOUNDED, values)
-    elif any(values.values()):
-        connection.exec_driver_sql(_SET, values)
+    # with them empty: a statement is needed only to set something (one round trip less per
+    # request). A signed-in request's first statement sets its timeouts itself (security.sessions).
+    if any(values.values()):
+        connection.exec_driver_sql(*_bounded(values))
 
 
 def install(session_class) -> None:
@@ -52,7 +65,7 @@ def set_context(session, *, tenant_id=_UNSET, user_id=_UNSET, token_hash=_UNSET,
         g.db_token_hash = token_hash.hex() if token_hash else ""
     session = session() if hasattr(session, "registry") else session  # a scoped_session proxies
     if session.in_transaction():
-        session.connection().exec_driver_sql(_SET, _current())
+        session.connection().exec_driver_sql(*_bounded(_current()))
 
 
 def adopt(*, tenant_id=_UNSET, user_id=_UNSET) -> None:

@@ -12,7 +12,7 @@ from flask import current_app, g, request, session
 from sqlalchemy import func, select, update
 
 from ..accounts.models import User, UserType
-from ..database.context import adopt
+from ..database.context import BOUNDS, adopt, timeouts
 from ..database.driver import first_row
 from ..database.liveness import retrying_once
 from ..database.loaded import Loaded, attach
@@ -61,8 +61,9 @@ def _cap(user_id: UUID, keep: int) -> None:
 
 # One round trip for the session record, its user and, on tenant URLs, the tenant and the
 # membership (migration 0005). It sets app.user_id (and app.tenant_id) only for a valid session.
-_REQUEST_CONTEXT = ("SELECT * FROM portal_request_context(%(token_hash)s, %(user_id)s, %(idle)s, "
-                    "%(slug)s::text)")
+# With the request transaction's timeouts (database.conflicts), in the same round trip.
+_REQUEST_CONTEXT = (f"SELECT c.*, {BOUNDS} "
+                    "FROM portal_request_context(%(token_hash)s, %(user_id)s, %(idle)s, %(slug)s::text) c")
 
 
 class SignedInUser(Loaded):
@@ -104,7 +105,8 @@ def load(user_id: str) -> SignedInUser | None:
         return None
     idle, _ = limits()
     slug = g.get("tenant_slug") or None  # set, and well-formed, on tenant URLs (tenancy._load_tenant)
-    values = {"token_hash": _hash(token), "user_id": uid, "idle": int(idle.total_seconds()), "slug": slug}
+    values = {"token_hash": _hash(token), "user_id": uid, "idle": int(idle.total_seconds()), "slug": slug,
+              **timeouts()}
     # The request's first statement: on a pooled connection that turns out to be dead, once more.
     row = retrying_once(db.session, lambda: first_row(db.session, _REQUEST_CONTEXT, values))
     if row is None:
