@@ -303,3 +303,14 @@ def test_a_providers_name_with_a_line_break_is_made_one_line():
     assert _name({"name": BAD}) == "Mallory Bcc: spy@example.com"
     assert _name({"given_name": "Ann\r\n", "family_name": "Lee\u2028X"}) == "Ann Lee X"
     assert not _plausible("ann@example.com\r\nbcc@example.com") and _plausible("ann@example.com")
+
+
+def test_the_longest_names_still_make_an_invitation(mail_app, smtp, team):
+    """A 200-character inviter and organization name make a subject longer than the outbox keeps."""
+    f = team["factory"]
+    long_owner = f.user(name="N" * 200)
+    t = f.tenant(members={"owner": long_owner}, sites=0, name="O" * 200)
+    admin = signed_in(mail_app, long_owner)
+    assert invite(admin, t["slug"], "long@example.com").status_code == 303
+    [message] = smtp.inbox.wait_for(1, "long@example.com")
+    assert message["Subject"].startswith("N" * 200 + " invited you to OOO") and len(message["Subject"]) == 300
