@@ -1,7 +1,8 @@
 """/metrics in Prometheus' text format, only when METRICS_TOKEN is set and only with that bearer token.
 
 Per process: request latency per endpoint, responses by status, database connections in use. From
-the database at scrape time: outbox and job queue depth, failed jobs. Under gunicorn with several
+the database at scrape time: outbox and job queue depth, failed jobs, emails that failed for good by
+reason (counted from the outbox, so every process and worker machine is included). Under gunicorn with several
 workers set PROMETHEUS_MULTIPROC_DIR (an empty folder) so the counters of every worker add up.
 """
 from __future__ import annotations
@@ -12,10 +13,11 @@ import time
 
 from flask import Flask, Response, abort, current_app, g, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from sqlalchemy import text
 
 from .extensions import db
+from .mail.models import Failure
 
 REQUEST_SECONDS = Histogram("portal_request_duration_seconds", "Time to answer a request, by endpoint.",
                             ["endpoint", "method"],
@@ -31,6 +33,8 @@ SELECT (SELECT count(*) FROM email_outbox WHERE status = 'pending') AS outbox_pe
        (SELECT count(*) FROM procrastinate_jobs WHERE status = 'doing') AS jobs_doing,
        (SELECT count(*) FROM procrastinate_jobs WHERE status = 'failed') AS jobs_failed
 """)
+# Outbox rows are never deleted and keep their failure when retried: the count only grows.
+_MAIL_FAILURES = text("SELECT failure, count(*) FROM email_outbox WHERE failure IS NOT NULL GROUP BY failure")
 
 
 class DatabaseCollector:
@@ -53,6 +57,13 @@ class DatabaseCollector:
         yield jobs
         yield GaugeMetricFamily("portal_jobs_failed", "Jobs that failed for good (see /admin/jobs).",
                                 value=row.jobs_failed)
+        failed = dict(db.session.execute(_MAIL_FAILURES).all())
+        mail = CounterMetricFamily("portal_mail_failed", "Emails that failed for good, by reason: unbuildable "
+                                   "(cannot be written), refused (5xx from SMTP), exhausted (retries used up).",
+                                   labels=["reason"])
+        for reason in Failure:
+            mail.add_metric([reason.value], failed.get(reason.value, 0))
+        yield mail
 
 
 # The labelled children, looked up once per label values: `labels()` validates and locks on every call.

@@ -71,3 +71,19 @@ class RefusingInbox(Inbox):
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802
         return "550 5.1.1 mailbox unavailable"
+
+
+class PickyInbox(Inbox):
+    """A server that answers some recipients at RCPT TO with a fixed reply ({address: "550 ..."}),
+    as a real one refuses an unknown mailbox (5xx, for good) or greylists (4xx, try later)."""
+
+    def __init__(self, replies: dict[str, str]):
+        super().__init__()
+        self.replies = replies
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+        reply = self.replies.get(address.lower())
+        if reply:
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"

@@ -4,6 +4,7 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, IntegerField, SelectChoice, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Email, InputRequired, Length, NumberRange
 
+from ..oneline import SingleLine
 from ..tenants.models import SLUG_PATTERN
 
 
@@ -12,7 +13,8 @@ def _strip(value):
 
 
 class NewTenantForm(FlaskForm):
-    name = StringField("Name", validators=[DataRequired(message="Give the organization a name."), Length(max=200)],
+    name = StringField("Name", validators=[DataRequired(message="Give the organization a name."), Length(max=200),
+                                       SingleLine()],
                        filters=[_strip], render_kw={"maxlength": 200, "autocomplete": "off"})
     slug = StringField("Address (/t/...)", validators=[DataRequired(message="Choose its address."), Length(max=63)],
                        filters=[_strip, lambda v: v.lower() if isinstance(v, str) else v],

@@ -12,6 +12,9 @@ from marshmallow import (
 )
 
 from ..devices.models import DeviceStatus, DeviceType
+from ..oneline import MESSAGE as ONE_LINE
+from ..oneline import PATTERN as ONE_LINE_PATTERN
+from ..oneline import control_character
 from ..analytics.events import BATCH_MAX as EVENTS_MAX
 from ..devices.services import BULK_MAX
 from ..sites.services import WEEKDAYS, valid_timezone
@@ -20,13 +23,21 @@ HOURS = r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-4]):[0-5]\d$"
 
 
 class Text(fields.String):
-    """A trimmed string without NUL characters (PostgreSQL text cannot hold them)."""
+    """A trimmed, one-line string: no NUL (PostgreSQL text cannot hold it), no line breaks or other
+    control characters (names reach email subjects: portal.oneline)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs["metadata"] = {"pattern": ONE_LINE_PATTERN, **(kwargs.get("metadata") or {})}
+        super().__init__(*args, **kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
         value = super()._deserialize(value, attr, data, **kwargs)
         if "\x00" in value:
             raise ValidationError("Must not contain the NUL character.")
-        return value.strip()
+        value = value.strip()
+        if control_character(value) is not None:
+            raise ValidationError(ONE_LINE)
+        return value
 
 
 def _required_text(max_length: int) -> Text:

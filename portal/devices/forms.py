@@ -9,6 +9,7 @@ from wtforms import (BooleanField, DateTimeLocalField, SelectChoice, SelectField
                      TextAreaField)
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
+from ..oneline import SingleLine
 from .jsondata import JsonValueError, parse_object
 from .models import DeviceStatus, DeviceType
 from .services import DeviceData
@@ -33,7 +34,7 @@ STATUS_CHOICES = [SelectChoice(s.value, s.value.title()) for s in DeviceStatus]
 
 
 class DeviceForm(FlaskForm):
-    name = StringField("Name", validators=[DataRequired(), Length(max=200)], filters=[_strip])
+    name = StringField("Name", validators=[DataRequired(), Length(max=200), SingleLine()], filters=[_strip])
     type = SelectField("Type", choices=TYPE_CHOICES, validators=[DataRequired()])
     serial_number = StringField("Serial number", validators=[DataRequired(), Length(max=100)], filters=[_strip],
                                 render_kw={"autocomplete": "off", "spellcheck": "false"})

@@ -4,6 +4,7 @@ from flask_wtf import FlaskForm
 from wtforms import PasswordField, SelectChoice, SelectField, SelectMultipleField, StringField, TextAreaField, widgets
 from wtforms.validators import DataRequired, EqualTo, Length
 
+from ..oneline import SingleLine
 from ..tenancy.roles import DEFAULT, Role
 
 
@@ -24,7 +25,7 @@ class InviteForm(FlaskForm):
 
 class SignUpForm(FlaskForm):
     """A new account for an invited address; the email comes from the invitation, not the form."""
-    name = StringField("Your name", validators=[DataRequired(), Length(max=200)],
+    name = StringField("Your name", validators=[DataRequired(), Length(max=200), SingleLine()],
                        render_kw={"autocomplete": "name"})
     password = PasswordField("Choose a password", validators=[
         DataRequired(), Length(min=12, max=1024, message="Use at least 12 characters (up to 1024).")],

@@ -8,6 +8,7 @@ from sqlalchemy import func, select, tuple_
 
 from ..database.paging import Position, position
 from ..extensions import db
+from ..mail.outbox import failed_about, failure_text
 from ..tenancy import TenantContext
 from .models import Invitation, InvitationStatus
 
@@ -69,3 +70,8 @@ def invitation_page(ctx: TenantContext, status: str, after: str = "", before: st
     pos = position(select(Invitation.created_at, Invitation.id).where(*where).order_by(*newest_first), len(rows),
                    (lambda c: tuple_(c.created_at, c.id) > tuple_(*first)) if first else None)
     return rows, next_after, prev_before, pos
+
+
+def undelivered(rows: list[Invitation]) -> dict[UUID, str]:
+    """{invitation id: why its latest email failed for good}, for the rows that have such a notice."""
+    return {about_id: failure_text(message) for about_id, message in failed_about(i.id for i in rows).items()}

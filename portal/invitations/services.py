@@ -18,9 +18,10 @@ from sqlalchemy.dialects.postgresql import insert
 from .. import audit
 from ..accounts.models import User
 from ..accounts.services import normalise_email
-from ..database.context import set_context
+from ..database.context import set_context, tenant_scope
 from ..extensions import db
-from ..mail.outbox import enqueue
+from ..mail.models import OutboxMessage
+from ..mail.outbox import enqueue, failure_text
 from ..notifications import Kind, notify
 from ..rules import RuleViolation
 from ..tenancy import TenantContext, roles
@@ -76,7 +77,25 @@ def accept_url(token: str) -> str:
 
 def _send(tenant: Tenant, inviter: User, invitation: Invitation, token: str) -> None:
     enqueue("invitation", invitation.email, f"{inviter.display_name} invited you to {tenant.name}",
-            "invitation", tenant=tenant, inviter=inviter, invitation=invitation, link=accept_url(token))
+            "invitation", about=(tenant.id, invitation.id), sender_id=inviter.id,
+            tenant=tenant, inviter=inviter, invitation=invitation, link=accept_url(token))
+
+
+def delivery_failed(message: OutboxMessage) -> None:
+    """An invitation's email failed for good (mail.outbox.failure_hooks): whoever sent it hears of it
+    in the bell; the invitation list shows it on the row (queries.undelivered). Runs in the delivery's
+    transaction, in the invitation's tenant."""
+    if message.about_tenant_id is None or message.about_id is None or message.sender_id is None:
+        return
+    with tenant_scope(db.session, message.about_tenant_id):
+        tenant = db.session.get(Tenant, message.about_tenant_id)
+        invitation = db.session.scalar(select(Invitation).where(Invitation.tenant_id == message.about_tenant_id,
+                                                                Invitation.id == message.about_id))
+        if tenant is None or invitation is None:
+            return
+        notify(tenant.id, [message.sender_id], Kind.INVITATION_UNDELIVERED,
+               {"email": invitation.email, "tenant": tenant.name, "reason": failure_text(message)},
+               f"/t/{tenant.slug}/invitations/")
 
 
 def _expiry() -> datetime:

@@ -30,7 +30,7 @@ def _page(form: InviteForm, status_code: int = 200):
     rows, next_after, prev_before, pos = queries.invitation_page(
         current(), status, request.args.get("after", "")[:100], request.args.get("before", "")[:100])
     context = {"form": form, "rows": rows, "status": status, "filters": queries.FILTERS, "next_after": next_after,
-               "prev_before": prev_before, "pos": pos,
+               "prev_before": prev_before, "pos": pos, "undelivered": queries.undelivered(rows),
                "now": services.now(), "seats": services.seats_used(current().tenant)}
     if htmx and htmx.target == "invitation-list":
         return render_template("invitations/_invitation_list.html", **context), status_code

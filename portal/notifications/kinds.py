@@ -31,6 +31,7 @@ class Kind(enum.StrEnum):
     SITE_ASSIGNED = "site_assigned"
     SITE_UNASSIGNED = "site_unassigned"
     INVITATION_ACCEPTED = "invitation_accepted"
+    INVITATION_UNDELIVERED = "invitation_undelivered"
     DEVICE_ERROR = "device_error"
     SIGNIN_NEW_BROWSER = "signin_new_browser"
 
@@ -70,6 +71,9 @@ CATALOGUE: dict[Kind, KindInfo] = {
                                    "{actor} removed your access to the site {site} in {tenant}", Channel.PORTAL),
     Kind.INVITATION_ACCEPTED: KindInfo("Someone accepts your invitation",
                                        "{invitee} accepted your invitation to {tenant}", Channel.PORTAL),
+    Kind.INVITATION_UNDELIVERED: KindInfo("An invitation you sent cannot be delivered",
+                                          "Your invitation of {email} to {tenant} was not delivered: {reason}",
+                                          Channel.BOTH),
     Kind.DEVICE_ERROR: KindInfo("A device at your sites reports an error",
                                 "{device} at {site} ({tenant}) went to error", Channel.BOTH),
     Kind.SIGNIN_NEW_BROWSER: KindInfo("Sign-in from a new browser",

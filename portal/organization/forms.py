@@ -5,6 +5,7 @@ from flask_wtf.file import FileField
 from wtforms import BooleanField, EmailField, IntegerField, PasswordField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional
 
+from ..oneline import SingleLine
 from .services import Profile, SecurityPolicy
 
 
@@ -13,7 +14,8 @@ def _strip(value):
 
 
 class ProfileForm(FlaskForm):
-    name = StringField("Name", validators=[DataRequired(message="Give the organization a name."), Length(max=200)],
+    name = StringField("Name", validators=[DataRequired(message="Give the organization a name."), Length(max=200),
+                                       SingleLine()],
                        filters=[_strip], render_kw={"maxlength": 200})
     contact_email = EmailField("Contact email (optional)", validators=[Optional(), Email(), Length(max=320)],
                                filters=[_strip])

@@ -4,11 +4,12 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, StringField
 from wtforms.validators import DataRequired, Email, Length
 
+from ..oneline import SingleLine
 from ..security.forms import NewPasswordForm
 
 
 class NameForm(FlaskForm):
-    name = StringField("Name", validators=[DataRequired(), Length(max=200)], render_kw={"autocomplete": "name"})
+    name = StringField("Name", validators=[DataRequired(), Length(max=200), SingleLine()], render_kw={"autocomplete": "name"})
 
 
 class EmailForm(FlaskForm):

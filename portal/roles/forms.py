@@ -4,6 +4,7 @@ from flask_wtf import FlaskForm
 from wtforms import SelectChoice, SelectField, SelectMultipleField, StringField, TextAreaField, widgets
 from wtforms.validators import DataRequired, Length
 
+from ..oneline import SingleLine
 from ..tenancy.permissions import CATALOGUE, Permission
 from .services import DESCRIPTION_MAX, NAME_MAX, RoleData
 
@@ -14,7 +15,8 @@ def _strip(value):
 
 class RoleForm(FlaskForm):
     name = StringField("Name", validators=[DataRequired(message="Give the role a name."),
-                                           Length(max=NAME_MAX, message=f"Use at most {NAME_MAX} characters.")],
+                                           Length(max=NAME_MAX, message=f"Use at most {NAME_MAX} characters."),
+                                           SingleLine()],
                        filters=[_strip], render_kw={"maxlength": NAME_MAX, "autocomplete": "off"})
     description = TextAreaField("Description (optional)", validators=[
         Length(max=DESCRIPTION_MAX, message=f"Use at most {DESCRIPTION_MAX} characters.")],

@@ -7,6 +7,7 @@ from flask_wtf import FlaskForm
 from wtforms import DecimalField, EmailField, HiddenField, StringField
 from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional, ValidationError
 
+from ..oneline import SingleLine
 from .services import WEEKDAYS, SiteData, valid_timezone
 
 DAY_NAMES = {"mon": "Monday", "tue": "Tuesday", "wed": "Wednesday", "thu": "Thursday", "fri": "Friday",
@@ -34,7 +35,7 @@ def _strip(value):
 
 
 class SiteForm(FlaskForm):
-    name = StringField("Name", validators=[DataRequired(), Length(max=200)], filters=[_strip])
+    name = StringField("Name", validators=[DataRequired(), Length(max=200), SingleLine()], filters=[_strip])
     address = StringField("Address", validators=[Optional(), Length(max=500)], filters=[_strip])
     latitude = DecimalField("Latitude", places=None, validators=[Optional(), NumberRange(-90, 90)],
                             render_kw={"inputmode": "decimal"})

@@ -18,6 +18,7 @@ from ..accounts.services import create_user, find_user_by_email, normalise_email
 from ..database.context import set_context
 from ..extensions import db
 from ..invitations.models import Invitation, InvitationStatus
+from ..oneline import control_character, one_line
 from ..security import events
 from ..tenants.models import Tenant
 
@@ -49,13 +50,15 @@ def _verified(claims: dict) -> bool:
 
 def _plausible(email: str) -> bool:
     local, at, domain = email.rpartition("@")
-    return bool(at and local and domain and "@" not in local and len(email) <= 320 and " " not in email)
+    return bool(at and local and domain and "@" not in local and len(email) <= 320 and " " not in email
+                and control_character(email) is None)
 
 
 def _name(claims: dict) -> str:
     name = claims.get("name") or " ".join(
         str(claims[k]) for k in ("given_name", "family_name") if claims.get(k)) or claims.get("preferred_username")
-    return str(name or "").strip()[:200]
+    # The provider's word, not a form: made one line rather than refused (the name reaches email subjects).
+    return one_line(str(name or ""))[:200].strip()
 
 
 def has_pending_invitation(email: str) -> bool:

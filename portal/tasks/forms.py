@@ -13,6 +13,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, Optional
 
+from ..oneline import SingleLine
 from .models import COMMENT_MAX, DESCRIPTION_MAX, TITLE_MAX, TaskPriority, TaskStatus
 from .services import TaskData
 
@@ -33,7 +34,8 @@ STATUS_CHOICES = [SelectChoice(s.value, s.label.capitalize()) for s in TaskStatu
 
 
 class TaskForm(FlaskForm):
-    title = StringField("Title", validators=[DataRequired("Give the task a title."), Length(max=TITLE_MAX)],
+    title = StringField("Title", validators=[DataRequired("Give the task a title."), Length(max=TITLE_MAX),
+                                              SingleLine()],
                         filters=[_strip])
     description = TextAreaField("Description", validators=[Optional(), Length(max=DESCRIPTION_MAX)],
                                 description="Plain text; web addresses become links.", render_kw={"rows": 6})
