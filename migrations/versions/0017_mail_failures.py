@@ -6,15 +6,15 @@
   (an invitation) and the user who caused it, so a failure shows on that row and is told to the
   sender. Plain ids, no foreign keys: the outbox is a log that outlives what it names.
 
-Revision ID: 0016
-Revises: 0015
+Revision ID: 0017
+Revises: 0016
 Create Date: 2026-12-01 10:00:00
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0016'
-down_revision = '0015'
+revision = '0017'
+down_revision = '0016'
 branch_labels = None
 depends_on = None
 
