@@ -357,6 +357,64 @@ def test_totp_enrolment_and_sign_in(app, person):
     assert second_factor(third, codes[0]).status_code == 401  # ...once
 
 
+def wrong_code(secret: str) -> str:
+    """Six digits that match none of the codes the server accepts right now."""
+    totp, now = pyotp.TOTP(secret), time.time()
+    valid = {totp.at(now + offset) for offset in (-60, -30, 0, 30, 60)}
+    return next(c for c in (f"{n:06d}" for n in range(123456, 999999, 7919)) if c not in valid)
+
+
+def test_second_factor_limit_holds_for_a_known_browser(app, person):
+    """A browser with the device cookie is spared the password's lockout, never the code's:
+    past LOGIN_MAX_FAILURES wrong codes it gets 429, and even a right code or backup code waits."""
+    client = app.test_client()
+    login(client, person.email)
+    secret, codes = enrol(client)
+    client.post("/logout", data={"csrf_token": csrf_token(client)})
+    assert client.get_cookie("portal_device") is not None  # a known browser
+    assert attempt(client, person.email, PASSWORD).headers["Location"] == "/login/verify"
+    bad = wrong_code(secret)
+    for _ in range(10):
+        assert second_factor(client, bad).status_code == 401
+    for _ in range(3):  # not a single answer more, however often it asks
+        limited = second_factor(client, bad)
+        assert limited.status_code == 429 and "Too many failed attempts" in limited.get_data(as_text=True)
+        assert 0 < int(limited.headers["Retry-After"]) <= 15 * 60
+    sql(app, "UPDATE users SET totp_last_step = 0 WHERE id = :i", i=person.id)
+    assert second_factor(client, pyotp.TOTP(secret).now()).status_code == 429  # the right code waits too
+    assert second_factor(client, codes[0]).status_code == 429  # and a backup code
+    assert client.get("/account/").status_code == 302  # still not signed in
+    with app.app_context():  # nothing was consumed while limited
+        assert db.session.get(User, person.id).totp_last_step == 0
+    # An unknown browser with the password is stopped already at the password: codes count there too.
+    assert attempt(app.test_client(), person.email, PASSWORD).status_code == 429
+    # Once the failures age out of the window, the right code works again.
+    sql(app, "UPDATE login_events SET created_at = created_at - interval '16 minutes' WHERE lower(email) = :e",
+        e=person.email)
+    assert second_factor(client, codes[0]).status_code == 303
+
+
+def test_second_factor_limit_holds_when_reentering_the_password(app, person):
+    """/account/confirm checks the code too: wrong codes there count and are limited the same way."""
+    client = app.test_client()
+    login(client, person.email)
+    secret, _ = enrol(client)
+    page = client.get("/account/confirm").get_data(as_text=True)
+    bad = wrong_code(secret)
+    for _ in range(10):
+        r = client.post("/account/confirm", data={"password": PASSWORD, "code": bad, "csrf_token": csrf_from(page)})
+        assert r.status_code == 401
+    sql(app, "UPDATE users SET totp_last_step = 0 WHERE id = :i", i=person.id)
+    r = client.post("/account/confirm", data={"password": PASSWORD, "code": pyotp.TOTP(secret).now(),
+                                               "csrf_token": csrf_from(page)})
+    assert r.status_code == 429 and "Too many failed attempts" in r.get_data(as_text=True)
+    # Signing in again from this known browser is held at the code as well.
+    fresh = app.test_client()
+    fresh.set_cookie("portal_device", client.get_cookie("portal_device").value)
+    attempt(fresh, person.email, PASSWORD)
+    assert second_factor(fresh, pyotp.TOTP(secret).now()).status_code == 429
+
+
 def test_tenant_can_require_two_factor(app, member):
     person, tenant = member
     sql(app, """UPDATE tenants SET settings = '{"security": {"require_mfa": true}}' WHERE id = :i""", i=tenant["id"])
