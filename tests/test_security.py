@@ -270,6 +270,28 @@ def test_password_reset(db_urls, app, person, smtp):
     login(mail_app.test_client(), person.email, new)
 
 
+@pytest.mark.parametrize("portal_env, base", [("testing", "http://localhost"),
+                                               ("development", "http://127.0.0.1:5000")])
+def test_reset_links_never_come_from_the_host_header(db_urls, app, person, smtp, monkeypatch, portal_env, base):
+    """BASE_URL unset (the `make run` default): the emailed link points at the portal's own address
+    (where `make run` serves in development), whatever Host the request claimed."""
+    monkeypatch.delenv("BASE_URL", raising=False)
+    monkeypatch.delenv("HOST", raising=False)
+    monkeypatch.delenv("PORT", raising=False)
+    mail_app = make_app(db_urls, SMTP_URL=smtp.url, PORTAL_ENV=portal_env)
+    assert mail_app.config["BASE_URL"] == base
+    client = mail_app.test_client()
+    page = client.get("/password/forgot", base_url="http://evil.example").get_data(as_text=True)
+    r = client.post("/password/forgot", data={"email": person.email, "csrf_token": csrf_from(page)},
+                    base_url="http://evil.example", headers={"X-Forwarded-Host": "evil.example"}, buffered=True)
+    assert r.status_code == 303
+    [message] = smtp.inbox.wait_for(1, person.email)
+    for part in ("plain", "html"):
+        body = message.get_body(preferencelist=(part,)).get_content()
+        assert "evil.example" not in body
+        assert re.search(re.escape(base) + r"/password/reset/[A-Za-z0-9_-]+", body), body
+
+
 def test_reset_link_expires_after_an_hour(db_urls, app, person, smtp):
     mail_app = make_app(db_urls, SMTP_URL=smtp.url, BASE_URL="https://portal.example.com")
     client = mail_app.test_client()
