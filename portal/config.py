@@ -43,6 +43,29 @@ def _dev_secret_key(instance: Path) -> str:
     return path.read_text().strip()
 
 
+def serve_address(env=None) -> tuple[str, int]:
+    """Where `make run` listens: HOST and PORT."""
+    env = os.environ if env is None else env
+    port = env.get("PORT") or "5000"
+    if not port.isdigit():
+        raise ConfigError(f"PORT must be a port number, not {port!r}")
+    return env.get("HOST") or "127.0.0.1", int(port)
+
+
+def default_base_url(portal_env: str, env=None) -> str:
+    """BASE_URL when unset outside production: emailed links are never built from a request's
+    Host header. Development links to the address `make run` serves on; the tests to the host
+    Werkzeug's test client uses."""
+    if portal_env == "testing":
+        return "http://localhost"
+    host, port = serve_address(env)
+    if host in ("0.0.0.0", "::", "[::]"):  # listening everywhere: this machine is the one sure name
+        host = "localhost"
+    elif ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
 def load(overrides: dict | None = None) -> dict:
     load_dotenv(ROOT / ".env", override=False)  # the real environment wins over .env
     env = os.environ
@@ -130,6 +153,7 @@ def load(overrides: dict | None = None) -> dict:
     if production and not cfg["BASE_URL"]:
         raise ConfigError("BASE_URL must be set in production: emailed links are built from it, "
                           "never from the request's Host header.")
+    cfg["BASE_URL"] = (cfg["BASE_URL"] or default_base_url(portal_env, env)).rstrip("/")
     if production and cfg["ALLOW_RLS_BYPASS"]:
         raise ConfigError("ALLOW_RLS_BYPASS is a development setting and is refused in production.")
 

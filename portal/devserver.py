@@ -14,6 +14,7 @@ from flask_migrate import upgrade
 from werkzeug.serving import WSGIRequestHandler
 
 from . import create_app
+from .config import serve_address
 from .extensions import db
 from .jobs.worker import WorkerThread
 from .seeding import load_sample
@@ -37,7 +38,7 @@ def main() -> None:
         if app.config["PORTAL_ENV"] != "production" and load_sample(app.config["SEED_PASSWORD"]):
             db.session.commit()
             app.logger.info("Sample data loaded.")
-    host, port = os.environ.get("HOST", "127.0.0.1"), int(os.environ.get("PORT", "5000"))
+    host, port = serve_address()
     worker = WorkerThread(app, concurrency=app.config["WORKER_CONCURRENCY"])
     worker.start()
     print(f" * Portal on http://{host}:{port}/ with a job worker (Ctrl-C stops both and the embedded database)",

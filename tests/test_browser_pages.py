@@ -1,8 +1,8 @@
 """Every page type at 1280 and 390 px as owner, member, viewer and system admin (the console),
 in Chromium.
 
-Each visit fails on a console error (htmx: errors and CSP violations included), a document
-wider than the viewport, or a serious or critical axe-core violation. Screenshots of every
+Each visit fails on a console error (htmx: errors and CSP violations included), an image that
+did not decode, a document wider than the viewport, or a serious or critical axe-core violation. Screenshots of every
 page at both widths go to test-artifacts/pages/ (git-ignored). One browser for the session,
 one sign-in and one context per role. Each page is loaded once: it is checked at 1280 px, then
 resized to 390 px and checked again (the layout follows media queries, nothing measures the
@@ -42,7 +42,7 @@ SHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "pages"
 WIDTHS = {"wide": (1280, 900), "phone": (390, 844)}
 LONG_NAME = "Unbroken" + "x" * 192  # 200 characters, no space: must wrap, not widen the page
 # Checked once more in the dark scheme (at 390 px): the charts, a list, a record, forms, the console.
-DARK = {"dashboard", "devices", "device", "settings", "admin-tenant"}
+DARK = {"dashboard", "devices", "device", "settings", "admin-tenant", "two-factor"}
 QUIET_MS = 150
 # Counts the htmx requests in flight, so a page can be called settled without "networkidle".
 RECORD_HTMX = """
@@ -111,6 +111,8 @@ def pages_for(role: str, t: dict) -> list[tuple[str, str]]:
     if role == "lonely":  # a member without sites: the empty states explain why
         return [p for p in pages if p[0] in ("dashboard", "sites", "devices", "members")]
     if role == "owner":
+        # First, while the sign-in is fresh enough for it: the page with the enrolment QR code.
+        pages.insert(0, ("two-factor", "/account/two-factor"))
         pages += [("device-new", f"{base}/devices/new"), ("device-edit", f"{base}/devices/{device}/edit"),
                   ("device-import", f"{base}/devices/import"), ("site-new", f"{base}/sites/new"),
                   ("site-edit", f"{base}/sites/{site}/edit"), ("invitations", f"{base}/invitations/"),
@@ -139,6 +141,12 @@ def check_page(tab: Tab, name: str, path: str, width_name: str, role: str, axe) 
               if not (name == "not-found" and "404" in m)]
     problems += [f"console: {m}" for m in errors]
     problems += [f"CSP: {m}" for m in tab.csp_problems()]
+    # Every image has arrived (htmx may have swapped some in late) and decoded: a broken one,
+    # like an SVG data URI without its namespace, loads "complete" with naturalWidth 0.
+    page.wait_for_function("() => Array.from(document.images).every(i => i.complete)", polling=50)
+    broken = page.evaluate("""() => Array.from(document.images).filter(i => !(i.naturalWidth > 0))
+        .map(i => `${i.alt || '(no alt)'} ${i.getAttribute('src').slice(0, 60)}`)""")
+    problems += [f"image did not decode: {b}" for b in broken]
     scroll, inner = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
     if scroll > inner:
         culprits = page.evaluate("""(inner) => Array.from(document.querySelectorAll('body *'))

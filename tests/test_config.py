@@ -48,6 +48,23 @@ def test_production_serves_through_the_serving_role(clean_env, app, db_urls):
     assert not prod.debug
 
 
+@pytest.mark.parametrize("env, expected", [
+    ({}, "http://127.0.0.1:5000"),
+    ({"PORT": "8080"}, "http://127.0.0.1:8080"),
+    ({"HOST": "0.0.0.0", "PORT": "8080"}, "http://localhost:8080"),
+    ({"HOST": "::1"}, "http://[::1]:5000"),
+    ({"BASE_URL": "https://dev.example.com/"}, "https://dev.example.com"),
+])
+def test_development_base_url_defaults_to_where_make_run_serves(clean_env, env, expected):
+    """Emailed links are built from BASE_URL only: unset in development, it is `make run`'s address."""
+    from portal.config import load
+    for name in ("HOST", "PORT"):
+        clean_env.delenv(name, raising=False)
+    for name, value in env.items():
+        clean_env.setenv(name, value)
+    assert load({"PORTAL_ENV": "development", "SECRET_KEY": "s" * 64})["BASE_URL"] == expected
+
+
 @pytest.mark.parametrize("who", ["owner", "admin"])
 def test_refuses_to_serve_as_owner_or_superuser(app, db_urls, who):
     with pytest.raises(ConfigError, match="would bypass row-level security"):

@@ -341,7 +341,27 @@ def test_smtp_down_during_invite_then_delivered_exactly_once(db_urls, app, team)
         server.stop()
 
 
-def test_dev_mailbox_shows_links_outside_production(db_urls, app, team):
+def test_invitation_links_never_come_from_the_host_header(db_urls, smtp, team, monkeypatch):
+    monkeypatch.delenv("BASE_URL", raising=False)
+    monkeypatch.setenv("PORT", "8123")  # `make run PORT=8123`
+    dev = make_app(db_urls, PORTAL_ENV="development", SMTP_URL=smtp.url)
+    owner = dev.test_client()
+    page = owner.get("/login", base_url="http://evil.example").get_data(as_text=True)
+    owner.post("/login", data={"email": team["owner"].email, "password": PASSWORD, "csrf_token": csrf_from(page)},
+               base_url="http://evil.example")
+    page = owner.get(f"/t/{team['tenant']['slug']}/invitations/", base_url="http://evil.example")
+    r = owner.post(f"/t/{team['tenant']['slug']}/invitations/", base_url="http://evil.example", buffered=True,
+                   data={"emails": "hosted@example.com", "role": "member",
+                         "csrf_token": csrf_from(page.get_data(as_text=True))})
+    assert r.status_code == 303
+    [message] = smtp.inbox.wait_for(1, "hosted@example.com")
+    assert "evil.example" not in message.as_string()
+    assert link_in(message, "http://127.0.0.1:8123").startswith("/invitations/")
+
+
+def test_dev_mailbox_shows_links_outside_production(db_urls, app, team, monkeypatch):
+    for name in ("BASE_URL", "HOST", "PORT"):
+        monkeypatch.delenv(name, raising=False)
     dev = make_app(db_urls, PORTAL_ENV="development", SMTP_URL="")
     owner = dev.test_client()
     login(owner, team["owner"].email)
@@ -349,7 +369,8 @@ def test_dev_mailbox_shows_links_outside_production(db_urls, app, team):
     listing = dev.test_client().get("/dev/mail/").get_data(as_text=True)
     message_path = re.search(r'href="(/dev/mail/[0-9a-f-]+)">[^<]*Invite Test Org', listing).group(1)
     body = dev.test_client().get(message_path).get_data(as_text=True)
-    link = re.search(r'<a href="http://localhost(/invitations/[A-Za-z0-9_-]+)"', body).group(1)
+    # BASE_URL unset in development: links point where `make run` serves (HOST, PORT), not at the request's host.
+    link = re.search(r'<a href="http://127\.0\.0\.1:5000(/invitations/[A-Za-z0-9_-]+)"', body).group(1)
     assert dev.test_client().get(link).status_code == 200
     prod = make_app(db_urls, PORTAL_ENV="production", BASE_URL=BASE)
     assert prod.test_client().get("/dev/mail/").status_code == 404

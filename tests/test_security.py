@@ -270,6 +270,28 @@ def test_password_reset(db_urls, app, person, smtp):
     login(mail_app.test_client(), person.email, new)
 
 
+@pytest.mark.parametrize("portal_env, base", [("testing", "http://localhost"),
+                                               ("development", "http://127.0.0.1:5000")])
+def test_reset_links_never_come_from_the_host_header(db_urls, app, person, smtp, monkeypatch, portal_env, base):
+    """BASE_URL unset (the `make run` default): the emailed link points at the portal's own address
+    (where `make run` serves in development), whatever Host the request claimed."""
+    monkeypatch.delenv("BASE_URL", raising=False)
+    monkeypatch.delenv("HOST", raising=False)
+    monkeypatch.delenv("PORT", raising=False)
+    mail_app = make_app(db_urls, SMTP_URL=smtp.url, PORTAL_ENV=portal_env)
+    assert mail_app.config["BASE_URL"] == base
+    client = mail_app.test_client()
+    page = client.get("/password/forgot", base_url="http://evil.example").get_data(as_text=True)
+    r = client.post("/password/forgot", data={"email": person.email, "csrf_token": csrf_from(page)},
+                    base_url="http://evil.example", headers={"X-Forwarded-Host": "evil.example"}, buffered=True)
+    assert r.status_code == 303
+    [message] = smtp.inbox.wait_for(1, person.email)
+    for part in ("plain", "html"):
+        body = message.get_body(preferencelist=(part,)).get_content()
+        assert "evil.example" not in body
+        assert re.search(re.escape(base) + r"/password/reset/[A-Za-z0-9_-]+", body), body
+
+
 def test_reset_link_expires_after_an_hour(db_urls, app, person, smtp):
     mail_app = make_app(db_urls, SMTP_URL=smtp.url, BASE_URL="https://portal.example.com")
     client = mail_app.test_client()
@@ -319,7 +341,8 @@ def test_email_change_needs_reauthentication_and_verification(db_urls, app, pers
 def enrol(client) -> tuple[str, list[str]]:
     page = client.get("/account/two-factor").get_data(as_text=True)
     secret = re.search(r"<code data-secret>([A-Z2-7]+)</code>", page).group(1)
-    assert 'src="data:image/svg+xml;base64,' in page
+    # An SVG image renders only with its namespace (the browser test scans it).
+    assert 'src="data:image/svg+xml;charset=utf-8,%3Csvg%20xmlns%3D%27http%3A%2F%2Fwww.w3.org%2F2000%2Fsvg%27' in page
     r = client.post("/account/two-factor", data={"code": pyotp.TOTP(secret).now(), "csrf_token": csrf_from(page)})
     assert r.status_code == 200
     codes = re.findall(r"<li><code>([0-9a-f]{6}-[0-9a-f]{6})</code></li>", r.get_data(as_text=True))
@@ -355,6 +378,64 @@ def test_totp_enrolment_and_sign_in(app, person):
     third = app.test_client()
     attempt(third, person.email, PASSWORD)
     assert second_factor(third, codes[0]).status_code == 401  # ...once
+
+
+def wrong_code(secret: str) -> str:
+    """Six digits that match none of the codes the server accepts right now."""
+    totp, now = pyotp.TOTP(secret), time.time()
+    valid = {totp.at(now + offset) for offset in (-60, -30, 0, 30, 60)}
+    return next(c for c in (f"{n:06d}" for n in range(123456, 999999, 7919)) if c not in valid)
+
+
+def test_second_factor_limit_holds_for_a_known_browser(app, person):
+    """A browser with the device cookie is spared the password's lockout, never the code's:
+    past LOGIN_MAX_FAILURES wrong codes it gets 429, and even a right code or backup code waits."""
+    client = app.test_client()
+    login(client, person.email)
+    secret, codes = enrol(client)
+    client.post("/logout", data={"csrf_token": csrf_token(client)})
+    assert client.get_cookie("portal_device") is not None  # a known browser
+    assert attempt(client, person.email, PASSWORD).headers["Location"] == "/login/verify"
+    bad = wrong_code(secret)
+    for _ in range(10):
+        assert second_factor(client, bad).status_code == 401
+    for _ in range(3):  # not a single answer more, however often it asks
+        limited = second_factor(client, bad)
+        assert limited.status_code == 429 and "Too many failed attempts" in limited.get_data(as_text=True)
+        assert 0 < int(limited.headers["Retry-After"]) <= 15 * 60
+    sql(app, "UPDATE users SET totp_last_step = 0 WHERE id = :i", i=person.id)
+    assert second_factor(client, pyotp.TOTP(secret).now()).status_code == 429  # the right code waits too
+    assert second_factor(client, codes[0]).status_code == 429  # and a backup code
+    assert client.get("/account/").status_code == 302  # still not signed in
+    with app.app_context():  # nothing was consumed while limited
+        assert db.session.get(User, person.id).totp_last_step == 0
+    # An unknown browser with the password is stopped already at the password: codes count there too.
+    assert attempt(app.test_client(), person.email, PASSWORD).status_code == 429
+    # Once the failures age out of the window, the right code works again.
+    sql(app, "UPDATE login_events SET created_at = created_at - interval '16 minutes' WHERE lower(email) = :e",
+        e=person.email)
+    assert second_factor(client, codes[0]).status_code == 303
+
+
+def test_second_factor_limit_holds_when_reentering_the_password(app, person):
+    """/account/confirm checks the code too: wrong codes there count and are limited the same way."""
+    client = app.test_client()
+    login(client, person.email)
+    secret, _ = enrol(client)
+    page = client.get("/account/confirm").get_data(as_text=True)
+    bad = wrong_code(secret)
+    for _ in range(10):
+        r = client.post("/account/confirm", data={"password": PASSWORD, "code": bad, "csrf_token": csrf_from(page)})
+        assert r.status_code == 401
+    sql(app, "UPDATE users SET totp_last_step = 0 WHERE id = :i", i=person.id)
+    r = client.post("/account/confirm", data={"password": PASSWORD, "code": pyotp.TOTP(secret).now(),
+                                               "csrf_token": csrf_from(page)})
+    assert r.status_code == 429 and "Too many failed attempts" in r.get_data(as_text=True)
+    # Signing in again from this known browser is held at the code as well.
+    fresh = app.test_client()
+    fresh.set_cookie("portal_device", client.get_cookie("portal_device").value)
+    attempt(fresh, person.email, PASSWORD)
+    assert second_factor(fresh, pyotp.TOTP(secret).now()).status_code == 429
 
 
 def test_tenant_can_require_two_factor(app, member):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from flask import abort, flash, make_response, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, make_response, redirect, render_template, request, url_for
 from markupsafe import Markup
 
 from ..devices.queries import get_device_or_404, visible_devices
@@ -140,7 +140,7 @@ def issue_credential(device_id: UUID):
         flash(exc.message, "error")
         return redirect(url_for("devices.show", device_id=device_id), 303)
     response = make_response(render_template("agents/secret.html", device=device, secret=secret,
-                                             gateway=bool(form.gateway.data), api_url=request.host_url.rstrip("/")))
+                                             gateway=bool(form.gateway.data), api_url=current_app.config["BASE_URL"]))
     response.headers["Cache-Control"] = "no-store"
     return response
 

@@ -2,9 +2,15 @@
 
 pgserver stops postgres when the last process using it exits normally; a
 process ended by SIGTERM skips that, so SIGTERM is turned into a normal exit.
+A process killed outright (kill -9, the OOM killer) stays on pgserver's list of
+users, and then no later exit would count as the last: dead entries are dropped
+when a process joins and again just before it leaves.
 """
 from __future__ import annotations
 
+import atexit
+import json
+import logging
 import os
 import signal
 import sys
@@ -17,7 +23,11 @@ DATABASE = "portal"
 OWNER_ROLE = "portal_owner"
 APP_ROLE = "portal_app"
 
+# pgserver's list of the processes using a server, in its data directory.
+HANDLES = ".handle_pids.json"
+
 _servers: dict[Path, object] = {}
+log = logging.getLogger(__name__)
 
 
 def _exit_on_sigterm() -> None:
@@ -41,9 +51,43 @@ def start(pgdata: Path):
     import pgserver
 
     _exit_on_sigterm()
+    forget_dead_users(pgdata)
     server = pgserver.get_server(pgdata, cleanup_mode="stop")
+    # atexit runs last-registered first: this runs before pgserver's own clean-up decides
+    # whether this process is the last user and stops the server.
+    atexit.register(forget_dead_users, pgdata)
     _servers[pgdata] = server
     return server
+
+
+def _alive(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.AccessDenied:  # another user's process: it exists
+        return True
+
+
+def forget_dead_users(pgdata: Path) -> list[int]:
+    """Drop the processes on pgserver's list that no longer run; returns the ones that do.
+    Under pgserver's own lock (the one it takes to add and remove entries)."""
+    from pgserver.postgres_server import PostgresServer
+
+    path = pgdata / HANDLES
+    with PostgresServer._lock:
+        try:
+            pids = json.loads(path.read_text()) if path.exists() else []
+        except ValueError:  # cut short by a crash mid-write: nobody can be counted on it
+            pids = None
+        live = [pid for pid in pids or [] if isinstance(pid, int) and _alive(pid)]
+        if live != pids:
+            log.warning("Embedded PostgreSQL in %s: dropping processes that no longer run from its users "
+                        "(%s), so the last one to exit stops it", pgdata, pids)
+            path.write_text(json.dumps(live))
+    return live
 
 
 def admin_url(server) -> str:

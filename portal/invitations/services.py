@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 from uuid import UUID
 
 from email_validator import EmailNotValidError, validate_email
-from flask import current_app, request, url_for
+from flask import current_app, url_for
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
@@ -71,8 +71,8 @@ def seats_used(tenant: Tenant) -> int:
 
 
 def accept_url(token: str) -> str:
-    base = current_app.config["BASE_URL"] or request.url_root.rstrip("/")
-    return base + url_for("accept.show", token=token)
+    # BASE_URL, never the request's Host header (set outside production by default: portal.config).
+    return current_app.config["BASE_URL"] + url_for("accept.show", token=token)
 
 
 def _send(tenant: Tenant, inviter: User, invitation: Invitation, token: str) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
-from flask import current_app, has_request_context, request
+from flask import current_app
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import (
     Select,
@@ -71,10 +71,7 @@ def actor_name(ctx) -> str:
 
 
 def base_url() -> str:
-    base = current_app.config["BASE_URL"]
-    if not base and has_request_context():
-        base = request.url_root.rstrip("/")
-    return base or ""
+    return current_app.config["BASE_URL"]  # never the request's Host header
 
 
 # --- reading -----------------------------------------------------------------------------------

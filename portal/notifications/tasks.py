@@ -19,7 +19,7 @@ def email(kind: str, params: dict, link: str | None, recipients: list, base_url:
     app = flask_app()
     with app.app_context():
         try:
-            base = app.config["BASE_URL"] or base_url
+            base = app.config["BASE_URL"]  # base_url: from jobs queued before BASE_URL always had a value
             for user_id, address in recipients:
                 send_one(UUID(user_id), address, Kind(kind), params, link, base)
             db.session.commit()

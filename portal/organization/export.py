@@ -107,8 +107,7 @@ def run(export_id: UUID, tenant_id: UUID) -> None:
         export.expires_at = export.finished_at + timedelta(hours=LINK_HOURS)
         requester = db.session.get(User, export.requested_by) if export.requested_by else None
         if requester is not None:
-            base = current_app.config["BASE_URL"] or current_app.config.get("EXPORT_LINK_BASE", "")
-            link = base + f"/t/{tenant.slug}/settings/exports/{token}"
+            link = current_app.config["BASE_URL"] + f"/t/{tenant.slug}/settings/exports/{token}"
             enqueue("tenant_export", requester.email, f"The export of {tenant.name} is ready", "tenant_export",
                     tenant=tenant, export=export, link=link, user=requester)
         db.session.commit()

@@ -173,7 +173,7 @@ def dismiss_onboarding(ctx: TenantContext) -> None:
         audit.record(ctx.tenant_id, ctx.user_id, "tenant.onboarding_dismiss", "tenant", ctx.tenant_id)
 
 
-def request_export(ctx: TenantContext, base_url: str) -> TenantExport:
+def request_export(ctx: TenantContext) -> TenantExport:
     """Queue a full export of the tenant (the job worker writes it); one at a time."""
     lock_tenant(ctx.tenant)
     busy = db.session.scalar(select(TenantExport.id).where(
@@ -183,7 +183,7 @@ def request_export(ctx: TenantContext, base_url: str) -> TenantExport:
     export = TenantExport(tenant_id=ctx.tenant_id, requested_by=ctx.user_id)
     db.session.add(export)
     db.session.flush()  # the job names the export's id
-    defer("tenants.export", export_id=str(export.id), tenant_id=str(ctx.tenant_id), base_url=base_url.rstrip("/"))
+    defer("tenants.export", export_id=str(export.id), tenant_id=str(ctx.tenant_id))
     audit.record(ctx.tenant_id, ctx.user_id, "tenant.export", "tenant_export", export.id)
     return export
 

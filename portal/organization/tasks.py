@@ -9,10 +9,10 @@ from ..jobs.engine import flask_app, jobs
 
 @jobs.task(name="tenants.export", retry=0)
 def export_tenant(export_id: str, tenant_id: str, base_url: str = "") -> None:
+    """base_url is ignored (jobs queued by older versions carry it): links use BASE_URL."""
     from .export import run
     app = flask_app()
     with app.app_context():
-        app.config["EXPORT_LINK_BASE"] = base_url
         try:
             run(UUID(export_id), UUID(tenant_id))
         finally:

@@ -180,7 +180,7 @@ def export():
     ctx = current()
     if request.method == "POST":
         try:
-            services.request_export(ctx, request.url_root)
+            services.request_export(ctx)
         except RuleViolation as exc:
             db.session.rollback()
             flash(exc.message, "error")

@@ -113,7 +113,8 @@ def verify_email(token: str):
 
 
 def _reauth_refused() -> str | None:
-    """Re-entering the password is throttled like signing in: a stolen session cannot guess it."""
+    """Re-entering the password (and code) is throttled like signing in, device cookie or not:
+    a stolen session cannot guess either; wrong passwords and wrong codes count together."""
     wait = throttle.retry_after(current_user.email, trust_device=False)
     return f"Too many failed attempts. Try again in {wait // 60 + 1} minutes." if wait else None
 
@@ -161,6 +162,9 @@ def confirm():
             return render_template("profile/confirm.html", form=form), 429
         ok = verify_password(current_user.password_hash, form.password.data)
         if ok and current_user.has_mfa and not mfa.verify(current_user, form.code.data or ""):
+            if (form.code.data or "").strip():  # a wrong code counts as at sign-in; a forgotten one guesses nothing
+                events.record(current_user.email, success=False, reason="bad_second_factor",
+                              user_id=current_user.id, method="reauth")
             form.code.errors.append("Enter a valid code from your authenticator app (or a backup code).")
         elif not ok:
             _reauth_failed()

@@ -1,7 +1,7 @@
 """Account changes: password, email, name. They flush, never commit; the request edge commits."""
 from __future__ import annotations
 
-from flask import current_app, request, url_for
+from flask import current_app, url_for
 from sqlalchemy import delete, func, or_, text
 
 from ..accounts.models import User
@@ -15,8 +15,8 @@ from .models import LoginEvent, TokenPurpose, UserSession
 
 
 def _link(endpoint: str, token: str) -> str:
-    base = current_app.config["BASE_URL"] or request.url_root.rstrip("/")
-    return base + url_for(endpoint, token=token)
+    # BASE_URL, never the request's Host header (set outside production by default: portal.config).
+    return current_app.config["BASE_URL"] + url_for(endpoint, token=token)
 
 
 def set_password(user: User, new_password: str, *, keep_current_session: bool) -> None:

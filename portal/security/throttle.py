@@ -2,8 +2,10 @@
 
 The lock is bounded (it lifts as failures age out of the window) and a browser
 that has signed in to the account before carries a signed device cookie that is
-exempt, so an attacker cannot keep the owner out (OWASP "device cookies").
-Per-address limits are Flask-Limiter's, on the sign-in routes.
+exempt from the password's limit, so an attacker cannot keep the owner out (OWASP
+"device cookies"). The second factor's limit holds for every browser: only someone
+who has the password reaches it, and a device cookie must not buy unlimited guesses
+at a 6-digit code. Per-address limits are Flask-Limiter's, on the sign-in routes.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from .models import LoginEvent
 
 DEVICE_COOKIE = "portal_device"
 COUNTED = ("bad_password", "bad_second_factor", "bad_reauth")
+SECOND_FACTOR = ("bad_second_factor",)
 
 
 def _serializer() -> URLSafeSerializer:
@@ -48,11 +51,21 @@ def retry_after(email: str, *, trust_device: bool = True) -> int:
     carries the device cookie too."""
     if trust_device and trusted_device(email):
         return 0
+    return _wait(email, COUNTED)
+
+
+def second_factor_retry_after(email: str) -> int:
+    """Seconds until the account's second factor may be tried again, from any browser (device
+    cookie or not); counts only wrong codes, so password guessers cannot lock the owner out."""
+    return _wait(email, SECOND_FACTOR)
+
+
+def _wait(email: str, reasons: tuple[str, ...]) -> int:
     window = timedelta(minutes=current_app.config["LOGIN_FAILURE_WINDOW_MINUTES"])
     count, oldest = db.session.execute(
         select(func.count(), func.min(LoginEvent.created_at)).where(
             func.lower(LoginEvent.email) == email.lower(), LoginEvent.success.is_(False),
-            LoginEvent.reason.in_(COUNTED), LoginEvent.created_at > func.now() - window)).one()
+            LoginEvent.reason.in_(reasons), LoginEvent.created_at > func.now() - window)).one()
     if count < current_app.config["LOGIN_MAX_FAILURES"]:
         return 0
     return max(1, int((oldest + window - datetime.now(timezone.utc)).total_seconds()))

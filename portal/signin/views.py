@@ -79,10 +79,12 @@ def second_factor():
     form = SecondFactorForm()
     if not form.validate_on_submit():
         return render_template("accounts/second_factor.html", form=form), 400 if form.errors else 200
-    if throttle.retry_after(user.email):
+    # The password's limit spares a known browser; the second factor's own limit spares none.
+    wait = max(throttle.retry_after(user.email), throttle.second_factor_retry_after(user.email))
+    if wait:
         events.record(user.email, success=False, reason="throttled", user_id=user.id)
-        form.code.errors.append("Too many failed attempts. Try again later.")
-        return render_template("accounts/second_factor.html", form=form), 429
+        form.code.errors.append(f"Too many failed attempts. Try again in {wait // 60 + 1} minutes.")
+        return render_template("accounts/second_factor.html", form=form), 429, {"Retry-After": str(wait)}
     method = mfa.verify(user, form.code.data)
     if method is None:
         events.record(user.email, success=False, reason="bad_second_factor", user_id=user.id)

@@ -36,8 +36,7 @@ def _back_to_login(message: str, target: str | None = None, category: str = "err
 
 def _redirect_uri() -> str:
     # Behind a proxy the public address comes from BASE_URL (required in production), never the Host header.
-    base = current_app.config["BASE_URL"]
-    return base + url_for("sso.callback") if base else url_for("sso.callback", _external=True)
+    return current_app.config["BASE_URL"] + url_for("sso.callback")
 
 
 @bp.get("/login/sso")
