@@ -11,7 +11,8 @@ from zoneinfo import ZoneInfo, available_timezones
 
 @cache
 def names() -> frozenset[str]:
-    return frozenset(available_timezones())
+    # `localtime` is this machine's alias, not an IANA name (and PostgreSQL does not know it).
+    return frozenset(available_timezones()) - {"localtime"}
 
 
 @cache

@@ -15,10 +15,10 @@ from uuid import UUID
 from flask import Blueprint, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from ..devices.jsondata import JsonValueError, parse_object
 from ..devices.models import DeviceStatus
 from ..errors import database_unavailable, safe_rollback
 from ..extensions import csrf, db
+from ..jsondata import JsonValueError, parse_object
 from ..rules import RuleViolation
 from . import credentials, services
 from .models import TaskStatus

@@ -15,8 +15,8 @@ from marshmallow import Schema, ValidationError
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 
-from ..devices.jsondata import JsonValueError, parse_object
 from ..extensions import db
+from ..jsondata import JsonValueError, parse_object
 from ..rules import RuleViolation
 from ..tenancy import current
 from .models import IdempotencyKey

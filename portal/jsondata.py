@@ -1,6 +1,6 @@
 """JSON objects as PostgreSQL's jsonb accepts them: UTF-8, no NaN/Infinity, numbers a float can
 hold, no NUL characters or lone surrogates, bounded nesting. One parser for the device forms, the
-CSV import, the API's bodies and the agents' bodies."""
+CSV import, the analytics event form, the API's bodies and the agents' bodies."""
 from __future__ import annotations
 
 import json
