@@ -10,6 +10,7 @@ from flask import Flask, g, request, session
 
 log = logging.getLogger("portal.request")
 _VALID_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 
 
 def _loggable_path() -> str:
@@ -18,7 +19,8 @@ def _loggable_path() -> str:
     rule = request.url_rule
     if rule is not None and "token" in rule.arguments:
         return rule.rule
-    return request.path
+    # Escaped: a line break in the path (%0A) would otherwise forge a log line of its own.
+    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode(), request.path)
 
 
 def init_app(app: Flask) -> None:

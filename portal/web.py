@@ -1,6 +1,8 @@
 """The request edge: one transaction per request, security headers, template helpers."""
 from __future__ import annotations
 
+from urllib.parse import unquote_to_bytes
+
 from flask import Flask, abort, current_app, g, request
 
 from .errors import safe_rollback
@@ -45,11 +47,50 @@ def refuse_nul_characters():
             values += items
     if any("\x00" in value for value in values):
         abort(400, "The request contains a NUL character, which no field accepts.")
+    if not all(value.isascii() or _encodable(value) for value in values):
+        abort(400, "The request contains a lone surrogate, which is not a character.")
+
+
+def _encodable(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def refuse_invalid_utf8():
+    """Werkzeug does not refuse bytes that are not UTF-8: in a query string or a urlencoded form it
+    keeps them as literal `%FF` text (or drops the whole form), in a multipart field it stores U+FFFD.
+    Either would be saved as something the sender never wrote, so refuse them. Runs before the
+    form is parsed: the raw body it reads stays cached for the parser."""
+    message = "The request is not valid UTF-8: send text as UTF-8."
+    if not _utf8(unquote_to_bytes(request.query_string.replace(b"+", b" "))):
+        abort(400, message)
+    if request.mimetype == "application/x-www-form-urlencoded":
+        if not _utf8(unquote_to_bytes(request.get_data(cache=True, parse_form_data=False).replace(b"+", b" "))):
+            abort(400, message)
+    elif request.mimetype == "multipart/form-data":
+        raw = request.get_data(cache=True, parse_form_data=False)  # bounded by MAX_CONTENT_LENGTH
+        # A field holding U+FFFD that the body does not hold as written was decoded with replacements.
+        for _, values in request.form.lists():
+            if any("\ufffd" in value and value.encode("utf-8", "replace") not in raw for value in values):
+                abort(400, message)
 
 
 def init_app(app: Flask) -> None:
     from . import ui
     ui.init_app(app)
+    # First of all hooks: it must read the raw body before CSRFProtect's hook parses the form.
+    app.before_request_funcs.setdefault(None, []).insert(0, refuse_invalid_utf8)
     app.before_request(refuse_nul_characters)
     app.after_request(commit_or_rollback)
     app.after_request(security_headers)

@@ -6,6 +6,7 @@ no CSRF: a bearer request carries no ambient authority (CSRF still guards every 
 from __future__ import annotations
 
 import json
+import math
 import time
 from datetime import datetime
 from typing import Any
@@ -17,6 +18,7 @@ from werkzeug.exceptions import HTTPException
 from ..devices.models import DeviceStatus
 from ..errors import database_unavailable, safe_rollback
 from ..extensions import csrf, db
+from ..jsondata import JsonValueError, parse_object
 from ..rules import RuleViolation
 from . import credentials, services
 from .models import TaskStatus
@@ -81,14 +83,18 @@ def _authenticate():
     g.agent = agent
 
 
-def _body(limit: int = BODY_MAX) -> dict:
+def _body(limit: int = BODY_MAX, *, allow_nul: bool = False) -> dict:
     if (request.content_length or 0) > limit or len(request.get_data(cache=True)) > limit:
         raise Problem(413, "Content Too Large", f"The request body is larger than {limit // 1024} KiB.",
                       limit=limit)
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
+    if not request.is_json:
         raise Problem(400, "Bad Request", "Send a JSON object (Content-Type: application/json).")
-    return data
+    try:
+        return parse_object(request.get_data(cache=True), allow_nul=allow_nul)
+    except JsonValueError as exc:
+        if exc.path is None:
+            raise Problem(400, "Bad Request", f"The body {exc}.") from None
+        _invalid({exc.path or "body": str(exc)[0].upper() + str(exc)[1:] + "."})
 
 
 def _invalid(errors: dict[str, str]):
@@ -154,15 +160,26 @@ def _task_json(row) -> dict:
             "created_at": row.created_at.isoformat(), "expires_at": row.expires_at.isoformat()}
 
 
+def _seconds(raw: str | None, most: float) -> float:
+    """A wait in seconds, clamped to 0..most. NaN and the infinities are refused: NaN passes
+    every comparison of a clamp and would make the poll loop forever."""
+    if raw is None:
+        return most
+    try:
+        value = float(raw) if len(raw) <= 32 else math.nan
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        _invalid({"wait": f"Seconds to wait, a number from 0 to {most:g}."})
+    return min(max(value, 0.0), most)
+
+
 @bp.get("/tasks")
 def next_task():
     """Claim the device's oldest queued task, waiting up to `wait` seconds (default and most 25)
     for one. The wait holds no database connection: each try is its own short transaction,
     and between tries the connection goes back to the pool (polling, every AGENT_POLL_SECONDS)."""
-    try:
-        wait = min(max(float(request.args.get("wait", POLL_MAX)), 0.0), POLL_MAX)
-    except ValueError:
-        _invalid({"wait": f"Seconds to wait, 0 to {POLL_MAX}."})
+    wait = _seconds(request.args.get("wait"), POLL_MAX)
     interval = current_app.config.get("AGENT_POLL_SECONDS", 1.0)
     deadline = time.monotonic() + wait
     agent = g.agent
@@ -184,7 +201,7 @@ def result(task_id: str):
         task_uuid = UUID(task_id)
     except ValueError:
         raise Problem(404, "Not Found", "No such task for this device.") from None
-    data = _body()
+    data = _body(allow_nul=True)  # a log's NUL characters are removed below, an output's refused
     errors: dict[str, str] = {}
     try:
         status = TaskStatus(data.get("status"))

@@ -6,7 +6,7 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, SelectChoice, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
-from ..devices.jsondata import JsonValueError, parse_object
+from ..jsondata import JsonValueError, parse_object
 from .models import Command
 
 COMMANDS = [SelectChoice(Command.REBOOT.value, "Reboot"),

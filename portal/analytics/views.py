@@ -2,12 +2,12 @@
 and record a custom event by hand (events:write; machines use POST /api/v1/events)."""
 from __future__ import annotations
 
-import json
 from datetime import date, datetime, timedelta, timezone
 
 from flask import Response, flash, redirect, render_template, request, url_for
 
 from ..extensions import db, htmx
+from ..jsondata import JsonValueError, parse_object
 from ..tenancy import Permission, current, requires, tenant_blueprint
 from ..tenants.models import Plan
 from . import charts, events, queries
@@ -77,10 +77,11 @@ def record_event():
         item = {"type": form.type.data.strip()}
         if form.name.data:
             item["name"] = form.name.data.strip()
-        try:
-            item["properties"] = json.loads(form.properties.data) if (form.properties.data or "").strip() else {}
-        except ValueError:
-            form.properties.errors.append("Write a JSON object, e.g. {\"site\": \"HQ\"}.")
+        try:  # the parser the API uses: NaN, deep nesting or a lone surrogate would fail in the database
+            item["properties"] = parse_object(form.properties.data) if (form.properties.data or "").strip() else {}
+        except JsonValueError as exc:
+            form.properties.errors.append("Write a JSON object, e.g. {\"site\": \"HQ\"}." if str(exc).startswith("must be")
+                                          else f"This {exc}.")
         else:
             result = events.record_custom(ctx, [item], source="portal")
             if result.ok:

@@ -15,8 +15,8 @@ from marshmallow import Schema, ValidationError
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 
-from ..devices.jsondata import JsonValueError, parse_object
 from ..extensions import db
+from ..jsondata import JsonValueError, parse_object
 from ..rules import RuleViolation
 from ..tenancy import current
 from .models import IdempotencyKey
@@ -30,13 +30,21 @@ def body(schema: Schema, *, partial: bool = False) -> dict:
     if not request.mimetype or not (request.mimetype == "application/json" or request.mimetype.endswith("+json")):
         raise Problem(415, "Send the body as application/json.")
     try:
-        raw = parse_object(request.get_data(as_text=True))
-    except (JsonValueError, UnicodeDecodeError) as exc:
-        raise Problem(400, f"The body {exc}." if isinstance(exc, JsonValueError) else "The body is not UTF-8.")
+        raw = parse_object(request.get_data())  # bytes: invalid UTF-8 is refused, not replaced by U+FFFD
+    except JsonValueError as exc:
+        raise refused_json(exc) from None
     try:
         return schema.load(raw, partial=partial)
     except ValidationError as exc:
         raise Problem(422, "Some fields are not valid.", errors=field_errors(exc.messages))
+
+
+def refused_json(exc: JsonValueError) -> Problem:
+    """A body that is not JSON at all is a 400; a member the database cannot store, a 422 naming it."""
+    if exc.path is None:
+        return Problem(400, f"The body {exc}.")
+    detail = str(exc)[0].upper() + str(exc)[1:] + "."
+    return Problem(422, f"The body {exc} (at {exc.path or 'the top level'}).", errors=field_error(exc.path, detail))
 
 
 def refused(exc: RuleViolation) -> Problem:

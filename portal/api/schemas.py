@@ -17,7 +17,8 @@ from ..oneline import PATTERN as ONE_LINE_PATTERN
 from ..oneline import control_character
 from ..analytics.events import BATCH_MAX as EVENTS_MAX
 from ..devices.services import BULK_MAX
-from ..sites.services import WEEKDAYS, valid_timezone
+from ..sites.services import WEEKDAYS
+from ..timezones import is_timezone
 
 HOURS = r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-4]):[0-5]\d$"
 
@@ -72,7 +73,7 @@ class SiteIn(Strict):
 
     @validates_schema
     def _zone(self, data, **kwargs):
-        if "timezone" in data and not valid_timezone(data["timezone"]):
+        if "timezone" in data and not is_timezone(data["timezone"]):
             raise ValidationError("Not a known IANA time zone.", "timezone")
 
 

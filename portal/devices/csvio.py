@@ -20,11 +20,11 @@ from sqlalchemy.exc import IntegrityError
 from .. import audit
 from ..analytics.events import device_status_changed
 from ..extensions import db
+from ..jsondata import JsonValueError, parse_object
 from ..rules import RuleViolation
 from ..sites.models import Site
 from ..sites.visibility import may_see
 from ..tenancy import TenantContext
-from .jsondata import JsonValueError, parse_object
 from .models import Device, DeviceStatus, DeviceType
 from .queries import ListState, iter_devices
 from .services import room_for_devices, snapshot

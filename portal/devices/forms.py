@@ -9,8 +9,8 @@ from wtforms import (BooleanField, DateTimeLocalField, SelectChoice, SelectField
                      TextAreaField)
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
+from ..jsondata import JsonValueError, parse_object
 from ..oneline import SingleLine
-from .jsondata import JsonValueError, parse_object
 from .models import DeviceStatus, DeviceType
 from .services import DeviceData
 

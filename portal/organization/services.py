@@ -3,7 +3,6 @@ the same transaction and never commit."""
 from __future__ import annotations
 
 import ipaddress
-from zoneinfo import available_timezones
 from datetime import datetime, timezone
 from dataclasses import dataclass, field
 
@@ -24,6 +23,7 @@ from ..tenancy import TenantContext
 from ..tenancy.models import Membership, MembershipStatus
 from ..tenancy.queries import lock_tenant
 from ..tenants.models import SLUG, SlugRedirect, TenantStatus
+from ..timezones import is_timezone
 from .models import TenantExport
 
 
@@ -79,7 +79,7 @@ def update_profile(ctx: TenantContext, data: Profile) -> None:
     if not name or len(name) > 200:
         raise RuleViolation("Give the organization a name (at most 200 characters).", field="name")
     zone = (data.timezone or "").strip() or None
-    if zone is not None and zone not in available_timezones():
+    if zone is not None and not is_timezone(zone):
         raise RuleViolation(f"{zone} is not a known IANA time zone (e.g. Europe/Berlin).", field="timezone")
     settings = dict(tenant.settings or {})
     before = {"name": tenant.name, "contact_email": tenant.contact_email, "slug": tenant.slug,

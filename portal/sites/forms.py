@@ -1,25 +1,22 @@
 from __future__ import annotations
 
 import re
-from zoneinfo import available_timezones
 
 from flask_wtf import FlaskForm
 from wtforms import DecimalField, EmailField, HiddenField, StringField
 from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional, ValidationError
 
 from ..oneline import SingleLine
-from .services import WEEKDAYS, SiteData, valid_timezone
+from ..timezones import is_timezone, sorted_names
+from .services import WEEKDAYS, SiteData
 
 DAY_NAMES = {"mon": "Monday", "tue": "Tuesday", "wed": "Wednesday", "thu": "Thursday", "fri": "Friday",
              "sat": "Saturday", "sun": "Sunday"}
 HOURS = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-4]):[0-5]\d$")
-_TIMEZONES: list[str] = []
 
 
-def timezone_names() -> list[str]:
-    if not _TIMEZONES:
-        _TIMEZONES.extend(sorted(available_timezones()))
-    return _TIMEZONES
+def timezone_names() -> tuple[str, ...]:
+    return sorted_names()
 
 
 def _hours(form, field):
@@ -56,7 +53,7 @@ class SiteForm(FlaskForm):
     contact_email = EmailField("Contact email", validators=[Optional(), Email(), Length(max=320)], filters=[_strip])
 
     def validate_timezone(self, field):
-        if field.data and not valid_timezone(field.data):
+        if field.data and not is_timezone(field.data):
             raise ValidationError("Pick an IANA time zone such as Europe/Berlin or America/New_York.")
 
     def validate_longitude(self, field):

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone as dt_timezone
 from decimal import Decimal
 from uuid import UUID
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
@@ -23,6 +22,7 @@ from ..tenancy import TenantContext
 from ..tenancy.limits import require_room
 from ..tenancy.models import Membership
 from ..tenancy.queries import lock_tenant
+from ..timezones import is_timezone
 from .models import Site, SiteAssignment
 from .queries import site_device_count, site_task_count
 
@@ -50,17 +50,9 @@ def snapshot(site: Site) -> dict:
             "archived_at": site.archived_at.isoformat() if site.archived_at else None}
 
 
-def valid_timezone(name: str) -> bool:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return False
-    return True
-
-
 def _check(ctx: TenantContext, data: SiteData, site: Site | None = None) -> None:
-    if not valid_timezone(data.timezone):
-        raise RuleViolation(f"{data.timezone} is not a known IANA time zone.", field="timezone")
+    if not is_timezone(data.timezone):
+        raise RuleViolation(f"{data.timezone[:64]} is not a known IANA time zone.", field="timezone")
     if (data.latitude is None) != (data.longitude is None):
         raise RuleViolation("Give both latitude and longitude, or neither.", field="latitude")
     clash = select(Site.id).where(Site.tenant_id == ctx.tenant_id, func.lower(Site.name) == data.name.lower())

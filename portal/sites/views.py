@@ -4,7 +4,6 @@ from __future__ import annotations
 from datetime import datetime
 from urllib.parse import urlsplit
 from uuid import UUID
-from zoneinfo import ZoneInfo
 
 from flask import abort, flash, make_response, redirect, render_template, request, url_for
 
@@ -13,6 +12,7 @@ from ..rules import RuleViolation
 from ..tenancy import Permission, can, current, requires, tenant_blueprint
 from ..tenancy.limits import room_left
 from ..tenancy.models import Membership
+from ..timezones import zone
 from . import queries, services
 from .forms import DAY_NAMES, AssignmentForm, SiteForm, timezone_names
 
@@ -79,7 +79,7 @@ def show(site_id: UUID):
         response = make_response(render_template("sites/_site_members.html", **_members_panel(site, request.args)))
         response.vary.add("HX-Target")
         return response
-    local_now = datetime.now(ZoneInfo(site.timezone))
+    local_now = datetime.now(zone(site.timezone))
     return render_template("sites/show.html", local_now=local_now, day_names=DAY_NAMES,
                            devices=queries.site_devices(site), device_count=queries.site_device_count(site),
                            **_members_panel(site, request.args))

@@ -14,7 +14,6 @@ import re
 from dataclasses import dataclass, replace
 from datetime import date
 from uuid import UUID
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import abort
 from sqlalchemy import (
@@ -40,6 +39,8 @@ from ..sites.models import Site, SiteAssignment
 from ..sites.visibility import assigned_site_ids
 from ..tenancy import TenantContext
 from ..tenancy.models import Membership, MembershipStatus
+from ..timezones import is_timezone
+from ..timezones import zone as timezone_of
 from .models import ACTIVE_STATUSES, Task, TaskComment, TaskPriority, TaskStatus
 
 PAGE_SIZE = 50
@@ -54,11 +55,7 @@ STATUS_FILTERS = {"": "Still to do", **{s.value: s.label.capitalize() for s in T
 def tenant_timezone(tenant) -> str:
     """The tenant's calendar for tasks without a site: settings.timezone when it names a zone."""
     name = ((tenant.settings or {}).get("timezone") or "UTC") if tenant is not None else "UTC"
-    try:
-        ZoneInfo(str(name))
-    except (ZoneInfoNotFoundError, ValueError):
-        return "UTC"
-    return str(name)
+    return name if is_timezone(name) else "UTC"
 
 
 def local_today(tenant_tz: str):
@@ -353,10 +350,7 @@ def detail(ctx: TenantContext, task: Task) -> Detail:
 
 def _today_in(zone: str) -> date:
     from datetime import datetime
-    try:
-        return datetime.now(ZoneInfo(zone)).date()
-    except (ZoneInfoNotFoundError, ValueError):
-        return datetime.now(ZoneInfo("UTC")).date()
+    return datetime.now(timezone_of(zone)).date()
 
 
 def comments(ctx: TenantContext, task: Task, limit: int = 200) -> list:
