@@ -160,8 +160,10 @@ def next_task():
     for one. The wait holds no database connection: each try is its own short transaction,
     and between tries the connection goes back to the pool (polling, every AGENT_POLL_SECONDS)."""
     try:
-        wait = min(max(float(request.args.get("wait", POLL_MAX)), 0.0), POLL_MAX)
+        wait = float(request.args.get("wait", POLL_MAX))
     except ValueError:
+        wait = -1.0
+    if not 0 <= wait <= POLL_MAX:  # as documented; NaN fails this comparison too
         _invalid({"wait": f"Seconds to wait, 0 to {POLL_MAX}."})
     interval = current_app.config.get("AGENT_POLL_SECONDS", 1.0)
     deadline = time.monotonic() + wait
