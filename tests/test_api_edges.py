@@ -31,7 +31,7 @@ def _tokens_of(app, tenant_id, client_id) -> int:
 
 
 @pytest.mark.parametrize("scope", ["devices:write", "devices:view devices:write", "nonsense:yes",
-                                   "devices:view DEVICES:VIEW", "tenant:manage"])
+                                   "devices:view DEVICES:VIEW", "tenant:manage", "dévices:view ÷"])
 def test_a_scope_the_client_does_not_hold_is_invalid_scope(app, client, world, scope):
     """RFC 6749 5.2: 400 invalid_scope, and no token, rather than a token with less."""
     client_id, secret = make_client(app, world["a"]["id"], ["devices:view", "sites:view"])

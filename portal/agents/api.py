@@ -159,6 +159,9 @@ def next_task():
     """Claim the device's oldest queued task, waiting up to `wait` seconds (default and most 25)
     for one. The wait holds no database connection: each try is its own short transaction,
     and between tries the connection goes back to the pool (polling, every AGENT_POLL_SECONDS)."""
+    unknown = sorted(set(request.args) - {"wait"})
+    if unknown:  # as the API's lists do: a misspelt `wiat` would otherwise wait the full 25 s
+        _invalid({name: "Not a parameter of this operation." for name in unknown})
     try:
         wait = float(request.args.get("wait", POLL_MAX))
     except ValueError:

@@ -3,7 +3,7 @@ what api.py checks by hand (the same limits, from the same constants), and the o
 portal/api/openapi.py adds to the document. Descriptions only: nothing here validates a request."""
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import INCLUDE, Schema, fields, validate
 
 from .api import BATCH_BODY_MAX, BODY_MAX, POLL_MAX
 from .models import Command, TaskStatus
@@ -29,8 +29,14 @@ def _metrics():
                                                                  "4 KiB, kept as they are"})
 
 
-class Heartbeat(Schema):
-    """One device's heartbeat: every member optional (an empty object says "alive")."""
+class Open(Schema):
+    class Meta:
+        unknown = INCLUDE  # members an agent newer than the portal sends are ignored, not refused
+
+
+class Heartbeat(Open):
+    """One device's heartbeat: every member optional (an empty object says "alive"); an object
+    with `devices` is a batch instead."""
     status = _status()
     firmware = _firmware()
     metrics = _metrics()
@@ -40,7 +46,7 @@ class BatchItem(Heartbeat):
     device_id = fields.UUID(required=True)
 
 
-class HeartbeatBatch(Schema):
+class HeartbeatBatch(Open):
     """A gateway's batch: all or nothing; each device once."""
     devices = fields.List(fields.Nested(BatchItem), required=True, validate=validate.Length(min=1, max=BATCH_MAX))
 
@@ -65,7 +71,7 @@ class Task(Schema):
     expires_at = fields.DateTime(required=True)
 
 
-class ResultIn(Schema):
+class ResultIn(Open):
     status = fields.String(required=True, validate=validate.OneOf([TaskStatus.SUCCEEDED.value,
                                                                     TaskStatus.FAILED.value]))
     exit_code = fields.Integer(allow_none=True, validate=validate.Range(-2**31, 2**31 - 1))
@@ -115,7 +121,7 @@ OPERATIONS = {
         "description": "Sets the device's last seen, and its status and firmware when given; an audit row only "
                        "when they change. A batch (a gateway's credential only, up to "
                        f"{BATCH_MAX} devices, body up to {BATCH_BODY_MAX // 1024} KiB) is all or nothing.",
-        "requestBody": {"required": True, "content": {"application/json": {"schema": {"oneOf": [
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {"anyOf": [
             {"$ref": "#/components/schemas/AgentHeartbeat"}, {"$ref": "#/components/schemas/AgentHeartbeatBatch"}]}}}},
         "responses": {"200": _json("AgentHeartbeatOut"), **_problems("400", "404", "413", "422")}},
     "agent_api.next_task": {

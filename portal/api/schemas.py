@@ -3,6 +3,7 @@ out, and are the OpenAPI document's components (openapi.py), so the three cannot
 from __future__ import annotations
 
 from marshmallow import (
+    INCLUDE,
     RAISE,
     Schema,
     ValidationError,
@@ -243,7 +244,12 @@ def field_errors(messages, prefix: str = "") -> list[dict]:
 _SCOPES = "|".join(p.value for p in Permission)  # [a-z:-] only: nothing to escape
 
 
-class TokenIn(Schema):
+class OAuthForm(Schema):
+    class Meta:
+        unknown = INCLUDE  # RFC 6749 3.2: the server MUST ignore unrecognized request parameters
+
+
+class TokenIn(OAuthForm):
     grant_type = fields.String(required=True, validate=validate.OneOf(["client_credentials"]))
     scope = fields.String(metadata={"description": "Space-separated scopes, all held by the client (default: all "
                                                    "of them); any other is `invalid_scope`",
@@ -259,9 +265,10 @@ class TokenOut(Schema):
     scope = fields.String(required=True, metadata={"description": "The scopes granted"})
 
 
-class TokenRef(Schema):
+class TokenRef(OAuthForm):
     token = fields.String(required=True)
-    token_type_hint = fields.String(validate=validate.OneOf(["access_token"]))
+    token_type_hint = fields.String(validate=validate.OneOf(["access_token", ""]),
+                                    metadata={"description": "Only access tokens exist here; empty: no hint"})
 
 
 class Introspection(Schema):
