@@ -63,10 +63,10 @@ class Client(ClientMixin):
         return grant_type == "client_credentials"
 
     def get_allowed_scope(self, scope):
-        """Every scope of the client, or those asked for (the grant has checked it holds them)."""
-        if not scope:
-            return " ".join(sorted(self.scopes))
-        return " ".join(s for s in sorted(set(scope.split())) if s in self.scopes)
+        """Every scope of the client, or those asked for (the grant has checked it holds them);
+        a blank `scope` asks for none in particular."""
+        asked = set((scope or "").split())
+        return " ".join(sorted(asked & set(self.scopes) if asked else self.scopes))
 
     def check_response_type(self, response_type):
         return False

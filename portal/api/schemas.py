@@ -253,7 +253,7 @@ class TokenIn(OAuthForm):
     grant_type = fields.String(required=True, validate=validate.OneOf(["client_credentials"]))
     scope = fields.String(metadata={"description": "Space-separated scopes, all held by the client (default: all "
                                                    "of them); any other is `invalid_scope`",
-                                    "pattern": f"^({_SCOPES})( ({_SCOPES}))*$"})
+                                    "pattern": rf"^\s*(({_SCOPES})(\s+({_SCOPES}))*)?\s*$"})
     client_id = fields.String(metadata={"description": "With client_secret, instead of HTTP Basic"})
     client_secret = fields.String()
 
