@@ -6,7 +6,6 @@ no CSRF: a bearer request carries no ambient authority (CSRF still guards every 
 from __future__ import annotations
 
 import json
-import math
 import time
 from datetime import datetime
 from typing import Any
@@ -160,26 +159,20 @@ def _task_json(row) -> dict:
             "created_at": row.created_at.isoformat(), "expires_at": row.expires_at.isoformat()}
 
 
-def _seconds(raw: str | None, most: float) -> float:
-    """A wait in seconds, clamped to 0..most. NaN and the infinities are refused: NaN passes
-    every comparison of a clamp and would make the poll loop forever."""
-    if raw is None:
-        return most
-    try:
-        value = float(raw) if len(raw) <= 32 else math.nan
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value):
-        _invalid({"wait": f"Seconds to wait, a number from 0 to {most:g}."})
-    return min(max(value, 0.0), most)
-
-
 @bp.get("/tasks")
 def next_task():
     """Claim the device's oldest queued task, waiting up to `wait` seconds (default and most 25)
     for one. The wait holds no database connection: each try is its own short transaction,
     and between tries the connection goes back to the pool (polling, every AGENT_POLL_SECONDS)."""
-    wait = _seconds(request.args.get("wait"), POLL_MAX)
+    unknown = sorted(set(request.args) - {"wait"})
+    if unknown:  # as the API's lists do: a misspelt `wiat` would otherwise wait the full 25 s
+        _invalid({name: "Not a parameter of this operation." for name in unknown})
+    try:
+        wait = float(request.args.get("wait", POLL_MAX))
+    except ValueError:
+        wait = -1.0
+    if not 0 <= wait <= POLL_MAX:  # as documented; NaN fails this comparison too
+        _invalid({"wait": f"Seconds to wait, 0 to {POLL_MAX}."})
     interval = current_app.config.get("AGENT_POLL_SECONDS", 1.0)
     deadline = time.monotonic() + wait
     agent = g.agent

@@ -47,6 +47,20 @@ def refused_json(exc: JsonValueError) -> Problem:
     return Problem(422, f"The body {exc} (at {exc.path or 'the top level'}).", errors=field_error(exc.path, detail))
 
 
+def query(schema: Schema) -> dict:
+    """The query string, read as the document describes it: a parameter that is unknown, given
+    twice or not valid is a 422 naming it (the pages' lists ignore such values; a client that
+    sent `status=onlin` should hear about it, not get every device)."""
+    repeated = [name for name in request.args if len(request.args.getlist(name)) > 1]
+    if repeated:
+        raise Problem(422, "Some query parameters are not valid.",
+                      errors=[{"field": name, "detail": "Give this parameter once."} for name in repeated])
+    try:
+        return schema.load(request.args.to_dict())
+    except ValidationError as exc:
+        raise Problem(422, "Some query parameters are not valid.", errors=field_errors(exc.messages)) from None
+
+
 def refused(exc: RuleViolation) -> Problem:
     """A rule's refusal: 422 naming the field, or 409 when it is about the resource's state."""
     if exc.field:

@@ -14,6 +14,8 @@ from uuid import UUID
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import ClientMixin, TokenMixin, grants
+from authlib.oauth2.rfc6749.errors import InvalidScopeError
+from authlib.oauth2.rfc6749.util import scope_to_list
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
@@ -28,6 +30,7 @@ from .auth import rate_limit
 
 _AUTH = "SELECT * FROM portal_api_client_auth(%(client_id)s, %(hash)s)"
 AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+SCOPES = frozenset(p.value for p in Permission)
 
 
 class Client(ClientMixin):
@@ -60,11 +63,10 @@ class Client(ClientMixin):
         return grant_type == "client_credentials"
 
     def get_allowed_scope(self, scope):
-        """Every scope of the client, or those asked for that it holds (RFC 6749 3.3: the
-        response says which were granted)."""
-        if not scope:
-            return " ".join(sorted(self.scopes))
-        return " ".join(s for s in sorted(set(scope.split())) if s in self.scopes)
+        """Every scope of the client, or those asked for (the grant has checked it holds them);
+        a blank `scope` asks for none in particular."""
+        asked = set((scope or "").split())
+        return " ".join(sorted(asked & set(self.scopes) if asked else self.scopes))
 
     def check_response_type(self, response_type):
         return False
@@ -124,6 +126,17 @@ def request_client():
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
 
+    def validate_requested_scope(self):
+        """RFC 6749 5.2: a scope that does not exist, or that the client does not hold, is an
+        `invalid_scope` error (400), not a token with less than was asked for. (Authlib's own
+        check reads `scopes_supported`, which its init_app resets from the config.)"""
+        asked = set(scope_to_list(self.request.payload.scope) or [])
+        if asked - SCOPES:  # not echoed: a description may hold only printable ASCII (RFC 6749 5.2)
+            raise InvalidScopeError("A scope asked for does not exist.")
+        missing = sorted(asked - set(self.request.client.scopes))
+        if missing:
+            raise InvalidScopeError(f"This client does not hold the scope: {' '.join(missing)}.")
+
 
 class Revocation(RevocationEndpoint):
     CLIENT_AUTH_METHODS = AUTH_METHODS
@@ -176,7 +189,6 @@ class Server(AuthorizationServer):
 
 
 server = Server(query_client=_query_client, save_token=_save_token)
-server.scopes_supported = [p.value for p in Permission]
 server.register_grant(ClientCredentialsGrant)
 server.register_endpoint(Revocation)
 server.register_endpoint(Introspection)

@@ -1,14 +1,16 @@
-"""The OpenAPI 3.1 document of /api/v1, generated from the code: the routes and their scopes
-from the URL map and the `auth.scope` decorators, the bodies from the marshmallow schemas
-(apispec), the responses each view can give from the table below."""
+"""The OpenAPI 3.1 document of the machines' whole surface, generated from the code: /api/v1
+(the routes and their scopes from the URL map and the `auth.scope` decorators), the agents'
+/api/v1/agent (agents/apidoc.py) and /oauth/*; the bodies and query parameters from the
+marshmallow schemas (apispec), the responses each view can give from the tables below."""
 from __future__ import annotations
+
+import copy
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import current_app
 
-from ..devices.models import DeviceStatus, DeviceType
-from ..devices.queries import SORTS
+from ..agents import apidoc as agent_doc
 from . import schemas
 
 PROBLEM = {"description": "Problem details (RFC 9457)",
@@ -21,8 +23,6 @@ IF_MATCH_OPTIONAL = {**IF_MATCH, "required": False}
 IDEMPOTENCY = {"name": "Idempotency-Key", "in": "header", "required": False,
                "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
                "description": "A retried create with the same key returns the first result"}
-CURSOR = {"name": "cursor", "in": "query", "schema": {"type": "string", "maxLength": 500},
-          "description": "From the previous page's `next` link"}
 
 
 def _json(schema: str, headers: dict | None = None, description: str = "OK") -> dict:
@@ -37,22 +37,15 @@ def _body(schema: str) -> dict:
     return {"required": True, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}}}
 
 
-DEVICE_FILTERS = [
-    {"name": "q", "in": "query", "schema": {"type": "string", "maxLength": 100},
-     "description": "Prefix of the name or serial number"},
-    {"name": "site", "in": "query", "schema": {"type": "string", "format": "uuid"}},
-    {"name": "type", "in": "query", "schema": {"type": "string", "enum": [t.value for t in DeviceType]}},
-    {"name": "status", "in": "query", "schema": {"type": "string", "enum": [s.value for s in DeviceStatus]}},
-    {"name": "sort", "in": "query", "schema": {"type": "string", "enum": list(SORTS)}},
-    {"name": "dir", "in": "query", "schema": {"type": "string", "enum": ["asc", "desc"]}},
-    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
-    CURSOR,
-]
-SITE_FILTERS = [{"name": "archived", "in": "query", "schema": {"type": "boolean"}}, CURSOR]
+QUERY_NOTE = (" A query parameter that is not one of these, is given twice or is not valid (a cursor "
+              "included) is a 422 whose `errors` name it; a NUL character anywhere is a 400.")
+DEVICE_FILTERS = [{"in": "query", "schema": schemas.DeviceListArgs}]
+SITE_FILTERS = [{"in": "query", "schema": schemas.SiteListArgs}]
 
 # endpoint -> (summary, parameters, request body schema, {status: response})
 OPERATIONS = {
-    "api.list_sites": ("List sites", SITE_FILTERS, None, {"200": _json("SitePage"), "400": PROBLEM}),
+    "api.list_sites": ("List sites", SITE_FILTERS, None, {"200": _json("SitePage"), "400": PROBLEM,
+                                                              "422": PROBLEM}),
     "api.create_site": ("Create a site", [IDEMPOTENCY], "SiteIn",
                         {"201": _json("SiteOut", ETAG, "Created"), "400": PROBLEM, "409": PROBLEM, "415": PROBLEM,
                          "422": PROBLEM}),
@@ -69,7 +62,7 @@ OPERATIONS = {
                          {"200": _json("SiteOut", ETAG), "404": PROBLEM, "409": PROBLEM, "412": PROBLEM,
                           "422": PROBLEM}),
     "api.list_devices": ("List devices (filters, prefix search, sorts, cursor pages)", DEVICE_FILTERS, None,
-                         {"200": _json("DevicePage"), "400": PROBLEM}),
+                         {"200": _json("DevicePage"), "400": PROBLEM, "422": PROBLEM}),
     "api.create_device": ("Create a device", [IDEMPOTENCY], "DeviceIn",
                           {"201": _json("DeviceOut", ETAG, "Created"), "400": PROBLEM, "409": PROBLEM,
                            "415": PROBLEM, "422": PROBLEM}),
@@ -90,43 +83,99 @@ COMPONENTS = {"SiteIn": schemas.SiteIn, "SitePatch": schemas.SitePatch, "SiteOut
               "SitePage": schemas.SitePage, "DeviceIn": schemas.DeviceIn, "DevicePatch": schemas.DevicePatch,
               "DeviceOut": schemas.DeviceOut, "DevicePage": schemas.DevicePage, "BulkStatusIn": schemas.BulkStatusIn,
               "BulkStatusOut": schemas.BulkStatusOut,
-              "EventIn": schemas.EventIn, "EventsIn": schemas.EventsIn, "EventsOut": schemas.EventsOut, "Problem": schemas.ProblemOut}
+              "EventIn": schemas.EventIn, "EventsIn": schemas.EventsIn, "EventsOut": schemas.EventsOut, "Problem": schemas.ProblemOut,
+              "TokenIn": schemas.TokenIn, "TokenOut": schemas.TokenOut, "TokenRef": schemas.TokenRef,
+              "Introspection": schemas.Introspection, "OAuthError": schemas.OAuthError, **agent_doc.COMPONENTS}
+
+# /oauth/*: a client authenticates by HTTP Basic, or by client_id and client_secret in the form.
+CLIENT_AUTH = [{"clientBasic": []}, {}]
+OAUTH_ERROR = {"description": "An OAuth 2.0 error (RFC 6749 5.2)",
+               "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OAuthError"}}}}
+# 400 is also the app's refusal of a NUL character (web.refuse_nul_characters), as problem details.
+OAUTH_BAD_REQUEST = {"description": "An OAuth 2.0 error, or problem details for a NUL character",
+                     "content": {**OAUTH_ERROR["content"], **PROBLEM["content"]}}
+
+
+def _form(schema: str) -> dict:
+    return {"required": True, "content": {"application/x-www-form-urlencoded": {
+        "schema": {"$ref": f"#/components/schemas/{schema}"}}}}
+
+
+OAUTH_OPERATIONS = {
+    "oauth.token": {
+        "operationId": "token", "summary": "Issue an access token (client credentials grant)",
+        "description": "Scopes asked for must all be held by the client (`invalid_scope` otherwise); none asked "
+                       "for: all of them.",
+        "requestBody": _form("TokenIn"),
+        "responses": {"200": _json("TokenOut", description="The token"), "400": OAUTH_BAD_REQUEST, "401": OAUTH_ERROR,
+                      "429": PROBLEM}},
+    "oauth.revoke": {
+        "operationId": "revoke", "summary": "Revoke one of the client's tokens (RFC 7009)",
+        "description": "A token that is not the client's own is answered like an unknown one: 200, nothing done.",
+        "requestBody": _form("TokenRef"),
+        "responses": {"200": {"description": "Revoked, or not the client's"}, "400": OAUTH_BAD_REQUEST,
+                      "401": OAUTH_ERROR, "429": PROBLEM}},
+    "oauth.introspect": {
+        "operationId": "introspect", "summary": "Introspect one of the client's tokens (RFC 7662)",
+        "requestBody": _form("TokenRef"),
+        "responses": {"200": _json("Introspection"), "400": OAUTH_BAD_REQUEST, "401": OAUTH_ERROR, "429": PROBLEM}},
+}
 
 
 def _path(rule) -> str:
     out = rule.rule
     for argument in rule.arguments:
-        out = out.replace(f"<uuid:{argument}>", "{" + argument + "}")
+        out = out.replace(f"<uuid:{argument}>", "{" + argument + "}").replace(f"<{argument}>", "{" + argument + "}")
     return out
+
+
+def _path_parameters(rule) -> list[dict]:
+    return [{"name": a, "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
+            for a in sorted(rule.arguments)]
 
 
 def document() -> dict:
     spec = APISpec(title="Portal API", version="1", openapi_version="3.1.0", plugins=[MarshmallowPlugin()],
                    info={"description": "Sites and devices of one organization, for OAuth 2.0 clients "
-                                        "(client credentials at /oauth/token). See the README."})
+                                        "(client credentials at /oauth/token); the devices' agents' own API "
+                                        "under /api/v1/agent. See the README."})
     spec.components.security_scheme("oauth2", {
         "type": "oauth2", "flows": {"clientCredentials": {
             "tokenUrl": "/oauth/token",
             "scopes": {p.value: p.description for p in _permissions()}}}})
+    spec.components.security_scheme("clientBasic", {
+        "type": "http", "scheme": "basic", "description": "The API client's id and secret"})
+    spec.components.security_scheme("agentSecret", agent_doc.SCHEME)
     for name, schema in COMPONENTS.items():
         spec.components.schema(name, schema=schema)
     for rule in sorted(current_app.url_map.iter_rules(), key=lambda r: r.rule):
-        if rule.endpoint not in OPERATIONS:
+        if rule.endpoint in agent_doc.OPERATIONS:
+            operation = {**agent_doc.OPERATIONS[rule.endpoint], "security": agent_doc.SECURITY}
+            operation["parameters"] = _path_parameters(rule) + operation.get("parameters", [])
+        elif rule.endpoint in OAUTH_OPERATIONS:
+            operation = {**OAUTH_OPERATIONS[rule.endpoint], "security": CLIENT_AUTH}
+        elif rule.endpoint in OPERATIONS:
+            operation = _api_operation(rule)
+        else:
             continue
-        summary, parameters, request_body, responses = OPERATIONS[rule.endpoint]
-        view = current_app.view_functions[rule.endpoint]
-        path_parameters = [{"name": a, "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
-                           for a in sorted(rule.arguments)]
-        operation = {"operationId": rule.endpoint.split(".", 1)[1], "summary": summary,
-                     "security": [{"oauth2": [view.scope.value]}],
-                     "description": f"Needs the scope `{view.scope.value}`.",
-                     "parameters": path_parameters + list(parameters),
-                     "responses": {**responses, **{code: PROBLEM for code in COMMON}}}
-        if request_body:
-            operation["requestBody"] = _body(request_body)
         for method in rule.methods - {"HEAD", "OPTIONS"}:
-            spec.path(path=_path(rule), operations={method.lower(): operation})
+            # apispec resolves schemas in place (it pops a parameter's schema): give it a copy.
+            spec.path(path=_path(rule), operations={method.lower(): copy.deepcopy(operation)})
     return spec.to_dict()
+
+
+def _api_operation(rule) -> dict:
+    summary, parameters, request_body, responses = OPERATIONS[rule.endpoint]
+    view = current_app.view_functions[rule.endpoint]
+    path_parameters = _path_parameters(rule)
+    operation = {"operationId": rule.endpoint.split(".", 1)[1], "summary": summary,
+                 "security": [{"oauth2": [view.scope.value]}],
+                 "description": f"Needs the scope `{view.scope.value}`." + (QUERY_NOTE if parameters else ""),
+                 "parameters": path_parameters + list(parameters),
+                 "responses": {**responses, **{code: PROBLEM for code in COMMON}}}
+    if request_body:
+        operation["requestBody"] = _body(request_body)
+    return operation
 
 
 def _permissions():

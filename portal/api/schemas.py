@@ -3,6 +3,7 @@ out, and are the OpenAPI document's components (openapi.py), so the three cannot
 from __future__ import annotations
 
 from marshmallow import (
+    INCLUDE,
     RAISE,
     Schema,
     ValidationError,
@@ -16,11 +17,15 @@ from ..oneline import MESSAGE as ONE_LINE
 from ..oneline import PATTERN as ONE_LINE_PATTERN
 from ..oneline import control_character
 from ..analytics.events import BATCH_MAX as EVENTS_MAX
+from ..devices.queries import SEARCH_MAX, SORTS
 from ..devices.services import BULK_MAX
 from ..sites.services import WEEKDAYS
+from ..tenancy import Permission
 from ..timezones import is_timezone
 
 HOURS = r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-4]):[0-5]\d$"
+NO_NUL = r"^[^\x00]*$"
+LIMIT_MAX = 200
 
 
 class Text(fields.String):
@@ -84,6 +89,34 @@ class SitePatch(SiteIn):
     operating_hours = fields.Dict(keys=fields.String(validate=validate.OneOf(WEEKDAYS)),
                                   values=fields.String(validate=validate.Regexp(HOURS)))
     contact = fields.Nested(Contact)
+
+
+class Query(Strict):
+    """A list's query parameters: what is not one of them, or not valid, is a 422 naming it."""
+    error_messages = {"unknown": "Not a parameter of this operation."}
+
+
+class Cursor(fields.String):
+    def __init__(self, **kwargs):
+        super().__init__(validate=validate.Length(max=500), metadata={
+            "pattern": NO_NUL, "description": "From the previous page's `next` link"}, **kwargs)
+
+
+class SiteListArgs(Query):
+    archived = fields.Boolean(truthy={"true"}, falsy={"false"}, load_default=False,
+                              metadata={"description": "true: the archived sites instead of the active ones"})
+    cursor = Cursor()
+
+
+class DeviceListArgs(Query):
+    q = Text(validate=validate.Length(max=SEARCH_MAX), metadata={"description": "Prefix of the name or serial number"})
+    site = fields.UUID(metadata={"description": "Only the devices of this site"})
+    type = fields.Enum(DeviceType, by_value=True)
+    status = fields.Enum(DeviceStatus, by_value=True)
+    sort = fields.String(validate=validate.OneOf(list(SORTS)))
+    dir = fields.String(validate=validate.OneOf(["asc", "desc"]))
+    limit = fields.Integer(validate=validate.Range(1, LIMIT_MAX), metadata={"description": "Page size (default 50)"})
+    cursor = Cursor()
 
 
 class SiteOut(Schema):
@@ -212,3 +245,55 @@ def field_errors(messages, prefix: str = "") -> list[dict]:
     else:
         out.append({"field": prefix, "detail": str(messages)})
     return out
+
+
+# --- /oauth/* (Authlib answers them; these describe what it reads and writes) -------------------
+
+_SCOPES = "|".join(p.value for p in Permission)  # [a-z:-] only: nothing to escape
+
+
+class OAuthForm(Schema):
+    class Meta:
+        unknown = INCLUDE  # RFC 6749 3.2: the server MUST ignore unrecognized request parameters
+
+
+class TokenIn(OAuthForm):
+    grant_type = fields.String(required=True, validate=validate.OneOf(["client_credentials"]))
+    scope = fields.String(metadata={"description": "Space-separated scopes, all held by the client (default: all "
+                                                   "of them); any other is `invalid_scope`",
+                                    "pattern": rf"^\s*(({_SCOPES})(\s+({_SCOPES}))*)?\s*$"})
+    client_id = fields.String(metadata={"description": "With client_secret, instead of HTTP Basic"})
+    client_secret = fields.String()
+
+
+class TokenOut(Schema):
+    access_token = fields.String(required=True)
+    token_type = fields.String(required=True, validate=validate.OneOf(["Bearer"]))
+    expires_in = fields.Integer(required=True)
+    scope = fields.String(required=True, metadata={"description": "The scopes granted"})
+
+
+class TokenRef(OAuthForm):
+    token = fields.String(required=True)
+    token_type_hint = fields.String(validate=validate.OneOf(["access_token", ""]),
+                                    metadata={"description": "Only access tokens exist here; empty: no hint"})
+
+
+class Introspection(Schema):
+    """RFC 7662: only `active: false` for a token that is not the client's own or not live."""
+    active = fields.Boolean(required=True)
+    client_id = fields.String()
+    token_type = fields.String()
+    scope = fields.String()
+    exp = fields.Integer()
+    iat = fields.Integer()
+    sub = fields.String()
+
+
+class OAuthError(Schema):
+    """RFC 6749 5.2."""
+    error = fields.String(required=True, metadata={"description": "invalid_request, invalid_client, invalid_grant, "
+                                                                  "unauthorized_client, unsupported_grant_type, "
+                                                                  "invalid_scope, unsupported_token_type"})
+    error_description = fields.String()
+    error_uri = fields.String()

@@ -19,11 +19,10 @@ from ..sites import queries as site_queries
 from ..sites import services as site_services
 from ..tenancy import Permission, current
 from . import auth, openapi, schemas
-from .conventions import body, check_if_match, document, idempotent, refused
-from .problems import Problem
+from .conventions import body, check_if_match, document, idempotent, query, refused
+from .problems import Problem, field_error
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
-LIMIT_MAX = 200
 
 
 @bp.before_request
@@ -32,19 +31,6 @@ def _enter():
         return
     auth.enter()
     return
-
-
-def _limit() -> int:
-    raw = request.args.get("limit", "")
-    if not raw:
-        return device_queries.PAGE_SIZE
-    try:
-        value = int(raw)
-    except ValueError:
-        raise Problem(400, f"limit must be a whole number from 1 to {LIMIT_MAX}.") from None
-    if not 1 <= value <= LIMIT_MAX:
-        raise Problem(400, f"limit must be a whole number from 1 to {LIMIT_MAX}.")
-    return value
 
 
 @bp.get("/openapi.json")
@@ -101,21 +87,30 @@ def _cursor(value: str) -> str:
     return base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
 
 
+BAD_CURSOR = "Not a cursor of this list: use the `next` link of a page."
+
+
+def _bad_cursor() -> Problem:
+    return Problem(422, "Some query parameters are not valid.", errors=field_error("cursor", BAD_CURSOR))
+
+
 def _uncursor(value: str) -> str:
     try:
-        text = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
+        # validate: the lenient default skips stray characters, and a mangled cursor became a name
+        text = base64.b64decode(value + "=" * (-len(value) % 4), altchars=b"-_", validate=True).decode()
     except (ValueError, UnicodeDecodeError):
-        raise Problem(400, "The cursor is not valid: use the `next` link of a page.") from None
+        raise _bad_cursor() from None
     if "\x00" in text:
-        raise Problem(400, "The cursor is not valid: use the `next` link of a page.")
+        raise _bad_cursor()
     return text
 
 
 @bp.get("/sites")
 @auth.scope(Permission.SITES_VIEW)
 def list_sites():
-    archived = request.args.get("archived", "false").lower() in ("1", "true", "yes")
-    after = _uncursor(request.args["cursor"]) if request.args.get("cursor") else ""
+    args = query(schemas.SiteListArgs())
+    archived = args["archived"]
+    after = _uncursor(args["cursor"]) if args.get("cursor") else ""
     rows, next_name, _, _ = site_queries.site_page(current(), after=after, archived=archived)
     next_url = url_for(".list_sites", cursor=_cursor(next_name), **({"archived": "true"} if archived else {})) \
         if next_name else None
@@ -231,9 +226,12 @@ LIST_ARGS = ("q", "site", "type", "status", "sort", "dir", "limit")
 def list_devices():
     """The device list's filters (site, type, status), prefix search (q) and sorts, paged by
     cursor: the same statement as the page's list, at any depth."""
+    args = query(schemas.DeviceListArgs())
     state = device_queries.ListState.from_args(request.args)
-    state = replace(state, after=request.args.get("cursor", "")[:500], before="")
-    limit = _limit()
+    state = replace(state, after=args.get("cursor", ""), before="")
+    if state.after and not device_queries.readable_cursor(state.after, state.sort):
+        raise _bad_cursor()  # the page starts over on a bad cursor; a client is told
+    limit = args.get("limit", device_queries.PAGE_SIZE)
     page = device_queries.device_page(current(), state, limit)
     # The hot path: plain dicts, as schemas.DeviceItem documents them (the rows are psycopg's own
     # values; marshmallow per row would cost more than the query).

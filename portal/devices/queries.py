@@ -129,6 +129,11 @@ def _decode(cursor: str, sort: str) -> tuple | None:
         return None
 
 
+def readable_cursor(cursor: str, sort: str) -> bool:
+    """Whether `cursor` is a position of the list sorted by `sort` (the API refuses others)."""
+    return _decode(cursor, sort) is not None
+
+
 def prefix_bounds(prefix: str) -> tuple[str, str | None]:
     """[low, high) of the strings starting with `prefix`: the prefix, and the prefix with its
     last character incremented (None: no upper bound). In the "C" collation byte order is
