@@ -49,15 +49,21 @@ def _invitations(app, tenant_id, email):
             Invitation.tenant_id == tenant_id, Invitation.email == email))
 
 
-def test_a_lock_held_too_long_is_a_fast_try_again_and_nothing_is_written(quick_app, db_urls, world):
-    a, owner = world["a"], world["users"]["owner"]
-    client = quick_app.test_client()
-    login(client, owner.email)
+def _owner_while_locked(app, db_urls, world, seconds: float):
+    """The owner's client and CSRF token, once another connection holds the tenant row for `seconds`."""
+    client = app.test_client()
+    login(client, world["users"]["owner"].email)
     token = csrf_token(client)
     held = threading.Event()
-    holder = threading.Thread(target=_hold_tenant_lock, args=(db_urls, a["id"], 6, held))
+    holder = threading.Thread(target=_hold_tenant_lock, args=(db_urls, world["a"]["id"], seconds, held))
     holder.start()
     held.wait(10)
+    return client, token, holder
+
+
+def test_a_lock_held_too_long_is_a_fast_try_again_and_nothing_is_written(quick_app, db_urls, world):
+    a = world["a"]
+    client, token, holder = _owner_while_locked(quick_app, db_urls, world, 6)
     retries = _retries()
     started = time.monotonic()
     response = _invite(client, a["slug"], "late@example.com", token)
@@ -72,15 +78,9 @@ def test_a_lock_held_too_long_is_a_fast_try_again_and_nothing_is_written(quick_a
 
 
 def test_the_second_attempt_succeeds_once_the_lock_is_released_and_writes_once(quick_app, db_urls, world):
-    a, owner = world["a"], world["users"]["owner"]
-    client = quick_app.test_client()
-    login(client, owner.email)
-    token = csrf_token(client)
-    held = threading.Event()
+    a = world["a"]
     # Released after 3 s: the first attempt gave up at 2 s, the second gets the lock.
-    holder = threading.Thread(target=_hold_tenant_lock, args=(db_urls, a["id"], 3, held))
-    holder.start()
-    held.wait(10)
+    client, token, holder = _owner_while_locked(quick_app, db_urls, world, 3)
     retries = _retries()
     response = _invite(client, a["slug"], "patient@example.com", token)
     holder.join()
