@@ -11,7 +11,9 @@ from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
-from flask_wtf import CSRFProtect
+from flask_wtf import CSRFProtect, FlaskForm
+from flask_wtf.csrf import _FlaskFormCSRF
+from wtforms.csrf.core import CSRFTokenField
 from sqlalchemy import DateTime, Enum, MetaData, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -33,6 +35,22 @@ class Base(DeclarativeBase):
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 csrf = CSRFProtect()
+
+
+class _CSRFTokenFieldWithoutId(CSRFTokenField):
+    """A page holds several forms, each with its hidden CSRF field: with WTForms' default id
+    (the field's name) every one was `id="csrf_token"`, an id used many times on one page."""
+
+    def __call__(self, **kwargs):
+        kwargs.setdefault("id", False)  # html_params leaves a False attribute out
+        return super().__call__(**kwargs)
+
+
+class _FormCSRF(_FlaskFormCSRF):
+    field_class = _CSRFTokenFieldWithoutId
+
+
+FlaskForm.Meta.csrf_class = _FormCSRF  # every FlaskForm of the portal, one place
 login_manager = LoginManager()
 htmx = HTMX()
 # Storage from RATELIMIT_STORAGE_URI: memory:// per process by default, redis://... to share across processes.

@@ -2,7 +2,8 @@
 in Chromium.
 
 Each visit fails on a console error (htmx: errors and CSP violations included), an image that
-did not decode, a document wider than the viewport, or a serious or critical axe-core violation. Screenshots of every
+did not decode, an id used twice, text clipped without a title, a document wider than the
+viewport, or a serious or critical axe-core violation. Screenshots of every
 page at both widths go to test-artifacts/pages/ (git-ignored). One browser for the session,
 one sign-in and one context per role. Each page is loaded once: it is checked at 1280 px, then
 resized to 390 px and checked again (the layout follows media queries, nothing measures the
@@ -147,6 +148,22 @@ def check_page(tab: Tab, name: str, path: str, width_name: str, role: str, axe) 
     broken = page.evaluate("""() => Array.from(document.images).filter(i => !(i.naturalWidth > 0))
         .map(i => `${i.alt || '(no alt)'} ${i.getAttribute('src').slice(0, 60)}`)""")
     problems += [f"image did not decode: {b}" for b in broken]
+    # An id names one element: a second one breaks labels, aria references and scripts (axe rates
+    # duplicate-id "minor", so it does not catch it).
+    duplicated = page.evaluate("""() => { const seen = {}; document.querySelectorAll('[id]').forEach(e => {
+        seen[e.id] = (seen[e.id] || 0) + 1; }); return Object.keys(seen).filter(k => seen[k] > 1); }""")
+    problems += [f"id used more than once: {d}" for d in duplicated]
+    # Text cut off by its box (overflow hidden or clip, an ellipsis) must say in full what it is: a
+    # title on it or an ancestor. Scrolling boxes, form fields and visually hidden text are not cut.
+    clipped = page.evaluate("""() => Array.from(document.querySelectorAll('body *')).filter(e => {
+        if (['INPUT', 'TEXTAREA', 'SELECT', 'OPTION', 'svg'].includes(e.tagName) || e.closest('svg')) return false;
+        const r = e.getBoundingClientRect();
+        if (r.width <= 2 || r.height <= 2 || !e.textContent.trim()) return false;
+        const s = getComputedStyle(e);
+        if (!['hidden', 'clip'].includes(s.overflowX) || s.visibility === 'hidden') return false;
+        return e.scrollWidth > e.clientWidth + 1 && !e.closest('[title]');
+    }).slice(0, 5).map(e => `${e.tagName.toLowerCase()}.${e.className} "${e.textContent.trim().slice(0, 40)}"`)""")
+    problems += [f"text clipped without a title: {c}" for c in clipped]
     scroll, inner = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
     if scroll > inner:
         culprits = page.evaluate("""(inner) => Array.from(document.querySelectorAll('body *'))
