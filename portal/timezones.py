@@ -8,17 +8,37 @@ from __future__ import annotations
 from functools import cache
 from zoneinfo import ZoneInfo, available_timezones
 
+from flask import has_app_context
+from sqlalchemy import text
 
-@cache
+_known: frozenset[str] | None = None
+
+
 def names() -> frozenset[str]:
+    """The zones both Python and the database know: SQL computes with them too (tasks' due dates),
+    and the two tz databases differ by release (PostgreSQL 16.2 has no America/Coyhaique, which
+    Python's tzdata has; a site in it made the task list fail). Read once per process, at the first
+    use with an app (before that, Python's list alone)."""
+    global _known
+    if _known is not None:
+        return _known
     # `localtime` is this machine's alias, not an IANA name (and PostgreSQL does not know it).
-    return frozenset(available_timezones()) - {"localtime"}
+    python = frozenset(available_timezones()) - {"localtime"}
+    if not has_app_context():
+        return python
+    from .extensions import db
+    _known = python & frozenset(db.session.scalars(text("SELECT name FROM pg_timezone_names")))
+    return _known
 
 
-@cache
 def sorted_names() -> tuple[str, ...]:
     """For the forms' suggestion lists."""
-    return tuple(sorted(names()))
+    return _sorted(names())
+
+
+@cache
+def _sorted(zones: frozenset[str]) -> tuple[str, ...]:
+    return tuple(sorted(zones))
 
 
 def is_timezone(name: object) -> bool:

@@ -17,6 +17,7 @@ from urllib.parse import quote, quote_from_bytes
 from uuid import uuid4
 
 import pytest
+import sqlalchemy as sa
 from conftest import Factory, csrf_token, login
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
@@ -25,6 +26,7 @@ from test_agents import issue
 from test_api import EVERYTHING, bearer, make_client, token_for
 
 from portal.agents import api as agents_api
+from portal.extensions import db
 
 REQUEST_SECONDS = 10  # far above any answer here; a request still running then is hung
 FORM = "application/x-www-form-urlencoded"
@@ -123,6 +125,19 @@ def test_an_overlong_time_zone_is_refused_by_the_api(shop, zone):
     for r in (created, updated):
         assert r.status_code == 422 and r.mimetype == "application/problem+json"
         assert [e["field"] for e in r.get_json()["errors"]] == ["timezone"]
+
+
+def test_a_zone_python_knows_but_the_database_does_not_is_refused(app, shop):
+    """SQL computes with the zone (tasks' due dates): one PostgreSQL cannot name would fail there."""
+    from zoneinfo import available_timezones
+    with app.app_context():
+        known = set(db.session.scalars(sa.text("SELECT name FROM pg_timezone_names")))
+    missing = sorted(set(available_timezones()) - known - {"localtime"})
+    if not missing:
+        pytest.skip("this PostgreSQL knows every zone Python knows")
+    r = post_form(shop["owner"], f"/t/{shop['slug']}/sites/new",
+                  {"csrf_token": shop["csrf"], "name": f"Zone {uuid4().hex[:6]}", "timezone": missing[0]})
+    assert r.status_code == 422 and "Pick an IANA time zone" in r.get_data(as_text=True), missing[0]
 
 
 def test_the_organization_time_zone_is_checked_against_the_list(shop):
