@@ -291,6 +291,15 @@ def test_plan_limit_applies_to_the_api(app, client, factory, world):
     refused = client.post("/api/v1/devices", headers=bearer(token), json={
         "name": "One too many", "type": "sensor", "serial_number": "LIMIT-3", "site_id": str(t["sites"][0])})
     assert refused.status_code == 422 and "plan allows 2" in refused.get_json()["detail"]
+    # Nor may an edit bring a decommissioned device back past the limit (it did, unchecked).
+    device = str(t["devices"][0])
+    assert client.post(f"/api/v1/devices/{device}/decommission", headers=bearer(token)).status_code == 200
+    assert client.post("/api/v1/devices", headers=bearer(token), json={
+        "name": "Replacement", "type": "sensor", "serial_number": "LIMIT-4",
+        "site_id": str(t["sites"][0])}).status_code == 201
+    back = client.patch(f"/api/v1/devices/{device}", headers={**bearer(token), "If-Match": "*"},
+                        json={"status": "online"})
+    assert back.status_code == 422 and "plan allows 2" in back.get_json()["detail"]
 
 
 def test_rate_limit_answers_429_with_retry_after(db_urls, world):

@@ -137,6 +137,8 @@ def update_device(ctx: TenantContext, device: Device, data: DeviceData) -> Devic
     if serial_taken(ctx, data.serial_number, except_id=device.id):
         raise RuleViolation(f"A device with serial number {data.serial_number} already exists.",
                             field="serial_number")
+    if device.status == DeviceStatus.DECOMMISSIONED and data.status != DeviceStatus.DECOMMISSIONED:
+        room_for_devices(ctx, 1, "status")  # back in service through an edit: it counts again
     before = snapshot(device)
     was = device.status
     _apply(device, data)
