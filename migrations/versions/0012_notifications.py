@@ -3,7 +3,7 @@
 - `notifications` and `notification_preferences` belong to a user, not a tenant: row-level
   security on app.user_id (a user reads and changes only their own, whatever tenant the request
   is in). An event of a tenant names it in `about_tenant_id` (nullable: a sign-in has none; the
-  column is not called tenant_id because these are not tenant tables, see docs/issues/14).
+  column is not called tenant_id because these are not tenant tables, see docs/isolation.md).
 - The serving role may not INSERT notifications: `portal_notify` (SECURITY DEFINER) writes one
   row per recipient in one statement, reading each recipient's preference (which RLS hides
   from the actor), and answers with the recipients to email at once. It refuses a tenant other
