@@ -6,7 +6,7 @@ Starts the portal as the tests do: the embedded PostgreSQL under instance/pgtest
 database of its own (dropped at the end), migrated and loaded with the sample data, served from
 a thread; signs in as alice@acme.com (owner of acme-corp) in Debian's Chromium and writes
 OUTDIR/PREFIX-<page>-<width>.png for the dashboard, device list, members, roles, settings and
-account at 1280 and 390 px (the viewport; --full for the whole page).
+account at 1280 and 390 px (the viewport; --full for the whole page), and the phone menu opened.
 """
 from __future__ import annotations
 
@@ -84,6 +84,13 @@ def main() -> None:
                     page.wait_for_function(SETTLED, polling=100)
                     out = args.outdir / f"{args.prefix}-{label}-{width}.png"
                     page.screenshot(path=str(out), full_page=args.full)
+                    print(out)
+                if width == 390:  # the phone menu, opened on the dashboard
+                    page.goto(PAGES[0][1])
+                    page.wait_for_function(SETTLED, polling=100)
+                    page.get_by_role("button", name="Menu").click()
+                    out = args.outdir / f"{args.prefix}-menu-{width}.png"
+                    page.screenshot(path=str(out))
                     print(out)
             browser.close()
         server.shutdown()
