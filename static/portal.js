@@ -5,19 +5,47 @@
   "use strict";
   document.documentElement.classList.add("js");
 
-  // The header folds into a menu on a phone; the organization menu opens from its button.
+  // On a phone the sidebar is a drawer behind the menu button: open, it takes the focus and
+  // the page behind it is inert; Escape, a click outside or a wider window close it. The
+  // organization menu opens from its button.
+  var FOCUSABLE = 'a[href], button:not([disabled]), summary, input:not([type="hidden"]), select, [tabindex]:not([tabindex="-1"])';
   function setOpen(button, open) {
     var target = document.getElementById(button.getAttribute("aria-controls"));
     if (!target) return;
     button.setAttribute("aria-expanded", open ? "true" : "false");
-    if (button.hasAttribute("data-menu-toggle")) target.classList.toggle("open", open);
-    else target.hidden = !open;
+    if (!button.hasAttribute("data-menu-toggle")) {
+      target.hidden = !open;
+      return;
+    }
+    target.classList.toggle("open", open);
+    var main = document.getElementById("main");
+    // Only a drawer over the page (the phone layout) makes the page inert.
+    if (main) main.inert = open && getComputedStyle(target).position === "fixed";
+    if (open) {
+      var first = target.querySelector(FOCUSABLE);
+      if (first) first.focus();
+    }
+  }
+  function openDrawerToggle() {
+    return document.querySelector('[data-menu-toggle][aria-expanded="true"]');
+  }
+  if (window.matchMedia) {
+    window.matchMedia("(min-width: 64rem)").addEventListener("change", function () {
+      var toggle = openDrawerToggle();
+      if (toggle) setOpen(toggle, false);
+    });
   }
   document.addEventListener("click", function (event) {
     var button = event.target.closest && event.target.closest("[data-menu-toggle], [data-popup-toggle]");
     if (button) {
       setOpen(button, button.getAttribute("aria-expanded") !== "true");
       return;
+    }
+    var drawer = openDrawerToggle();
+    if (drawer) {
+      var panel = document.getElementById(drawer.getAttribute("aria-controls"));
+      var head = drawer.closest(".sidebar-head");
+      if (panel && !panel.contains(event.target) && !(head && head.contains(event.target))) setOpen(drawer, false);
     }
     // A click elsewhere closes open popups.
     document.querySelectorAll('[data-popup-toggle][aria-expanded="true"]').forEach(function (b) {
@@ -56,10 +84,17 @@
   });
   document.addEventListener("keydown", function (event) {
     if (event.key !== "Escape") return;
-    document.querySelectorAll('[data-popup-toggle][aria-expanded="true"]').forEach(function (b) {
+    // The innermost first: an open organization menu, then the drawer around it.
+    var popups = document.querySelectorAll('[data-popup-toggle][aria-expanded="true"]');
+    popups.forEach(function (b) {
       setOpen(b, false);
       b.focus();
     });
+    var drawer = openDrawerToggle();
+    if (!popups.length && drawer) {
+      setOpen(drawer, false);
+      drawer.focus();
+    }
   });
 
   // Confirmation dialogs: the trigger is a link to the dialog (which shows in place without

@@ -123,7 +123,7 @@ def test_accent_colour_is_checked_shown_in_its_tenant_only_and_reset(app, org):
     r = owner.post(f"/t/{slug}/settings/accent", data={"csrf_token": token, "accent": "#0B6E4F"})
     assert r.status_code == 303
     page = owner.get(f"/t/{slug}/devices/").get_data(as_text=True)
-    assert f'href="/t/{slug}/brand.css?v=0b6e4f"' in page and 'class="top branded"' in page
+    assert f'href="/t/{slug}/brand.css?v=0b6e4f"' in page and 'class="sidebar branded"' in page
     css = owner.get(f"/t/{slug}/brand.css?v=0b6e4f")
     assert css.mimetype == "text/css" and "--brand: #0b6e4f;" in css.get_data(as_text=True)
     assert "immutable" in css.headers["Cache-Control"]

@@ -1,4 +1,4 @@
-"""The interface's behaviour in Chromium: the header menu at 390 px, a <dialog> confirmation,
+"""The interface's behaviour in Chromium: the sidebar's drawer at 390 px, a <dialog> confirmation,
 a toast and the refreshed history after an inline status change, the device-list pager."""
 from __future__ import annotations
 
@@ -32,8 +32,8 @@ def test_phone_header_menu_dialog_toast_and_history(owner_tab):
     page = tab.page
     from playwright.sync_api import expect
 
-    # At 390 px the tabs fold into the menu.
-    devices_tab = page.locator("nav.tabs").get_by_role("link", name="Devices")
+    # At 390 px the sidebar folds into a drawer behind the menu button.
+    devices_tab = page.locator("nav.side-nav").get_by_role("link", name="Devices")
     expect(devices_tab).to_be_hidden()
     menu = page.get_by_role("button", name="Menu")
     menu.click()

@@ -52,7 +52,7 @@ def test_owner_creates_a_custom_role_and_the_member_sees_less(chromium, live_ser
         expect = sign_in(page, member.email, PASSWORD)
         page.goto(f"/t/{slug}/")
         expect(page.get_by_text("Your role:")).to_contain_text("Device reader")
-        tabs = page.locator("nav.tabs")
+        tabs = page.locator("nav.side-nav").first  # the organization's sections in the sidebar
         expect(tabs).to_contain_text("Devices")
         expect(tabs).not_to_contain_text("Members")
         expect(tabs).not_to_contain_text("Roles")

@@ -326,7 +326,7 @@ def test_field_technician_sample_role_everywhere(app):
     dashboard = c.get("/t/acme-corp/").get_data(as_text=True)
     assert "Field technician" in dashboard
     assert stats(dashboard)["sites"] == 1
-    nav = re.search(r'<nav class="tabs".*?</nav>', dashboard, re.S).group(0)
+    nav = re.search(r'<nav class="side-nav" .*?</nav>', dashboard, re.S).group(0)
     assert "Devices" in nav and "Members" not in nav and "Roles" not in nav
     devices = c.get("/t/acme-corp/devices/", headers=HX).get_data(as_text=True)
     assert serials(devices) == {"ACME-CAM-0002", "ACME-MTR-0001", "ACME-ACT-0001", "ACME-BCN-0001"}
