@@ -43,12 +43,12 @@
     if (first) first.click();
   }
 
-  // Outside an organization: the listed pages, those matching every word typed.
+  // Outside an organization: the listed pages whose words start with every word typed.
   function filterHere(q) {
-    var words = q.toLowerCase().split(/\s+/).filter(Boolean);
+    var typed = q.toLowerCase().split(/\s+/).filter(Boolean);
     results.querySelectorAll("li").forEach(function (li) {
-      var text = li.textContent.toLowerCase();
-      li.hidden = !words.every(function (w) { return text.indexOf(w) >= 0; });
+      var words = li.textContent.toLowerCase().replace(/-/g, " ").split(/\s+/);
+      li.hidden = !typed.every(function (t) { return words.some(function (w) { return w.indexOf(t) === 0; }); });
     });
     results.querySelectorAll("section").forEach(function (s) { s.hidden = !s.querySelector("li:not([hidden])"); });
     var empty = results.querySelector(".palette-none");

@@ -32,6 +32,16 @@ def fleet(app, password_hash):
     return {"t": t, "owner": owner, "member": member}
 
 
+def serious_violations(page) -> list[str]:
+    """axe-core's serious and critical violations of the page as it is (an open dialog included)."""
+    from axe_playwright_python.sync_playwright import Axe
+    if page.evaluate("typeof window.axe") == "undefined":
+        page.evaluate(Axe().axe_script)
+    results = page.evaluate('axe.run(document, {"resultTypes": ["violations"]})')
+    return [f"{v['id']}: {v['help']} at {[n['target'] for n in v['nodes']]}" for v in results["violations"]
+            if v["impact"] in ("serious", "critical")]
+
+
 def new_tab(chromium, live_server, email):
     context = chromium.new_context(base_url=live_server, viewport={"width": 1280, "height": 900})
     context.set_default_timeout(TIMEOUT_MS)
@@ -74,6 +84,7 @@ def test_palette_and_shortcuts_by_keyboard(chromium, live_server, fleet):
         hit = dialog.get_by_role("link", name=re.compile(f"^Device 1-0 {slug}"))
         expect(hit).to_be_visible()
         expect(dialog.locator("a[href]")).to_have_count(1)
+        assert serious_violations(page) == []
         page.keyboard.press("ArrowDown")
         expect(hit).to_be_focused()
         page.keyboard.press("Enter")
@@ -85,6 +96,7 @@ def test_palette_and_shortcuts_by_keyboard(chromium, live_server, fleet):
         shortcuts = page.get_by_role("dialog", name="Keyboard shortcuts")
         expect(shortcuts).to_be_visible()
         expect(shortcuts).to_contain_text("Go to devices")
+        assert serious_violations(page) == []
         page.keyboard.press("Escape")
         expect(shortcuts).to_be_hidden()
 

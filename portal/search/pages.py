@@ -45,8 +45,9 @@ ACCOUNT_PAGES = (
 
 
 def _matches(query: str, label: str, words: str) -> bool:
-    text = f"{label} {words}".lower()
-    return all(part in text for part in query.lower().split())
+    """Every word typed starts a word of the label or of its other words ("new d": New device)."""
+    known = f"{label} {words}".lower().replace("-", " ").split()
+    return all(any(word.startswith(part) for word in known) for part in query.lower().split())
 
 
 def pages(ctx: TenantContext | None, query: str) -> list[Page]:
