@@ -8,9 +8,7 @@
   var palette = document.getElementById("palette");
   var shortcuts = document.getElementById("shortcuts");
   if (!palette || !palette.showModal) return;
-  var input = document.getElementById("palette-q");
-  var results = document.getElementById("palette-results");
-  var status = document.getElementById("palette-status");
+  var input = null, results = null, status = null;  // once built (build())
   var url = palette.getAttribute("data-search-url");
   var DELAY = 120, G_WINDOW = 1500;
   var timer = 0, controller = null, shown = null, enterWhenReady = false, gAt = 0;
@@ -99,7 +97,28 @@
     returnTo.set(dialog, document.activeElement);
     dialog.showModal();
   }
+  // The palette's insides come from its <template> on first use.
+  function build() {
+    var body = document.getElementById("palette-body");
+    if (input || !body) return;
+    palette.appendChild(body.content.cloneNode(true));
+    body.remove();
+    input = document.getElementById("palette-q");
+    results = document.getElementById("palette-results");
+    status = document.getElementById("palette-status");
+    input.addEventListener("input", function () {
+      window.clearTimeout(timer);
+      timer = window.setTimeout(search, DELAY);
+    });
+    palette.querySelector("form").addEventListener("submit", function (event) {
+      event.preventDefault();  // Enter in the field opens the first result, once it is there
+      enterWhenReady = true;
+      search();
+    });
+  }
   function openPalette() {
+    build();
+    if (!input) return;
     if (palette.open) { input.focus(); input.select(); return; }
     if (shortcuts && shortcuts.open) shortcuts.close();
     show(palette);
@@ -124,21 +143,13 @@
     });
   });
 
-  input.addEventListener("input", function () {
-    window.clearTimeout(timer);
-    timer = window.setTimeout(search, DELAY);
-  });
-  palette.querySelector("form").addEventListener("submit", function (event) {
-    event.preventDefault();  // Enter in the field opens the first result, once it is there
-    enterWhenReady = true;
-    search();
-  });
   palette.addEventListener("keydown", function (event) {
     if (event.key === "Escape") {
       event.preventDefault();  // a search field would only clear itself
       palette.close();
       return;
     }
+    if (!results) return;
     var items = links(), at = items.indexOf(document.activeElement), next = null;
     if (event.key === "ArrowDown") next = at + 1;
     else if (event.key === "ArrowUp") next = at < 0 ? items.length - 1 : at - 1;

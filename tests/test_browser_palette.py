@@ -133,7 +133,7 @@ def test_a_member_does_not_find_a_site_they_are_not_assigned_to(chromium, live_s
 
         # Outside an organization the palette lists the account's pages; its button opens it too.
         page.goto("/account/")
-        page.get_by_role("button", name=re.compile("^Search")).click()
+        page.get_by_role("button", name=re.compile("^Go to")).click()
         expect(dialog).to_be_visible()
         page.keyboard.type("two")
         expect(dialog.locator("a[href]:visible")).to_have_count(1)
