@@ -139,6 +139,8 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("agents.issue_credential", "POST"): expect(200, 200, 403, 403),  # shows the new secret
     ("agents.revoke_credential", "POST"): expect(303, 303, 403, 403),
     ("agents.queue_selection", "POST"): expect(400, 400, 400, 403),  # nothing selected
+    # The command palette's search (issue 22): every member; what it finds follows each kind's rules.
+    ("search.index", "GET"): READ_ALL,
 }
 
 
