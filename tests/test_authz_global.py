@@ -34,6 +34,7 @@ EXPECTED: dict[tuple[str, str], dict[str, int | tuple[int, ...]]] = {
     ("profile.profile", "GET"): each(302, 200),
     ("profile.security", "GET"): each(302, 200),
     ("profile.sessions", "GET"): each(302, 200),
+    ("profile.activity", "GET"): each(302, 200),
     ("profile.notifications", "GET"): each(302, 200),
     ("profile.confirm", "GET"): each(302, 200),
     ("profile.confirm", "POST"): each(302, 400),

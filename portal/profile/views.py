@@ -1,5 +1,5 @@
-"""/account/<section>: profile (name, email re-verified), password and two-factor, sessions and sign-in
-history, notifications; each a page of its own beside the section nav (`SECTIONS`)."""
+"""/account/<section>: profile (name, email re-verified), password and two-factor, sessions and recent
+sign-ins, security activity, notifications; each a page of its own beside the section nav (`SECTIONS`)."""
 from __future__ import annotations
 
 from functools import wraps
@@ -33,7 +33,8 @@ def _signed_in():
 
 # The sections of the account, in the order of the section nav: (endpoint, label).
 SECTIONS = (("profile.profile", "Profile"), ("profile.security", "Password and two-factor"),
-            ("profile.sessions", "Sessions"), ("profile.notifications", "Notifications"))
+            ("profile.sessions", "Sessions"), ("profile.activity", "Security activity"),
+            ("profile.notifications", "Notifications"))
 
 
 def fresh_auth_required(view):
@@ -85,14 +86,19 @@ def security():
 
 @bp.get("/sessions", endpoint="sessions")
 def sessions_section():
-    """Where the user is signed in, recent sign-ins, and changes to how they sign in."""
+    """Where the user is signed in, and the recent sign-ins."""
     return _section("sessions", sessions=sessions.active_sessions(current_user.id), current_session=sessions.current(),
                     history=db.session.scalars(select(LoginEvent).where(LoginEvent.user_id == current_user.id)
-                                               .order_by(LoginEvent.created_at.desc()).limit(HISTORY)).all(),
-                    # Read through the security_events_self_read policy (app.user_id).
-                    activity=db.session.scalars(select(SecurityEvent).where(SecurityEvent.user_id == current_user.id)
-                                                .order_by(SecurityEvent.created_at.desc()).limit(HISTORY)).all(),
-                    describe_event=events.describe)
+                                               .order_by(LoginEvent.created_at.desc()).limit(HISTORY)).all())
+
+
+@bp.get("/activity")
+def activity():
+    """Changes to how the user signs in, newest first."""
+    # Read through the security_events_self_read policy (app.user_id).
+    return _section("activity", activity=db.session.scalars(
+        select(SecurityEvent).where(SecurityEvent.user_id == current_user.id)
+        .order_by(SecurityEvent.created_at.desc()).limit(HISTORY)).all(), describe_event=events.describe)
 
 
 @bp.get("/notifications")
