@@ -30,7 +30,12 @@ EXPECTED: dict[tuple[str, str], dict[str, int | tuple[int, ...]]] = {
     ("accounts_reset.forgot", "POST"): each(400, 400),
     ("accounts_reset.reset", "GET"): each(410, 410),
     ("accounts_reset.reset", "POST"): each(410, 410),
-    ("profile.index", "GET"): each(302, 200),
+    ("profile.index", "GET"): each(302, 303),  # to the first section
+    ("profile.profile", "GET"): each(302, 200),
+    ("profile.security", "GET"): each(302, 200),
+    ("profile.sessions", "GET"): each(302, 200),
+    ("profile.activity", "GET"): each(302, 200),
+    ("profile.notifications", "GET"): each(302, 200),
     ("profile.confirm", "GET"): each(302, 200),
     ("profile.confirm", "POST"): each(302, 400),
     ("profile.change_name", "POST"): each(302, 422),

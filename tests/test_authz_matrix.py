@@ -83,9 +83,14 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("roles.edit", "POST"): expect(422, 422, 403, 403),
     ("roles.deletion_page", "GET"): MANAGERS,
     ("roles.delete", "POST"): expect(303, 303, 403, 403),           # nobody holds it: no fallback needed
-    ("settings.index", "GET"): expect(200, 403, 403, 403),           # owners only
-    ("settings.profile", "POST"): expect(422, 403, 403, 403),        # no name given
+    ("settings.index", "GET"): expect(303, 403, 403, 403),           # owners only; to the first section
+    ("settings.general", "GET"): expect(200, 403, 403, 403),
+    ("settings.general", "POST"): expect(422, 403, 403, 403),        # no name given
+    ("settings.branding", "GET"): expect(200, 403, 403, 403),
+    ("settings.security", "GET"): expect(200, 403, 403, 403),
     ("settings.security", "POST"): expect(303, 403, 403, 403),       # an empty policy is valid
+    ("settings.plan", "GET"): expect(200, 403, 403, 403),
+    ("settings.danger", "GET"): expect(200, 403, 403, 403),
     ("settings.delete", "POST"): expect(422, 403, 403, 403),         # nothing typed
     ("settings.cancel_deletion", "POST"): expect(303, 303, 303, 303),  # refused with a message: nothing to cancel
     ("settings.dismiss_onboarding", "POST"): expect(303, 403, 403, 403),

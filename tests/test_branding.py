@@ -130,7 +130,7 @@ def test_accent_colour_is_checked_shown_in_its_tenant_only_and_reset(app, org):
     other_page = org["c"]["other"].get(f"/t/{org['other']}/").get_data(as_text=True)
     assert "brand.css" not in other_page and "branded" not in other_page
     assert org["c"]["other"].get(f"/t/{slug}/brand.css").status_code == 404
-    assert "brand.css" not in owner.get("/account").get_data(as_text=True)  # outside a tenant: no branding
+    assert "brand.css" not in owner.get("/account/profile").get_data(as_text=True)  # outside a tenant: no branding
     r = owner.post(f"/t/{slug}/settings/accent/reset", data={"csrf_token": token})
     assert r.status_code == 303 and "brand.css" not in owner.get(f"/t/{slug}/").get_data(as_text=True)
     with app.app_context(), tenant_scope(db.session, org["id"]):

@@ -102,12 +102,12 @@ def pages_for(role: str, t: dict) -> list[tuple[str, str]]:
         return [("admin-tenants", "/admin/tenants"), ("admin-tenant", f"/admin/tenants/{t['slug']}"),
                 ("admin-tenant-new", "/admin/tenants/new"), ("admin-users", "/admin/users"),
                 ("admin-user", f"/admin/users/{t['owner_id']}"), ("admin-jobs", "/admin/jobs"),
-                ("admin-security-events", "/admin/security-events"), ("account", "/account")]
+                ("admin-security-events", "/admin/security-events"), ("account", "/account/profile")]
     device, site = t["devices"][0], t["sites"][0]
     pages = [("dashboard", f"{base}/"), ("sites", f"{base}/sites/"), ("site", f"{base}/sites/{site}"),
              ("devices", f"{base}/devices/"), ("devices-filtered", f"{base}/devices/?status=online&sort=status"),
              ("device", f"{base}/devices/{device}"), ("members", f"{base}/members/"),
-             ("account", "/account"), ("organizations", "/tenants"), ("mail", "/dev/mail"),
+             ("account", "/account/profile"), ("organizations", "/tenants"), ("mail", "/dev/mail"),
              ("not-found", f"{base}/devices/00000000-0000-0000-0000-000000000000")]
     if role == "lonely":  # a member without sites: the empty states explain why
         return [p for p in pages if p[0] in ("dashboard", "sites", "devices", "members")]
@@ -118,7 +118,11 @@ def pages_for(role: str, t: dict) -> list[tuple[str, str]]:
                   ("device-import", f"{base}/devices/import"), ("site-new", f"{base}/sites/new"),
                   ("site-edit", f"{base}/sites/{site}/edit"), ("invitations", f"{base}/invitations/"),
                   ("roles", f"{base}/roles/"), ("role-new", f"{base}/roles/new"),
-                  ("settings", f"{base}/settings/"),
+                  ("settings", f"{base}/settings/"), ("settings-branding", f"{base}/settings/branding"),
+                  ("settings-security", f"{base}/settings/security"), ("settings-plan", f"{base}/settings/plan"),
+                  ("settings-export", f"{base}/settings/export"), ("settings-danger", f"{base}/settings/danger"),
+                  ("account-security", "/account/security"), ("account-sessions", "/account/sessions"),
+                  ("account-activity", "/account/activity"), ("account-notifications", "/account/notifications"),
                   ("analytics", f"{base}/analytics/?type=device.status&range=90"),
                   ("tasks", f"{base}/tasks/"), ("tasks-board", f"{base}/tasks/board"),
                   ("task-new", f"{base}/tasks/new?site={site}"), ("api-clients", f"{base}/api-clients/"),

@@ -141,7 +141,7 @@ def test_a_zone_python_knows_but_the_database_does_not_is_refused(app, shop):
 
 
 def test_the_organization_time_zone_is_checked_against_the_list(shop):
-    r = post_form(shop["owner"], f"/t/{shop['slug']}/settings/profile",
+    r = post_form(shop["owner"], f"/t/{shop['slug']}/settings/general",
                   {"csrf_token": shop["csrf"], "name": "Acme", "slug": shop["slug"], "timezone": "Europe/../UTC"})
     assert r.status_code == 422 and "not a known IANA time zone" in r.get_data(as_text=True)
 
@@ -398,13 +398,13 @@ def test_site_and_organization_forms_never_fail_on_hostile_text(shop):
             response = post_form(owner, "/account/name", {"csrf_token": shop["csrf"], "name": value})
         else:
             fields = {"csrf_token": shop["csrf"], "name": "Tenant A", "slug": slug, field: value}
-            response = post_form(owner, f"/t/{slug}/settings/profile", fields)
+            response = post_form(owner, f"/t/{slug}/settings/general", fields)
         assert_answered(response, f"{field}={value!r:.80}")
 
     fuzz(["name", "timezone", "address", "contact_name", "contact_phone", "contact_email", "latitude", "mon"],
          HOSTILE_TEXT, site_form)
     fuzz(["name", "timezone", "contact_email", "account name"], HOSTILE_TEXT, settings_form)
-    for url in (f"/t/{slug}/sites/", f"/t/{slug}/sites/{site}", f"/t/{slug}/settings/", "/account/"):
+    for url in (f"/t/{slug}/sites/", f"/t/{slug}/sites/{site}", f"/t/{slug}/settings/general", "/account/profile"):
         assert send(owner, "GET", url).status_code == 200, url
 
 

@@ -238,7 +238,7 @@ def test_account_and_organization_names_refuse_control_characters(mail_app, team
     token = csrf_token(client)
     refused = client.post("/account/name", data={"name": bad, "csrf_token": token})
     assert refused.status_code == 422 and MESSAGE in refused.get_data(as_text=True)
-    refused = client.post(f"/t/{t['slug']}/settings/profile", data={"name": bad, "slug": t["slug"],
+    refused = client.post(f"/t/{t['slug']}/settings/general", data={"name": bad, "slug": t["slug"],
                                                                     "csrf_token": token})
     assert refused.status_code == 422 and MESSAGE in refused.get_data(as_text=True)
     with mail_app.app_context():

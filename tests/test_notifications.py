@@ -206,7 +206,7 @@ def test_preferences_form_on_account(app, factory):
     ann = factory.user()
     c = app.test_client()
     login(c, ann.email)
-    page = c.get("/account/").get_data(as_text=True)
+    page = c.get("/account/notifications").get_data(as_text=True)
     assert "A device at your sites reports an error" in page and "always (security)" in page
     r = c.post("/notifications/preferences", data={"csrf_token": csrf_token(c), "device_error": "digest",
                                                    **{k.value: "both" for k in Kind if k not in

@@ -121,7 +121,7 @@ def test_login_history_on_the_profile(app, person):
     client = app.test_client()
     attempt(client, person.email, "wrong-wrong-wrong")
     login(client, person.email)
-    page = client.get("/account/").get_data(as_text=True)
+    page = client.get("/account/sessions").get_data(as_text=True)
     assert "failed: bad password" in page and "success" in page
 
 
@@ -177,10 +177,10 @@ def test_profile_revokes_other_sessions(app, person):
     mine, other = app.test_client(), app.test_client()
     login(other, person.email)
     login(mine, person.email)
-    page = mine.get("/account/").get_data(as_text=True)
+    page = mine.get("/account/sessions").get_data(as_text=True)
     assert page.count("data-session=") == 2 and "this browser</span>" in page and page.count('aria-current="true"') == 1
     mine.post("/account/sessions/revoke-others", data={"csrf_token": csrf_token(mine)})
-    assert other.get("/account/").status_code == 302 and mine.get("/account/").status_code == 200
+    assert other.get("/account/profile").status_code == 302 and mine.get("/account/profile").status_code == 200
 
 
 def test_password_change_ends_other_sessions_and_needs_the_current_password(app, person):
@@ -194,7 +194,7 @@ def test_password_change_ends_other_sessions_and_needs_the_current_password(app,
     r = mine.post("/account/password", data={"current": PASSWORD, "password": new, "confirm": new,
                                               "csrf_token": csrf_token(mine)})
     assert r.status_code == 303
-    assert other.get("/account/").status_code == 302 and mine.get("/account/").status_code == 200
+    assert other.get("/account/profile").status_code == 302 and mine.get("/account/profile").status_code == 200
     login(app.test_client(), person.email, new)
 
 
@@ -203,7 +203,7 @@ def test_disabling_a_user_ends_all_their_sessions(app, person):
     login(client, person.email)
     result = app.test_cli_runner().invoke(args=["users", "disable", person.email.upper()])
     assert result.exit_code == 0 and "1 session(s) ended" in result.output
-    assert client.get("/account/").status_code == 302
+    assert client.get("/account/profile").status_code == 302
     assert attempt(app.test_client(), person.email, PASSWORD).status_code == 401
     assert app.test_cli_runner().invoke(args=["users", "enable", person.email]).exit_code == 0
     login(app.test_client(), person.email)
@@ -217,7 +217,7 @@ def test_tenant_policy_caps_sessions_and_shortens_idle_time(app, member):
     clients = [app.test_client() for _ in range(3)]
     for c in clients:
         login(c, person.email)
-    assert clients[0].get("/account/").status_code == 302  # the oldest was signed out
+    assert clients[0].get("/account/profile").status_code == 302  # the oldest was signed out
     assert clients[2].get(f"/t/{tenant['slug']}/").status_code == 200
     newest = session_rows(app, person.id)[-1]
     sql(app, "UPDATE user_sessions SET last_seen_at = now() - interval '10 minutes' WHERE id = :i", i=newest.id)
@@ -266,7 +266,7 @@ def test_password_reset(db_urls, app, person, smtp):
     done = client.post(path, data={"password": new, "confirm": new, "csrf_token": token})
     assert done.status_code == 303
     assert client.get(path).status_code == 410  # single use
-    assert other.get("/account/").status_code == 302  # every session ended
+    assert other.get("/account/profile").status_code == 302  # every session ended
     login(mail_app.test_client(), person.email, new)
 
 
@@ -365,12 +365,12 @@ def test_totp_enrolment_and_sign_in(app, person):
     fresh = app.test_client()
     r = attempt(fresh, person.email, PASSWORD)
     assert r.headers["Location"] == "/login/verify"
-    assert fresh.get("/account/").status_code == 302  # not signed in yet
+    assert fresh.get("/account/profile").status_code == 302  # not signed in yet
     assert second_factor(fresh, "000000").status_code == 401
     sql(app, "UPDATE users SET totp_last_step = 0 WHERE id = :i", i=person.id)
     code = pyotp.TOTP(secret).now()
     assert second_factor(fresh, code).status_code == 303
-    assert fresh.get("/account/").status_code == 200
+    assert fresh.get("/account/profile").status_code == 200
     again = app.test_client()
     attempt(again, person.email, PASSWORD)
     assert second_factor(again, code).status_code == 401  # a code works once
@@ -406,7 +406,7 @@ def test_second_factor_limit_holds_for_a_known_browser(app, person):
     sql(app, "UPDATE users SET totp_last_step = 0 WHERE id = :i", i=person.id)
     assert second_factor(client, pyotp.TOTP(secret).now()).status_code == 429  # the right code waits too
     assert second_factor(client, codes[0]).status_code == 429  # and a backup code
-    assert client.get("/account/").status_code == 302  # still not signed in
+    assert client.get("/account/profile").status_code == 302  # still not signed in
     with app.app_context():  # nothing was consumed while limited
         assert db.session.get(User, person.id).totp_last_step == 0
     # An unknown browser with the password is stopped already at the password: codes count there too.

@@ -43,7 +43,7 @@ def test_sign_ins_are_recorded_and_shown_on_the_account_page(app, factory, servi
     failure = rows[0]
     assert failure.details == {"method": "password", "reason": "bad_password"}
     assert failure.ip == "127.0.0.1/32" and failure.user_agent == "Sneaky/2.0" and failure.request_id == "req-bad-1"
-    page = client.get("/account/").get_data(as_text=True)
+    page = client.get("/account/activity").get_data(as_text=True)
     activity = page[page.index("Security activity"):]
     assert "Sign-in failed (bad password)" in activity and "Sneaky/2.0" in activity and "Signed in" in activity
 

@@ -37,14 +37,14 @@ def settings_of(app, tenant_id) -> Tenant:
 
 def test_owner_sees_usage_and_renames_the_organization(app, org):
     owner, slug = org["c"]["owner"], org["slug"]
-    page = owner.get(f"/t/{slug}/settings/").get_data(as_text=True)
+    page = owner.get(f"/t/{slug}/settings/plan").get_data(as_text=True)
     assert "3 of 10" in page  # devices in service against the limit
-    assert re.search(r"<title>Settings · [^<]*</title>", page) and page.count('id="export"') == 1
+    assert re.search(r"<title>Plan and usage · Settings · [^<]*</title>", page)
     assert 'href="/t/%s/settings/"' % slug in owner.get(f"/t/{slug}/").get_data(as_text=True)
     assert 'href="/t/%s/settings/"' % slug not in org["c"]["admin"].get(f"/t/{slug}/").get_data(as_text=True)
-    r = post(owner, f"/t/{slug}/settings/profile", name="  ", contact_email="")
+    r = post(owner, f"/t/{slug}/settings/general", name="  ", contact_email="")
     assert r.status_code == 422
-    r = post(owner, f"/t/{slug}/settings/profile", name="Renamed Org", contact_email="ops@example.com")
+    r = post(owner, f"/t/{slug}/settings/general", name="Renamed Org", contact_email="ops@example.com")
     assert r.status_code == 303
     t = settings_of(app, org["t"]["id"])
     assert (t.name, t.contact_email) == ("Renamed Org", "ops@example.com")
@@ -94,11 +94,11 @@ def test_required_two_factor_waits_for_the_grace_period(app, org):
 def test_a_new_address_leads_members_from_the_old_one_and_keeps_it_reserved(app, factory, org):
     owner, member, slug = org["c"]["owner"], org["c"]["member"], org["slug"]
     new = f"{slug}-renamed"
-    r = post(owner, f"/t/{slug}/settings/profile", name="Renamed", slug="Not Valid!")
+    r = post(owner, f"/t/{slug}/settings/general", name="Renamed", slug="Not Valid!")
     assert r.status_code == 422 and "lowercase letters" in r.get_data(as_text=True)
-    r = post(owner, f"/t/{slug}/settings/profile", name="Renamed", slug="acme-corp")
+    r = post(owner, f"/t/{slug}/settings/general", name="Renamed", slug="acme-corp")
     assert r.status_code == 422 and "is taken" in r.get_data(as_text=True)
-    r = post(owner, f"/t/{slug}/settings/profile", name="Renamed", slug=new)
+    r = post(owner, f"/t/{slug}/settings/general", name="Renamed", slug=new)
     assert r.status_code == 303 and r.headers["Location"].startswith(f"/t/{new}/")
     old = member.get(f"/t/{slug}/devices/?status=online")
     assert old.status_code == 308 and old.headers["Location"] == f"/t/{new}/devices/?status=online"
@@ -107,9 +107,9 @@ def test_a_new_address_leads_members_from_the_old_one_and_keeps_it_reserved(app,
     login(stranger, factory.user().email)
     assert stranger.get(f"/t/{slug}/").status_code == 404  # nothing tells a stranger where it went
     other = factory.tenant(members={"owner": org["users"]["owner"]}, sites=0)
-    r = post(owner, f"/t/{other['slug']}/settings/profile", name="Other", slug=slug)
+    r = post(owner, f"/t/{other['slug']}/settings/general", name="Other", slug=slug)
     assert r.status_code == 422 and "is taken" in r.get_data(as_text=True)  # reserved for 30 days
-    r = post(owner, f"/t/{new}/settings/profile", name="Renamed", slug=slug)  # its own old address back
+    r = post(owner, f"/t/{new}/settings/general", name="Renamed", slug=slug)  # its own old address back
     assert r.status_code == 303 and owner.get(f"/t/{slug}/").status_code == 200
 
 

@@ -507,7 +507,7 @@ def test_tasks_without_a_site_follow_the_organizations_time_zone(shop):
     task_id = new_task(shop, title="Pay the invoice", due_on=east - timedelta(days=1))
     owner = client_of(shop, "owner")
     token = csrf_token(owner)
-    url = f"/t/{shop['slug']}/settings/profile"
+    url = f"/t/{shop['slug']}/settings/general"
     r = owner.post(url, data={"csrf_token": token, "name": "Shop", "timezone": "Mars/Olympus"})
     assert r.status_code == 422 and "Mars/Olympus is not a known IANA time zone" in r.get_data(as_text=True)
     assert owner.post(url, data={"csrf_token": token, "name": "Shop", "timezone": "Pacific/Pago_Pago"}).status_code == 303

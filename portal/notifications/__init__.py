@@ -27,7 +27,7 @@ def _signed_in(app, user, **extra) -> None:
     agent = parse(request.user_agent.string or "")
     browser = f"{agent.browser.family} on {agent.os.family}" if agent.browser.family != "Other" else "an unknown browser"
     notify(None, [user.id], Kind.SIGNIN_NEW_BROWSER, {"browser": browser, "ip": request.remote_addr or "?"},
-           "/account")
+           "/account/sessions")
 
 
 def init_app(app: Flask) -> None:

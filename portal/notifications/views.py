@@ -106,12 +106,12 @@ def preferences():
     form = preferences_form(services.preferences(current_user.id), request.form)
     if not form.validate():
         flash("Choose one of the offered options for each kind of notification.", "error")
-        return redirect(url_for("profile.index") + "#notifications", 303)
+        return redirect(url_for("profile.notifications"), 303)
     changed = services.set_preferences(current_user.id, chosen(form))
     if changed:
         events.security("notifications.preferences", current_user, changed=changed)
     flash("Notification preferences saved." if changed else "Nothing changed.", "success")
-    return redirect(url_for("profile.index") + "#notifications", 303)
+    return redirect(url_for("profile.notifications"), 303)
 
 
 # RFC 8058: mail clients POST "List-Unsubscribe=One-Click" to the List-Unsubscribe URL with no

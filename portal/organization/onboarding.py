@@ -40,4 +40,4 @@ def checklist(ctx: TenantContext | None = None) -> list[Step] | None:
             Step("Add a device", has_device, url_for("devices.create")),
             Step("Invite a member", has_members or has_invitations, url_for("invitations.index")),
             Step("Require two-factor authentication", security.get("require_mfa") is True,
-                 url_for("settings.index") + "#security")]
+                 url_for("settings.security"))]

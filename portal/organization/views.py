@@ -1,4 +1,5 @@
-"""/t/<slug>/settings: name and contact, security policy, and usage against the plan."""
+"""/t/<slug>/settings/<section>: general, branding, security policy, plan and usage, data export and
+the danger zone, each a page of its own beside the section nav (`SECTIONS`)."""
 from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, request, send_file, url_for
@@ -19,6 +20,13 @@ from .forms import AccentForm, DeleteForm, LogoForm, ProfileForm, SecurityForm
 bp = tenant_blueprint("settings", __name__, "/settings")
 
 
+# The sections of the settings, in the order of the section nav: (endpoint, label). Every one needs
+# tenant:manage, as every form on them does (owners by default).
+SECTIONS = (("settings.general", "General"), ("settings.branding", "Branding"), ("settings.security", "Security"),
+            ("settings.plan", "Plan and usage"), ("settings.export", "Data export"),
+            ("settings.danger", "Danger zone"))
+
+
 def _usage(ctx) -> list[tuple[str, int, int]]:
     """(what, used, allowed) for each limit of the plan, as the areas count them."""
     tenant = ctx.tenant
@@ -27,56 +35,82 @@ def _usage(ctx) -> list[tuple[str, int, int]]:
             ("Active sites", sites, tenant.max_sites), ("Devices in service", devices, tenant.max_devices)]
 
 
-def _page(profile=None, security=None, delete=None, logo=None, accent=None, status: int = 200):
-    ctx = current()
-    brand = branding.branding(ctx.tenant)
-    return render_template("organization/settings.html", plan=get_plan(ctx.tenant.plan), usage=_usage(ctx),
-                           export=services.latest_export(ctx), brand=brand,
-                           logo=logo or LogoForm(formdata=None),
-                           accent=accent or AccentForm(formdata=None, accent=brand.get("accent", "")),
-                           delete=delete or DeleteForm(formdata=None),
-                           profile=profile or ProfileForm(formdata=None, name=ctx.tenant.name, slug=ctx.tenant.slug,
-                                                          contact_email=ctx.tenant.contact_email,
-                                                          timezone=(ctx.tenant.settings or {}).get("timezone")),
-                           security=security or SecurityForm.for_policy(login.policy(ctx.tenant))), status
+def _section(name: str, status: int = 200, **context):
+    """One section's page: the section nav beside what that section needs (and nothing more)."""
+    return render_template(f"organization/{name}.html", sections=SECTIONS, section=f"settings.{name}",
+                           **context), status
 
 
 @bp.get("/")
 @requires(Permission.TENANT_MANAGE)
 def index():
-    return _page()
+    """The settings' first section. A browser keeps an old link's anchor (#security, #branding,
+    #export) across the redirect; static/sections.js then opens the section of that name."""
+    return redirect(url_for(".general"), 303)
 
 
-@bp.post("/profile")
+def _profile_form(ctx) -> ProfileForm:
+    return ProfileForm(formdata=None, name=ctx.tenant.name, slug=ctx.tenant.slug,
+                       contact_email=ctx.tenant.contact_email, timezone=(ctx.tenant.settings or {}).get("timezone"))
+
+
+@bp.route("/general", methods=["GET", "POST"])
 @requires(Permission.TENANT_MANAGE)
-def profile():
+def general():
+    """Name, address, contact and time zone."""
+    ctx = current()
+    if request.method == "GET":
+        return _section("general", profile=_profile_form(ctx))
     form = ProfileForm()
     if form.validate():
         try:
-            services.update_profile(current(), form.to_data())
+            services.update_profile(ctx, form.to_data())
         except RuleViolation as exc:
             db.session.rollback()
             getattr(form, exc.field or "name").errors.append(exc.message)
         else:
             flash("Saved the organization's name, address and contact.", "success")
-            return redirect(url_for(".index", tenant_slug=current().tenant.slug), 303)
-    return _page(profile=form, status=422)
+            return redirect(url_for(".general", tenant_slug=ctx.tenant.slug), 303)
+    return _section("general", 422, profile=form)
 
 
-@bp.post("/security")
+def _branding(status: int = 200, logo=None, accent=None):
+    brand = branding.branding(current().tenant)
+    return _section("branding", status, brand=brand, logo=logo or LogoForm(formdata=None),
+                    accent=accent or AccentForm(formdata=None, accent=brand.get("accent", "")))
+
+
+@bp.get("/branding", endpoint="branding")
+@requires(Permission.TENANT_MANAGE)
+def branding_section():
+    return _branding()
+
+
+@bp.route("/security", methods=["GET", "POST"])
 @requires(Permission.TENANT_MANAGE)
 def security():
+    """The security policy: two-factor, session limits, allowed networks, sharing members' sign-ins."""
+    ctx = current()
+    if request.method == "GET":
+        return _section("security", security=SecurityForm.for_policy(login.policy(ctx.tenant)))
     form = SecurityForm()
     if form.validate():
         try:
-            services.update_security(current(), form.to_data(), request.remote_addr)
+            services.update_security(ctx, form.to_data(), request.remote_addr)
         except RuleViolation as exc:
             db.session.rollback()
             getattr(form, exc.field or "ip_allowlist").errors.append(exc.message)
         else:
             flash("Saved the security policy. It applies to every member's next request.", "success")
-            return redirect(url_for(".index"), 303)
-    return _page(security=form, status=422)
+            return redirect(url_for(".security"), 303)
+    return _section("security", 422, security=form)
+
+
+@bp.get("/plan")
+@requires(Permission.TENANT_MANAGE)
+def plan():
+    ctx = current()
+    return _section("plan", plan=get_plan(ctx.tenant.plan), usage=_usage(ctx))
 
 
 @bp.post("/logo")
@@ -93,8 +127,8 @@ def logo():
             form.logo.errors = [exc.message]
         else:
             flash("The logo is saved: it shows in the header of the organization's pages.", "success")
-            return redirect(url_for(".index") + "#branding", 303)
-    return _page(logo=form, status=422)
+            return redirect(url_for(".branding"), 303)
+    return _branding(422, logo=form)
 
 
 @bp.post("/logo/remove")
@@ -102,7 +136,7 @@ def logo():
 def remove_logo():
     if branding.remove_logo(current()):
         flash("The logo is removed.", "success")
-    return redirect(url_for(".index") + "#branding", 303)
+    return redirect(url_for(".branding"), 303)
 
 
 @bp.post("/accent")
@@ -117,8 +151,8 @@ def accent():
             form.accent.errors.append(exc.message)
         else:
             flash("The accent colour is saved.", "success")
-            return redirect(url_for(".index") + "#branding", 303)
-    return _page(accent=form, status=422)
+            return redirect(url_for(".branding"), 303)
+    return _branding(422, accent=form)
 
 
 @bp.post("/accent/reset")
@@ -126,7 +160,7 @@ def accent():
 def reset_accent():
     if branding.set_accent(current(), None):
         flash("The accent colour is back to the portal's own.", "success")
-    return redirect(url_for(".index") + "#branding", 303)
+    return redirect(url_for(".branding"), 303)
 
 
 @bp.post("/delete")
@@ -146,7 +180,7 @@ def delete():
             flash(f"{ctx.tenant.name} will be deleted on {ctx.tenant.purge_after:%Y-%m-%d}. Every member has been "
                   "told; any owner can cancel until then.", "success")
             return redirect(url_for("dashboard.index"), 303)
-    return _page(delete=form, status=422)
+    return _section("danger", 422, delete=form)
 
 
 @bp.post("/cancel-deletion")
@@ -173,10 +207,18 @@ def dismiss_onboarding():
     return redirect(url_for("dashboard.index"), 303)
 
 
+@bp.get("/danger")
+@requires(Permission.TENANT_MANAGE)
+def danger():
+    """Deleting the organization (or, while it waits, cancelling that); where to hand it over."""
+    return _section("danger", delete=DeleteForm(formdata=None))
+
+
 @bp.route("/export", methods=["GET", "POST"])
 @requires(Permission.TENANT_MANAGE)
 def export():
-    """POST queues a full export; GET is its progress (the settings page polls it with htmx)."""
+    """POST queues a full export. GET is the section, or for htmx only the export's progress (the
+    section polls it while the worker prepares the file): one URL, two renderings."""
     ctx = current()
     if request.method == "POST":
         try:
@@ -187,7 +229,9 @@ def export():
         else:
             flash("The export is being prepared. You will get an email with a link when it is ready.", "success")
         if not htmx:
-            return redirect(url_for(".index") + "#export", 303)
+            return redirect(url_for(".export"), 303)
+    if not htmx:
+        return _section("export", export=services.latest_export(ctx))
     return render_template("organization/_export.html", export=services.latest_export(ctx))
 
 

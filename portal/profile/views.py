@@ -1,4 +1,5 @@
-"""/account: name, email (re-verified), password, two-factor, sessions, sign-in history."""
+"""/account/<section>: profile (name, email re-verified), password and two-factor, sessions and recent
+sign-ins, security activity, notifications; each a page of its own beside the section nav (`SECTIONS`)."""
 from __future__ import annotations
 
 from functools import wraps
@@ -30,51 +31,92 @@ def _signed_in():
     pass
 
 
+# The sections of the account, in the order of the section nav: (endpoint, label).
+SECTIONS = (("profile.profile", "Profile"), ("profile.security", "Password and two-factor"),
+            ("profile.sessions", "Sessions"), ("profile.activity", "Security activity"),
+            ("profile.notifications", "Notifications"))
+
+
 def fresh_auth_required(view):
     """Sensitive changes need the password (and second factor) again within REAUTH_MINUTES."""
     @wraps(view)
     def wrapped(*args, **kwargs):
         if not sessions.recently_authenticated(current_app.config["REAUTH_MINUTES"]):
-            target = request.full_path if request.method == "GET" else url_for(".index")
+            # A form comes back to its section once confirmed (the email's is Profile).
+            section = ".profile" if request.endpoint == "profile.change_email" else ".security"
+            target = request.full_path if request.method == "GET" else url_for(section)
             flash("Please confirm it is you first.", "info")
             return redirect(url_for(".confirm", next=target), 303)
         return view(*args, **kwargs)
     return wrapped
 
 
-def _page(status=200, **forms):
-    context = {
-        "name_form": forms.get("name_form") or NameForm(name=current_user.name),
-        "email_form": forms.get("email_form") or EmailForm(),
-        "password_form": forms.get("password_form") or PasswordForm(),
-        "sessions": sessions.active_sessions(current_user.id),
-        "current_session": sessions.current(),
-        "history": db.session.scalars(select(LoginEvent).where(LoginEvent.user_id == current_user.id)
-                                      .order_by(LoginEvent.created_at.desc()).limit(HISTORY)).all(),
-        "backup_left": mfa.remaining_backup_codes(current_user) if current_user.has_mfa else 0,
-        # Read through the security_events_self_read policy (app.user_id).
-        "activity": db.session.scalars(select(SecurityEvent).where(SecurityEvent.user_id == current_user.id)
-                                       .order_by(SecurityEvent.created_at.desc()).limit(HISTORY)).all(),
-        "describe_event": events.describe,
-        "notification_form": preferences_form(notification_services.preferences(current_user.id)),
-        "security_kinds": [info.label for info in CATALOGUE.values() if info.security],
-    }
-    return render_template("profile/index.html", **context), status
+def _section(name: str, status: int = 200, **context):
+    """One section's page: the section nav beside what that section needs (and nothing more)."""
+    return render_template(f"profile/{name}.html", sections=SECTIONS, section=f"profile.{name}", **context), status
+
+
+def _profile(status: int = 200, name_form=None, email_form=None):
+    return _section("profile", status, name_form=name_form or NameForm(name=current_user.name),
+                    email_form=email_form or EmailForm())
+
+
+def _security(status: int = 200, password_form=None):
+    return _section("security", status, password_form=password_form or PasswordForm(),
+                    backup_left=mfa.remaining_backup_codes(current_user) if current_user.has_mfa else 0)
 
 
 @bp.get("/")
 def index():
-    return _page()
+    """The account's first section. A browser keeps an old link's anchor (#notifications) across
+    the redirect; static/sections.js then opens the section of that name."""
+    return redirect(url_for(".profile"), 303)
+
+
+@bp.get("/profile")
+def profile():
+    return _profile()
+
+
+@bp.get("/security")
+def security():
+    """Password and two-factor authentication."""
+    return _security()
+
+
+@bp.get("/sessions", endpoint="sessions")
+def sessions_section():
+    """Where the user is signed in, and the recent sign-ins."""
+    return _section("sessions", sessions=sessions.active_sessions(current_user.id), current_session=sessions.current(),
+                    history=db.session.scalars(select(LoginEvent).where(LoginEvent.user_id == current_user.id)
+                                               .order_by(LoginEvent.created_at.desc()).limit(HISTORY)).all())
+
+
+@bp.get("/activity")
+def activity():
+    """Changes to how the user signs in, newest first."""
+    # Read through the security_events_self_read policy (app.user_id).
+    return _section("activity", activity=db.session.scalars(
+        select(SecurityEvent).where(SecurityEvent.user_id == current_user.id)
+        .order_by(SecurityEvent.created_at.desc()).limit(HISTORY)).all(), describe_event=events.describe)
+
+
+@bp.get("/notifications")
+def notifications():
+    """How each kind of notification reaches the user; the form posts to notifications.preferences."""
+    return _section("notifications",
+                    notification_form=preferences_form(notification_services.preferences(current_user.id)),
+                    security_kinds=[info.label for info in CATALOGUE.values() if info.security])
 
 
 @bp.post("/name")
 def change_name():
     form = NameForm()
     if not form.validate():
-        return _page(422, name_form=form)
+        return _profile(422, name_form=form)
     current_user.name = form.name.data.strip()
     flash("Your name is saved.", "success")
-    return redirect(url_for(".index"), 303)
+    return redirect(url_for(".profile"), 303)
 
 
 @bp.post("/email")
@@ -90,8 +132,8 @@ def change_email():
         else:
             flash(f"We sent a confirmation link to {form.email.data.strip().lower()}. "
                   "Your address changes when you open it.", "success")
-            return redirect(url_for(".index"), 303)
-    return _page(422, email_form=form)
+            return redirect(url_for(".profile"), 303)
+    return _profile(422, email_form=form)
 
 
 @bp.route("/verify/<token>", methods=["GET", "POST"])
@@ -107,9 +149,9 @@ def verify_email(token: str):
     except RuleViolation as exc:
         db.session.rollback()
         flash(exc.message, "error")
-        return redirect(url_for(".index"), 303)
+        return redirect(url_for(".profile"), 303)
     flash(f"Your email address is now {email}.", "success")
-    return redirect(url_for(".index"), 303)
+    return redirect(url_for(".profile"), 303)
 
 
 def _reauth_refused() -> str | None:
@@ -132,7 +174,7 @@ def change_password():
         refused = _reauth_refused()
         if refused:
             form.current.errors.append(refused)
-            return _page(429, password_form=form)
+            return _security(429, password_form=form)
         if not verify_password(current_user.password_hash, form.current.data):
             _reauth_failed()
             form.current.errors.append("That is not your current password.")
@@ -145,8 +187,8 @@ def change_password():
             else:
                 sessions.mark_reauthenticated()
                 flash("Password changed. Your other sessions were signed out.", "success")
-                return redirect(url_for(".index"), 303)
-    return _page(422, password_form=form)
+                return redirect(url_for(".security"), 303)
+    return _security(422, password_form=form)
 
 
 @bp.route("/confirm", methods=["GET", "POST"])
@@ -154,7 +196,7 @@ def change_password():
                deduct_when=lambda r: r.status_code >= 400)
 def confirm():
     form = ConfirmForm()
-    target = safe_next(request.args.get("next")) or url_for(".index")
+    target = safe_next(request.args.get("next")) or url_for(".profile")
     if form.validate_on_submit():
         refused = _reauth_refused()
         if refused:
@@ -216,7 +258,7 @@ def regenerate_backup_codes():
 def disable_two_factor():
     mfa.disable(current_user)
     flash("Two-factor authentication is off.", "success")
-    return redirect(url_for(".index"), 303)
+    return redirect(url_for(".security"), 303)
 
 
 @bp.post("/sessions/<uuid:session_id>/revoke")
@@ -233,7 +275,7 @@ def revoke_session(session_id: UUID):
         flash("That session was signed out.", "success")
     else:
         flash("That session had already ended.", "info")
-    return redirect(url_for(".index"), 303)
+    return redirect(url_for(".sessions"), 303)
 
 
 @bp.post("/sessions/revoke-others")
@@ -241,4 +283,4 @@ def revoke_other_sessions():
     count = sessions.revoke_all(current_user.id, except_current=True)
     events.security("session.revoke_others", current_user, sessions_ended=count)
     flash(f"Signed out {count} other session{'s' if count != 1 else ''}.", "success")
-    return redirect(url_for(".index"), 303)
+    return redirect(url_for(".sessions"), 303)
