@@ -4,7 +4,12 @@ outside a tenant, the favicon.
 A toast is an `HX-Trigger` response header (`{"toast": {"items": [{"message", "level"}]}}`),
 so any htmx action can raise one; static/portal.js shows it. Views keep calling `flash()`:
 for an htmx request that is answered in place (not redirected), the flashed messages leave
-as toasts instead of waiting for the next full page.
+as toasts instead of waiting for the next full page. `back_to_list` ends an action started
+from a list (bulk forms) so that the list keeps its URL and filters, with or without htmx.
+
+Secrets shown once (an API client's, an agent's, backup codes) are reached by
+POST-redirect-GET: `keep_secret` puts the new secret in the session, encrypted, for the one
+GET that shows it (`take_secret`); a reload finds nothing and says the secret was shown once.
 """
 from __future__ import annotations
 
@@ -12,7 +17,8 @@ import json
 from html import escape as _escape
 from datetime import datetime, timezone
 
-from flask import Flask, get_flashed_messages, request, send_from_directory
+from cryptography.fernet import InvalidToken
+from flask import Flask, flash, get_flashed_messages, make_response, redirect, request, send_from_directory, session
 from markupsafe import Markup
 from flask_login import current_user
 from sqlalchemy.exc import SQLAlchemyError
@@ -40,6 +46,60 @@ def trigger(response, event: str, detail=None):
 
 def toast(response, message: str, level: str = "success"):
     return trigger(response, "toast", {"items": [{"message": message, "level": LEVELS.get(level, "info")}]})
+
+
+def back_to_list(back: str, message: str, level: str = "success"):
+    """The answer to an action on a list's selection. A plain POST flashes and goes back to the
+    list's URL (its filters included). An htmx request keeps the page: an error is a toast and
+    nothing is swapped (the selection stays, to try again); a success is a toast, and the list
+    is fetched again from `back` into the element the form targets."""
+    if request.headers.get("HX-Request") != "true":
+        flash(message, level)
+        return redirect(back, 303)
+    if level == "error":
+        response = make_response("", 422)
+        response.headers["HX-Reswap"] = "none"
+        return toast(response, message, level)
+    response = make_response("", 200)
+    target = request.headers.get("HX-Target")
+    if target:
+        response.headers["HX-Location"] = json.dumps({"path": back, "target": f"#{target}", "swap": "outerHTML"})
+    else:
+        response.headers["HX-Refresh"] = "true"
+    return toast(response, message, level)
+
+
+SHOWN_ONCE = "shown_once"
+SHOWN_ONCE_SECONDS = 600  # a stash older than this (the redirect never followed) is dropped
+
+
+def _box():
+    from .crypto import fernet
+    return fernet("shown-once")
+
+
+def keep_secret(key: str, values: dict) -> None:
+    """Keep a just-made secret for the one page that shows it (never in the URL): in the session,
+    encrypted, under `key` (what it belongs to, e.g. "api_client:<id>")."""
+    session[SHOWN_ONCE] = {"key": key, "box": _box().encrypt(json.dumps(values).encode()).decode()}
+
+
+def take_secret(key: str) -> dict | None:
+    """The values kept for `key`, once: the next call (a reload) gets None."""
+    stash = session.get(SHOWN_ONCE)
+    if not isinstance(stash, dict) or stash.get("key") != key:
+        return None
+    session.pop(SHOWN_ONCE, None)
+    try:
+        return json.loads(_box().decrypt(str(stash.get("box", "")).encode(), ttl=SHOWN_ONCE_SECONDS))
+    except (InvalidToken, ValueError):
+        return None
+
+
+def no_store(response):
+    response = make_response(response)
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def _flashes_as_toasts(response):

@@ -36,7 +36,9 @@ def shop(factory):
 
 def issue(client, slug, device_id, gateway=False) -> str:
     data = {"csrf_token": csrf_token(client)} | ({"gateway": "y"} if gateway else {})
-    page = client.post(f"/t/{slug}/devices/{device_id}/agent/credential", data=data)
+    made = client.post(f"/t/{slug}/devices/{device_id}/agent/credential", data=data)
+    assert made.status_code == 303  # POST-redirect-GET: the secret is shown by the GET, once
+    page = client.get(made.headers["Location"])
     assert page.status_code == 200 and page.headers["Cache-Control"] == "no-store"
     return re.search(r'id="agent-secret"[^>]*value="([^"]+)"', page.get_data(as_text=True)).group(1)
 

@@ -339,14 +339,19 @@ def test_management_pages_create_shows_secret_once_and_caps_scopes(app, client, 
     assert too_much.status_code == 422 and "more than you hold" in too_much.get_data(as_text=True)
     made = client.post(f"/t/{slug}/api-clients/new", data={"name": "Sync", "scopes": ["devices:view"],
                                                           "csrf_token": token})
-    assert made.status_code == 200 and made.headers["Cache-Control"] == "no-store"
-    html = made.get_data(as_text=True)
+    assert made.status_code == 303  # POST-redirect-GET: a reload resubmits nothing
+    shown = client.get(made.headers["Location"])
+    assert shown.status_code == 200 and shown.headers["Cache-Control"] == "no-store"
+    html = shown.get_data(as_text=True)
     client_id = re.search(r'id="client-id">([^<]+)<', html).group(1)
-    secret = re.search(r'id="client-secret" class="secret">([^<]+)<', html).group(1)
+    secret = re.search(r'id="client-secret"[^>]*value="([^"]+)"', html).group(1)
+    again = client.get(made.headers["Location"]).get_data(as_text=True)  # a reload: shown once
+    assert secret not in again and "This secret was shown once" in again
     listing = client.get(f"/t/{slug}/api-clients/").get_data(as_text=True)
     assert client_id in listing and secret not in listing
     assert get_token(client, client_id, secret).status_code == 200
-    rotated = client.post(f"/t/{slug}/api-clients/{client_id}/rotate", data={"csrf_token": token})
+    rotated = client.post(f"/t/{slug}/api-clients/{client_id}/rotate", data={"csrf_token": token},
+                          follow_redirects=True)
     assert "keeps working for 24 hours" in rotated.get_data(as_text=True)
     assert client.post(f"/t/{slug}/api-clients/{client_id}/delete", data={"csrf_token": token}).status_code == 303
     assert get_token(client, client_id, secret).status_code == 401

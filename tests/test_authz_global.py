@@ -46,6 +46,7 @@ EXPECTED: dict[tuple[str, str], dict[str, int | tuple[int, ...]]] = {
     ("profile.two_factor", "GET"): each(302, 200),
     ("profile.enable_two_factor", "POST"): each(302, 422),  # after the GET: a pending secret, no code
     ("profile.regenerate_backup_codes", "POST"): each(302, 303),
+    ("profile.backup_codes", "GET"): each(302, 200),  # nothing kept: "shown once"
     ("profile.disable_two_factor", "POST"): each(302, 303),
     ("profile.revoke_session", "POST"): each(302, 303),
     ("profile.revoke_other_sessions", "POST"): each(302, 303),

@@ -69,7 +69,7 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("devices.create", "POST"): expect(422, 422, 403, 403),
     ("devices.import_csv", "GET"): MANAGERS,
     ("devices.import_csv", "POST"): expect(422, 422, 403, 403),     # no file given
-    ("devices.bulk", "POST"): expect(400, 400, 400, 403),           # nothing selected; members may change status
+    ("devices.bulk", "POST"): expect(303, 303, 303, 403),           # nothing selected: back to the list; members may change status
     ("devices.show", "GET"): expect(200, 200, 404, 404),
     ("devices.edit", "GET"): MANAGERS,
     ("devices.edit", "POST"): expect(422, 422, 403, 403),
@@ -115,7 +115,8 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("api_clients.index", "GET"): MANAGERS,
     ("api_clients.create", "GET"): MANAGERS,
     ("api_clients.create", "POST"): expect(422, 422, 403, 403),       # no name given
-    ("api_clients.rotate", "POST"): expect(200, 200, 403, 403),       # the new secret, shown once
+    ("api_clients.rotate", "POST"): expect(303, 303, 403, 403),       # to the new secret, shown once
+    ("api_clients.secret", "GET"): MANAGERS,                          # nothing kept: "shown once"
     ("api_clients.disable", "POST"): expect(303, 303, 403, 403),
     ("api_clients.enable", "POST"): expect(303, 303, 403, 403),       # refused with a message: not disabled
     ("api_clients.delete", "POST"): expect(303, 303, 403, 403),
@@ -134,16 +135,17 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("tasks.edit", "POST"): expect(422, 422, 404, 403),
     ("tasks.status", "POST"): expect(400, 400, 404, 403),           # no status given
     ("tasks.comment", "POST"): expect(422, 422, 404, 403),          # no comment given
-    ("tasks.bulk_status", "POST"): expect(400, 400, 400, 403),      # nothing selected
-    ("tasks.bulk_assign", "POST"): expect(400, 400, 400, 403),
+    ("tasks.bulk_status", "POST"): expect(303, 303, 303, 403),      # nothing selected: back to the list
+    ("tasks.bulk_assign", "POST"): expect(303, 303, 303, 403),
     # Device agents (issue 15): agents:run for owners, admins and members (at their sites: the
     # matrix's member has none, so the device is a 404); agents:manage for owners and admins.
     ("agents.tasks", "GET"): expect(200, 200, 404, 403),
     ("agents.queue", "POST"): expect(422, 422, 404, 403),            # no command given
     ("agents.cancel", "POST"): expect(303, 303, 404, 403),
-    ("agents.issue_credential", "POST"): expect(200, 200, 403, 403),  # shows the new secret
+    ("agents.issue_credential", "POST"): expect(303, 303, 403, 403),  # to the new secret, shown once
+    ("agents.credential_secret", "GET"): expect(200, 200, 403, 403),  # nothing kept: "shown once"
     ("agents.revoke_credential", "POST"): expect(303, 303, 403, 403),
-    ("agents.queue_selection", "POST"): expect(400, 400, 400, 403),  # nothing selected
+    ("agents.queue_selection", "POST"): expect(303, 303, 303, 403),  # nothing selected: back to the list
     # The command palette's search (issue 22): every member; what it finds follows each kind's rules.
     ("search.index", "GET"): READ_ALL,
 }

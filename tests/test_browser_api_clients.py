@@ -31,7 +31,7 @@ def test_admin_creates_uses_and_deletes_an_api_client(chromium, live_server, fac
         expect(page.get_by_text("shown only this once")).to_be_visible()
         page.wait_for_load_state()  # the stylesheet too: a layout before it arrives is unstyled
         client_id = page.locator("#client-id").inner_text()
-        secret = page.locator("#client-secret").inner_text()
+        secret = page.locator("#client-secret").input_value()
         assert page.evaluate("document.documentElement.scrollWidth") <= 390, "the page scrolls sideways at 390 px"
         token = app.test_client().post("/oauth/token", data={"grant_type": "client_credentials"}, headers={
             "Authorization": "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()})

@@ -49,12 +49,12 @@ def test_phone_header_menu_dialog_toast_and_history(owner_tab):
     expect(page.locator("#device-history")).to_contain_text("changed status from online to maintenance")
     assert page.evaluate("window.__sameDocument") is True
 
-    # Decommission asks first, in a modal dialog; Cancel leaves everything as it was.
+    # Decommission asks first, in a modal dialog; "Keep device" leaves everything as it was.
     page.get_by_role("button", name="Decommission…").click()
     dialog = page.locator("dialog#confirm-decommission")
     expect(dialog).to_be_visible()
     assert page.evaluate("document.querySelector('dialog#confirm-decommission').open") is True
-    dialog.get_by_role("button", name="Cancel").click()
+    dialog.get_by_role("button", name="Keep device").click()
     expect(dialog).to_be_hidden()
     page.get_by_role("button", name="Decommission…").click()
     dialog.get_by_role("button", name=re.compile("^Decommission ")).click()

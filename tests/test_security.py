@@ -344,8 +344,12 @@ def enrol(client) -> tuple[str, list[str]]:
     # An SVG image renders only with its namespace (the browser test scans it).
     assert 'src="data:image/svg+xml;charset=utf-8,%3Csvg%20xmlns%3D%27http%3A%2F%2Fwww.w3.org%2F2000%2Fsvg%27' in page
     r = client.post("/account/two-factor", data={"code": pyotp.TOTP(secret).now(), "csrf_token": csrf_from(page)})
-    assert r.status_code == 200
+    assert r.status_code == 303  # POST-redirect-GET: the codes are shown by the GET, once
+    r = client.get(r.headers["Location"])
+    assert r.status_code == 200 and r.headers["Cache-Control"] == "no-store"
     codes = re.findall(r"<li><code>([0-9a-f]{6}-[0-9a-f]{6})</code></li>", r.get_data(as_text=True))
+    again = client.get("/account/two-factor/backup-codes").get_data(as_text=True)
+    assert codes and not any(c in again for c in codes) and "These codes were shown once" in again
     return secret, codes
 
 

@@ -59,7 +59,7 @@ def test_account_changes_are_recorded(app, factory, serving):
     page = client.get("/account/two-factor").get_data(as_text=True)
     secret = re.search(r"<code data-secret>([A-Z2-7]+)</code>", page).group(1)
     assert client.post("/account/two-factor", data={"code": pyotp.TOTP(secret).now(),
-                                                    "csrf_token": csrf_from(page)}).status_code == 200
+                                                    "csrf_token": csrf_from(page)}).status_code == 303
     assert client.post("/account/two-factor/disable", data={"csrf_token": csrf_token(client)}).status_code == 303
     assert client.post("/logout", data={"csrf_token": csrf_token(client)}).status_code == 303
     result = app.test_cli_runner().invoke(args=["users", "disable", person.email])

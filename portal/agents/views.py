@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from flask import abort, current_app, flash, make_response, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from markupsafe import Markup
 
+from .. import ui
 from ..devices.queries import get_device_or_404, visible_devices
 from ..devices.services import BULK_MAX
 from ..extensions import db, htmx
@@ -85,27 +86,26 @@ def queue_selection():
         except ValueError:
             abort(400, "The selection is not valid.")
     form = TaskForm()
+    # Refusals keep the list as it was (its filters, and with htmx the selection): see ui.back_to_list.
     if not ids:
-        abort(400, "Select at least one device.")
+        return ui.back_to_list(back, "Select at least one device.", "error")
     if len(ids) > BULK_MAX:
-        abort(400, f"Select at most {BULK_MAX} devices at a time.")
+        return ui.back_to_list(back, f"Select at most {BULK_MAX} devices at a time.", "error")
     if not form.validate_on_submit():
-        flash("The command was not queued: " + "; ".join(e for errors in form.errors.values() for e in errors), "error")
-        return redirect(back, 303)
+        return ui.back_to_list(back, "The command was not queued: "
+                               + "; ".join(e for errors in form.errors.values() for e in errors), "error")
     devices = visible_devices(ctx, set(ids))
     if len(devices) != len(set(ids)):
-        flash("Some of the selected devices no longer exist or are not yours; nothing was queued.", "error")
-        return redirect(back, 303)
+        return ui.back_to_list(back, "Some of the selected devices no longer exist or are not yours; "
+                                     "nothing was queued.", "error")
     try:
         tasks = services.queue_task(ctx, devices, Command(form.command.data), form.task_parameters(),
                                     form.expires_in())
     except RuleViolation as exc:
         db.session.rollback()
-        flash(exc.message + " Nothing was queued.", "error")
-        return redirect(back, 303)
-    flash(f"Queued {Command(form.command.data).value.replace('_', ' ')} for {len(tasks)} "
-          f"device{'s' if len(tasks) != 1 else ''}.", "success")
-    return redirect(back, 303)
+        return ui.back_to_list(back, exc.message + " Nothing was queued.", "error")
+    return ui.back_to_list(back, f"Queued {Command(form.command.data).value.replace('_', ' ')} for {len(tasks)} "
+                                 f"device{'s' if len(tasks) != 1 else ''}.")
 
 
 @bp.post("/<uuid:device_id>/agent/tasks/<uuid:agent_task_id>/cancel")
@@ -139,10 +139,19 @@ def issue_credential(device_id: UUID):
         db.session.rollback()
         flash(exc.message, "error")
         return redirect(url_for("devices.show", device_id=device_id), 303)
-    response = make_response(render_template("agents/secret.html", device=device, secret=secret,
-                                             gateway=bool(form.gateway.data), api_url=current_app.config["BASE_URL"]))
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    # POST-redirect-GET: a reload of the page shows no secret and issues none.
+    ui.keep_secret(f"agent:{device.id}", {"secret": secret, "gateway": bool(form.gateway.data)})
+    return redirect(url_for(".credential_secret", device_id=device.id), 303)
+
+
+@bp.get("/<uuid:device_id>/agent/credential")
+@requires(Permission.AGENTS_MANAGE)
+def credential_secret(device_id: UUID):
+    """The agent secret just issued, shown this once."""
+    device = get_device_or_404(current(), device_id)
+    kept = ui.take_secret(f"agent:{device.id}") or {}
+    return ui.no_store(render_template("agents/secret.html", device=device, secret=kept.get("secret"),
+                                       gateway=kept.get("gateway", False), api_url=current_app.config["BASE_URL"]))
 
 
 @bp.post("/<uuid:device_id>/agent/credential/revoke")

@@ -5,6 +5,7 @@ from uuid import UUID
 
 from flask import abort, flash, redirect, render_template, request, url_for
 
+from .. import ui
 from ..api import services
 from ..extensions import db
 from ..rules import RuleViolation
@@ -30,10 +31,21 @@ def _uuids(values) -> list[UUID] | None:
     return out
 
 
-def _secret_page(client, secret: str, rotated: bool = False):
-    response = render_template("api_clients/secret.html", client=client, secret=secret, rotated=rotated,
-                               grace_hours=int(services.grace().total_seconds() // 3600))
-    return response, 200, {"Cache-Control": "no-store"}
+def _show_secret(client, secret: str, rotated: bool = False):
+    # POST-redirect-GET: a reload of the page shows no secret and resubmits nothing.
+    ui.keep_secret(f"api_client:{client.id}", {"secret": secret, "rotated": rotated})
+    return redirect(url_for(".secret", client_id=client.id), 303)
+
+
+@bp.get("/<uuid:client_id>/secret")
+@requires(Permission.API_MANAGE)
+def secret(client_id: UUID):
+    """The secret just made for a client, shown this once."""
+    client = _client_or_404(client_id)
+    kept = ui.take_secret(f"api_client:{client.id}") or {}
+    return ui.no_store(render_template("api_clients/secret.html", client=client, secret=kept.get("secret"),
+                                       rotated=kept.get("rotated", False),
+                                       grace_hours=int(services.grace().total_seconds() // 3600)))
 
 
 @bp.get("/")
@@ -63,7 +75,7 @@ def create():
         db.session.rollback()
         {"scopes": form.scopes, "site_ids": form.sites}.get(exc.field, form.name).errors.append(exc.message)
         return _form(form, visible_sites(ctx), 422)
-    return _secret_page(client, secret)
+    return _show_secret(client, secret)
 
 
 def _form(form, sites, status):
@@ -77,7 +89,7 @@ def _form(form, sites, status):
 def rotate(client_id: UUID):
     client = _client_or_404(client_id)
     secret = services.rotate_secret(current(), client)
-    return _secret_page(client, secret, rotated=True)
+    return _show_secret(client, secret, rotated=True)
 
 
 @bp.post("/<uuid:client_id>/disable")

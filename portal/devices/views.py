@@ -150,16 +150,19 @@ def bulk():
             ids.append(UUID(value))
         except ValueError:
             abort(400, "The selection is not valid.")
-    if not form.validate() or not ids:
-        abort(400, "Select at least one device.")
+    # Refusals keep the list as it was (its filters, and with htmx the selection): see ui.back_to_list.
+    if not ids:
+        return ui.back_to_list(back, "Select at least one device.", "error")
     if len(ids) > services.BULK_MAX:
-        abort(400, f"Select at most {services.BULK_MAX} devices at a time.")
+        return ui.back_to_list(back, f"Select at most {services.BULK_MAX} devices at a time.", "error")
+    if not form.validate():
+        abort(400, "The form is not valid: reload the page and try again.")
     if form.action.data == "move" and not can(Permission.DEVICES_WRITE):
         abort(403, "Your role in this organization does not allow moving devices.")
     devices = queries.visible_devices(ctx, set(ids), for_update=True)
     if len(devices) != len(set(ids)):
-        flash("Some of the selected devices no longer exist or are not yours to change; nothing was changed.", "error")
-        return redirect(back, 303)
+        return ui.back_to_list(back, "Some of the selected devices no longer exist or are not yours to change; "
+                                     "nothing was changed.", "error")
     try:
         if form.action.data == "move":
             site_id = _uuid_or_none(form.site_id.data)
@@ -173,10 +176,8 @@ def bulk():
             done = f"Set {changed} device{'s' if changed != 1 else ''} to {status.value}."
     except RuleViolation as exc:
         db.session.rollback()
-        flash(exc.message + " Nothing was changed.", "error")
-        return redirect(back, 303)
-    flash(done, "success")
-    return redirect(back, 303)
+        return ui.back_to_list(back, exc.message + " Nothing was changed.", "error")
+    return ui.back_to_list(back, done)
 
 
 def _uuid_or_none(value):

@@ -9,6 +9,7 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask_login import current_user, login_required, logout_user
 from sqlalchemy import select
 
+from .. import ui
 from ..accounts.passwords import verify_password
 from ..extensions import db, limiter
 from ..notifications import services as notification_services
@@ -242,7 +243,22 @@ def enable_two_factor():
                                qr=mfa.qr_data_uri(secret, current_user.email)), 422
     codes = mfa.enable(current_user, secret)
     session.pop("totp_pending", None)
-    return render_template("profile/backup_codes.html", codes=codes, next=safe_next(request.args.get("next")))
+    return _show_backup_codes(codes, safe_next(request.args.get("next")))
+
+
+def _show_backup_codes(codes: list[str], next_url: str | None):
+    # POST-redirect-GET: a reload of the page shows no codes and makes none.
+    ui.keep_secret(f"backup_codes:{current_user.id}", {"codes": codes, "next": next_url})
+    return redirect(url_for(".backup_codes"), 303)
+
+
+@bp.get("/two-factor/backup-codes")
+@login_required
+def backup_codes():
+    """The backup codes just made, shown this once."""
+    kept = ui.take_secret(f"backup_codes:{current_user.id}") or {}
+    return ui.no_store(render_template("profile/backup_codes.html", codes=kept.get("codes"),
+                                       next=safe_next(kept.get("next"))))
 
 
 @bp.post("/two-factor/backup-codes")
@@ -250,7 +266,7 @@ def enable_two_factor():
 def regenerate_backup_codes():
     if not current_user.has_mfa:
         return redirect(url_for(".two_factor"), 303)
-    return render_template("profile/backup_codes.html", codes=mfa.regenerate_backup_codes(current_user), next=None)
+    return _show_backup_codes(mfa.regenerate_backup_codes(current_user), None)
 
 
 @bp.post("/two-factor/disable")

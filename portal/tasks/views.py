@@ -209,33 +209,32 @@ def _selection(form: BulkForm) -> list[UUID]:
             ids.append(UUID(value))
         except ValueError:
             abort(400, "The selection is not valid.")
-    if not ids:
-        abort(400, "Select at least one task.")
-    if len(set(ids)) > services.BULK_MAX:
-        abort(400, f"Select at most {services.BULK_MAX} tasks at a time.")
     return list(set(ids))
 
 
 def _bulk(action, done: str):
-    """Run one change on the selected tasks: all of them in one transaction, or none."""
+    """Run one change on the selected tasks: all of them in one transaction, or none. Refusals
+    keep the list as it was (its filters, and with htmx the selection): see ui.back_to_list."""
     ctx = current()
     form = BulkForm()
     if not form.validate():
         abort(400, "The form expired: reload the page and try again.")
     back = _local(form.next.data, url_for(".index"))
     ids = _selection(form)
+    if not ids:
+        return ui.back_to_list(back, "Select at least one task.", "error")
+    if len(ids) > services.BULK_MAX:
+        return ui.back_to_list(back, f"Select at most {services.BULK_MAX} tasks at a time.", "error")
     tasks = queries.visible_tasks(ctx, ids, for_update=True)
     if len(tasks) != len(ids):
-        flash("Some of the selected tasks no longer exist or are not yours to see; nothing was changed.", "error")
-        return redirect(back, 303)
+        return ui.back_to_list(back, "Some of the selected tasks no longer exist or are not yours to see; "
+                                     "nothing was changed.", "error")
     try:
         changed = action(ctx, tasks, form)
     except RuleViolation as exc:
         db.session.rollback()
-        flash(exc.message + " Nothing was changed.", "error")
-        return redirect(back, 303)
-    flash(done.format(n=changed, s="" if changed == 1 else "s"), "success")
-    return redirect(back, 303)
+        return ui.back_to_list(back, exc.message + " Nothing was changed.", "error")
+    return ui.back_to_list(back, done.format(n=changed, s="" if changed == 1 else "s"))
 
 
 @bp.post("/bulk/status")
