@@ -72,7 +72,8 @@ def test_the_owner_finds_tasks_members_and_pages(alice):
     people = found(alice, "bob")
     assert labels(people, "Members") == ["Bob Smith"]
     assert people["Members"][0][1] == f"{ACME}/members/?q=bob@acme.com"
-    assert labels(found(alice, "sett"), "Pages") == ["Settings"]
+    assert labels(found(alice, "sett"), "Pages") == ["Settings", "Branding", "Security policy", "Plan and usage",
+                                                      "Data export", "Danger zone"]  # the settings' sections
     assert labels(found(alice, "invite"), "Pages") == ["Invitations"]
 
 
@@ -153,7 +154,7 @@ def test_without_htmx_a_search_page(alice):
 def test_every_page_carries_the_palette(alice, app):
     html = alice.get(f"{ACME}/devices/").get_data(as_text=True)
     assert f'data-search-url="{ACME}/search"' in html and f'data-go-d="{ACME}/devices/"' in html
-    account = alice.get("/account/").get_data(as_text=True)  # outside a tenant: the account's pages, listed
+    account = alice.get("/account/profile").get_data(as_text=True)  # outside a tenant: the account's pages, listed
     assert 'id="palette"' in account and "data-search-url" not in account
     assert 'href="/account/two-factor"' in account and "data-go-d" not in account
     assert 'id="palette"' not in app.test_client().get("/login").get_data(as_text=True)
