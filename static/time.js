@@ -16,7 +16,8 @@
     calendar = new Intl.DateTimeFormat("en-US", {year: "numeric", month: "numeric", day: "numeric"});
   }
   full = new Intl.DateTimeFormat(undefined, {timeZone: zone, weekday: "short", year: "numeric", month: "short",
-                                             day: "numeric", hour: "2-digit", minute: "2-digit", timeZoneName: "short"});
+                                             day: "numeric", hour: "2-digit", minute: "2-digit", hour12: false,
+                                             timeZoneName: "short"});
 
   function ymd(date) {
     var parts = {};
