@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import json
 from html import escape as _escape
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
+from zoneinfo import ZoneInfo
 
 from cryptography.fernet import InvalidToken
-from flask import Flask, flash, get_flashed_messages, make_response, redirect, request, send_from_directory, session
+from flask import (Flask, flash, g, get_flashed_messages, has_request_context, make_response, redirect, request,
+                   send_from_directory, session)
 from markupsafe import Markup
 from flask_login import current_user
 from sqlalchemy.exc import SQLAlchemyError
@@ -156,6 +158,9 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals["header_tenant"] = header_tenant
     app.jinja_env.globals["options"] = options
     app.jinja_env.filters["ago"] = ago
+    app.jinja_env.filters["when"] = when
+    app.jinja_env.globals["viewer_timezone"] = viewer_timezone
+    app.jinja_env.globals["time_script_data"] = time_script_data
     app.jinja_env.filters["browser"] = browser_name
 
     @app.get("/favicon.ico")
@@ -165,18 +170,108 @@ def init_app(app: Flask) -> None:
 
 
 def ago(when, now=None) -> str:
-    """"2 minutes ago", "3 days ago": a relative time for lists and histories."""
-    if when is None:
-        return "never"
-    now = now or datetime.now(timezone.utc)
-    seconds = int((now - when).total_seconds())
-    if seconds < 60:
+    """The relative words alone ("5 min ago"); "never" for None. Pages use `when`."""
+    return "never" if when is None else relative(when, now)
+
+
+# --- Times as people read them -------------------------------------------------------------
+# `{{ x | when }}` is the one way a page shows a moment: <time datetime="ISO" title="absolute in
+# the viewer's zone">relative text</time>. static/time.js re-renders the relative text as time
+# passes and the title in the same zone (the account's, else the browser's).
+
+UTC = timezone.utc
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def viewer_timezone() -> str | None:
+    """The signed-in person's chosen zone (an IANA name), None when not chosen (or signed out)."""
+    if not has_request_context():
+        return None
+    if "viewer_timezone" not in g:
+        from .timezones import is_timezone
+        try:
+            name = getattr(current_user, "timezone", None) if current_user.is_authenticated else None
+        except SQLAlchemyError:  # an error page while the database is away still renders
+            name = None
+        g.viewer_timezone = name if is_timezone(name) else None
+    return g.viewer_timezone
+
+
+def time_script_data() -> Markup:
+    """static/time.js's attributes: the zone to show times in, and where to send the browser's
+    zone while the signed-in person has none."""
+    from flask import url_for
+    from flask_wtf.csrf import generate_csrf
+
+    zone = viewer_timezone()
+    attrs = f' data-timezone="{_escape(zone or "")}"'
+    try:
+        unset = current_user.is_authenticated and not current_user.timezone
+    except SQLAlchemyError:
+        unset = False
+    if unset:
+        attrs += f' data-detect="{_escape(url_for("profile.timezone"))}" data-csrf="{_escape(generate_csrf())}"'
+    return Markup(attrs)
+
+
+def _zone(name: str | None) -> ZoneInfo | timezone:
+    return ZoneInfo(name) if name else UTC
+
+
+def relative(when: datetime, now: datetime | None = None, zone=UTC) -> str:
+    """"just now", "5 min ago", "in 3 hours", "yesterday", "in 3 days", "Mar 5", "Mar 5, 2024".
+    Calendar words (yesterday, tomorrow, days) count days in `zone`. static/time.js says the same."""
+    now = now or datetime.now(UTC)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    seconds = (now - when).total_seconds()
+    past, size = seconds >= 0, abs(seconds)
+
+    def said(n: int, unit: str) -> str:
+        words = f"{n} {unit}{'' if n == 1 or unit == 'min' else 's'}"
+        return f"{words} ago" if past else f"in {words}"
+
+    if size < 45:
         return "just now"
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds >= size:
-            n = seconds // size
-            return f"{n} {unit}{'' if n == 1 else 's'} ago"
-    return "just now"
+    if size < 3600:
+        return said(max(1, int(size / 60 + 0.5)), "min")
+    if size < 86400:
+        return said(int(size // 3600), "hour")
+    local, today = when.astimezone(zone), now.astimezone(zone).date()
+    days = abs((today - local.date()).days)
+    if days <= 1:
+        return "yesterday" if past else "tomorrow"
+    if days < 30:
+        return said(days, "day")
+    text = f"{_MONTHS[local.month - 1]} {local.day}"
+    return text if local.year == today.year else f"{text}, {local.year}"
+
+
+def absolute(when: datetime, zone=UTC) -> str:
+    """"Thu, Mar 5, 2026, 14:03 CET": the moment in full, in `zone`."""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    local = when.astimezone(zone)
+    return (f"{_DAYS[local.weekday()]}, {_MONTHS[local.month - 1]} {local.day}, {local.year}, "
+            f"{local.hour:02d}:{local.minute:02d} {local.tzname()}")
+
+
+def when(moment, never: str = "never", now: datetime | None = None, zone: str | None = None,
+         iso: str | None = None) -> Markup:
+    """`<time>` for a moment (an aware datetime; naive ones are UTC): relative text, the absolute
+    time in the viewer's zone as its title. `never` is the text for None; `iso` the moment's ISO
+    text when the caller has it already (the device list: isoformat is the costly part)."""
+    if moment is None:
+        return Markup(_escape(never))
+    if isinstance(moment, date) and not isinstance(moment, datetime):
+        return Markup(f'<time datetime="{moment.isoformat()}">{moment.isoformat()}</time>')
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    tz = _zone(zone or viewer_timezone())
+    iso = iso or moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return Markup(f'<time datetime="{iso}" title="{_escape(absolute(moment, tz))}" data-relative>'
+                  f'{_escape(relative(moment, now, tz))}</time>')
 
 
 def browser_name(user_agent: str | None) -> str:

@@ -41,6 +41,8 @@ EXPECTED: dict[tuple[str, str], dict[str, int | tuple[int, ...]]] = {
     ("profile.change_name", "POST"): each(302, 422),
     ("profile.change_email", "POST"): each(302, 422),
     ("profile.change_password", "POST"): each(302, 422),
+    ("profile.timezone", "GET"): each(302, 200),
+    ("profile.timezone", "POST"): each(302, 303),  # no data: back to the browser's zone
     ("profile.verify_email", "GET"): each(302, 410),
     ("profile.verify_email", "POST"): each(302, 303),
     ("profile.two_factor", "GET"): each(302, 200),

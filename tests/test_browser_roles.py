@@ -11,6 +11,19 @@ from test_browser_workspace import new_tab
 pytestmark = pytest.mark.browser
 
 
+def tab_to(page, element_id: str, most: int = 40):
+    for _ in range(most):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == element_id:
+            return
+    raise AssertionError(f"Tab never reached #{element_id}")
+
+
+def row(page, sentence: str):
+    """The matrix row whose header is a permission's sentence."""
+    return page.locator("table.matrix tr").filter(has=page.get_by_role("rowheader", name=sentence, exact=True))
+
+
 def test_owner_creates_a_custom_role_and_the_member_sees_less(chromium, live_server, factory):
     owner, member = factory.user(name="Rita Owner"), factory.user(name="Sam Member")
     t = factory.tenant(members={"owner": owner, "member": member}, sites=2, devices=2,
@@ -22,7 +35,10 @@ def test_owner_creates_a_custom_role_and_the_member_sees_less(chromium, live_ser
         page = tab.page
         expect = sign_in(page, owner.email, PASSWORD)
         page.goto(f"/t/{slug}/roles/")
-        expect(page.locator('[data-role="Viewer"]')).to_contain_text("See devices and export them")
+        # The matrix: a check in Viewer's column (the fourth) of "See devices and export them".
+        expect(row(page, "See devices and export them").locator("td").nth(3)).to_have_text("✓granted")
+        expect(row(page, "Add, edit, move, import and decommission devices").locator("td").nth(3)) \
+            .to_have_text("·not granted")
         page.get_by_role("link", name="New role", exact=True).click()
         page.get_by_label("Name").fill("Device reader")
         page.get_by_label("Description (optional)").fill("Reads devices, nothing else")
@@ -30,7 +46,34 @@ def test_owner_creates_a_custom_role_and_the_member_sees_less(chromium, live_ser
         page.get_by_label("See sites").check()
         page.get_by_role("button", name="Create role").click()
         expect(page.locator(".flash")).to_contain_text("Saved the role Device reader")
-        expect(page.locator('[data-role="Device reader"]')).to_contain_text("Reads devices, nothing else")
+        expect(page.locator('[data-role-notes="Device reader"]')).to_contain_text("Reads devices, nothing else")
+        expect(page.get_by_role("columnheader", name="Device reader")).to_be_visible()
+
+        # Its column of toggles, by keyboard only: Tab down the column, Space toggles, Enter saves.
+        page.get_by_role("link", name="Edit Device reader").click()
+        page.get_by_label("Description (optional)").focus()
+        tab_to(page, "perm-sites:view")
+        page.keyboard.press("Space")
+        expect(page.get_by_label("See sites")).not_to_be_checked()
+        tab_to(page, "perm-devices:status")
+        page.keyboard.press("Space")
+        expect(page.get_by_label("Change the status of devices they can see")).to_be_checked()
+        page.get_by_role("button", name="Save changes").focus()
+        page.keyboard.press("Enter")
+        expect(page.locator(".flash")).to_contain_text("Saved the role Device reader")
+        expect(row(page, "Change the status of devices they can see").locator("td").nth(4)).to_have_text("✓granted")
+        expect(row(page, "See sites").locator("td").nth(4)).to_have_text("·not granted")
+
+        # At 390 px the matrix scrolls in its own box, the permission column stays, the page does not.
+        page.set_viewport_size({"width": 390, "height": 800})
+        box = page.get_by_role("region", name="What each role allows")
+        assert box.evaluate("e => e.scrollWidth > e.clientWidth")
+        header = row(page, "See sites").locator("th")
+        left = header.bounding_box()["x"]
+        box.evaluate("e => e.scrollLeft = e.scrollWidth")
+        assert box.evaluate("e => e.scrollLeft") > 0 and header.bounding_box()["x"] == left
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        page.set_viewport_size({"width": 1280, "height": 800})
 
         page.goto(f"/t/{slug}/members/")
         page.evaluate("window.__sameDocument = true")

@@ -3,6 +3,7 @@ from Python and from SQL's user_has_permission()."""
 from __future__ import annotations
 
 import re
+from html.parser import HTMLParser
 from uuid import UUID
 
 import pytest
@@ -235,6 +236,111 @@ def test_invitation_for_a_deleted_role_falls_back_to_the_role_chosen(app, shop):
         inv = db.session.scalar(sa.select(Invitation).where(Invitation.tenant_id == shop["t"]["id"],
                                                             Invitation.email == "contractor@example.com"))
         assert (inv.role, inv.custom_role_id) == (MembershipRole.MEMBER, None)
+
+
+# --- The matrix --------------------------------------------------------------------------------
+
+class _Matrix(HTMLParser):
+    """The roles matrix as a person reads it: column headers, and per row its header and cells
+    (the cells' text, hidden words included, and their checkboxes)."""
+
+    def __init__(self):
+        super().__init__()
+        self.columns, self.rows, self._cell, self._in = [], [], None, False
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "table" and "matrix" in (attrs.get("class") or ""):
+            self._in = True
+        elif self._in and tag == "tr":
+            self.rows.append([])
+        elif self._in and tag in ("th", "td"):
+            self._cell = {"tag": tag, "scope": attrs.get("scope"), "text": "", "inputs": []}
+            self.rows[-1].append(self._cell)
+        elif self._cell is not None and tag == "input":
+            self._cell["inputs"].append(attrs)
+
+    def handle_endtag(self, tag):
+        if tag == "table":
+            self._in = False
+        elif tag in ("th", "td"):
+            self._cell = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell["text"] += data
+
+    def table(self):
+        head, *body = [r for r in self.rows if r]
+        text = lambda c: " ".join(c["text"].split())
+        columns = [text(c) for c in head[1:]]
+        rows = {text(r[0]): r[1:] for r in body if r[0]["scope"] == "row"}
+        groups = [text(r[0]) for r in body if r[0]["scope"] == "rowgroup"]
+        return columns, rows, groups
+
+
+def read_matrix(html: str):
+    parser = _Matrix()
+    parser.feed(html)
+    return parser.table()
+
+
+def test_the_roles_page_is_a_matrix_of_permissions_by_role(app, shop):
+    slug, owner = shop["slug"], shop["c"]["owner"]
+    make_role(app, shop["t"]["id"], "Auditor", ["tenant:view", "audit:view", "devices:view"])
+    page = owner.get(f"/t/{slug}/roles/").get_data(as_text=True)
+    columns, rows, groups = read_matrix(page)
+    # Columns: the built-in roles, then the custom ones, each with its member count.
+    assert [c.split(" ")[0] for c in columns] == ["Owner", "Admin", "Member", "Viewer", "Auditor"]
+    assert columns[0] == "Owner 1 member" and columns[4] == "Auditor 0 members"
+    assert groups[:4] == ["Organization", "Sites", "Devices", "Members"] and groups[-1] == "Ownership"
+    system = [SYSTEM_ROLES[MembershipRole(k)][2] for k in ("owner", "admin", "member", "viewer")]
+    granted = system + [frozenset({Permission.TENANT_VIEW, Permission.AUDIT_VIEW, Permission.DEVICES_VIEW})]
+    for permission, (_, sentence) in CATALOGUE.items():
+        # The sentence is the row's header; a cell shows a check and says "granted" to screen readers.
+        cells = [(c["text"].strip().strip("✓·"), "✓" in c["text"]) for c in rows[sentence]]
+        assert cells == [("granted", True) if permission in g else ("not granted", False) for g in granted], \
+            permission
+    assert ["granted" in c["text"] and "not" not in c["text"]
+            for c in rows["Make others owners and hand ownership over (owners only)"]] == [True] + [False] * 4
+    assert '<th scope="col"' in page and '<th scope="row"' in page and "<caption" in page
+    assert "<input" not in page.split("matrix-caption")[1].split("</table>")[0]  # read-only here
+
+
+def test_a_custom_role_is_edited_as_a_column_of_checkboxes(app, shop):
+    slug, owner = shop["slug"], shop["c"]["owner"]
+    role_id = make_role(app, shop["t"]["id"], "Auditor", ["tenant:view", "audit:view", "devices:view"])
+    page = owner.get(f"/t/{slug}/roles/{role_id}/edit").get_data(as_text=True)
+    columns, rows, _ = read_matrix(page)
+    assert columns == ["Auditor (editing)", "Owner", "Admin", "Member", "Viewer"]  # the others, to compare
+    for permission, (_, sentence) in CATALOGUE.items():
+        editing, *others = rows[sentence]
+        [box] = editing["inputs"]
+        assert (box["id"], box["value"]) == (f"perm-{permission.value}", permission.value)
+        assert ("checked" in box) == (permission in {Permission.TENANT_VIEW, Permission.AUDIT_VIEW,
+                                                      Permission.DEVICES_VIEW})
+        assert f'<label for="perm-{permission.value}">{sentence}</label>' in page.replace("&#39;", "'")
+        assert not any(c["inputs"] for c in others)
+    assert "disabled" in rows[CATALOGUE[Permission.TENANT_VIEW][1]][0]["inputs"][0]  # every role opens it
+
+    # Ticking devices:status and unticking audit:view changes exactly those two, audited once.
+    r = post(owner, f"/t/{slug}/roles/{role_id}/edit", name="Auditor", description="",
+             permissions=["devices:view", "devices:status"])
+    assert r.status_code == 303
+    with app.app_context(), tenant_scope(db.session, shop["t"]["id"]):
+        held = set(db.session.scalars(sa.select(TenantRolePermission.permission).where(
+            TenantRolePermission.role_id == UUID(role_id))))
+        audits = db.session.execute(sa.text(
+            "SELECT action, before, after FROM audit_logs WHERE resource_id = :id ORDER BY seq"),
+            {"id": role_id}).all()
+    assert held == {"tenant:view", "devices:view", "devices:status"}
+    [(action, before, after)] = audits
+    assert action == "role.update"
+    assert set(after["permissions"]) - set(before["permissions"]) == {"devices:status"}
+    assert set(before["permissions"]) - set(after["permissions"]) == {"audit:view"}
+    columns, rows, _ = read_matrix(owner.get(f"/t/{slug}/roles/").get_data(as_text=True))
+    assert rows[CATALOGUE[Permission.DEVICES_STATUS][1]][4]["text"].strip() == "✓granted"
+    assert rows[CATALOGUE[Permission.AUDIT_VIEW][1]][4]["text"].strip() == "·not granted"
 
 
 # --- No escalation ---------------------------------------------------------------------------

@@ -23,7 +23,7 @@ def test_toasts_and_events_share_one_hx_trigger_header():
 def test_relative_times():
     now = datetime(2026, 11, 30, 12, tzinfo=timezone.utc)
     assert ago(now - timedelta(seconds=5), now) == "just now"
-    assert ago(now - timedelta(minutes=2), now) == "2 minutes ago"
+    assert ago(now - timedelta(minutes=2), now) == "2 min ago"
     assert ago(now - timedelta(hours=1, minutes=5), now) == "1 hour ago"
     assert ago(now - timedelta(days=3), now) == "3 days ago"
     assert ago(None) == "never"

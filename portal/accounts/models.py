@@ -52,6 +52,9 @@ class User(UserMixin, Timestamps, db.Model):
     # Single sign-on: the provider's issuer and subject for this account.
     oidc_issuer: Mapped[str | None] = mapped_column(String(500))
     oidc_subject: Mapped[str | None] = mapped_column(String(255))
+    # The IANA zone the portal's times are shown in (portal/timezones.py checks it); NULL: not
+    # chosen yet (the browser's is detected once by static/time.js).
+    timezone: Mapped[str | None] = mapped_column(String(64))
 
     @property
     def has_mfa(self) -> bool:

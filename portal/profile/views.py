@@ -20,7 +20,8 @@ from ..rules import RuleViolation
 from ..security import events, mfa, services, sessions, throttle, tokens
 from ..security.models import TokenPurpose
 from ..security.models import LoginEvent, SecurityEvent
-from .forms import CodeForm, ConfirmForm, EmailForm, NameForm, PasswordForm
+from ..timezones import is_timezone, sorted_names
+from .forms import CodeForm, ConfirmForm, EmailForm, NameForm, PasswordForm, TimezoneForm
 
 bp = Blueprint("profile", __name__, url_prefix="/account")
 HISTORY = 20
@@ -118,6 +119,40 @@ def change_name():
     current_user.name = form.name.data.strip()
     flash("Your name is saved.", "success")
     return redirect(url_for(".profile"), 303)
+
+
+@bp.app_template_global()
+def account_timezone_form() -> TimezoneForm:
+    """The time-zone form of templates/profile/_timezone.html, wherever the account page puts it."""
+    return TimezoneForm(formdata=None, timezone=current_user.timezone or "")
+
+
+@bp.app_template_global()
+def timezone_names() -> tuple[str, ...]:
+    return sorted_names()
+
+
+@bp.route("/timezone", methods=["GET", "POST"])
+def timezone():
+    """The time-zone preference. static/time.js posts the browser's zone with `detected=1`: it
+    is kept only while the person has chosen none, and answered with 204."""
+    detected = request.method == "POST" and request.form.get("detected") == "1"
+    form = TimezoneForm() if request.method == "POST" else account_timezone_form()
+    if request.method == "GET":
+        return render_template("profile/timezone.html", timezone_form=form)
+    if detected:
+        # A zone the server does not know (Chromium may say Etc/Unknown) is ignored, not an error:
+        # times stay in the browser's zone on the page and in UTC on the server.
+        name = request.form.get("timezone", "")
+        if is_timezone(name) and not current_user.timezone:
+            current_user.timezone = name
+        return "", 204
+    if not form.validate():
+        return render_template("profile/timezone.html", timezone_form=form), 422
+    current_user.timezone = form.timezone.data or None
+    flash(f"Times are now shown in {form.timezone.data}." if form.timezone.data
+          else "Times are now shown in your browser's time zone.", "success")
+    return redirect(safe_next(request.form.get("next")) or url_for(".index"), 303)
 
 
 @bp.post("/email")

@@ -22,12 +22,15 @@ def _role_or_404(key: str) -> roles.Role:
 def index():
     ctx = current()
     return render_template("roles/index.html", roles=roles.tenant_roles(ctx.tenant_id),
-                           counts=services.member_counts(ctx), grouped=grouped)
+                           counts=services.member_counts(ctx), catalogue=grouped(CATALOGUE))
 
 
 def _form_page(form: RoleForm, role=None, status: int = 200):
+    ctx = current()
+    # The role being edited is the column of checkboxes; the others are there to compare.
+    compare = [r for r in roles.tenant_roles(ctx.tenant_id) if role is None or r.key != role.key]
     return render_template("roles/form.html", form=form, role=role, catalogue=grouped(CATALOGUE),
-                           held=current().permissions), status
+                           compare=compare, held=ctx.permissions), status
 
 
 def _save(form: RoleForm, action, role=None):

@@ -116,7 +116,7 @@ def load(user_id: str) -> SignedInUser | None:
     user = SignedInUser(id=uid, email=row.u_email, name=row.u_name, user_type=UserType(row.u_type),
                         email_verified_at=row.u_email_verified_at, totp_enabled_at=row.u_totp_enabled_at,
                         last_tenant_id=row.u_last_tenant_id, password_changed_at=row.u_password_changed_at,
-                        is_active=True)
+                        timezone=row.u_timezone, is_active=True)
     info = g.session_info = SessionInfo(row.s_id, uid, row.s_created_at, row.s_last_seen_at, row.s_expires_at,
                                         row.s_reauth_at)
     if slug is not None:
