@@ -94,18 +94,19 @@ def test_a_name_that_is_no_time_zone_is_a_422_with_a_message(app, person, name):
 
 def test_the_chosen_zone_is_saved_and_used_for_the_titles(app, person):
     user, client = person
-    page = client.get("/account/").get_data(as_text=True)
+    page = client.get("/account/profile").get_data(as_text=True)
     # No zone yet: the page asks time.js to send the browser's.
     assert 'data-detect="/account/timezone"' in page and 'data-timezone=""' in page
     assert re.search(r'<label for="timezone">Time zone</label>', page)
-    r = post_zone(client, timezone="Asia/Tokyo", next="/account/")
-    assert r.status_code == 303 and r.headers["Location"].endswith("/account/")
+    r = post_zone(client, timezone="Asia/Tokyo", next="/account/profile")
+    assert r.status_code == 303 and r.headers["Location"].endswith("/account/profile")
     assert stored_zone(app, user.id) == "Asia/Tokyo"
-    page = client.get("/account/").get_data(as_text=True)
+    page = client.get("/account/profile").get_data(as_text=True)
     assert "Times are now shown in Asia/Tokyo." in page
     assert 'data-timezone="Asia/Tokyo"' in page and "data-detect" not in page
     assert 'value="Asia/Tokyo"' in page
     # The session table's times: relative words, a title in Tokyo time.
+    page = client.get("/account/sessions").get_data(as_text=True)
     times = re.findall(r'<time datetime="([^"]+)" title="([^"]+)" data-relative>([^<]+)</time>', page)
     assert times
     for iso, title, words in times:
