@@ -7,7 +7,11 @@ import pytest
 from conftest import SEED_PASSWORD, login
 from portal.auditlog.queries import ACTIONS
 
-NOT_IN_SAMPLE = {"member.leave", "audit.prune"}
+NOT_IN_SAMPLE = {"member.leave", "audit.prune",
+                 # Described in words by tests/test_trust_defects.py (issue 22); the sample has no API
+                 # client, edits no role or settings, and changes no plan.
+                 "role.update", "role.delete", "api_client.create", "api_client.rotate", "api_client.disable",
+                 "api_client.enable", "api_client.delete", "tenant.update", "tenant.security_policy", "tenant.plan"}
 
 
 @pytest.fixture

@@ -83,3 +83,79 @@ def test_the_credential_service_keeps_the_gateway_flag_by_default(app, factory):
         live = db.session.scalar(sa.select(AgentCredential).where(AgentCredential.revoked_at.is_(None)))
         assert live.gateway is True
         db.session.rollback()
+
+
+# 3. Audit search did not find task titles; role rows read "Alice Johnson: role.create on role c721…".
+def test_audit_search_finds_task_titles(client):
+    login(client, "alice@acme.com", SEED_PASSWORD)
+    seen = text_of(client.get("/t/acme-corp/audit/?q=energy+meter+for+the").get_data(as_text=True))
+    assert "created task ‘Read the energy meter for the audit’" in seen
+    assert "No entries match" not in seen
+
+
+def test_role_changes_read_as_sentences(app, factory):
+    owner = factory.user(name="Olive Owner")
+    t = factory.tenant(members={"owner": owner})
+    client = app.test_client()
+    login(client, owner.email)
+    slug = t["slug"]
+
+    def post(url, **data):
+        return client.post(url, data={"csrf_token": csrf_token(client), **data})
+    assert post(f"/t/{slug}/roles/new", name="Auditor", description="Reads the log",
+                permissions=["audit:view", "devices:view"]).status_code == 303
+    role_id = re.search(r'/roles/([0-9a-f-]{36})/edit', client.get(f"/t/{slug}/roles/").get_data(as_text=True))[1]
+    assert post(f"/t/{slug}/roles/{role_id}/edit", name="Log reader", description="Reads the log",
+                permissions=["audit:view", "sites:view"]).status_code == 303
+    assert post(f"/t/{slug}/roles/{role_id}/delete", fallback="viewer").status_code == 303
+    seen = text_of(client.get(f"/t/{slug}/audit/").get_data(as_text=True))
+    assert "Olive Owner created role ‘Auditor’ with 3 permissions" in seen
+    assert ("Olive Owner edited role ‘Log reader’ (renamed it from ‘Auditor’; granted: see sites; "
+            "withdrew: see devices and export them)") in seen
+    assert "Olive Owner deleted role ‘Log reader’" in seen
+    assert "role.create on" not in seen and role_id not in re.sub(r"<details.*?</details>", "",
+                                                                 client.get(f"/t/{slug}/audit/").get_data(as_text=True),
+                                                                 flags=re.S)
+
+
+def test_no_sample_audit_row_is_shown_raw(app):
+    """Every kind of row the sample data writes, in every tenant, is a sentence."""
+    from portal.auditlog import queries
+    from portal.auditlog.describe import Names, sentence
+    from portal.tenants.models import Tenant
+    with app.app_context():
+        tenants = db.session.execute(sa.select(Tenant.id, Tenant.slug)).all()
+        for tenant_id, slug in tenants:
+            with tenant_scope(db.session, tenant_id):
+                rows = db.session.execute(queries.statement(tenant_id, queries.AuditFilter())).all()
+                names = Names.for_rows(tenant_id, rows)
+                for row in rows:
+                    said = sentence(row, names)
+                    assert row.action not in said and (row.resource_id or "-") not in said, (slug, said)
+                db.session.rollback()
+
+
+@pytest.mark.parametrize("action, before, after, said", [
+    ("api_client.create", None, {"name": "Billing sync"}, "Ann created API client ‘Billing sync’"),
+    ("api_client.rotate", None, {"name": "Billing sync"}, "Ann rotated the secret of API client ‘Billing sync’"),
+    ("api_client.disable", {"name": "B"}, {"name": "B"}, "Ann disabled API client ‘B’"),
+    ("api_client.delete", {"name": "B"}, None, "Ann deleted API client ‘B’"),
+    ("tenant.update", {"name": "A", "slug": "a"}, {"name": "B", "slug": "a"}, "Ann edited the organization's profile (name)"),
+    ("tenant.security_policy", {"require_mfa": False}, {"require_mfa": True, "mfa_required_since": "x"},
+     "Ann changed the security policy (two-factor requirement)"),
+    ("tenant.plan", {"plan": "free"}, {"plan": "pro"}, "Ann changed the plan from free to pro (system console)"),
+    ("tenant.export", None, None, "Ann asked for an export of all the organization's data"),
+    ("tenant.onboarding_dismiss", None, None, "Ann dismissed the getting-started checklist"),
+    ("invitation.expired", {"status": "pending"}, {"status": "expired", "email": "x@example.com"},
+     "Ann ended the invitation to x@example.com as expired"),
+    ("user.disable", None, {"email": "x@example.com"}, "Ann disabled the account of x@example.com (system console)"),
+    ("something.new", None, {"name": "Thing"}, "Ann: something new (widget ‘Thing’)"),
+])
+def test_every_kind_of_row_reads_as_words(action, before, after, said):
+    from types import SimpleNamespace
+
+    from portal.auditlog.describe import Names, sentence
+    row = SimpleNamespace(user_id="u", actor_name="Ann", actor_email=None, action=action, before=before, after=after,
+                          details={}, resource_type="widget" if action == "something.new" else action.split(".")[0],
+                          resource_id="c721a9e0-0000-0000-0000-000000000000")
+    assert sentence(row, Names({}, {}, set())) == said
