@@ -159,3 +159,31 @@ def test_every_kind_of_row_reads_as_words(action, before, after, said):
                           details={}, resource_type="widget" if action == "something.new" else action.split(".")[0],
                           resource_id="c721a9e0-0000-0000-0000-000000000000")
     assert sentence(row, Names({}, {}, set())) == said
+
+
+# 4. The bell filled with "new sign-in" notices and buried the task notices.
+CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36"
+
+
+def test_new_browser_sign_ins_go_to_email_and_the_security_log_not_the_bell(app, db_urls, factory):
+    import psycopg
+
+    from portal.database.provision import libpq_url
+    ann = factory.user(name="Ann Example")
+    login(app.test_client(), ann.email)  # the first sign-in: nothing to tell
+    for _ in range(5):  # five new browsers
+        browser = app.test_client()
+        browser.environ_base["HTTP_USER_AGENT"] = CHROME
+        login(browser, ann.email)
+    bell = browser.get("/notifications/count", headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "unread" not in bell and not re.search(r">\s*\d+\s*<", bell), bell  # no unread count
+    page = text_of(browser.get("/notifications/").get_data(as_text=True))
+    assert "New sign-in" not in page
+    account = text_of(browser.get("/account/").get_data(as_text=True))
+    assert account.count("Signed in from a new browser") == 5
+    assert "Sign-in from a new browser: by email only, always (security)" in account
+    with psycopg.connect(libpq_url(db_urls["owner"])) as conn:
+        emails = conn.execute("SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'notifications.email' "
+                              "AND args->>'kind' = 'signin_new_browser' AND args->'recipients'->0->>1 = %s",
+                              (ann.email,)).fetchone()[0]
+    assert emails == 5

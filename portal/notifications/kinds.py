@@ -48,7 +48,7 @@ class KindInfo:
     label: str          # on /account, and the unsubscribe page
     message: str        # str.format with the notification's params (missing ones show as "?")
     default: Channel
-    security: bool = False  # always in the portal and by email; cannot be changed or unsubscribed
+    security: bool = False  # always sent on its default channel; cannot be changed or unsubscribed
 
 
 CATALOGUE: dict[Kind, KindInfo] = {
@@ -77,7 +77,7 @@ CATALOGUE: dict[Kind, KindInfo] = {
     Kind.DEVICE_ERROR: KindInfo("A device at your sites reports an error",
                                 "{device} at {site} ({tenant}) went to error", Channel.BOTH),
     Kind.SIGNIN_NEW_BROWSER: KindInfo("Sign-in from a new browser",
-                                      "New sign-in to your account from {browser} ({ip})", Channel.BOTH,
+                                      "New sign-in to your account from {browser} ({ip})", Channel.EMAIL,
                                       security=True),
 }
 

@@ -12,7 +12,7 @@ from ..accounts.passwords import verify_password
 from ..extensions import db, limiter
 from ..notifications import services as notification_services
 from ..notifications.forms import preferences_form
-from ..notifications.kinds import CATALOGUE
+from ..notifications.kinds import CATALOGUE, CHANNEL_LABELS
 from ..redirects import safe_next
 from ..rules import RuleViolation
 from ..security import events, mfa, services, sessions, throttle, tokens
@@ -57,7 +57,8 @@ def _page(status=200, **forms):
                                        .order_by(SecurityEvent.created_at.desc()).limit(HISTORY)).all(),
         "describe_event": events.describe,
         "notification_form": preferences_form(notification_services.preferences(current_user.id)),
-        "security_kinds": [info.label for info in CATALOGUE.values() if info.security],
+        "security_kinds": [f"{info.label}: {CHANNEL_LABELS[info.default].lower()}"
+                           for info in CATALOGUE.values() if info.security],
     }
     return render_template("profile/index.html", **context), status
 

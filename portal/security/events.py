@@ -20,6 +20,7 @@ INFO, WARNING, CRITICAL = "info", "warning", "critical"
 KINDS: dict[str, tuple[str, str]] = {
     "signin.success": (INFO, "Signed in"),
     "signin.failure": (WARNING, "Sign-in failed"),
+    "signin.new_browser": (WARNING, "Signed in from a new browser"),
     "signout": (INFO, "Signed out"),
     "password.change": (INFO, "Password changed"),
     "password.reset": (WARNING, "Password reset by email link"),
