@@ -11,6 +11,7 @@ from conftest import SEED_PASSWORD, csrf_token, login
 
 from portal.database.context import tenant_scope
 from portal.extensions import db
+from test_tasks import client_of, new_task, people, shop  # noqa: F401 (fixtures)
 
 
 def text_of(page: str) -> str:
@@ -187,3 +188,43 @@ def test_new_browser_sign_ins_go_to_email_and_the_security_log_not_the_bell(app,
                               "AND args->>'kind' = 'signin_new_browser' AND args->'recipients'->0->>1 = %s",
                               (ann.email,)).fetchone()[0]
     assert emails == 5
+
+
+# 5. Comment emails said "X commented on ..." without the comment.
+def test_a_comment_email_carries_the_comment_escaped_and_trimmed(app, db_urls, shop):  # noqa: F811
+    import json as jsonlib
+    from uuid import UUID
+
+    import psycopg
+
+    from portal.database.provision import libpq_url
+    from portal.mail.outbox import body
+    from portal.notifications.emails import send_one
+    from portal.notifications.kinds import Kind
+    from test_notifications import prefer
+    member = shop["u"]["member"]
+    prefer(app, member.id, Kind.TASK_COMMENTED, "both")
+    task_id = new_task(shop, title="Replace the lobby camera", assignee_id=member.id,
+                       site_id=shop["t"]["sites"][0])
+    owner = client_of(shop, "owner")
+    comment = "Use the <b>spare</b> unit & check the mount.\nSecond line. " + "word " * 400
+    r = owner.post(f"/t/{shop['slug']}/tasks/{task_id}/comments",
+                   data={"csrf_token": csrf_token(owner), "body": comment})
+    assert r.status_code == 303
+    with psycopg.connect(libpq_url(db_urls["owner"])) as conn:
+        args = conn.execute("SELECT args FROM procrastinate_jobs WHERE task_name = 'notifications.email' "
+                            "AND args->>'kind' = 'task_commented' AND args->>'link' LIKE %s",
+                            (f"%{task_id}",)).fetchone()[0]
+    args = args if isinstance(args, dict) else jsonlib.loads(args)
+    [(user_id, address)] = args["recipients"]
+    assert address == member.email
+    with app.test_request_context():
+        message = send_one(UUID(user_id), address, Kind(args["kind"]), args["params"], args["link"], "https://p.example")
+        mail = body(message)
+        db.session.rollback()
+    assert "Use the &lt;b&gt;spare&lt;/b&gt; unit &amp; check the mount." in mail["html"]  # escaped
+    assert "<b>spare</b>" not in mail["html"]
+    assert "> Use the <b>spare</b> unit & check the mount.\n> Second line." in mail["text"]
+    quoted = re.search(r"<blockquote[^>]*>(.*?)</blockquote>", mail["html"], re.S)[1]
+    assert quoted.endswith("…") and len(htmllib.unescape(quoted)) <= 1000  # trimmed, at a word
+    assert quoted[:-1].endswith("word")

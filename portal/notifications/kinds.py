@@ -49,6 +49,7 @@ class KindInfo:
     message: str        # str.format with the notification's params (missing ones show as "?")
     default: Channel
     security: bool = False  # always sent on its default channel; cannot be changed or unsubscribed
+    quote: str | None = None  # the param an email quotes under the message (a comment's text)
 
 
 CATALOGUE: dict[Kind, KindInfo] = {
@@ -56,7 +57,7 @@ CATALOGUE: dict[Kind, KindInfo] = {
     Kind.TASK_ASSIGNED: KindInfo("A task is assigned to you", "{actor} assigned you the task “{title}” in {tenant}",
                                  Channel.BOTH),
     Kind.TASK_COMMENTED: KindInfo("A task of yours gets a comment", "{actor} commented on “{title}” in {tenant}",
-                                  Channel.PORTAL),
+                                  Channel.PORTAL, quote="excerpt"),
     Kind.TASK_DUE_TOMORROW: KindInfo("A task of yours is due tomorrow", "“{title}” in {tenant} is due tomorrow",
                                      Channel.BOTH),
     Kind.TASK_OVERDUE: KindInfo("A task of yours is overdue", "“{title}” in {tenant} is overdue (due {due_on})",
