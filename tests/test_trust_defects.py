@@ -228,3 +228,38 @@ def test_a_comment_email_carries_the_comment_escaped_and_trimmed(app, db_urls, s
     quoted = re.search(r"<blockquote[^>]*>(.*?)</blockquote>", mail["html"], re.S)[1]
     assert quoted.endswith("…") and len(htmllib.unescape(quoted)) <= 1000  # trimmed, at a word
     assert quoted[:-1].endswith("word")
+
+
+# 6. A task whose assignee lost its site linked them to 404 pages (the site, the device).
+def links_of(page: str, prefix: str) -> set[str]:
+    main = page[page.find("<main"):] if "<main" in page else page
+    return {htmllib.unescape(h) for h in re.findall(r'href="(' + re.escape(prefix) + r'[^"#]*)', main)}
+
+
+def test_a_task_whose_assignee_lost_the_site_links_to_no_404(app, shop):  # noqa: F811
+    from portal.sites import services as site_services
+    from portal.sites.models import Site
+    from test_tasks import As
+    slug, member = shop["slug"], shop["u"]["member"]
+    site, device = shop["t"]["sites"][0], shop["t"]["devices"][0]
+    task_id = new_task(shop, title="Fix the lobby camera", assignee_id=member.id, site_id=site, device_id=device)
+    with As(shop, "owner") as ctx:
+        site_services.unassign_user_from_site(ctx, db.session.get(Site, (ctx.tenant_id, site)), member.id)
+    client = client_of(shop, "member")
+    page = client.get(f"/t/{slug}/tasks/{task_id}").get_data(as_text=True)
+    seen = text_of(page)
+    assert "You are no longer assigned to the site of this task" in seen
+    assert "(not one of your sites)" in seen and "(at a site you are not assigned to)" in seen
+    # Every link of the task page, of My tasks and of the bell opens (none is a 404).
+    links = links_of(page, f"/t/{slug}/") | links_of(client.get("/tasks").get_data(as_text=True), f"/t/{slug}/")
+    links |= links_of(client.get("/notifications/").get_data(as_text=True), "/notifications/")
+    assert f"/t/{slug}/tasks/{task_id}" in links
+    for link in sorted(links):
+        response = client.get(link, follow_redirects=True)
+        assert response.status_code != 404, link
+    # A link that leads nowhere for them (the site's page) says why, in words, without telling
+    # whether it exists.
+    gone = client.get(f"/t/{slug}/sites/{site}")
+    assert gone.status_code == 404 and "You see only the sites you are assigned to" in text_of(gone.get_data(as_text=True))
+    nothing = client.get(f"/t/{slug}/sites/00000000-0000-0000-0000-000000000000")
+    assert text_of(nothing.get_data(as_text=True)) == text_of(gone.get_data(as_text=True))
