@@ -263,3 +263,23 @@ def test_a_task_whose_assignee_lost_the_site_links_to_no_404(app, shop):  # noqa
     assert gone.status_code == 404 and "You see only the sites you are assigned to" in text_of(gone.get_data(as_text=True))
     nothing = client.get(f"/t/{slug}/sites/00000000-0000-0000-0000-000000000000")
     assert text_of(nothing.get_data(as_text=True)) == text_of(gone.get_data(as_text=True))
+
+
+# 7. The console's "Users" column showed the limit; "Reactivate" was offered on an active tenant, unconfirmed.
+def test_console_counts_users_and_offers_only_valid_confirmed_status_changes(app):
+    client = app.test_client()
+    login(client, "admin@system.local", SEED_PASSWORD)
+    listing = client.get("/admin/tenants?q=acme").get_data(as_text=True)
+    row = re.search(r"<tr><td><a[^>]*>Acme Corporation</a>.*?</tr>", listing, re.S)[0]
+    assert "5 / 100 allowed" in text_of(row)  # Acme: 5 members, 100 allowed
+    active = client.get("/admin/tenants/acme-corp").get_data(as_text=True)
+    triggers = re.findall(r'data-dialog="status-(\w+)"', active)
+    assert triggers == ["suspend", "archive"]
+    for action in triggers:  # each behind a dialog naming the tenant and the consequence
+        dialog = re.search(rf'<dialog id="status-{action}".*?</dialog>', active, re.S)[0]
+        seen = text_of(dialog)
+        assert f"{action.title()} Acme Corporation?" in seen and "Keep it active" in seen
+        assert f'name="action" value="{action}"' in dialog
+    suspended = client.get("/admin/tenants/gamma-logistics").get_data(as_text=True)
+    assert re.findall(r'data-dialog="status-(\w+)"', suspended) == ["reactivate", "archive"]
+    assert "Keep it suspended" in text_of(suspended)
