@@ -283,3 +283,14 @@ def test_console_counts_users_and_offers_only_valid_confirmed_status_changes(app
     suspended = client.get("/admin/tenants/gamma-logistics").get_data(as_text=True)
     assert re.findall(r'data-dialog="status-(\w+)"', suspended) == ["reactivate", "archive"]
     assert "Keep it suspended" in text_of(suspended)
+
+
+# 8. Analytics had two elements with id="type" (the chart's filter and the event form).
+def test_ids_are_unique_on_the_analytics_page(client):
+    login(client, "alice@acme.com", SEED_PASSWORD)
+    page = client.get("/t/acme-corp/analytics/").get_data(as_text=True)
+    ids = re.findall(r'\sid="([^"]+)"', page)
+    assert "event-type" in ids and "type" in ids
+    assert sorted({i for i in ids if ids.count(i) > 1}) == []
+    # The labels still name their fields.
+    assert 'for="event-type"' in page and 'for="type"' in page
