@@ -294,3 +294,67 @@ def test_ids_are_unique_on_the_analytics_page(client):
     assert sorted({i for i in ids if ids.count(i) > 1}) == []
     # The labels still name their fields.
     assert 'for="event-type"' in page and 'for="type"' in page
+
+
+# 10. Copy: "‘Walk Meter 1’’s agent", "22 notification(s)", "is now maintenance", "bad reauth",
+#     "password+backup_code".
+def test_an_agent_is_named_without_a_quoted_possessive(app, client, factory):
+    from portal.devices.models import Device
+    owner = factory.user(name="Olive Owner")
+    t = factory.tenant(members={"owner": owner}, sites=1, devices=1)
+    with app.app_context(), tenant_scope(db.session, t["id"]):
+        db.session.get(Device, (t["id"], t["devices"][0])).name = "Walk Meter 1"
+        db.session.commit()
+    login(client, owner.email)
+    base = f"/t/{t['slug']}/devices/{t['devices'][0]}"
+    page = client.post(f"{base}/agent/credential", data={"csrf_token": csrf_token(client)}).get_data(as_text=True)
+    secret = re.search(r'id="agent-secret"[^>]*value="([^"]+)"', page).group(1)
+    agent = app.test_client()
+    assert agent.post("/api/v1/agent/heartbeat", json={"status": "maintenance"},
+                      headers={"Authorization": f"Bearer {secret}"}).status_code == 200
+    client.post(f"{base}/agent/tasks", data={"csrf_token": csrf_token(client), "command": "reboot",
+                                             "expires": "1h"})
+    history = text_of(client.get(base).get_data(as_text=True))
+    assert "The agent of Walk Meter 1 changed status from online to maintenance" in history
+    audit = text_of(client.get(f"/t/{t['slug']}/audit/").get_data(as_text=True))
+    assert "The agent of Walk Meter 1 changed the status of ‘Walk Meter 1’" in audit
+    assert "Olive Owner sent reboot to the agent of ‘Walk Meter 1’" in audit
+    assert "’’" not in audit and "’s agent" not in audit
+
+
+def test_counts_and_statuses_read_as_english(app, client, factory):
+    from portal.notifications import Kind
+    from portal.words import plural, possessive
+    assert [plural(n, "notification") for n in (1, 22, 1200)] == [
+        "1 notification", "22 notifications", "1,200 notifications"]
+    assert (possessive("Acme Corporation"), possessive("Beta Solutions")) == ("Acme Corporation’s", "Beta Solutions’")
+    owner = factory.user()
+    t = factory.tenant(members={"owner": owner}, sites=1, devices=1)
+    with app.test_request_context(), tenant_scope(db.session, t["id"]):
+        from portal.notifications import notify
+        notify(t["id"], [owner.id], Kind.SITE_ASSIGNED, {"actor": "Ann", "site": "HQ", "tenant": "T"}, None)
+        notify(t["id"], [owner.id], Kind.SITE_ASSIGNED, {"actor": "Ann", "site": "Lab", "tenant": "T"}, None)
+        db.session.commit()
+    login(client, owner.email)
+    r = client.post("/notifications/read-all", data={"csrf_token": csrf_token(client)}, follow_redirects=True)
+    assert "2 notifications marked as read." in text_of(r.get_data(as_text=True))
+    device = t["devices"][0]
+    r = client.post(f"/t/{t['slug']}/devices/{device}/status", data={"csrf_token": csrf_token(client),
+                                                                       "status": "maintenance"}, follow_redirects=True)
+    assert "is now in maintenance." in text_of(r.get_data(as_text=True))
+
+
+def test_the_security_log_names_reasons_and_methods_in_words(app, factory):
+    from portal.database.context import user_scope
+    from portal.security import events
+    ann = factory.user()
+    with app.test_request_context(), user_scope(db.session, ann.id):
+        events.record(ann.email, success=False, reason="bad_reauth", user_id=ann.id, method="reauth")
+        events.record(ann.email, success=True, reason="ok", user_id=ann.id, method="password+backup_code")
+        db.session.commit()
+    client = app.test_client()
+    login(client, ann.email)
+    seen = text_of(client.get("/account/").get_data(as_text=True))
+    assert "failed: wrong password when confirming a sensitive change" in seen
+    assert "password and backup code" in seen
+    assert "bad reauth" not in seen and "backup_code" not in seen and "password+" not in seen

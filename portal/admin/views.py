@@ -20,6 +20,7 @@ from ..security.sessions import active_sessions
 from ..tenancy.models import Membership
 from ..tenants.models import LIMITS, Tenant, TenantStatus, TenantTombstone
 from ..tenants.plans import get_plan, plans
+from ..words import possessive
 from . import services
 from .security_events import SEVERITIES, Filter
 from .security_events import page as security_page
@@ -121,7 +122,7 @@ def tenant_plan(slug: str):
             db.session.rollback()
             getattr(form, exc.field or "plan").errors.append(exc.message)
         else:
-            flash(f"Saved {tenant.name}'s plan and limits.", "success")
+            flash(f"Saved {possessive(tenant.name)} plan and limits.", "success")
             return redirect(url_for(".tenant", slug=slug), 303)
     elif plan is None:
         form.plan.errors.append("Choose one of the plans.")

@@ -112,7 +112,7 @@ def sentence(row, names: Names) -> str:
     if action == "site.unassign":
         return f"{who} removed {before.get('email', 'someone')} from {before.get('site', 'a site')}"
     if action == "member.role_change":
-        return f"{who} changed {person()}’s role from {before.get('role')} to {after.get('role')}"
+        return f"{who} changed the role of {person()} from {before.get('role')} to {after.get('role')}"
     if action in ("member.suspend", "member.reactivate"):
         return f"{who} {'suspended' if action == 'member.suspend' else 'reactivated'} {person()}"
     if action == "member.remove":

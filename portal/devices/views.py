@@ -270,10 +270,10 @@ def status(device_id: UUID):
                                                  status_form=StatusForm(status=device.status.value)),
                                  422 if error else 200)
         if not error:
-            ui.toast(response, f"{device.name} is now {device.status.value}.")
+            ui.toast(response, f"{device.name} is now {DeviceStatus(device.status).state}.")
             ui.trigger(response, "device-changed")
         return response
-    flash(error or f"{device.name} is now {device.status.value}.", "error" if error else "success")
+    flash(error or f"{device.name} is now {DeviceStatus(device.status).state}.", "error" if error else "success")
     return redirect(url_for(".show", device_id=device_id), 303)
 
 

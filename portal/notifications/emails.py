@@ -12,6 +12,7 @@ from ..extensions import db
 from ..mail.outbox import enqueue
 from .kinds import CATALOGUE, Channel, Kind, label, message
 from .models import Notification, NotificationPreference
+from ..words import plural
 from .services import DIGEST, unsubscribe_token
 
 UNSUBSCRIBE_PATH = "/notifications/unsubscribe/"
@@ -48,6 +49,6 @@ def send_digest(user_id: UUID, since: datetime, until: datetime, base: str) -> i
     items = [{"text": message(n.kind, n.params), "link": (base + n.link) if n.link else None,
               "at": n.created_at} for n in rows]
     url, headers = _unsubscribe(base, user_id, DIGEST)
-    enqueue("notification.digest", address, f"Your daily summary: {len(items)} notification(s)", "notification_digest",
+    enqueue("notification.digest", address, f"Your daily summary: {plural(len(items), 'notification')}", "notification_digest",
             headers=headers, items=items, unsubscribe=url, link=base + "/notifications")
     return len(items)
