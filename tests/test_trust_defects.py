@@ -358,3 +358,20 @@ def test_the_security_log_names_reasons_and_methods_in_words(app, factory):
     assert "failed: wrong password when confirming a sensitive change" in seen
     assert "password and backup code" in seen
     assert "bad reauth" not in seen and "backup_code" not in seen and "password+" not in seen
+
+
+# 11. A suspended tenant's owner was told to contact the owner.
+def test_a_suspended_tenant_tells_its_owner_and_its_members_whom_to_ask(app):
+    owner, member = app.test_client(), app.test_client()
+    login(owner, "erin@betasolutions.io", SEED_PASSWORD)  # owner of the suspended Gamma Logistics
+    login(member, "consultant@external.com", SEED_PASSWORD)  # a viewer there
+    said = {}
+    for who, client in (("owner", owner), ("member", member)):
+        page = client.get("/t/gamma-logistics/")
+        assert page.status_code == 423
+        said[who] = text_of(page.get_data(as_text=True))
+        assert "The invoice of October is overdue" in said[who]
+    assert "As its owner, contact the service's support" in said["owner"]
+    assert "Contact your organization's owner" not in said["owner"] and "Contact an owner" not in said["owner"]
+    assert "Contact an owner of Gamma Logistics: only an owner can have it reactivated" in said["member"]
+    assert "support" not in said["member"]
