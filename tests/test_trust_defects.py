@@ -375,3 +375,23 @@ def test_a_suspended_tenant_tells_its_owner_and_its_members_whom_to_ask(app):
     assert "Contact your organization's owner" not in said["owner"] and "Contact an owner" not in said["owner"]
     assert "Contact an owner of Gamma Logistics: only an owner can have it reactivated" in said["member"]
     assert "support" not in said["member"]
+
+
+# 12. "New device" in a tenant without sites offered an empty site menu and no way forward.
+def test_new_device_without_sites_says_to_create_a_site_first(app, factory):
+    from test_roles import add_member, make_role
+    owner, fitter = factory.user(), factory.user()
+    t = factory.tenant(members={"owner": owner}, sites=0)
+    add_member(app, t["id"], fitter, custom=make_role(app, t["id"], "Fitter", ["tenant:view", "devices:view",
+                                                                              "devices:write", "sites:view"]))
+    client = app.test_client()
+    login(client, owner.email)
+    page = client.get(f"/t/{t['slug']}/devices/new")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and "Create a site first" in text_of(html)
+    assert f'href="/t/{t["slug"]}/sites/new"' in html and "<select" not in html.split("<main", 1)[-1]
+    other = app.test_client()
+    login(other, fitter.email)
+    seen = text_of(other.get(f"/t/{t['slug']}/devices/new").get_data(as_text=True))
+    assert "Create a site first" in seen and "Ask an owner or admin" in seen
+    assert "/sites/new" not in other.get(f"/t/{t['slug']}/devices/new").get_data(as_text=True)
