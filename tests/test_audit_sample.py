@@ -45,6 +45,7 @@ def test_the_sample_chains_verify(app):
 def test_the_sample_has_security_events_of_several_kinds(app):
     admin = app.test_client()
     login(admin, "admin@system.local", SEED_PASSWORD)
-    html = admin.get("/admin/security-events?q=acme.com").get_data(as_text=True)
     for kind in ("signin.failure", "mfa.backup_code_used", "password.reset"):
+        # One kind at a time: the sign-ins of the tests themselves would push them past the first page.
+        html = admin.get(f"/admin/security-events?q=acme.com&event={kind}").get_data(as_text=True)
         assert f"<code>{kind}</code>" in html
