@@ -124,4 +124,8 @@ def _load_tenant(tenant, spec, data, users, admin) -> None:
     audit.record(tenant.id, admin.id, "tenant.create", "tenant", tenant.id, after={"slug": tenant.slug})
     if owner is not None:
         audit.record(tenant.id, owner.id, "site.create", "site", None, after={"sites": list(sites)})
+        for made in custom.values():
+            audit.record(tenant.id, owner.id, "role.create", "role", made.custom_id,
+                         after={"name": made.name, "description": made.description,
+                                "permissions": sorted(p.value for p in made.permissions)})
     db.session.flush()

@@ -161,6 +161,12 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["when"] = when
     app.jinja_env.globals["viewer_timezone"] = viewer_timezone
     app.jinja_env.globals["time_script_data"] = time_script_data
+    from .security.events import method_label, reason_label
+    from .words import plural, possessive
+    app.jinja_env.filters["signin_reason"] = reason_label
+    app.jinja_env.filters["signin_method"] = method_label
+    app.jinja_env.filters["possessive"] = possessive
+    app.jinja_env.filters["plural"] = plural
     app.jinja_env.filters["browser"] = browser_name
 
     @app.get("/favicon.ico")

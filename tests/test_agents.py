@@ -118,7 +118,7 @@ def test_heartbeats_single_and_gateway_batches(app, client, shop):
         DeviceStatus.MAINTENANCE, "2.0.1", {"cpu": 0.5})
     assert datetime.now(UTC) - device.last_seen_at < timedelta(minutes=1)
     history = client.get(f"/t/{t['slug']}/devices/{t['devices'][0]}").get_data(as_text=True)
-    assert "’s agent changed status from online to maintenance" in history
+    assert "The agent of Device 0-0 " in history and " changed status from online to maintenance" in history
 
     # Only a gateway reports for others; bad fields are 422 with field errors.
     batch = [{"device_id": str(d), "status": "error"} for d in t["devices"]]

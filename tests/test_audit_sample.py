@@ -7,7 +7,11 @@ import pytest
 from conftest import SEED_PASSWORD, login
 from portal.auditlog.queries import ACTIONS
 
-NOT_IN_SAMPLE = {"member.leave", "audit.prune"}
+NOT_IN_SAMPLE = {"member.leave", "audit.prune",
+                 # Described in words by tests/test_trust_defects.py (issue 22); the sample has no API
+                 # client, edits no role or settings, and changes no plan.
+                 "role.update", "role.delete", "api_client.create", "api_client.rotate", "api_client.disable",
+                 "api_client.enable", "api_client.delete", "tenant.update", "tenant.security_policy", "tenant.plan"}
 
 
 @pytest.fixture
@@ -41,6 +45,7 @@ def test_the_sample_chains_verify(app):
 def test_the_sample_has_security_events_of_several_kinds(app):
     admin = app.test_client()
     login(admin, "admin@system.local", SEED_PASSWORD)
-    html = admin.get("/admin/security-events?q=acme.com").get_data(as_text=True)
     for kind in ("signin.failure", "mfa.backup_code_used", "password.reset"):
+        # One kind at a time: the sign-ins of the tests themselves would push them past the first page.
+        html = admin.get(f"/admin/security-events?q=acme.com&event={kind}").get_data(as_text=True)
         assert f"<code>{kind}</code>" in html

@@ -45,7 +45,7 @@ def test_phone_header_menu_dialog_toast_and_history(owner_tab):
     page.goto(f"/t/{t['slug']}/devices/{t['devices'][0]}")
     page.evaluate("window.__sameDocument = true")
     page.get_by_label(re.compile("Change status of")).select_option("maintenance")
-    expect(page.locator("#toasts .toast")).to_contain_text("is now maintenance")
+    expect(page.locator("#toasts .toast")).to_contain_text("is now in maintenance")
     expect(page.locator("#device-history")).to_contain_text("changed status from online to maintenance")
     assert page.evaluate("window.__sameDocument") is True
 

@@ -122,7 +122,7 @@ def test_login_history_on_the_profile(app, person):
     attempt(client, person.email, "wrong-wrong-wrong")
     login(client, person.email)
     page = client.get("/account/sessions").get_data(as_text=True)
-    assert "failed: bad password" in page and "success" in page
+    assert "failed: wrong password" in page and "success" in page
 
 
 # --- sessions --------------------------------------------------------------------------------

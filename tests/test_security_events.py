@@ -45,7 +45,7 @@ def test_sign_ins_are_recorded_and_shown_on_the_account_page(app, factory, servi
     assert failure.ip == "127.0.0.1/32" and failure.user_agent == "Sneaky/2.0" and failure.request_id == "req-bad-1"
     page = client.get("/account/activity").get_data(as_text=True)
     activity = page[page.index("Security activity"):]
-    assert "Sign-in failed (bad password)" in activity and "Sneaky/2.0" in activity and "Signed in" in activity
+    assert "Sign-in failed (wrong password)" in activity and "Sneaky/2.0" in activity and "Signed in" in activity
 
 
 def test_account_changes_are_recorded(app, factory, serving):
@@ -97,7 +97,7 @@ def test_system_admins_read_everyones_events_with_filters(app, factory, serving)
     client = app.test_client()
     login(client, admin.email)
     page = client.get(f"/admin/security-events?q={target.email}&severity=warning").get_data(as_text=True)
-    assert target.email in page and "Sign-in failed (bad password)" in page and "Sneaky/2.0" in page
+    assert target.email in page and "Sign-in failed (wrong password)" in page and "Sneaky/2.0" in page
     critical = client.get(f"/admin/security-events?q={target.email}&severity=critical").get_data(as_text=True)
     assert "No events match." in critical and "<strong>" + target.email not in critical
     bad = client.get("/admin/security-events?from=soon&event=nonsense&after=%%%")

@@ -580,7 +580,7 @@ def test_status_change_with_htmx_raises_a_toast_and_refreshes_the_history(app, o
                    data={"csrf_token": csrf_token(owner), "status": "maintenance"})
     assert r.status_code == 200
     events = json.loads(r.headers["HX-Trigger"])
-    assert "device-changed" in events and "is now maintenance" in events["toast"]["items"][0]["message"]
+    assert "device-changed" in events and "is now in maintenance" in events["toast"]["items"][0]["message"]
     page = owner.get(f"/t/{slug}/devices/{device}").get_data(as_text=True)
     assert 'id="device-history"' in page and "changed status from online to maintenance" in page
 

@@ -20,6 +20,7 @@ from ..extensions import db
 from ..rules import RuleViolation
 from ..security.services import set_active
 from ..tenancy import roles
+from ..tenancy.models import Membership
 from ..tenancy.queries import lock_tenant
 from ..devices.services import in_service
 from ..invitations.services import invite_first_owner, seats_used
@@ -112,6 +113,31 @@ def change_status(admin: User, tenant: Tenant, action: str, reason: str) -> Tena
                      after=snapshot(tenant) | {"reason": tenant.status_reason}, console=True)
         db.session.flush()  # inside the scope: RLS checks the row as it is written
     return tenant
+
+
+def member_counts(tenants: list[Tenant]) -> dict:
+    """Members (active or suspended) of each tenant of a console page: each counted in its own
+    tenant scope (the reviewed path across tenants), one page of at most 50 at a time."""
+    counts = {}
+    for tenant in tenants:
+        with tenant_scope(db.session, tenant.id):
+            counts[tenant.id] = db.session.scalar(select(func.count()).select_from(Membership).where(
+                Membership.tenant_id == tenant.id)) or 0
+    return counts
+
+
+# What each console action is called, what it does to members, and the verb of its button.
+STATUS_ACTIONS = {
+    "suspend": ("Suspend", "Its members are kept out and see only the reason you give, until it is reactivated."),
+    "archive": ("Archive", "Its members can still read everything, but nobody can change anything."),
+    "reactivate": ("Reactivate", "Its members can use it fully again."),
+}
+
+
+def status_actions(tenant: Tenant) -> list[tuple[str, str, str]]:
+    """(action, label, consequence) of the changes the tenant's status allows now."""
+    return [(action, *STATUS_ACTIONS[action]) for action, (target, allowed) in TRANSITIONS.items()
+            if tenant.status in allowed and tenant.status != target]
 
 
 def usage(tenant: Tenant) -> dict[str, int]:

@@ -20,6 +20,7 @@ from ..security.sessions import active_sessions
 from ..tenancy.models import Membership
 from ..tenants.models import LIMITS, Tenant, TenantStatus, TenantTombstone
 from ..tenants.plans import get_plan, plans
+from ..words import possessive
 from . import services
 from .security_events import SEVERITIES, Filter
 from .security_events import page as security_page
@@ -40,7 +41,7 @@ def tenants():
     state = {"q": args.get("q", "").strip()[:100], "status": args.get("status", ""), "plan": args.get("plan", ""),
              "sort": "created" if args.get("sort") == "created" else "name"}
     rows, next_after = services.search(**state, after=args.get("after", ""))
-    context = {"tenants": rows, "next_after": next_after, "state": state, "statuses": list(TenantStatus),
+    context = {"tenants": rows, "members": services.member_counts(rows), "next_after": next_after, "state": state, "statuses": list(TenantStatus),
                "plans": plans(), "link_state": {k: v for k, v in state.items() if v and (k, v) != ("sort", "name")}}
     if htmx and htmx.target == "tenant-table":
         return render_template("admin/_tenant_table.html", **context)
@@ -83,7 +84,8 @@ def _tenant_page(tenant: Tenant, *, status_form=None, plan_form=None, code: int 
         # Rendered in the scope too: the members' custom roles are that tenant's rows.
         return render_template("admin/tenant.html", tenant=tenant, members=members, history=history,
                                usage=usage, plan=get_plan(tenant.plan), limits=LIMITS,
-                               status_form=status_form or StatusForm(), plan_form=plan_form), code
+                               status_form=status_form or StatusForm(), plan_form=plan_form,
+                               status_actions=services.status_actions(tenant)), code
 
 
 @bp.get("/tenants/<slug>")
@@ -120,7 +122,7 @@ def tenant_plan(slug: str):
             db.session.rollback()
             getattr(form, exc.field or "plan").errors.append(exc.message)
         else:
-            flash(f"Saved {tenant.name}'s plan and limits.", "success")
+            flash(f"Saved {possessive(tenant.name)} plan and limits.", "success")
             return redirect(url_for(".tenant", slug=slug), 303)
     elif plan is None:
         form.plan.errors.append("Choose one of the plans.")

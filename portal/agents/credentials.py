@@ -41,12 +41,16 @@ def live_credential(ctx: TenantContext, device: Device) -> AgentCredential | Non
         AgentCredential.revoked_at.is_(None)))
 
 
-def issue(ctx: TenantContext, device: Device, *, gateway: bool) -> str:
+def issue(ctx: TenantContext, device: Device, *, gateway: bool | None = None) -> str:
     """A new secret for the device's agent (the old one, if any, stops working now). Returns the
-    secret: the only time it exists outside the agent."""
+    secret: the only time it exists outside the agent. A rotation keeps the old credential's
+    gateway flag unless `gateway` says otherwise (a gateway that lost it would have its batch
+    heartbeats refused)."""
     if device.status == DeviceStatus.DECOMMISSIONED:
         raise RuleViolation(f"{device.name} is decommissioned: it cannot get an agent credential.")
     old = live_credential(ctx, device)
+    if gateway is None:
+        gateway = bool(old and old.gateway)
     if old is not None:
         old.revoked_at = datetime.now(UTC)
         db.session.flush()  # the partial unique index allows one live credential: retire the old one first
@@ -58,7 +62,7 @@ def issue(ctx: TenantContext, device: Device, *, gateway: bool) -> str:
     audit.record(ctx.tenant_id, ctx.user_id, "agent.credential_rotate" if old else "agent.credential_issue",
                  "device", device.id, after={"name": device.name, "credential_id": str(credential.id),
                                              "gateway": gateway},
-                 before={"name": device.name, "credential_id": str(old.id)} if old else None)
+                 before={"name": device.name, "credential_id": str(old.id), "gateway": old.gateway} if old else None)
     return secret
 
 

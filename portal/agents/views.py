@@ -23,10 +23,12 @@ bp = tenant_blueprint("agents", __name__, "/devices")
 
 def _panel_context(ctx, device, form=None):
     tasks = services.device_tasks(ctx, device)
+    credential = credentials.live_credential(ctx, device) if ctx.can(Permission.AGENTS_MANAGE) else None
     return {"device": device, "tasks": tasks, "task_form": form or TaskForm(),
-            "busy": any(not TaskStatus(t.status).finished for t, _ in tasks),
-            "credential": credentials.live_credential(ctx, device) if ctx.can(Permission.AGENTS_MANAGE) else None,
-            "credential_form": CredentialForm(), "plain_form": PlainForm(), "Command": Command}
+            "busy": any(not TaskStatus(t.status).finished for t, _ in tasks), "credential": credential,
+            # Rotating keeps what the credential is: the box shows its current gateway flag.
+            "credential_form": CredentialForm(formdata=None, gateway=bool(credential and credential.gateway)),
+            "plain_form": PlainForm(), "Command": Command}
 
 
 def bulk_action(ctx):

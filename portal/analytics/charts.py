@@ -1,5 +1,10 @@
 """Column charts per day, laid out here and drawn by templates/analytics/_columns.html as SVG
-with classes only (the CSP allows no inline style): each column a link, each segment a series."""
+with classes only (the CSP allows no inline style): each column a link, each segment a series.
+
+The axis labels are HTML beside the SVG, not SVG text: the SVG scales with its box (to about half
+at 390 px), and its text would scale with it (to about 6 px); HTML text keeps its CSS size. The
+labels sit at three fixed heights (the top, the middle and the bottom of the plot), so CSS places
+them with classes: static/portal.css `.chart-y .tick-*` holds the same percentages as TICK_CLASSES."""
 from __future__ import annotations
 
 import math
@@ -7,8 +12,11 @@ from dataclasses import dataclass, field
 from datetime import date
 
 WIDTH, HEIGHT = 600, 200
-LEFT, RIGHT, TOP, BOTTOM = 40, 6, 8, 22
+LEFT, RIGHT, TOP, BOTTOM = 2, 2, 8, 2
 SERIES_CLASSES = 6
+# The value ticks: the fraction of the axis -> the CSS class placing its label (top: 4%, 50%, 99%
+# of the chart's height, as TOP and BOTTOM put the grid lines).
+TICK_CLASSES = {0: "tick-0", 0.5: "tick-50", 1: "tick-100"}
 
 
 @dataclass
@@ -34,7 +42,7 @@ class Column:
 class Chart:
     label: str
     columns: list[Column]
-    ticks: list[tuple[float, str]]  # (y, text)
+    ticks: list[tuple[float, str, str]]  # (y, text, the class placing its label)
     x_labels: list[tuple[float, str]]
     series: list[tuple[str, str]]  # (name, class), for the legend
     width: int = WIDTH
@@ -86,7 +94,7 @@ def columns(label: str, days: list[tuple[date, dict[str, int]]], series: list[st
                 y -= h
                 col.segments.append(Segment(classes[name], round(y, 2), round(max(h, 0.5), 2)))
         cols.append(col)
-    ticks = [(round(HEIGHT - BOTTOM - f * plot_h, 2), f"{int(top * f):,}") for f in (0, 0.5, 1)
+    ticks = [(round(HEIGHT - BOTTOM - f * plot_h, 2), f"{int(top * f):,}", TICK_CLASSES[f]) for f in (0, 0.5, 1)
              if f == 0 or top * f == int(top * f)]
     picks = sorted({0, len(days) // 2, len(days) - 1}) if days else []
     x_labels = [(round(LEFT + i * slot + slot / 2, 2), _day(days[i][0])) for i in picks]

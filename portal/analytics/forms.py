@@ -23,7 +23,8 @@ class ChartForm(FlaskForm):
 class EventForm(FlaskForm):
     type = StringField("Type", validators=[InputRequired("Give the event a type, e.g. “maintenance.window”."),
                                            Length(max=100)],
-                       description="Lower-case words separated by dots, e.g. maintenance.window")
-    name = StringField("Label", validators=[Optional(), Length(max=200)])
+                       description="Lower-case words separated by dots, e.g. maintenance.window",
+                       id="event-type")  # the chart's filter above is id="type": ids are unique per page
+    name = StringField("Label", validators=[Optional(), Length(max=200)], id="event-name")
     properties = TextAreaField("Properties (JSON object)", validators=[Optional(), Length(max=4096)],
-                               description='Optional, e.g. {"site": "HQ"}')
+                               description='Optional, e.g. {"site": "HQ"}', id="event-properties")

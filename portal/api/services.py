@@ -10,6 +10,7 @@ from flask import current_app
 from sqlalchemy import func, select, update
 
 from .. import audit
+from ..words import possessive
 from ..extensions import db
 from ..rules import RuleViolation
 from ..sites.models import Site
@@ -76,7 +77,7 @@ def create_client(ctx: TenantContext, data: ClientData) -> tuple[ApiClient, str]
     plan's integrations: the plan must include the API, and has room for so many."""
     name, scopes, site_ids = _check(ctx, data)
     if not has_feature(ctx.tenant, "api"):
-        raise RuleViolation(f"{ctx.tenant.name}'s plan does not include the API. Ask a system administrator for a "
+        raise RuleViolation(f"{possessive(ctx.tenant.name)} plan does not include the API. Ask a system administrator for a "
                             "plan with it.", field="name")
     lock_tenant(ctx.tenant)  # counted and created under the tenant's lock: no two pass the limit together
     used = db.session.scalar(select(func.count()).select_from(ApiClient).where(ApiClient.tenant_id == ctx.tenant_id))

@@ -30,12 +30,13 @@ class Actor:
 
 
 def actor_label(details: Any) -> str | None:
-    """"Gateway 7's agent" for a row written by a non-person actor, else None."""
+    """"the agent of Gateway 7" for a row written by a non-person actor, else None (never a
+    possessive of a typed name: "‘Walk Meter 1’’s agent")."""
     actor = details.get("actor") if isinstance(details, dict) else None
     if not isinstance(actor, dict):
         return None
     if actor.get("kind") == "agent":
-        return f"{actor.get('name') or 'a device'}’s agent"
+        return f"the agent of {actor.get('name') or 'a device'}"
     if actor.get("type") == "api_client":
         return f"API client {actor.get('name') or actor.get('id')}"
     return actor.get("name") or actor.get("kind")

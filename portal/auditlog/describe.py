@@ -112,7 +112,7 @@ def sentence(row, names: Names) -> str:
     if action == "site.unassign":
         return f"{who} removed {before.get('email', 'someone')} from {before.get('site', 'a site')}"
     if action == "member.role_change":
-        return f"{who} changed {person()}’s role from {before.get('role')} to {after.get('role')}"
+        return f"{who} changed the role of {person()} from {before.get('role')} to {after.get('role')}"
     if action in ("member.suspend", "member.reactivate"):
         return f"{who} {'suspended' if action == 'member.suspend' else 'reactivated'} {person()}"
     if action == "member.remove":
@@ -127,7 +127,8 @@ def sentence(row, names: Names) -> str:
                  "invitation.resend": f"re-sent the invitation to {email}",
                  "invitation.cancel": f"cancelled the invitation to {email}",
                  "invitation.accept": f"accepted an invitation as {after.get('role')}",
-                 "invitation.decline": f"declined the invitation to {email}"}
+                 "invitation.decline": f"declined the invitation to {email}",
+                 "invitation.expired": f"ended the invitation to {email} as expired"}
         return f"{who} {verbs.get(action, action)}"
     if action.startswith("agent.credential_"):
         verb = {"agent.credential_issue": "gave {n} an agent credential",
@@ -137,7 +138,7 @@ def sentence(row, names: Names) -> str:
     if action.startswith("agent_task."):
         task = after or before
         command = str(task.get("command") or "a").replace("_", " ")
-        verbs = {"agent_task.queue": f"sent {command} to {_q(name)}’s agent",
+        verbs = {"agent_task.queue": f"sent {command} to the agent of {_q(name)}",
                  "agent_task.cancel": f"cancelled a {command} task",
                  "agent_task.claim": f"started a {command} task",
                  "agent_task.result": f"finished a {command} task: {after.get('status')}",
@@ -179,7 +180,95 @@ def sentence(row, names: Names) -> str:
         return f"{who} {verbs.get(action, action)} {title}{at}"
     if action == "audit.retention":
         return f"{who} set audit retention to {after.get('retention_days')} days"
-    return f"{who}: {action} on {row.resource_type} {row.resource_id or ''}".rstrip()
+    if action.startswith("role."):
+        return f"{who} {_role(action, before, after)}"
+    if action.startswith("api_client."):
+        verbs = {"api_client.create": "created API client {n}", "api_client.rotate": "rotated the secret of API client {n}",
+                 "api_client.disable": "disabled API client {n}", "api_client.enable": "enabled API client {n}",
+                 "api_client.delete": "deleted API client {n}"}
+        if action in verbs:
+            return f"{who} " + verbs[action].format(n=_q(name))
+    if action.startswith("tenant."):
+        said = _tenant(action, before, after)
+        if said:
+            return f"{who} {said}"
+    if action in ("user.enable", "user.disable"):
+        verb = "re-enabled" if action == "user.enable" else "disabled"
+        return f"{who} {verb} the account of {after.get('email') or 'someone'} (system console)"
+    # A kind of row this page does not know yet: still words, never an id.
+    what = action.replace(".", " ").replace("_", " ")
+    kind = str(row.resource_type or "item").replace("_", " ")
+    return f"{who}: {what} ({kind}{' ' + _q(name) if name else ''})"
+
+
+def _permission_names(values) -> str:
+    from ..tenancy import Permission
+    out = []
+    for value in values or []:
+        try:
+            out.append(Permission(value).description.lower())
+        except ValueError:
+            out.append(str(value))
+    return "; ".join(out)
+
+
+def _role(action: str, before: dict, after: dict) -> str:
+    """Custom roles: created, edited (what it may do now), deleted (where its members went)."""
+    if action == "role.create":
+        granted = len(after.get("permissions") or [])
+        return f"created role {_q(after.get('name'))} with {granted} permission{'' if granted == 1 else 's'}"
+    if action == "role.update":
+        parts = []
+        if before.get("name") != after.get("name"):
+            parts.append(f"renamed it from {_q(before.get('name'))}")
+        if before.get("description") != after.get("description"):
+            parts.append("changed its description")
+        old, new = set(before.get("permissions") or []), set(after.get("permissions") or [])
+        if new - old:
+            parts.append("granted: " + _permission_names(sorted(new - old)))
+        if old - new:
+            parts.append("withdrew: " + _permission_names(sorted(old - new)))
+        return f"edited role {_q(after.get('name'))}" + (f" ({'; '.join(parts)})" if parts else "")
+    if action == "role.delete":
+        moved = after.get("moved_to") or {}
+        members = after.get("members") or 0
+        said = f"deleted role {_q(before.get('name'))}"
+        if members:
+            said += (f"; its {members} member{'' if members == 1 else 's'} now "
+                     f"{'has' if members == 1 else 'have'} the role {moved.get('role') or 'of the fallback'}")
+        return said
+    return f"changed role {_q(after.get('name') or before.get('name'))}"
+
+
+TENANT_FIELDS = {"contact_email": "contact email", "max_users": "user limit", "max_sites": "site limit",
+                 "max_devices": "device limit", "max_integrations": "integration limit",
+                 "require_mfa": "two-factor requirement", "mfa_grace_days": "two-factor grace period",
+                 "idle_timeout_minutes": "idle timeout", "absolute_timeout_hours": "session length",
+                 "max_sessions": "session limit", "ip_allowlist": "allowed networks",
+                 "share_member_signins": "sharing of sign-ins", "mfa_required_since": None}
+
+
+def _changed(before: dict, after: dict) -> str:
+    fields = [TENANT_FIELDS.get(k, k.replace("_", " ")) for k, _, _ in diff(before, after)]
+    return ", ".join(f for f in fields if f) or "nothing"
+
+
+def _tenant(action: str, before: dict, after: dict) -> str | None:
+    if action == "tenant.update":
+        return f"edited the organization's profile ({_changed(before, after)})"
+    if action == "tenant.security_policy":
+        return f"changed the security policy ({_changed(before, after)})"
+    if action == "tenant.plan":
+        if before.get("plan") != after.get("plan"):
+            return f"changed the plan from {before.get('plan')} to {after.get('plan')} (system console)"
+        return f"changed the plan's limits ({_changed(before, after)}) (system console)"
+    return {"tenant.onboarding_dismiss": "dismissed the getting-started checklist",
+            "tenant.export": "asked for an export of all the organization's data",
+            "tenant.export_download": "downloaded the organization's data export",
+            "tenant.delete_request": "asked for the organization to be deleted"
+                                     + (f" (purged after {str(after.get('purge_after'))[:10]})"
+                                        if after.get("purge_after") else ""),
+            "tenant.delete_cancel": "cancelled the organization's deletion"}.get(action)
 
 
 def diff(before: Any, after: Any) -> list[tuple[str, Any, Any]]:

@@ -20,7 +20,8 @@ PAGE_SIZE = 50
 TEXT_MAX = 100
 
 # The kinds of rows the portal writes, for the filter menus (a filter value outside them still works).
-RESOURCE_TYPES = ("device", "site", "site_assignment", "membership", "invitation", "tenant", "audit")
+RESOURCE_TYPES = ("device", "site", "site_assignment", "membership", "invitation", "tenant", "audit", "task", "role",
+                  "api_client")
 ACTIONS = (
     "device.create", "device.update", "device.status", "device.move", "device.decommission", "device.import",
     "site.create", "site.update", "site.archive", "site.restore", "site.delete", "site.assign", "site.unassign",
@@ -30,6 +31,8 @@ ACTIONS = (
     "task.create", "task.update", "task.status", "task.assign", "task.comment",
     "agent.credential_issue", "agent.credential_rotate", "agent.credential_revoke", "agent_task.queue",
     "agent_task.cancel", "agent_task.claim", "agent_task.result", "agent_task.expire",
+    "role.create", "role.update", "role.delete", "api_client.create", "api_client.rotate", "api_client.disable",
+    "api_client.enable", "api_client.delete", "tenant.update", "tenant.security_policy", "tenant.plan",
 )
 
 
@@ -134,6 +137,10 @@ def statement(tenant_id: UUID, f: AuditFilter) -> Select:
                               AuditLog.before["name"].astext.ilike(pattern),
                               AuditLog.after["email"].astext.ilike(pattern),
                               AuditLog.before["email"].astext.ilike(pattern),
+                              # Tasks are named by their title; assignments by the site's name.
+                              AuditLog.after["title"].astext.ilike(pattern),
+                              AuditLog.before["title"].astext.ilike(pattern),
+                              AuditLog.after["site"].astext.ilike(pattern),
                               # On audit_logs alone, so newest-first can stop after a page of matches.
                               AuditLog.user_id.in_(select(User.id).where(or_(User.name.ilike(pattern),
                                                                              User.email.ilike(pattern))))))

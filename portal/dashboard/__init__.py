@@ -21,6 +21,7 @@ from ..sites.visibility import may_see
 from ..tenancy import Permission, can, current, requires, tenant_blueprint
 from ..tenancy.models import Membership, MembershipStatus
 from ..tenancy.roles import owner_condition
+from ..tenants.plans import get_plan
 
 bp = tenant_blueprint("dashboard", __name__)
 
@@ -62,7 +63,8 @@ def index():
         select(User.name).join(Membership, Membership.user_id == User.id)
         .where(Membership.tenant_id == tid, owner_condition()).order_by(User.name).limit(3)).all()
     activity = _activity(ctx, by_status.get(DeviceStatus.ONLINE, 0)) if can(Permission.ANALYTICS_VIEW) else None
-    return render_template("dashboard/index.html", activity=activity, sites=sites, members=members, devices=devices,
+    plan = get_plan(ctx.tenant.plan)  # the plan's name, never the tenant's type (issue 22)
+    return render_template("dashboard/index.html", plan=plan.name if plan else ctx.tenant.plan, activity=activity, sites=sites, members=members, devices=devices,
                            device_total=sum(by_status.values()), per_site=per_site, attention=attention,
                            changes=changes, owners=owners, offline_hours=int(OFFLINE_FOR.total_seconds() // 3600))
 

@@ -31,6 +31,11 @@ class DeviceStatus(enum.StrEnum):
     ERROR = "error"
     DECOMMISSIONED = "decommissioned"
 
+    @property
+    def state(self) -> str:
+        """The status as a sentence says it: "is now in maintenance", "is now online"."""
+        return {"maintenance": "in maintenance", "error": "in error"}.get(self.value, self.value)
+
 
 class Device(Timestamps, db.Model):
     __tablename__ = "devices"

@@ -396,7 +396,13 @@ def _for_change(ctx: TenantContext, stmt):
 
 def get_device_or_404(ctx: TenantContext, device_id: UUID, *, for_update: bool = False) -> Device:
     """A device of this tenant at a site the actor may see; anything else is the same 404."""
-    return get_device(ctx, device_id, for_update=for_update) or abort(404)
+    if (device := get_device(ctx, device_id, for_update=for_update)) is not None:
+        return device
+    if ctx.sees_all:
+        abort(404, f"There is no such device in {ctx.tenant.name}.")
+    # The same words whether the device exists or not: nothing of what they may not see.
+    abort(404, f"There is no such device in {ctx.tenant.name} that you can see. You see the devices of the sites "
+               f"you are assigned to: if you were removed from its site, ask an owner or admin of {ctx.tenant.name}.")
 
 
 def visible_devices(ctx: TenantContext, ids, *, for_update: bool = False) -> list[Device]:

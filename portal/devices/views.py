@@ -90,7 +90,11 @@ def _form_page(form: DeviceForm, device=None, status: int = 200):
 @requires(Permission.DEVICES_WRITE)
 def create():
     ctx = current()
-    form = DeviceForm(sites=visible_sites(ctx))
+    sites = visible_sites(ctx)
+    if not sites:  # a device belongs to a site: an empty menu would be a dead end
+        return render_template("devices/form.html", form=None, device=None, no_sites=True), \
+            422 if request.method == "POST" else 200
+    form = DeviceForm(sites=sites)
     if request.method == "GET" and request.args.get("site"):
         form.site_id.data = request.args["site"]
     if not form.validate_on_submit():
@@ -271,10 +275,10 @@ def status(device_id: UUID):
                                                  status_form=StatusForm(status=device.status.value)),
                                  422 if error else 200)
         if not error:
-            ui.toast(response, f"{device.name} is now {device.status.value}.")
+            ui.toast(response, f"{device.name} is now {DeviceStatus(device.status).state}.")
             ui.trigger(response, "device-changed")
         return response
-    flash(error or f"{device.name} is now {device.status.value}.", "error" if error else "success")
+    flash(error or f"{device.name} is now {DeviceStatus(device.status).state}.", "error" if error else "success")
     return redirect(url_for(".show", device_id=device_id), 303)
 
 

@@ -12,6 +12,7 @@ from ..extensions import db
 from ..mail.outbox import enqueue
 from .kinds import CATALOGUE, Channel, Kind, label, message
 from .models import Notification, NotificationPreference
+from ..words import plural
 from .services import DIGEST, unsubscribe_token
 
 UNSUBSCRIBE_PATH = "/notifications/unsubscribe/"
@@ -22,12 +23,15 @@ def _unsubscribe(base: str, user_id: UUID, what: str) -> tuple[str, dict[str, st
     return url, {"List-Unsubscribe": f"<{url}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
 
 
-def send_one(user_id: UUID, address: str, kind: Kind, params: dict, link: str | None, base: str) -> None:
+def send_one(user_id: UUID, address: str, kind: Kind, params: dict, link: str | None, base: str):
+    info = CATALOGUE[kind]
     text = message(kind, params)
-    url, headers = (None, None) if CATALOGUE[kind].security else _unsubscribe(base, user_id, kind.value)
-    enqueue(f"notification.{kind.value}", address, text[:300], "notification", headers=headers,
-            text=text, link=(base + link) if link else None, unsubscribe=url, kind_label=label(kind),
-            security=CATALOGUE[kind].security)
+    url, headers = (None, None) if info.security else _unsubscribe(base, user_id, kind.value)
+    quote = (params or {}).get(info.quote) if info.quote else None  # escaped by the html template
+    return enqueue(f"notification.{kind.value}", address, text[:300], "notification", headers=headers,
+                   text=text, quote=quote if isinstance(quote, str) and quote.strip() else None,
+                   link=(base + link) if link else None, unsubscribe=url, kind_label=label(kind),
+                   security=info.security)
 
 
 def send_digest(user_id: UUID, since: datetime, until: datetime, base: str) -> int:
@@ -45,6 +49,6 @@ def send_digest(user_id: UUID, since: datetime, until: datetime, base: str) -> i
     items = [{"text": message(n.kind, n.params), "link": (base + n.link) if n.link else None,
               "at": n.created_at} for n in rows]
     url, headers = _unsubscribe(base, user_id, DIGEST)
-    enqueue("notification.digest", address, f"Your daily summary: {len(items)} notification(s)", "notification_digest",
+    enqueue("notification.digest", address, f"Your daily summary: {plural(len(items), 'notification')}", "notification_digest",
             headers=headers, items=items, unsubscribe=url, link=base + "/notifications")
     return len(items)

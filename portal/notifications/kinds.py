@@ -48,7 +48,8 @@ class KindInfo:
     label: str          # on /account, and the unsubscribe page
     message: str        # str.format with the notification's params (missing ones show as "?")
     default: Channel
-    security: bool = False  # always in the portal and by email; cannot be changed or unsubscribed
+    security: bool = False  # always sent on its default channel; cannot be changed or unsubscribed
+    quote: str | None = None  # the param an email quotes under the message (a comment's text)
 
 
 CATALOGUE: dict[Kind, KindInfo] = {
@@ -56,7 +57,7 @@ CATALOGUE: dict[Kind, KindInfo] = {
     Kind.TASK_ASSIGNED: KindInfo("A task is assigned to you", "{actor} assigned you the task “{title}” in {tenant}",
                                  Channel.BOTH),
     Kind.TASK_COMMENTED: KindInfo("A task of yours gets a comment", "{actor} commented on “{title}” in {tenant}",
-                                  Channel.PORTAL),
+                                  Channel.PORTAL, quote="excerpt"),
     Kind.TASK_DUE_TOMORROW: KindInfo("A task of yours is due tomorrow", "“{title}” in {tenant} is due tomorrow",
                                      Channel.BOTH),
     Kind.TASK_OVERDUE: KindInfo("A task of yours is overdue", "“{title}” in {tenant} is overdue (due {due_on})",
@@ -77,7 +78,7 @@ CATALOGUE: dict[Kind, KindInfo] = {
     Kind.DEVICE_ERROR: KindInfo("A device at your sites reports an error",
                                 "{device} at {site} ({tenant}) went to error", Channel.BOTH),
     Kind.SIGNIN_NEW_BROWSER: KindInfo("Sign-in from a new browser",
-                                      "New sign-in to your account from {browser} ({ip})", Channel.BOTH,
+                                      "New sign-in to your account from {browser} ({ip})", Channel.EMAIL,
                                       security=True),
 }
 

@@ -24,6 +24,7 @@ from ..extensions import csrf, db
 from ..redirects import safe_next
 from ..security import events
 from ..ui import toast, trigger
+from ..words import plural
 from . import services
 from .forms import chosen, preferences_form
 from .kinds import DIGEST_LABEL, label, message
@@ -90,7 +91,7 @@ def read(notification_id: UUID):
 @login_required
 def read_all():
     marked = services.mark_all_read(current_user.id)
-    text = f"{marked} notification(s) marked as read." if marked else "Nothing was unread."
+    text = f"{plural(marked, 'notification')} marked as read." if marked else "Nothing was unread."
     if _htmx():
         rows, older = services.page(current_user.id)
         response = make_response(render_template("notifications/_list.html", rows=rows, older=older,

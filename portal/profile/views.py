@@ -14,7 +14,7 @@ from ..accounts.passwords import verify_password
 from ..extensions import db, limiter
 from ..notifications import services as notification_services
 from ..notifications.forms import preferences_form
-from ..notifications.kinds import CATALOGUE
+from ..notifications.kinds import CATALOGUE, CHANNEL_LABELS
 from ..redirects import safe_next
 from ..rules import RuleViolation
 from ..security import events, mfa, services, sessions, throttle, tokens
@@ -108,7 +108,8 @@ def notifications():
     """How each kind of notification reaches the user; the form posts to notifications.preferences."""
     return _section("notifications",
                     notification_form=preferences_form(notification_services.preferences(current_user.id)),
-                    security_kinds=[info.label for info in CATALOGUE.values() if info.security])
+                    security_kinds=[f"{info.label}: {CHANNEL_LABELS[info.default].lower()}"
+                                    for info in CATALOGUE.values() if info.security])
 
 
 @bp.post("/name")

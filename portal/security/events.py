@@ -20,6 +20,7 @@ INFO, WARNING, CRITICAL = "info", "warning", "critical"
 KINDS: dict[str, tuple[str, str]] = {
     "signin.success": (INFO, "Signed in"),
     "signin.failure": (WARNING, "Sign-in failed"),
+    "signin.new_browser": (WARNING, "Signed in from a new browser"),
     "signout": (INFO, "Signed out"),
     "password.change": (INFO, "Password changed"),
     "password.reset": (WARNING, "Password reset by email link"),
@@ -76,6 +77,36 @@ def record(email: str, *, success: bool, reason: str, user_id: UUID | None = Non
     with db.engine.begin() as conn:
         conn.execute(insert(LoginEvent).values(**values))
         conn.execute(insert(SecurityEvent).values(**event))
+
+
+# Sign-in outcomes and methods as the login history stores them, in words for pages.
+REASONS = {
+    "ok": "signed in", "bad_password": "wrong password", "throttled": "too many attempts",
+    "disabled": "account disabled", "bad_second_factor": "wrong two-factor code",
+    "bad_reauth": "wrong password when confirming a sensitive change",
+    "oidc_bad_state": "single sign-on link expired or reused", "oidc_provider_error": "single sign-on provider error",
+    "oidc_denied": "refused at the single sign-on provider", "oidc_no_subject": "single sign-on gave no identity",
+    "oidc_no_email": "single sign-on gave no email address",
+    "oidc_email_unverified": "email not verified by the single sign-on provider",
+    "oidc_linked_elsewhere": "single sign-on account linked to another user",
+    "oidc_no_account": "no account for this single sign-on user",
+}
+METHODS = {"password": "password", "totp": "authenticator code", "backup_code": "backup code",
+           "oidc": "single sign-on", "invitation": "invitation link", "reauth": "password confirmation",
+           "passkey": "passkey"}
+
+
+def reason_label(reason: str | None) -> str:
+    if not reason:
+        return ""
+    return REASONS.get(reason, reason.replace("oidc_", "single sign-on: ").replace("_", " "))
+
+
+def method_label(method: str | None) -> str:
+    """"password+backup_code" -> "password and backup code"."""
+    if not method:
+        return ""
+    return " and ".join(METHODS.get(part, part.replace("_", " ")) for part in method.split("+"))
 
 
 def describe(kind: str) -> str:

@@ -106,7 +106,15 @@ def get_site(ctx: TenantContext, site_id: UUID) -> Site | None:
 
 def get_site_or_404(ctx: TenantContext, site_id: UUID) -> Site:
     """A site of this tenant that the viewer may see; anything else is the same 404."""
-    return get_site(ctx, site_id) or abort(404)
+    return get_site(ctx, site_id) or abort(404, _not_visible(ctx))
+
+
+def _not_visible(ctx: TenantContext) -> str:
+    """The same words whether the site exists or not (see tasks.queries.not_visible)."""
+    if ctx.sees_all:
+        return f"There is no such site in {ctx.tenant.name}."
+    return (f"There is no such site in {ctx.tenant.name} that you can see. You see only the sites you are "
+            f"assigned to: if you were removed from it, ask an owner or admin of {ctx.tenant.name}.")
 
 
 def site_device_count(site: Site) -> int:

@@ -87,9 +87,22 @@ def task_assigned(tenant, task, actor_id: UUID | None) -> Notice | None:
 def task_commented(tenant, task, comment, actor_id: UUID | None) -> Notice | None:
     """A comment on a task: tell its assignee and its creator, but not the commenter."""
     people = [u for u in (task.assignee_id, task.created_by) if u != actor_id]
-    excerpt = comment.body if len(comment.body) <= 200 else comment.body[:199] + "…"
+    excerpt = quoted(comment.body)
     return _notice(tenant, task, COMMENTED, _active_members(tenant.id, people), actor=_name(actor_id),
                    comment_id=str(comment.id), excerpt=excerpt)
+
+
+QUOTE_MAX = 1000  # characters of a comment an email quotes: a long comment is read on its page
+
+
+def quoted(body: str, limit: int = QUOTE_MAX) -> str:
+    """The comment as an email quotes it: whole when short, else cut at a word and marked."""
+    body = body.strip()
+    if len(body) <= limit:
+        return body
+    cut = body[:limit - 1]
+    space = cut.rfind(" ")
+    return (cut[:space] if space > limit * 0.8 else cut).rstrip() + "…"
 
 
 def task_completed(tenant, task, actor_id: UUID | None) -> Notice | None:

@@ -296,7 +296,17 @@ def get_task(ctx: TenantContext, task_id: UUID, *, for_update: bool = False) -> 
 
 def get_task_or_404(ctx: TenantContext, task_id: UUID, *, for_update: bool = False) -> Task:
     """A task of this tenant that the actor may see; anything else is the same 404."""
-    return get_task(ctx, task_id, for_update=for_update) or abort(404)
+    return get_task(ctx, task_id, for_update=for_update) or abort(404, not_visible(ctx, "task"))
+
+
+def not_visible(ctx: TenantContext, what: str) -> str:
+    """The 404's words for a link that leads nowhere for this viewer (an old notification or email):
+    the same whether the thing exists or not, so it tells nothing of what they may not see."""
+    if ctx.sees_all:
+        return f"There is no such {what} in {ctx.tenant.name}."
+    return (f"There is no such {what} in {ctx.tenant.name} that you can see. You see only the sites you are "
+            f"assigned to (and their devices and tasks): if you were removed from a site or the {what} was "
+            f"reassigned, ask an owner or admin of {ctx.tenant.name}.")
 
 
 def visible_tasks(ctx: TenantContext, ids, *, for_update: bool = False) -> list[Task]:
@@ -325,6 +335,7 @@ class Detail:
     creator: User | None
     assignee_is_member: bool
     assignee_sees_site: bool
+    viewer_sees_site: bool  # links to the site and the device only when they open for the viewer
     overdue: bool
     local_today: date
     zone: str  # the calendar of its due date: the site's time zone, else the tenant's
@@ -341,11 +352,13 @@ def detail(ctx: TenantContext, task: Task) -> Detail:
         Membership.tenant_id == ctx.tenant_id, Membership.user_id == task.assignee_id,
         Membership.status == MembershipStatus.ACTIVE)) is not None
     sees = task.assignee_id is None or not member or sees_site(ctx.tenant_id, task.assignee_id, task.site_id)
+    viewer_sees = ctx.sees_all or (sees if task.assignee_id == ctx.user_id and member
+                                   else sees_site(ctx.tenant_id, ctx.user_id, task.site_id))
     zone = site.timezone if site else tenant_timezone(ctx.tenant)
     today = _today_in(zone)
     overdue = TaskStatus(task.status).is_active and task.due_on is not None and task.due_on < today
     return Detail(site, device_name, assignee, people.get(task.created_by), member or task.assignee_id is None,
-                  sees, overdue, today, zone)
+                  sees, viewer_sees, overdue, today, zone)
 
 
 def _today_in(zone: str) -> date:

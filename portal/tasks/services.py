@@ -124,7 +124,7 @@ def check_assignee(ctx: TenantContext, user_id: UUID | None, site: Site | None) 
         raise RuleViolation("Only active members of this organization can be assigned tasks.", field="assignee_id")
     name, works = row
     if not works:
-        raise RuleViolation(f"{name}'s role does not allow working on tasks: choose someone else.",
+        raise RuleViolation(f"The role of {name} does not allow working on tasks: choose someone else.",
                             field="assignee_id")
     if site is not None and not sees_site(ctx.tenant_id, user_id, site.id):
         raise RuleViolation(f"{name} cannot see {site.name}: assign them to the site first, or choose someone "

@@ -65,7 +65,7 @@ def _require_member():
         abort(404)  # the transaction, with whatever it set, is rolled back
     tenant, membership, role = entry
     if not tenant.is_readable:
-        return _unavailable(tenant)
+        return _unavailable(tenant, role)
     ctx = g.tenant_context = TenantContext(tenant, membership, role, g.get("request_id"))
     if tenant.is_read_only and request.method not in ("GET", "HEAD") and not _works_read_only():
         abort(423, f"{tenant.name} is {tenant.status.value.replace('_', ' ')}: it can be read, not changed.")
@@ -78,11 +78,16 @@ def _require_member():
         _touch(membership)
 
 
-def _unavailable(tenant):
-    """A suspended tenant: its members are told why, and get nothing else."""
+def _unavailable(tenant, role):
+    """A suspended tenant: its members are told why, and get nothing else. Its owners are the ones
+    who can sort it out, with the service; everyone else, with their owners."""
     reason = tenant.status_reason or ""
     message = f"{tenant.name} is {tenant.status.value.replace('_', ' ')}." + (f" Reason: {reason}" if reason else "")
-    return render_error(423, message + " Contact your organization's owner or the service's support.")
+    if role.is_owner:
+        return render_error(423, message + " As its owner, contact the service's support to have it reactivated.")
+    # Its rows (the owners' names too) are closed while it is suspended (portal_tenant_readable).
+    return render_error(423, message + f" Contact an owner of {tenant.name}: only an owner can have it reactivated"
+                                       " by the service.")
 
 
 def works_read_only(view):

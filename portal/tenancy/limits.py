@@ -4,6 +4,7 @@ together; this module says whether there is room, in one wording."""
 from __future__ import annotations
 
 from ..rules import RuleViolation
+from ..words import possessive
 from ..tenants.models import Tenant
 
 WHAT = {"max_users": "users", "max_sites": "active sites", "max_devices": "devices in service",
@@ -22,6 +23,6 @@ def require_room(tenant: Tenant, limit: str, used: int, adding: int = 1, field: 
     if used + adding > allowed:
         free = max(allowed - used, 0)
         asked = f"; this adds {adding}" if adding > 1 else ""
-        raise RuleViolation(f"{tenant.name}'s plan allows {allowed:,} {WHAT[limit]} and {free:,} "
+        raise RuleViolation(f"{possessive(tenant.name)} plan allows {allowed:,} {WHAT[limit]} and {free:,} "
                             f"{'is' if free == 1 else 'are'} free{asked}. Ask a system administrator for a "
                             "bigger plan.", field=field)
