@@ -33,6 +33,7 @@ def test_switcher_dashboard_and_charts_at_390(phone):
     page = phone
     sign_in(page, "consultant@external.com", SEED_PASSWORD)  # admin, member and viewer in four tenants
     page.goto("/t/acme-corp/")
+    page.get_by_role("button", name="Menu").click()  # on a phone the organization menu is in the drawer
     page.locator(".switcher-toggle").first.click()
     roles = page.locator("#switcher-list button > .muted")
     expect(roles.first).to_be_visible()
@@ -77,7 +78,7 @@ def test_security_policy_checkboxes_sit_beside_their_labels(chromium, live_serve
     try:
         page = context.new_page()
         sign_in(page, "alice@acme.com", SEED_PASSWORD)
-        page.goto("/t/acme-corp/settings/")
+        page.goto("/t/acme-corp/settings/security")
         for name in ("Require two-factor authentication", "Let those who read the audit log see members"):
             box = page.get_by_role("checkbox", name=name)
             label = page.locator(f"label[for='{box.get_attribute('id')}']")

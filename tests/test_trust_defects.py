@@ -54,7 +54,7 @@ def test_rotating_a_gateway_secret_keeps_it_a_gateway(app, client, factory):
     page = client.get(f"/t/{slug}/devices/{gateway_device}").get_data(as_text=True)
     assert "(gateway)" in text_of(page)
     # Rotate as a person would: submit the form as the page shows it.
-    rotated = client.post(action, data=form_data(page, action)).get_data(as_text=True)
+    rotated = client.post(action, data=form_data(page, action), follow_redirects=True).get_data(as_text=True)
     secret = re.search(r'id="agent-secret"[^>]*value="([^"]+)"', rotated).group(1)
     batch = [{"device_id": str(d), "status": "online"} for d in t["devices"]]
     answer = app.test_client().post("/api/v1/agent/heartbeat", json={"devices": batch},
@@ -180,7 +180,8 @@ def test_new_browser_sign_ins_go_to_email_and_the_security_log_not_the_bell(app,
     assert "unread" not in bell and not re.search(r">\s*\d+\s*<", bell), bell  # no unread count
     page = text_of(browser.get("/notifications/").get_data(as_text=True))
     assert "New sign-in" not in page
-    account = text_of(browser.get("/account/").get_data(as_text=True))
+    account = " ".join(text_of(browser.get(f"/account/{section}").get_data(as_text=True))
+                       for section in ("activity", "notifications"))
     assert account.count("Signed in from a new browser") == 5
     assert "Sign-in from a new browser: by email only, always (security)" in account
     with psycopg.connect(libpq_url(db_urls["owner"])) as conn:
@@ -307,7 +308,8 @@ def test_an_agent_is_named_without_a_quoted_possessive(app, client, factory):
         db.session.commit()
     login(client, owner.email)
     base = f"/t/{t['slug']}/devices/{t['devices'][0]}"
-    page = client.post(f"{base}/agent/credential", data={"csrf_token": csrf_token(client)}).get_data(as_text=True)
+    page = client.post(f"{base}/agent/credential", data={"csrf_token": csrf_token(client)},
+                       follow_redirects=True).get_data(as_text=True)
     secret = re.search(r'id="agent-secret"[^>]*value="([^"]+)"', page).group(1)
     agent = app.test_client()
     assert agent.post("/api/v1/agent/heartbeat", json={"status": "maintenance"},
@@ -354,7 +356,8 @@ def test_the_security_log_names_reasons_and_methods_in_words(app, factory):
         db.session.commit()
     client = app.test_client()
     login(client, ann.email)
-    seen = text_of(client.get("/account/").get_data(as_text=True))
+    seen = " ".join(text_of(client.get(f"/account/{section}").get_data(as_text=True))
+                    for section in ("sessions", "activity"))
     assert "failed: wrong password when confirming a sensitive change" in seen
     assert "password and backup code" in seen
     assert "bad reauth" not in seen and "backup_code" not in seen and "password+" not in seen
