@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import itertools
 import os
-import re
 import secrets
 import threading
 import time
@@ -21,6 +20,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 from conftest import csrf_token, login
+from test_agents import issue
 from test_api import get_token, make_client
 
 from portal import metrics
@@ -61,10 +61,7 @@ class Shop:
         owner = self.client()
         self.agent_secrets = []
         for device in self.devices[-4:]:
-            page = owner.post(f"{self.base}/devices/{device}/agent/credential", data={"csrf_token": csrf_token(owner)})
-            assert page.status_code == 200, page.status_code
-            self.agent_secrets.append(re.search(r'id="agent-secret"[^>]*value="([^"]+)"',
-                                                page.get_data(as_text=True)).group(1))
+            self.agent_secrets.append(issue(owner, self.slug, device))
         client_id, secret = make_client(app, self.t["id"], ["devices:view", "devices:write", "devices:status",
                                                             "sites:view", "sites:write"])
         self.api_token = get_token(app.test_client(), client_id, secret).get_json()["access_token"]
