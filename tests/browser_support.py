@@ -112,16 +112,23 @@ class Tab:
         assert not problems, "Content-Security-Policy errors in the browser console:\n" + "\n".join(problems)
 
 
-@contextmanager
-def open_tab(chromium, base_url: str):
-    """A page in a browser context of its own (its own cookies), recording CSP violations."""
-    context = chromium.new_context(base_url=base_url)
+def new_tab(chromium, base_url: str, **options) -> Tab:
+    """A page in a browser context of its own (its own cookies; `options` for the context:
+    viewport, timezone_id, ...), recording CSP violations. The caller closes `tab.page.context`."""
+    context = chromium.new_context(base_url=base_url, **options)
     context.set_default_timeout(TIMEOUT_MS)
     context.add_init_script(RECORD_CSP_VIOLATIONS)
+    return Tab(context.new_page())
+
+
+@contextmanager
+def open_tab(chromium, base_url: str, **options):
+    """new_tab, closed at the end of the block."""
+    tab = new_tab(chromium, base_url, **options)
     try:
-        yield Tab(context.new_page())
+        yield tab
     finally:
-        context.close()
+        tab.page.context.close()
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from browser_support import RECORD_CSP_VIOLATIONS, TIMEOUT_MS, Tab, open_tab, sign_in
+from browser_support import Tab, new_tab, open_tab, sign_in
 from conftest import PASSWORD, Factory
 
 pytestmark = pytest.mark.browser
@@ -30,11 +30,9 @@ def shop(app, password_hash):
 @pytest.fixture(scope="module")
 def owner_tab(chromium, live_server, shop):
     """The owner, signed in once at 1280 px, allowed to use the clipboard."""
-    context = chromium.new_context(base_url=live_server, viewport={"width": 1280, "height": 800})
-    context.set_default_timeout(TIMEOUT_MS)
-    context.add_init_script(RECORD_CSP_VIOLATIONS)
+    tab = new_tab(chromium, live_server, viewport={"width": 1280, "height": 800})
+    context = tab.page.context
     context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server)
-    tab = Tab(context.new_page())
     sign_in(tab.page, shop["owner"].email, PASSWORD)
     try:
         yield tab

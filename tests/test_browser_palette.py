@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from browser_support import RECORD_CSP_VIOLATIONS, TIMEOUT_MS, Tab, sign_in
+from browser_support import new_tab, sign_in
 from conftest import PASSWORD
 from portal.database.context import tenant_scope
 from portal.extensions import db
@@ -42,20 +42,17 @@ def serious_violations(page) -> list[str]:
             if v["impact"] in ("serious", "critical")]
 
 
-def new_tab(chromium, live_server, email):
-    context = chromium.new_context(base_url=live_server, viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(TIMEOUT_MS)
-    context.add_init_script(RECORD_CSP_VIOLATIONS)
-    tab = Tab(context.new_page())
+def signed_in_tab(chromium, live_server, email):
+    tab = new_tab(chromium, live_server, viewport={"width": 1280, "height": 900})
     sign_in(tab.page, email, PASSWORD)
-    return context, tab
+    return tab.page.context, tab
 
 
 def test_palette_and_shortcuts_by_keyboard(chromium, live_server, fleet):
     from playwright.sync_api import expect
 
     slug = fleet["t"]["slug"]
-    context, tab = new_tab(chromium, live_server, fleet["owner"].email)
+    context, tab = signed_in_tab(chromium, live_server, fleet["owner"].email)
     page = tab.page
     try:
         page.goto(f"/t/{slug}/devices/")
@@ -117,7 +114,7 @@ def test_a_member_does_not_find_a_site_they_are_not_assigned_to(chromium, live_s
     from playwright.sync_api import expect
 
     slug = fleet["t"]["slug"]
-    context, tab = new_tab(chromium, live_server, fleet["member"].email)
+    context, tab = signed_in_tab(chromium, live_server, fleet["member"].email)
     page = tab.page
     try:
         page.keyboard.press("Control+k")

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from browser_support import RECORD_CSP_VIOLATIONS, TIMEOUT_MS, Tab, sign_in
+from browser_support import Tab, new_tab, sign_in
 from conftest import PASSWORD, SEED_PASSWORD
 from portal.extensions import db
 from portal.organization.views import SECTIONS as SETTINGS
@@ -45,10 +45,8 @@ def url_of(endpoint: str) -> str:
 def test_sections_by_keyboard_and_on_a_phone(chromium, live_server, app, factory):
     from playwright.sync_api import expect
 
-    context = chromium.new_context(base_url=live_server, viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(TIMEOUT_MS)
-    context.add_init_script(RECORD_CSP_VIOLATIONS)
-    tab = Tab(context.new_page())
+    tab = new_tab(chromium, live_server, viewport={"width": 1280, "height": 900})
+    context = tab.page.context
     page = tab.page
     try:
         sign_in(page, "alice@acme.com", SEED_PASSWORD)

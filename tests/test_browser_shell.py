@@ -10,7 +10,7 @@ import re
 import pytest
 from PIL import Image
 
-from browser_support import RECORD_CSP_VIOLATIONS, TIMEOUT_MS, Tab, sign_in
+from browser_support import Tab, new_tab, sign_in
 from conftest import PASSWORD, SEED_PASSWORD
 from portal.database.context import tenant_scope
 from portal.extensions import db
@@ -37,11 +37,9 @@ def open_context(chromium, live_server):
     contexts = []
 
     def make(width: int, height: int = 900) -> Tab:
-        context = chromium.new_context(base_url=live_server, viewport={"width": width, "height": height})
-        context.set_default_timeout(TIMEOUT_MS)
-        context.add_init_script(RECORD_CSP_VIOLATIONS)
-        contexts.append(context)
-        return Tab(context.new_page())
+        tab = new_tab(chromium, live_server, viewport={"width": width, "height": height})
+        contexts.append(tab.page.context)
+        return tab
 
     yield make
     for context in contexts:

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from browser_support import RECORD_CSP_VIOLATIONS, TIMEOUT_MS, Tab, sign_in
+from browser_support import new_tab, sign_in
 from conftest import PASSWORD
 
 pytestmark = pytest.mark.browser
@@ -15,11 +15,9 @@ pytestmark = pytest.mark.browser
 
 def test_time_titles_follow_the_chosen_zone(chromium, live_server, factory):
     user = factory.user(name="Tia Zone")
-    context = chromium.new_context(base_url=live_server, timezone_id="America/New_York", locale="en-US")
-    context.set_default_timeout(TIMEOUT_MS)
-    context.add_init_script(RECORD_CSP_VIOLATIONS)
+    tab = new_tab(chromium, live_server, timezone_id="America/New_York", locale="en-US")
+    context = tab.page.context
     try:
-        tab = Tab(context.new_page())
         page = tab.page
         # No zone yet: the first page after signing in sends the browser's.
         with page.expect_response(lambda r: r.url.endswith("/account/timezone") and r.status == 204):

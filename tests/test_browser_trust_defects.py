@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from browser_support import RECORD_CSP_VIOLATIONS, TIMEOUT_MS, Tab, sign_in
+from browser_support import TIMEOUT_MS, open_tab, sign_in
 from conftest import SEED_PASSWORD
 
 pytestmark = pytest.mark.browser
@@ -17,14 +17,8 @@ LINES = """el => { const r = document.createRange(); r.selectNodeContents(el);
 
 @pytest.fixture
 def phone(chromium, live_server):
-    context = chromium.new_context(base_url=live_server, viewport={"width": 390, "height": 844})
-    context.set_default_timeout(TIMEOUT_MS)
-    context.add_init_script(RECORD_CSP_VIOLATIONS)
-    tab = Tab(context.new_page())
-    try:
+    with open_tab(chromium, live_server, viewport={"width": 390, "height": 844}) as tab:
         yield tab.page
-    finally:
-        context.close()
 
 
 def test_switcher_dashboard_and_charts_at_390(phone):
