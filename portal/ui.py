@@ -26,6 +26,8 @@ from flask_login import current_user
 from sqlalchemy.exc import SQLAlchemyError
 from user_agents import parse as parse_user_agent
 
+from .timezones import zone as zone_named
+
 LEVELS = {"success": "success", "error": "error", "message": "info", "info": "info", "warning": "error"}
 
 
@@ -222,7 +224,8 @@ def time_script_data() -> Markup:
 
 
 def _zone(name: str | None) -> ZoneInfo | timezone:
-    return ZoneInfo(name) if name else UTC
+    # Through the checked list: a stored name is never loaded unchecked (portal.timezones).
+    return zone_named(name) if name else UTC
 
 
 def relative(when: datetime, now: datetime | None = None, zone=UTC) -> str:

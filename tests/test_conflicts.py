@@ -57,7 +57,7 @@ def _owner_while_locked(app, db_urls, world, seconds: float):
     held = threading.Event()
     holder = threading.Thread(target=_hold_tenant_lock, args=(db_urls, world["a"]["id"], seconds, held))
     holder.start()
-    held.wait(10)
+    assert held.wait(10), "the other connection never took the tenant lock"
     return client, token, holder
 
 
@@ -99,7 +99,7 @@ def test_the_api_says_try_again_as_problem_details(quick_app, db_urls, world):
     held = threading.Event()
     holder = threading.Thread(target=_hold_tenant_lock, args=(db_urls, a["id"], 6, held))
     holder.start()
-    held.wait(10)
+    assert held.wait(10), "the other connection never took the tenant lock"
     response = http.post("/api/v1/sites", json={"name": "Blocked", "timezone": "UTC"},
                          headers={"Authorization": f"Bearer {token}"})
     holder.join()

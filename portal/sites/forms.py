@@ -7,16 +7,12 @@ from wtforms import DecimalField, EmailField, HiddenField, StringField
 from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional, ValidationError
 
 from ..oneline import SingleLine
-from ..timezones import is_timezone, sorted_names
+from ..timezones import is_timezone
 from .services import WEEKDAYS, SiteData
 
 DAY_NAMES = {"mon": "Monday", "tue": "Tuesday", "wed": "Wednesday", "thu": "Thursday", "fri": "Friday",
              "sat": "Saturday", "sun": "Sunday"}
 HOURS = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-4]):[0-5]\d$")
-
-
-def timezone_names() -> tuple[str, ...]:
-    return sorted_names()
 
 
 def _hours(form, field):

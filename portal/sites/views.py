@@ -12,9 +12,9 @@ from ..rules import RuleViolation
 from ..tenancy import Permission, can, current, requires, tenant_blueprint
 from ..tenancy.limits import room_left
 from ..tenancy.models import Membership
-from ..timezones import zone
+from ..timezones import sorted_names, zone
 from . import queries, services
-from .forms import DAY_NAMES, AssignmentForm, SiteForm, timezone_names
+from .forms import DAY_NAMES, AssignmentForm, SiteForm
 
 bp = tenant_blueprint("sites", __name__, "/sites")
 
@@ -46,7 +46,7 @@ def index():
 
 
 def _form_page(form: SiteForm, site=None, status: int = 200):
-    return render_template("sites/form.html", form=form, site=site, timezones=timezone_names(),
+    return render_template("sites/form.html", form=form, site=site, timezones=sorted_names(),
                            day_names=DAY_NAMES), status
 
 
