@@ -87,6 +87,7 @@ def test_palette_and_shortcuts_by_keyboard(chromium, live_server, fleet):
         page.keyboard.press("Enter")
         expect(page).to_have_url(re.compile(rf"/t/{slug}/devices/[0-9a-f-]{{36}}$"))
         expect(page.get_by_role("heading", level=1)).to_contain_text(f"Device 1-0 {slug}")
+        page.wait_for_load_state()  # as below: the keys are heard once the deferred scripts have run
 
         # `?` lists the shortcuts; Escape closes them.
         page.keyboard.press("?")
