@@ -6,7 +6,8 @@
         app.config["DNS_NAMESERVERS"] = dns_server.nameserver   # "127.0.0.1:PORT"
 
 A name that appears under no type is NXDOMAIN; a name with records of other types only answers
-NOERROR with nothing (no such record). `dns_server.broken[name] = "timeout"` sends no answer at all,
+NOERROR with nothing (no such record). A value may be a function returning the list, asked at
+every query (a name whose answer changes: DNS rebinding). `dns_server.broken[name] = "timeout"` sends no answer at all,
 `"servfail"` answers SERVFAIL. Names are lower-case and end with a dot.
 """
 from __future__ import annotations
@@ -49,7 +50,8 @@ class _Resolver:
         if not any(name == qname for name, _type in self.records):
             reply.header.rcode = RCODE.NXDOMAIN
             return reply
-        for value in self.records.get((qname, qtype), []):
+        values = self.records.get((qname, qtype), [])
+        for value in values() if callable(values) else values:
             if qtype == "TXT":
                 # Long values are split into 255-byte strings, as a zone file would hold them.
                 data = value.encode()

@@ -275,6 +275,19 @@ def test_an_allowed_request_connects_to_the_checked_address_with_the_right_host(
         ("hooks.example.com.", "A"), ("hooks.example.com.", "AAAA")]
 
 
+def test_an_answer_that_changes_after_the_check_is_never_used(dns_server, receiver):
+    """DNS rebinding: the first answer is the allowed one, every later answer a private one. The
+    request connects to the first (checked) answer and never asks again."""
+    answers = iter([["127.0.0.1"]])
+    dns_server.records[("rebind.example.com.", "A")] = lambda: next(answers, ["10.0.0.5"])
+    with context(allow_private=f"127.0.0.1:{receiver.port}", nameservers=dns_server.nameserver):
+        assert egress.request("GET", f"http://rebind.example.com:{receiver.port}/ok").status == 200
+        with pytest.raises(egress.Refused, match=r"resolves to a private network \(10.0.0.5\)"):
+            egress.request("GET", f"http://rebind.example.com:{receiver.port}/ok")  # a new request asks anew
+    assert [q for q in dns_server.queries if q[1] == "A"] == [("rebind.example.com.", "A")] * 2
+    assert len(receiver.requests) == 1
+
+
 @pytest.mark.parametrize("host", ["127.0.0.1", "[::1]", "localhost", "2130706433"])
 def test_loopback_is_reachable_when_private_destinations_are_allowed(host):
     try:
@@ -464,3 +477,15 @@ def test_a_listed_network_allows_only_itself():
             egress.check_url("http://10.9.0.1/")
         with pytest.raises(egress.Refused):
             egress.check_url("http://127.0.0.1/")
+
+
+def test_host_names_in_other_scripts_and_with_underscores(dns_server, receiver):
+    dns_server.records[("xn--bcher-kva.example.com.", "A")] = ["127.0.0.1"]
+    dns_server.records[("a_b.example.com.", "A")] = ["127.0.0.1"]
+    with context(allow_private=True, nameservers=dns_server.nameserver):
+        egress.request("GET", f"http://Bücher.example.com:{receiver.port}/ok")
+        egress.request("HEAD", f"http://a_b.example.com:{receiver.port}/big?n=5000", max_bytes=10)  # HEAD: no body
+    assert [r["headers"]["Host"] for r in receiver.requests] == [
+        f"xn--bcher-kva.example.com:{receiver.port}", f"a_b.example.com:{receiver.port}"]
+    with context(allow_private=True), pytest.raises(egress.Refused, match="not a valid host name"):
+        egress.check_url("http://bad..example.com/")

@@ -9,13 +9,14 @@ urllib3 does the HTTP: its pools take the address as `host` and the name as `ser
 from __future__ import annotations
 
 import json as jsonlib
+import logging
 import re
 import socket
 import ssl
 import threading
 import time
 from dataclasses import dataclass, field
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 from urllib3 import HTTPHeaderDict, Timeout
 from urllib3 import exceptions as u3
@@ -23,8 +24,9 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from . import destinations
-from .errors import Failed, Refused
+from .errors import EgressError, Failed, Refused
 
+log = logging.getLogger("portal.egress")
 USER_AGENT = "Portal-Integrations/1.0"
 REDIRECTS = {301, 302, 303, 307, 308}
 CHUNK = 64 * 1024
@@ -163,6 +165,26 @@ def request(method: str, url: str, *, headers=None, body: bytes | None = None, t
         sent["User-Agent"] = user_agent(base_url)
     redirects: list[str] = []
     current = url
+    try:
+        return _follow(method, current, sent, body, deadline, timeout, max_bytes, max_redirects, allow_private,
+                       started, redirects)
+    except EgressError as error:
+        # The origin only: a path or query may hold a token.
+        log.info("outbound %s %s (%d redirects) %s: %s", method, _origin_of(url), len(redirects),
+                 "refused" if isinstance(error, Refused) else "failed", error)
+        raise
+
+
+def _origin_of(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+        return f"{parts.scheme}://{parts.hostname}:{parts.port or ''}"
+    except ValueError:
+        return "(not a URL)"
+
+
+def _follow(method, current, sent, body, deadline, timeout, max_bytes, max_redirects, allow_private, started,
+            redirects):
     origin = None
     while True:
         destination = destinations.resolve(current, allow_private=allow_private, deadline=deadline)
@@ -185,6 +207,7 @@ def request(method: str, url: str, *, headers=None, body: bytes | None = None, t
                 sent = {n: v for n, v in sent.items() if n.lower() not in ("content-type", "content-length")}
             continue
         elapsed = int((time.monotonic() - started) * 1000)
+        log.debug("outbound %s %s: %s in %d ms", method, _origin_of(destination.url), status, elapsed)
         return Response(status, answer_headers, content, destination.url, elapsed, redirects)
 
 
@@ -218,6 +241,8 @@ def _exchange(destination, method, headers, body, deadline, timeout, max_bytes):
                 location = response.headers.get("Location") if response.status in REDIRECTS else None
                 if location:
                     return response.status, response.headers, b"", location
+                if method == "HEAD" or response.status in (204, 304):
+                    return response.status, response.headers, b"", None  # no body, whatever Content-Length says
                 return response.status, response.headers, _read_body(response, destination, max_bytes), None
             except (u3.HTTPError, OSError) as error:
                 raise _read_failure(destination, address, error, deadline, timeout) from None

@@ -145,14 +145,21 @@ def check_address(ip: IPAddress, *, host: str, port: int, allow_private, is_lite
     raise Refused(f"{host} resolves to {reason} ({shown}), which the portal will not connect to.")
 
 
+_ASCII_LABEL = re.compile(r"^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$")
+
+
 def _host_name(host: str) -> str:
-    try:
-        ascii_host = idna.encode(host.rstrip("."), uts46=True).decode("ascii")
-    except (idna.IDNAError, UnicodeError, ValueError):
-        raise Refused(f"{host} is not a valid host name.") from None
-    if not ascii_host or len(ascii_host) > 253:
+    """The ASCII form of a host name: international names through IDNA 2008 (UTS 46, as browsers),
+    ASCII names as they are (underscores included, which IDNA would refuse but DNS serves)."""
+    name = host.rstrip(".").lower()
+    if not name.isascii():
+        try:
+            name = idna.encode(name, uts46=True).decode("ascii")
+        except (idna.IDNAError, UnicodeError, ValueError):
+            raise Refused(f"{host} is not a valid host name.") from None
+    if not name or len(name) > 253 or not all(_ASCII_LABEL.match(label) for label in name.split(".")):
         raise Refused(f"{host} is not a valid host name.")
-    return ascii_host.lower()
+    return name
 
 
 def parse(url: str) -> tuple[str, str, int, str, IPAddress | None]:
