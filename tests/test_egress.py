@@ -498,3 +498,19 @@ def test_host_names_in_other_scripts_and_with_underscores(dns_server, receiver):
         f"xn--bcher-kva.example.com:{receiver.port}", f"a_b.example.com:{receiver.port}"]
     with context(allow_private=True), pytest.raises(egress.Refused, match="not a valid host name"):
         egress.check_url("http://bad..example.com/")
+
+
+def test_the_portal_app_reads_both_settings(app, receiver, dns_server):
+    """The real app (tests/conftest.py): private destinations allowed in testing, so the other
+    areas' loopback receivers work; DNS_NAMESERVERS set per app."""
+    assert app.config["INTEGRATIONS_ALLOW_PRIVATE"] is True
+    dns_server.records[("receiver.example.com.", "A")] = ["127.0.0.1"]
+    saved = app.config["DNS_NAMESERVERS"]
+    app.config["DNS_NAMESERVERS"] = dns_server.nameserver
+    try:
+        with app.app_context():
+            response = egress.request("GET", f"http://receiver.example.com:{receiver.port}/ok")
+    finally:
+        app.config["DNS_NAMESERVERS"] = saved
+    assert response.status == 200
+    assert receiver.requests[0]["headers"]["User-Agent"] == f"Portal-Integrations/1.0 (+{app.config['BASE_URL']})"

@@ -290,12 +290,14 @@ def _too_large(destination, max_bytes: int) -> str:
 
 
 def _root_cause(error: BaseException) -> BaseException:
-    seen = error
-    while True:
-        inner = getattr(seen, "reason", None) or seen.__cause__ or seen.__context__
-        if not isinstance(inner, BaseException) or inner is seen:
-            return seen
-        seen = inner
+    """The innermost exception urllib3 wrapped (its `reason`, or the chained one)."""
+    seen = [error]
+    while len(seen) < 10:
+        inner = getattr(seen[-1], "reason", None) or seen[-1].__cause__ or seen[-1].__context__
+        if not isinstance(inner, BaseException) or inner in seen:
+            break
+        seen.append(inner)
+    return seen[-1]
 
 
 def _connect_failure(destination, address: str, error, timeout: float) -> str:
