@@ -15,3 +15,4 @@ from ..api import models as _api  # noqa: F401
 from ..tasks import models as _tasks  # noqa: F401
 from ..notifications import models as _notifications  # noqa: F401
 from ..agents import models as _agents  # noqa: F401
+from ..sso import models as _sso  # noqa: F401
