@@ -145,6 +145,9 @@ def load(overrides: dict | None = None) -> dict:
         "OIDC_CLIENT_ID": env.get("OIDC_CLIENT_ID") or "",
         "OIDC_CLIENT_SECRET": env.get("OIDC_CLIENT_SECRET") or "",
         "OIDC_ALLOW_SIGNUP": _bool(env.get("OIDC_ALLOW_SIGNUP")),
+        # Organizations' own providers (portal/sso): an http:// issuer only outside production (a
+        # provider on loopback for `make run` and the tests).
+        "SSO_ALLOW_HTTP": _bool(env.get("SSO_ALLOW_HTTP"), portal_env != "production"),
         "SESSION_COOKIE_PATH": "/",
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",

@@ -16,7 +16,7 @@
 - Permission `sso:manage` (owners by default), last in the catalogue.
 
 Revision ID: 0019_sso_organizations
-Revises: 0018
+Revises: 0019_keys
 Create Date: 2026-12-07 06:00:00
 """
 import sqlalchemy as sa
@@ -24,7 +24,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = '0019_sso_organizations'
-down_revision = '0018'  # the lead renumbers at merge
+down_revision = '0019_keys'  # after branch keys' migration; the lead renumbers at merge
 branch_labels = None
 depends_on = None
 

@@ -66,8 +66,10 @@ def login():
     if user.has_mfa:
         session.clear()
         session["second_factor"] = {"user": str(user.id), "at": time.time(), "next": target}
+        sso_policy.flash_warning()
         return redirect(url_for("accounts.second_factor"), 303)
     sign_in.complete(user, "password")
+    sso_policy.flash_warning()
     return redirect(target or sign_in.home_for(user), 303)
 
 

@@ -38,13 +38,16 @@ class ConnectionForm(FlaskForm):
                 if self.keycloak_url.data and self.realm.data else ""
         return (self.issuer.data or "").rstrip("/")
 
-    def validate_issuer(self, field):
-        if self.kind.data == "oidc" and not field.data:
-            raise ValueError("Enter the issuer URL.")
-
-    def validate_realm(self, field):
-        if self.kind.data == "keycloak" and not (field.data and self.keycloak_url.data):
-            raise ValueError("Enter Keycloak's base URL and the realm.")
+    def validate(self, extra_validators=None) -> bool:
+        ok = super().validate(extra_validators)
+        # Which fields are required depends on the kind (Optional() would skip inline validators).
+        if self.kind.data == "keycloak" and not (self.realm.data and self.keycloak_url.data):
+            self.realm.errors = [*self.realm.errors, "Enter Keycloak's base URL and the realm."]
+            ok = False
+        elif self.kind.data != "keycloak" and not self.issuer.data:
+            self.issuer.errors = [*self.issuer.errors, "Enter the issuer URL."]
+            ok = False
+        return ok
 
 
 class MappingForm(FlaskForm):

@@ -90,6 +90,9 @@ def sign_in(tenant: Tenant, connection: SsoConnection, claims: dict) -> Joined:
                            f"{tenant.name} has not verified the domain of {email}, so its single sign-on cannot "
                            "sign you in with it. Sign in with your password, or ask its owners to verify the domain.")
         user = find_user_by_email(email)
+        if user is None and connection.invitations_only:  # nobody to create: say so before writing anything
+            return _refuse("sso_invitation_only", email, f"{tenant.name} admits members by invitation only. Ask one "
+                           f"of its admins to invite {email}.")
         if user is None:
             user = create_user(email, _name(claims), None, email_verified_at=func.now())
             reason = "created"

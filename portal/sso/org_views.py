@@ -166,6 +166,7 @@ def callback():
         db.session.rollback()
         return _back("Your account was being set up by another sign-in. Please try again.", target)
     if not outcome.ok:
+        db.session.rollback()  # nothing of a refused sign-in stays (an account made on the way, say)
         events.record(outcome.email, success=False, reason=outcome.reason, user_id=outcome.user_id, method=METHOD)
         return _back(outcome.message, target)
     user = outcome.user

@@ -4,7 +4,7 @@ break-glass exception: an owner of that organization may still use the password 
 provider cannot lock the organization out); it is audited there and shown as a warning."""
 from __future__ import annotations
 
-from flask import flash, url_for
+from flask import flash, g, url_for
 from sqlalchemy import select
 
 from .. import audit
@@ -29,10 +29,17 @@ def password_refusal(user) -> str | None:
                 "provider instead of a password.")
     with tenant_scope(db.session, route.tenant_id):
         audit.record(route.tenant_id, user.id, "sso.break_glass", "user", user.id, email=user.email, domain=domain)
-    flash(f"Break-glass sign-in: {route.name} requires single sign-on for {domain}, and you signed in with a "
-          "password as an owner. This is recorded in the audit log. Use single sign-on once it works again.",
-          "warning")
+    g.sso_break_glass = (f"Break-glass sign-in: {route.name} requires single sign-on for {domain}, and you signed "
+                         "in with a password as an owner. This is recorded in the audit log. Use single sign-on "
+                         "once it works again.")
     return None
+
+
+def flash_warning() -> None:
+    """The break-glass warning, once the sign-in has rotated the session (which drops flashes)."""
+    message = g.pop("sso_break_glass", None)
+    if message:
+        flash(message, "warning")
 
 
 def sso_url(email: str, target: str | None) -> str:

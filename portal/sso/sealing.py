@@ -1,20 +1,14 @@
-"""The connection's client secret, sealed at rest: the one place that says how.
-
-portal.keys (the keyring: per-tenant data keys, AES-GCM, the row bound into the associated data)
-when it is installed; until that branch lands, the installation's key through crypto.fernet.
-Either way the secret is written once and only unsealed to talk to the provider."""
+"""The connection's client secret, sealed at rest by the keyring (portal.keys: the tenant's data
+key, AES-GCM bound to tenant, table, column and row): written once, unsealed only to talk to the
+provider, never shown again."""
 from __future__ import annotations
 
 from uuid import UUID
 
-TABLE, COLUMN = "sso_connections", "client_secret"
+from .. import keys
 
-try:  # pragma: no cover - which branch is present decides
-    from .. import keys as _keys
-except ImportError:  # the keyring has not landed yet
-    _keys = None
-else:
-    _keys.register(TABLE, COLUMN)
+TABLE, COLUMN = "sso_connections", "client_secret"
+keys.register(TABLE, COLUMN)
 
 
 class Unreadable(ValueError):
@@ -22,22 +16,11 @@ class Unreadable(ValueError):
 
 
 def seal(secret: str, *, tenant_id: UUID, row_id: UUID) -> bytes:
-    if _keys is not None:
-        return _keys.seal(secret.encode(), tenant_id=tenant_id, table=TABLE, row_id=row_id, column=COLUMN)
-    from ..crypto import fernet
-    return fernet(f"{TABLE}:{tenant_id}:{row_id}").encrypt(secret.encode())
+    return keys.seal(secret.encode(), tenant_id=tenant_id, table=TABLE, row_id=row_id, column=COLUMN)
 
 
 def unseal(sealed: bytes, *, tenant_id: UUID, row_id: UUID) -> str:
     try:
-        if _keys is not None:
-            return _keys.unseal(sealed, tenant_id=tenant_id, table=TABLE, row_id=row_id, column=COLUMN).decode()
-        from cryptography.fernet import InvalidToken
-
-        from ..crypto import fernet
-        try:
-            return fernet(f"{TABLE}:{tenant_id}:{row_id}").decrypt(bytes(sealed)).decode()
-        except InvalidToken as exc:
-            raise Unreadable(str(exc)) from exc
-    except ValueError as exc:  # keys.Unreadable is a ValueError
+        return keys.unseal(bytes(sealed), tenant_id=tenant_id, table=TABLE, row_id=row_id, column=COLUMN).decode()
+    except keys.Unreadable as exc:
         raise Unreadable("The stored client secret cannot be read: enter it again.") from exc
