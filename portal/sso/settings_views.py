@@ -180,9 +180,9 @@ def test(connection_id: UUID):
         return begin(connection, target=None, test_by=ctx.user_id)
     except PROVIDER_ERRORS as exc:
         current_app.logger.info("Connection test could not start: %r", exc)
-        return render_template("sso/test_result.html", connection=connection, claims=None, groups=[], grant=None,
-                               tenant=ctx.tenant, error=f"The provider could not be reached or its discovery "
-                                                        f"document is not usable: {str(exc)[:300]}"), 502
+        flash(f"The test could not start: the provider at {connection.issuer} could not be reached or its discovery "
+              f"document is not usable ({type(exc).__name__}).", "error")
+        return redirect(url_for(".show", connection_id=connection.id), 303)
 
 
 @bp.post("/<uuid:connection_id>/mappings")
