@@ -23,7 +23,7 @@ from portal.sites.models import SiteAssignment
 from portal.sso.sealing import seal
 from portal.sso.models import SsoConnection, SsoDomain, SsoGroupMapping, SsoIdentity
 from portal.tenancy.models import Membership, MembershipRole
-from sso_dns import dns_server  # noqa: F401 - the fixture
+from dns_support import DNSTestServer
 
 CALLBACK = "/login/sso/org/callback"
 
@@ -57,8 +57,16 @@ def providers():
 
 
 @pytest.fixture(scope="module")
-def sso_app(db_urls, app, dns_server):  # noqa: F811 - `app` has migrated the database
-    return make_app(db_urls, DNS_NAMESERVERS=dns_server.nameserver)
+def dns():
+    server = DNSTestServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def sso_app(db_urls, app, dns):  # `app` has migrated the database
+    return make_app(db_urls, DNS_NAMESERVERS=dns.nameserver)
 
 
 @pytest.fixture
@@ -321,7 +329,7 @@ def test_connection_test_reports_claims_and_changes_nothing(sso_app, make, provi
     assert audit_actions(sso_app, org) == []  # the factory writes no audit rows; the test wrote none either
 
 
-def test_domains_are_verified_by_dns_lost_and_claimed_once(sso_app, make, dns_server):  # noqa: F811
+def test_domains_are_verified_by_dns_lost_and_claimed_once(sso_app, make, dns):
     from portal.sso.tasks import recheck_all
     name = domain()
     first, second = make.user(), make.user()
@@ -350,16 +358,16 @@ def test_domains_are_verified_by_dns_lost_and_claimed_once(sso_app, make, dns_se
     assert f"_portal.{name}" in page and f"portal-verification={row_a.token}" in page
     assert "The record is not there yet" in check(ca, a, row_a)
 
-    dns_server.records[(f"_portal.{name}.", "TXT")] = ["v=spf1 -all", f"portal-verification={row_a.token}"]
+    dns.records[(f"_portal.{name}.", "TXT")] = ["v=spf1 -all", f"portal-verification={row_a.token}"]
     assert f"{name} is verified." in check(ca, a, row_a)
 
     # A second organization claims the same domain and publishes its own record: refused.
     row_b = claim(cb, b)
-    dns_server.records[(f"_portal.{name}.", "TXT")].append(f"portal-verification={row_b.token}")
+    dns.records[(f"_portal.{name}.", "TXT")].append(f"portal-verification={row_b.token}")
     assert "already verified by another organization" in check(cb, b, row_b)
 
     # A's record disappears: the worker's pass flags it and tells A's owners; then B may verify.
-    dns_server.records[(f"_portal.{name}.", "TXT")] = [f"portal-verification={row_b.token}"]
+    dns.records[(f"_portal.{name}.", "TXT")] = [f"portal-verification={row_b.token}"]
     with sso_app.app_context():
         assert recheck_all() >= 1
     assert "record lost" in ca.get(f"/t/{a['slug']}/settings/sso/").get_data(as_text=True)

@@ -13,10 +13,10 @@ import secrets
 from dataclasses import dataclass
 from uuid import UUID
 
-from flask import current_app
 from sqlalchemy import func, select, text
 
 from .. import audit
+from .. import dns as dns_lookup
 from ..extensions import db
 from ..notifications import Kind, notify
 from ..rules import RuleViolation
@@ -57,39 +57,13 @@ def normalise(value: str) -> str:
 
 def txt_records(name: str) -> list[str]:
     """The TXT strings at `name` ([] when there are none); LookupFailed when DNS does not answer.
-    Through portal/dns.py (the resolver DNS_NAMESERVERS configures) when it is installed."""
+    Through portal/dns.py: the resolver DNS_NAMESERVERS configures (a dnslib server in the tests)."""
     try:
-        from .. import dns as portal_dns
-    except ImportError:
-        portal_dns = None
-    if portal_dns is not None:
-        try:
-            return list(portal_dns.txt_records(name))
-        except Exception as exc:  # its NotFound means "no such record": nothing to verify with
-            if type(exc).__name__ == "NotFound":
-                return []
-            raise LookupFailed(str(exc)) from exc
-    return _txt_with_dnspython(name)
-
-
-def _txt_with_dnspython(name: str) -> list[str]:
-    import dns.exception
-    import dns.resolver
-    servers = [s.strip() for s in str(current_app.config.get("DNS_NAMESERVERS") or "").split(",") if s.strip()]
-    resolver = dns.resolver.Resolver(configure=not servers)
-    if servers:
-        resolver.nameservers = [s.rsplit(":", 1)[0] for s in servers]
-        ports = {s.rsplit(":", 1)[1] for s in servers if s.count(":") == 1}
-        if ports:
-            resolver.port = int(ports.pop())
-    resolver.lifetime = 5.0
-    try:
-        answer = resolver.resolve(name, "TXT")
-    except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
+        return dns_lookup.txt_records(name)
+    except dns_lookup.NotFound:
         return []
-    except dns.exception.DNSException as exc:
-        raise LookupFailed(f"The DNS lookup of {name} failed ({type(exc).__name__}). Try again later.") from exc
-    return [b"".join(r.strings).decode("utf-8", "replace") for r in answer]
+    except dns_lookup.LookupFailed as exc:
+        raise LookupFailed(str(exc)) from exc
 
 
 def domains(ctx: TenantContext) -> list[SsoDomain]:
