@@ -34,6 +34,17 @@ def init_app(app: Flask) -> None:
 
 def _demo_command(app: Flask) -> None:
     import click
+    from flask.cli import AppGroup
+
+    sso_cli = AppGroup("sso", help="Organizations' single sign-on.")
+
+    @sso_cli.command("recheck-domains")
+    def recheck_domains() -> None:
+        """Check every claimed domain's DNS record now (what the daily job does)."""
+        from .tasks import recheck_all
+        click.echo(f"{recheck_all()} domain(s) changed state.")
+
+    app.cli.add_command(sso_cli)
 
     @app.cli.command("sso-demo-provider")
     @click.option("--port", default=8765, show_default=True)
