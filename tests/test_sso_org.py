@@ -23,6 +23,7 @@ from portal.sites.models import SiteAssignment
 from portal.sso.sealing import seal
 from portal.sso.models import SsoConnection, SsoDomain, SsoGroupMapping, SsoIdentity
 from portal.tenancy.models import Membership, MembershipRole
+from portal.tenancy.permissions import Permission
 from dns_support import DNSTestServer
 
 CALLBACK = "/login/sso/org/callback"
@@ -385,3 +386,59 @@ def test_domains_are_verified_by_dns_lost_and_claimed_once(sso_app, make, dns):
     assert "sso_domain_lost" in kinds
     assert "sso.domain_lost" in audit_actions(sso_app, a)
     assert f"{name} is verified" in check(cb, b, row_b)  # by the same pass, or now
+
+
+def test_group_rules_strongest_role_sites_union_and_the_last_owner(sso_app, make, providers):
+    from portal.sso import groups
+    from portal.tenancy.models import TenantRole, TenantRolePermission
+    from portal.tenancy.permissions import SYSTEM_ROLES
+
+    alpha, _ = providers
+    org = organization(sso_app, make, alpha, verified=domain(), owner_by_mapping=True)
+    sites = make.tenant(sites=0)  # (another tenant's site ids never count: only this tenant's rows are read)
+    with sso_app.app_context(), tenant_scope(db.session, org["id"]):
+        role = TenantRole(tenant_id=org["id"], name="Field lead")
+        db.session.add(role)
+        db.session.flush()
+        viewer = SYSTEM_ROLES[MembershipRole.VIEWER][2]
+        role.grants = [TenantRolePermission(tenant_id=org["id"], role_id=role.id, permission=p.value)
+                       for p in viewer | {Permission.DEVICES_STATUS}]
+        db.session.commit()
+        custom = str(role.id)
+    from portal.sites.models import Site
+    with sso_app.app_context(), tenant_scope(db.session, org["id"]):
+        second = Site(tenant_id=org["id"], name=f"Second {secrets.token_hex(2)}", timezone="UTC")
+        db.session.add(second)
+        db.session.commit()
+        second_id = second.id
+    map_group(sso_app, org, "/g/view", "viewer", sites=[org["sites"][0]])
+    map_group(sso_app, org, "g-lead", custom, sites=[second_id])
+    map_group(sso_app, org, "/g/admins", "admin")
+    with sso_app.app_context(), tenant_scope(db.session, org["id"]):
+        assert groups.resolve(org["id"], ["/g/elsewhere"]) is None
+        grant = groups.resolve(org["id"], ["/g/view", "/g-lead"])  # a top-level group by path or by name
+        assert grant.role.name == "Field lead"  # holds all of the viewer's permissions and more
+        assert grant.site_ids == {org["sites"][0], second_id}
+        assert groups.resolve(org["id"], "/g/admins").role.name == "Admin"  # a single string is one group
+        # The only owner stays the owner whatever the groups say (owner by mapping is on here).
+        owner = db.session.scalar(sa.select(Membership).where(Membership.tenant_id == org["id"],
+                                                              Membership.user_id == org["owner"].id))
+        assert groups.apply(owner, ["/g/admins"], source="test") is False
+        assert owner.role == MembershipRole.OWNER
+        db.session.rollback()
+    assert sites  # unused tenant kept apart
+
+
+def test_just_in_time_membership_respects_the_plan(sso_app, make, providers):
+    alpha, _ = providers
+    org = organization(sso_app, make, alpha, verified=domain())
+    with sso_app.app_context():
+        from portal.tenants.models import Tenant
+        db.session.get(Tenant, org["id"]).max_users = 1  # the owner fills it
+        db.session.commit()
+    email = f"late-{secrets.token_hex(3)}@{org['domain']}"
+    client = sso_app.test_client()
+    assert sso(client, alpha, email, alpha.user(email)).headers["Location"] == "/login"
+    assert "plan allows 1 users" in flashed(client)
+    with sso_app.app_context():
+        assert db.session.scalar(sa.select(User.id).where(User.email == email)) is None  # nothing half-made
