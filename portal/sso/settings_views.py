@@ -20,8 +20,7 @@ SECTION = "sso_settings.index"
 
 
 def _sections():
-    from ..organization.views import SECTIONS
-    return SECTIONS
+    return current_app.extensions.get("settings_sections", ((SECTION, "Single sign-on"),))
 
 
 def _provisioning_url() -> str | None:
