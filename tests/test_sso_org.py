@@ -442,3 +442,45 @@ def test_just_in_time_membership_respects_the_plan(sso_app, make, providers):
     assert "plan allows 1 users" in flashed(client)
     with sso_app.app_context():
         assert db.session.scalar(sa.select(User.id).where(User.email == email)) is None  # nothing half-made
+
+
+def test_two_organizations_verifying_one_domain_at_once_one_wins(sso_app, make, dns):
+    """Both have their record published and press "Check now" together: the per-domain advisory
+    lock serialises the two checks, and the second sees the first's verification."""
+    import threading
+    name = domain()
+    owners = [make.user(), make.user()]
+    tenants = [make.tenant(members={"owner": o}) for o in owners]
+    rows = []
+    for tenant in tenants:
+        with sso_app.app_context(), tenant_scope(db.session, tenant["id"]):
+            row = SsoDomain(tenant_id=tenant["id"], domain=name, token=secrets.token_urlsafe(8))
+            db.session.add(row)
+            db.session.commit()
+            rows.append((row.id, row.token))
+    dns.records[(f"_portal.{name}.", "TXT")] = [f"portal-verification={token}" for _, token in rows]
+    clients = []
+    for owner in owners:
+        client = sso_app.test_client()
+        login(client, owner.email)
+        clients.append((client, csrf_token(client)))
+    barrier, answers = threading.Barrier(2), [None, None]
+
+    def check(i):
+        client, token = clients[i]
+        barrier.wait()
+        answers[i] = client.post(f"/t/{tenants[i]['slug']}/settings/sso/domains/{rows[i][0]}/check",
+                                 data={"csrf_token": token}).status_code
+
+    threads = [threading.Thread(target=check, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert answers == [303, 303]
+    verified = []
+    for tenant in tenants:
+        with sso_app.app_context(), tenant_scope(db.session, tenant["id"]):
+            verified.append(db.session.scalar(sa.select(SsoDomain.verified_at).where(
+                SsoDomain.tenant_id == tenant["id"])) is not None)
+    assert sorted(verified) == [False, True]
