@@ -21,6 +21,18 @@
   var target = null;  // the single sign-on URL while the form is in that mode
   var timer = null;
   var submitting = false;
+  var passwordFor = null; // the address whose person chose the password (an owner's break-glass)
+  var usePassword = document.createElement("button");
+  usePassword.type = "button";
+  usePassword.className = "quiet";
+  usePassword.textContent = "Use a password instead";
+  usePassword.hidden = true;
+  button.insertAdjacentElement("afterend", usePassword);
+  usePassword.addEventListener("click", function () {
+    passwordFor = email.value.trim();
+    apply(null);
+    password.focus();
+  });
 
   function ask(address) {
     if (answers[address]) return answers[address];
@@ -32,8 +44,9 @@
   }
 
   function apply(answer) {
-    target = answer && answer.sso ? answer.sso : null;
+    target = answer && answer.sso && email.value.trim() !== passwordFor ? answer.sso : null;
     [label, password].forEach(function (el) { if (el) el.hidden = !!target; });
+    usePassword.hidden = !target;
     button.textContent = target ? "Continue with single sign-on" : buttonText;
     status.textContent = target ? (answer.organization + " signs you in with its own provider.") : "";
   }
@@ -54,11 +67,12 @@
     if (submitting) return;
     if (target) { event.preventDefault(); window.location.assign(target); return; }
     if (password.value) return; // the ordinary sign-in
+    var address = email.value.trim();
     var asked = check();
     if (!asked) return; // no address yet: the server says what is missing
     event.preventDefault();
     asked.then(function (answer) {
-      if (answer && answer.sso) { window.location.assign(answer.sso); return; }
+      if (answer && answer.sso && address !== passwordFor) { window.location.assign(answer.sso); return; }
       submitting = true;
       form.requestSubmit(button); // no single sign-on: the server asks for the password
     });

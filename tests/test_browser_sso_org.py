@@ -57,6 +57,17 @@ def test_an_sso_address_goes_to_its_provider_and_others_keep_the_password(chromi
             assert member(portal, org, email) is not None
             tab.assert_no_csp_errors()
 
+        # The owner of that domain may still choose the password (break-glass when the provider is down).
+        with open_tab(chromium, portal.config["BASE_URL"]) as tab:
+            page = tab.page
+            page.goto("/login")
+            page.get_by_label("Email").fill(org["owner"].email)
+            expect(page.get_by_role("button", name="Continue with single sign-on")).to_be_visible()
+            page.get_by_role("button", name="Use a password instead").click()
+            page.get_by_label("Password").fill(PASSWORD)
+            page.get_by_role("button", name="Sign in", exact=True).click()
+            expect(page).to_have_url(re.compile(rf"/t/{org['slug']}/"))
+
         other = make.user()
         make.tenant(members={"owner": other})
         with open_tab(chromium, portal.config["BASE_URL"]) as tab:
