@@ -3,7 +3,6 @@
 the portal's pages and /login as a browser (the test client) uses them."""
 from __future__ import annotations
 
-import json
 import secrets
 import uuid
 from urllib.parse import urlsplit
@@ -18,7 +17,6 @@ from portal.accounts.models import User, UserType
 from portal.audit.models import AuditLog
 from portal.database.context import tenant_scope, user_scope
 from portal.extensions import db
-from portal.notifications.models import Notification
 from portal.sites.models import SiteAssignment
 from portal.sso.sealing import seal
 from portal.sso.models import SsoConnection, SsoDomain, SsoGroupMapping, SsoIdentity
