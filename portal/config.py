@@ -4,6 +4,7 @@ Every variable read here is listed in the README with its default.
 """
 from __future__ import annotations
 
+import base64
 import ipaddress
 import os
 import secrets
@@ -87,6 +88,16 @@ def _dev_secret_key(instance: Path) -> str:
     return path.read_text().strip()
 
 
+def _dev_master_key(instance: Path) -> str:
+    """Development and tests keep one generated master key in instance/, as for SECRET_KEY."""
+    path = instance / "master_key"
+    if not path.exists():
+        instance.mkdir(parents=True, exist_ok=True)
+        path.write_text(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
 def serve_address(env=None) -> tuple[str, int]:
     """Where `make run` listens: HOST and PORT."""
     env = os.environ if env is None else env
@@ -125,6 +136,9 @@ def load(overrides: dict | None = None) -> dict:
         "TESTING": portal_env == "testing",
         "INSTANCE_DIR": str(instance),
         "SECRET_KEY": env.get("SECRET_KEY"),
+        # The keyring's master keys (portal/keys), comma-separated, newest first: they wrap the data
+        # keys that seal TOTP secrets, queued email bodies and tenants' credentials.
+        "PORTAL_MASTER_KEYS": env.get("PORTAL_MASTER_KEYS") or "",
         "DATABASE_URL": env.get("DATABASE_URL"),
         "MIGRATION_DATABASE_URL": env.get("MIGRATION_DATABASE_URL"),
         "DB_APP_ROLE": env.get("DB_APP_ROLE"),
@@ -180,6 +194,9 @@ def load(overrides: dict | None = None) -> dict:
         "OIDC_CLIENT_ID": env.get("OIDC_CLIENT_ID") or "",
         "OIDC_CLIENT_SECRET": env.get("OIDC_CLIENT_SECRET") or "",
         "OIDC_ALLOW_SIGNUP": _bool(env.get("OIDC_ALLOW_SIGNUP")),
+        # Organizations' own providers (portal/sso): an http:// issuer only outside production (a
+        # provider on loopback for `make run` and the tests).
+        "SSO_ALLOW_HTTP": _bool(env.get("SSO_ALLOW_HTTP"), portal_env != "production"),
         "SESSION_COOKIE_PATH": "/",
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
@@ -216,6 +233,17 @@ def load(overrides: dict | None = None) -> dict:
                           "(e.g. INTEGRATIONS_ALLOW_PRIVATE=10.1.2.3:8443,10.8.0.0/16).")
     if production and cfg["ALLOW_RLS_BYPASS"]:
         raise ConfigError("ALLOW_RLS_BYPASS is a development setting and is refused in production.")
+
+    if not cfg["PORTAL_MASTER_KEYS"]:
+        if production:
+            raise ConfigError("PORTAL_MASTER_KEYS must be set in production (e.g. python -c \"import base64,os; "
+                              "print(base64.urlsafe_b64encode(os.urandom(32)).decode())\"); see docs/security.md, Keys.")
+        cfg["PORTAL_MASTER_KEYS"] = _dev_master_key(Path(cfg["INSTANCE_DIR"]))
+    from .keys.cipher import MasterKeyError, parse_master_keys
+    try:
+        parse_master_keys(cfg["PORTAL_MASTER_KEYS"])
+    except MasterKeyError as exc:
+        raise ConfigError(str(exc)) from None
 
     for key in ("DATABASE_URL", "MIGRATION_DATABASE_URL"):
         if cfg[key]:

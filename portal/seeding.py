@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from . import audit
+from . import audit, keys
 from .accounts.models import UserType
 from .accounts.services import create_user
 from .config import ROOT
@@ -49,12 +49,15 @@ def load_sample(password: str) -> bool:
         db.session.add(tenant)
         db.session.flush()  # tenant.id scopes everything below
         with tenant_scope(db.session, tenant.id):
+            keys.create_tenant_key(tenant.id)
             _load_tenant(tenant, spec, data, users, admin)
     from .auditlog import sample
     sample.load(users)  # a history showing every kind of audit row and security event
     _analytics_sample(data["tenants"][0]["slug"])
     from .tasks import sample as tasks
     tasks.load()  # a dozen tasks at Acme and TechStart, some overdue, with comments
+    from .sso import sample as sso
+    sso.load()  # acme.com verified, a disabled connection to the demo provider (SSO_DEMO_PROVIDER=1)
     return True
 
 

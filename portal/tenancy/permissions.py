@@ -35,6 +35,7 @@ class Permission(enum.StrEnum):
     AGENTS_RUN = "agents:run"
     ANALYTICS_VIEW = "analytics:view"
     EVENTS_WRITE = "events:write"
+    SSO_MANAGE = "sso:manage"
 
     @property
     def resource(self) -> str:
@@ -86,6 +87,7 @@ CATALOGUE: dict[Permission, tuple[str, str]] = {
     Permission.AGENTS_RUN: ("Agents", "Send commands to the agents of devices they can see and read the results"),
     Permission.ANALYTICS_VIEW: ("Analytics", "See the analytics charts of any event type"),
     Permission.EVENTS_WRITE: ("Analytics", "Record custom analytics events"),
+    Permission.SSO_MANAGE: ("Organization", "Set up single sign-on: connections, verified domains, group mappings"),
 }
 
 _READ = frozenset({Permission.TENANT_VIEW, Permission.SITES_VIEW, Permission.DEVICES_VIEW,
@@ -94,7 +96,7 @@ _READ = frozenset({Permission.TENANT_VIEW, Permission.SITES_VIEW, Permission.DEV
 # The system roles' meanings. Owners hold every permission, admins all but the organization's
 # settings and the audit log's retention; what only an owner may do besides (grant ownership,
 # transfer it) are rules in tenancy.roles, not permissions.
-OWNERS_ONLY = frozenset({Permission.TENANT_MANAGE, Permission.AUDIT_MANAGE})
+OWNERS_ONLY = frozenset({Permission.TENANT_MANAGE, Permission.AUDIT_MANAGE, Permission.SSO_MANAGE})
 SYSTEM_ROLES: dict[MembershipRole, tuple[str, str, frozenset[Permission]]] = {
     MembershipRole.OWNER: ("Owner", "Full control, including ownership and billing decisions",
                            frozenset(Permission)),
