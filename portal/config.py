@@ -127,6 +127,9 @@ def load(overrides: dict | None = None) -> dict:
         "API_SECRET_GRACE_HOURS": int(env.get("API_SECRET_GRACE_HOURS") or 24),
         "API_IDEMPOTENCY_HOURS": int(env.get("API_IDEMPOTENCY_HOURS") or 24),
         "REAUTH_MINUTES": int(env.get("REAUTH_MINUTES") or 10),
+        # Passkeys (portal/passkeys/relying_party.py): unset, both follow BASE_URL.
+        "WEBAUTHN_RP_ID": (env.get("WEBAUTHN_RP_ID") or "").strip(),
+        "WEBAUTHN_ORIGINS": (env.get("WEBAUTHN_ORIGINS") or "").strip(),
         "OIDC_ISSUER": (env.get("OIDC_ISSUER") or "").rstrip("/"),
         "OIDC_CLIENT_ID": env.get("OIDC_CLIENT_ID") or "",
         "OIDC_CLIENT_SECRET": env.get("OIDC_CLIENT_SECRET") or "",

@@ -23,7 +23,8 @@ def enforce(ctx):
         logout_user()
         flash(f"{tenant.name} requires you to sign in again.", "info")
         return redirect(url_for("accounts.login", next=request.full_path), 303)
-    if policy.get("require_mfa") is True and not current_user.has_mfa:
+    # A passkey sign-in satisfies it: the device and the PIN or biometric that unlocked it.
+    if policy.get("require_mfa") is True and not current_user.has_mfa and not login.passkey_session():
         deadline = mfa_deadline(policy)
         if deadline is not None and datetime.now(timezone.utc) < deadline:
             g.mfa_deadline = deadline  # the page says so until then
