@@ -153,13 +153,16 @@
       if (!available || autofill) return;
       var controller = autofill = new AbortController();
       fetchOptions(form)
-        .then(function (options) { return options && ask(form, options, "conditional", controller.signal); })
+        .then(function (options) {
+          if (!options) return null;
+          var asked = ask(form, options, "conditional", controller.signal);
+          form.dataset.autofillState = "waiting"; // the browser now offers passkeys in the email field
+          return asked;
+        })
         .then(function (credential) { if (credential && autofill === controller) send(form, credential); })
-        .catch(function (error) {
-          // Aborted by the button, or the person dismissed the suggestions: nothing to say.
-          if (autofill === controller && error && error.name !== "AbortError" && error.name !== "NotAllowedError") {
-            say(form, explain(error, form));
-          }
+        .catch(function () {
+          // Aborted by the button, dismissed, or the portal unreachable: nobody asked for it, so
+          // nothing is said; the button still works (and says what goes wrong there).
         });
     }).catch(function () { /* no autofill: the button still works */ });
   }

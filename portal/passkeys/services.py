@@ -241,6 +241,8 @@ def verify_assertion(purpose: str, credential: str, user: User | None = None) ->
             expected_origin=relying_party.origins(), credential_public_key=authenticator.credential_public_key,
             credential_current_sign_count=0, require_user_verification=True)
     except (WebAuthnException, ValueError, TypeError, KeyError) as exc:
+        if "challenge" in str(exc):  # an answer to another (older) challenge: a replay, or a stale page
+            raise PasskeyError(EXPIRED, "passkey_expired") from exc
         raise PasskeyError(NOT_ACCEPTED) from exc
     new, stored = verified.new_sign_count, authenticator.counter
     if (new > 0 or stored > 0) and new <= stored:
