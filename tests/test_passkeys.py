@@ -404,3 +404,17 @@ def test_relying_party_defaults(app):
             assert relying_party.origins() == ["https://a.example.com", "https://b.example.com"]
     finally:
         app.config.update(saved)
+
+
+def test_forget_takes_every_passkey_of_a_deleted_account(app, enrolled):
+    """For the account's deletion (portal/accounts): no last-way-in rule there."""
+    from portal.passkeys import services
+    user, key, client = enrolled
+    token = login_page_token(client)
+    options(client, "/login/passkey/options", token)
+    with app.app_context():
+        assert services.forget(user.id) == 1
+        db.session.commit()
+        assert services.count(user.id) == 0
+    passkey_signin(client, key)
+    assert not signed_in(client)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import ipaddress
 from urllib.parse import urlsplit
 
-from flask import current_app, request
+from flask import current_app, has_request_context, request
 
 RP_NAME = "Portal"
 
@@ -54,7 +54,7 @@ def origins() -> list[str]:
         return configured
     found = [_origin(current_app.config["BASE_URL"])]
     rp = rp_id()
-    if current_app.config["PORTAL_ENV"] != "production" and rp and request:
+    if current_app.config["PORTAL_ENV"] != "production" and rp and has_request_context():
         host = (urlsplit(request.host_url).hostname or "").lower()
         if host == rp or host.endswith("." + rp):
             found.append(_origin(request.host_url))

@@ -303,3 +303,10 @@ def remove(user: User, passkey_id: UUID) -> str:
     db.session.delete(authenticator)
     events.security("passkey.remove", user, passkey_id=str(passkey_id), passkey=name)
     return name
+
+
+def forget(user_id: UUID) -> int:
+    """Every passkey and pending challenge of an account that is being deleted (no last-way-in
+    rule: nobody signs in to it again). Returns how many passkeys went."""
+    db.session.execute(delete(WebAuthnChallenge).where(WebAuthnChallenge.user_id == user_id))
+    return db.session.execute(delete(Authenticator).where(Authenticator.user_id == user_id)).rowcount

@@ -103,9 +103,9 @@ def registration_options():
 
 
 @bp.post("/account/passkeys")
+@limiter.limit(_login_limit, deduct_when=_failed)
 @login_required
 @fresh_auth_required
-@limiter.limit(_login_limit, deduct_when=_failed)
 def add():
     back = url_for("profile.security", _anchor="passkeys")
     form = NewPasskeyForm()
@@ -165,8 +165,8 @@ def reauth_options():
 
 
 @bp.post("/account/passkeys/confirm")
-@login_required
 @limiter.limit(_login_limit, deduct_when=_failed)
+@login_required
 def reauth():
     target = safe_next(request.args.get("next")) or url_for("profile.profile")
     form = CredentialForm()
