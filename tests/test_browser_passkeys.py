@@ -83,9 +83,10 @@ def test_register_sign_in_with_the_passkey_alone_a_second_device_and_removal(chr
         # Signed out, the passkey alone signs in, from the email field's suggestions (autofill)...
         page.get_by_role("button", name="Sign out").click()
         page.wait_for_url(DASHBOARD)
-        # ... or with the button: no email, no password, no code.
+        # ... or with the button (by keyboard): no email, no password, no code.
         sign_out(page, cdp, laptop_id)
-        page.get_by_role("button", name="Sign in with a passkey").click()
+        page.get_by_role("button", name="Sign in with a passkey").focus()
+        page.keyboard.press("Enter")
         page.wait_for_url(DASHBOARD)
         page.goto("/account/security")
         expect(page.get_by_role("row", name=re.compile("Work laptop"))).not_to_contain_text("never")
@@ -172,13 +173,29 @@ def test_second_factor_wrong_origin_and_replay(chromium, portal, app, factory):
         tab.assert_no_csp_errors()
 
 
-def test_an_ip_address_is_refused_by_the_browser_with_a_clear_message(tab):
-    """At http://127.0.0.1:PORT the browser will not use a passkey for the relying party
-    `localhost`; the page says where passkeys work instead of failing silently."""
-    page = tab.page
-    device(tab)
-    page.goto("/login")
-    page.get_by_role("button", name="Sign in with a passkey").click()
-    alert = page.locator("form[data-passkey] [role=alert]")
+def test_clear_errors_when_passkeys_cannot_work(chromium, live_server, portal):
+    """No WebAuthn in the browser, a refused (or cancelled) request, and an IP address the browser
+    will not use a passkey at: each is said in the form's alert instead of failing silently."""
     from playwright.sync_api import expect
-    expect(alert).to_contain_text("Open the portal at localhost")
+
+    def alert(page):
+        return page.locator("form[data-passkey] [role=alert]")
+    with open_tab(chromium, portal) as tab:  # a browser without WebAuthn
+        tab.page.add_init_script("delete window.PublicKeyCredential;")
+        tab.page.goto("/login")
+        tab.page.get_by_role("button", name="Sign in with a passkey").click()
+        expect(alert(tab.page)).to_contain_text("This browser does not support passkeys")
+    with open_tab(chromium, portal) as tab:  # the person does not unlock the passkey
+        cdp = tab.page.context.new_cdp_session(tab.page)
+        cdp.send("WebAuthn.enable")
+        cdp.send("WebAuthn.addVirtualAuthenticator", {"options": {**AUTHENTICATOR, "isUserVerified": False}})
+        tab.page.goto("/login")
+        tab.page.get_by_role("button", name="Sign in with a passkey").click()
+        expect(alert(tab.page)).to_contain_text("cancelled or timed out")
+        tab.assert_no_csp_errors()
+    # At http://127.0.0.1:PORT the browser will not use a passkey for the relying party `localhost`.
+    with open_tab(chromium, live_server) as tab:
+        device(tab)
+        tab.page.goto("/login")
+        tab.page.get_by_role("button", name="Sign in with a passkey").click()
+        expect(alert(tab.page)).to_contain_text("Open the portal at localhost")
