@@ -29,7 +29,8 @@ def enforce(ctx):
         if deadline is not None and datetime.now(timezone.utc) < deadline:
             g.mfa_deadline = deadline  # the page says so until then
             return None
-        flash(f"{tenant.name} requires two-factor authentication: set it up to continue.", "info")
+        flash(f"{tenant.name} requires two-factor authentication: set it up to continue, or sign in with a "
+              "passkey.", "info")
         return redirect(url_for("profile.two_factor", next=request.full_path), 303)
     return None
 
