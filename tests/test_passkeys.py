@@ -418,3 +418,37 @@ def test_forget_takes_every_passkey_of_a_deleted_account(app, enrolled):
         assert services.count(user.id) == 0
     passkey_signin(client, key)
     assert not signed_in(client)
+
+
+def test_asking_for_sign_in_options_leaves_the_cookie_alone(app, enrolled):
+    """/login asks for options as it loads (the autofill): a cookie set by that answer could
+    arrive after the password sign-in's and sign the person out again."""
+    _, _, client = enrolled
+    token = login_page_token(client)
+    response = client.post("/login/passkey/options", headers={"X-CSRFToken": token})
+    assert response.status_code == 200 and "Set-Cookie" not in response.headers
+
+
+def test_a_challenge_answers_only_for_its_purpose_and_account(app, enrolled, factory):
+    user, key, client = enrolled
+    # A challenge made for confirming a change (bound to the account) does not sign anyone in.
+    login(client, user.email)
+    token = csrf_token(client)
+    answer = key.get(options(client, "/account/passkeys/confirm/options", token))
+    client.post("/logout", data={"csrf_token": token})
+    token = login_page_token(client)
+    client.post("/login/passkey", data={"csrf_token": token, "credential": json.dumps(answer)})
+    assert not signed_in(client) and "expired or was already used" in flashed(client)
+    # Another account's confirmation challenge does not confirm this one's change.
+    other = factory.user()
+    other_client = app.test_client()
+    login(other_client, other.email)
+    add_passkey(other_client, SoftKey())
+    login(client, user.email)
+    token = csrf_token(client)
+    other_token = csrf_token(other_client)
+    foreign = options(other_client, "/account/passkeys/confirm/options", other_token)
+    answer = key.get({**foreign, "rpId": RP_ID})
+    response = client.post("/account/passkeys/confirm?next=/account/security",
+                           data={"csrf_token": token, "credential": json.dumps(answer)})
+    assert "/account/confirm" in response.location

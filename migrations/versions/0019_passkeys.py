@@ -6,8 +6,8 @@
   (single_device or multi_device) and `backed_up` are what the authenticator said (synced
   passkeys are multi-device). Global like user_sessions: no tenant_id, no RLS.
 - `webauthn_challenges`: one row per ceremony started (registration, sign-in, second factor,
-  re-authentication), used once, expiring after five minutes; rows are deleted an hour after
-  they expire by the next challenge made.
+  re-authentication), found by its value (unique), used once, expiring after five minutes; rows
+  are deleted an hour after they expire by the next challenge made.
 
 Revision ID: 0019_passkeys
 Revises: 0018
@@ -74,6 +74,7 @@ def upgrade(app_role: str = "") -> None:
         sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=op.f("fk_webauthn_challenges_user_id_users"),
                                 ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_webauthn_challenges")),
+        sa.UniqueConstraint("challenge", name=op.f("uq_webauthn_challenges_challenge")),
     )
     op.create_index("ix_webauthn_challenges_expires", "webauthn_challenges", ["expires_at"], unique=False)
     role = _app_role(app_role)

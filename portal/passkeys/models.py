@@ -44,10 +44,10 @@ class Authenticator(Timestamps, db.Model):
 
 
 class WebAuthnChallenge(db.Model):
-    """A challenge handed to a browser for one ceremony: single use (used_at), five minutes.
-    Its id is kept in the browser's signed cookie session too, so a challenge answers only
-    for the browser it was issued to. user_id is NULL for a sign-in with a discoverable
-    credential (nobody is known yet)."""
+    """A challenge handed to a browser for one ceremony: single use (used_at), five minutes,
+    found again by its value (32 random bytes) in the browser's answer. user_id is the account
+    whose ceremony it is (registration, second factor, re-authentication), NULL for a sign-in
+    with a discoverable credential (nobody is known yet)."""
 
     __tablename__ = "webauthn_challenges"
     __table_args__ = (
@@ -57,7 +57,7 @@ class WebAuthnChallenge(db.Model):
 
     id: Mapped[UUID] = uuid_pk()
     purpose: Mapped[str] = mapped_column(String(20))
-    challenge: Mapped[bytes] = mapped_column(LargeBinary)
+    challenge: Mapped[bytes] = mapped_column(LargeBinary, unique=True)
     user_id: Mapped[UUID | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

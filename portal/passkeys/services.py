@@ -3,7 +3,8 @@ factor after a password), confirming a sensitive change with one, renaming and r
 
 Built on py_webauthn (`webauthn` 3.x), which checks the signatures, the challenge, the origin
 and the relying party. Here: the challenges (stored server-side, single use, five minutes,
-answering only for the browser they were issued to), user verification required in every
+found by the value the browser's answer names, and for the account's own ceremonies only
+answering for that account), user verification required in every
 ceremony (a passkey alone is then two factors: the device, and the PIN or biometric that
 unlocks it), the signature counter (a counter that does not move forward is refused and
 recorded as a critical security event), and the rule that the last way in stays."""
@@ -13,11 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from uuid import UUID
 
-from flask import session
 from sqlalchemy import delete, func, insert, or_, select, update
 from webauthn import (generate_authentication_options, generate_registration_options, verify_authentication_response,
                       verify_registration_response)
-from webauthn.helpers import (options_to_json_dict, parse_authentication_credential_json,
+from webauthn.helpers import (options_to_json_dict, parse_authentication_credential_json, parse_client_data_json,
                               parse_registration_credential_json)
 from webauthn.helpers.exceptions import WebAuthnException
 from webauthn.helpers.structs import (AuthenticatorSelectionCriteria, AuthenticatorTransport,
@@ -37,7 +37,6 @@ CHALLENGE_LIFETIME = timedelta(minutes=5)
 TIMEOUT_MS = 300_000  # what the browser is told: the same five minutes
 MAX_PASSKEYS = 20  # per account: a list people can still read
 NAME_MAX = 100
-SESSION_KEY = "webauthn"  # {purpose: challenge id} in the signed cookie session
 KNOWN_TRANSPORTS = {t.value for t in AuthenticatorTransport}
 
 
@@ -77,46 +76,40 @@ def _require_rp() -> str:
 # Challenges ---------------------------------------------------------------------------------
 
 def _issue(purpose: str, challenge: bytes, user_id: UUID | None) -> None:
-    """Store a new challenge and remember its id in this browser's session. The browser's
-    earlier challenge for the same purpose, and challenges expired an hour ago, go."""
-    kept = dict(session.get(SESSION_KEY) or {})
-    earlier = kept.get(purpose)
-    stale = WebAuthnChallenge.expires_at < func.now() - timedelta(hours=1)
-    if earlier:
-        try:
-            stale = or_(stale, WebAuthnChallenge.id == UUID(earlier))
-        except ValueError:
-            pass
-    db.session.execute(delete(WebAuthnChallenge).where(stale))
-    record = WebAuthnChallenge(purpose=purpose, challenge=challenge, user_id=user_id,
-                               expires_at=datetime.now(timezone.utc) + CHALLENGE_LIFETIME)
-    db.session.add(record)
+    """Store a new challenge (and delete those expired an hour ago). The cookie session is left
+    alone on purpose: /login asks for sign-in options as it loads (the autofill), and a response
+    that set the cookie could land after the password sign-in's and undo it."""
+    db.session.execute(delete(WebAuthnChallenge).where(
+        WebAuthnChallenge.expires_at < func.now() - timedelta(hours=1)))
+    db.session.add(WebAuthnChallenge(purpose=purpose, challenge=challenge, user_id=user_id,
+                                     expires_at=datetime.now(timezone.utc) + CHALLENGE_LIFETIME))
     db.session.flush()
-    kept[purpose] = str(record.id)
-    session[SESSION_KEY] = kept
 
 
-def _take(purpose: str, user_id: UUID | None) -> bytes:
-    """The challenge this browser was given for `purpose`, used up now (in a transaction of its
-    own, so it stays used however the request ends); PasskeyError when there is none."""
-    kept = dict(session.get(SESSION_KEY) or {})
-    raw = kept.pop(purpose, None)
-    session[SESSION_KEY] = kept
-    try:
-        challenge_id = UUID(raw) if raw else None
-    except ValueError:
-        challenge_id = None
-    if challenge_id is None:
+def _take(purpose: str, user_id: UUID | None, answered: bytes) -> bytes:
+    """The stored challenge the browser's answer names (`answered`, from its clientDataJSON), for
+    this purpose and account, used up now in a transaction of its own, so it stays used however
+    the request ends; PasskeyError when there is none (unknown, used, expired, another's)."""
+    if not answered or len(answered) > 64:
         raise PasskeyError(EXPIRED, "passkey_expired")
     stmt = (update(WebAuthnChallenge)
-            .where(WebAuthnChallenge.id == challenge_id, WebAuthnChallenge.purpose == purpose,
-                   WebAuthnChallenge.used_at.is_(None), WebAuthnChallenge.expires_at > func.now())
-            .values(used_at=func.now()).returning(WebAuthnChallenge.challenge, WebAuthnChallenge.user_id))
+            .where(WebAuthnChallenge.challenge == answered, WebAuthnChallenge.purpose == purpose,
+                   WebAuthnChallenge.used_at.is_(None), WebAuthnChallenge.expires_at > func.now(),
+                   WebAuthnChallenge.user_id.is_(None) if user_id is None else WebAuthnChallenge.user_id == user_id)
+            .values(used_at=func.now()).returning(WebAuthnChallenge.challenge))
     with db.engine.begin() as conn:
         row = conn.execute(stmt).first()
-    if row is None or row.user_id != user_id:
+    if row is None:
         raise PasskeyError(EXPIRED, "passkey_expired")
     return row.challenge
+
+
+def _answered(client_data_json: bytes) -> bytes:
+    """The challenge a browser's clientDataJSON names (checked again, with the rest, by py_webauthn)."""
+    try:
+        return parse_client_data_json(bytes(client_data_json)).challenge
+    except Exception:  # noqa: BLE001 - malformed JSON or base64 of every kind: not an answer
+        return b""
 
 
 # Registration -------------------------------------------------------------------------------
@@ -171,9 +164,13 @@ def register(user: User, credential: str, name: str | None, *, fallback_name: st
     """Verify the browser's answer to registration_options and keep the passkey."""
     rp = _require_rp()
     name = clean_name(name, fallback_name)
-    challenge = _take("register", user.id)
     try:
         parsed = parse_registration_credential_json(credential or "")
+    except (WebAuthnException, ValueError, TypeError, KeyError) as exc:
+        raise PasskeyError("The browser's answer could not be read, so no passkey was added. "
+                           "Please try again.") from exc
+    challenge = _take("register", user.id, _answered(parsed.response.client_data_json))
+    try:
         verified = verify_registration_response(
             credential=parsed, expected_challenge=challenge, expected_rp_id=rp,
             expected_origin=relying_party.origins(), require_user_verification=True)
@@ -221,11 +218,11 @@ def verify_assertion(purpose: str, credential: str, user: User | None = None) ->
     up whatever happens next), the passkey (registered, and the user's when one is expected),
     the signature, origin, relying party and user verification, then the counter."""
     rp = _require_rp()
-    challenge = _take(purpose, user.id if user is not None else None)
     try:
         parsed = parse_authentication_credential_json(credential or "")
     except (WebAuthnException, ValueError, TypeError, KeyError) as exc:
         raise PasskeyError(NOT_ACCEPTED) from exc
+    challenge = _take(purpose, user.id if user is not None else None, _answered(parsed.response.client_data_json))
     authenticator = db.session.scalar(select(Authenticator).where(Authenticator.credential_id == parsed.raw_id))
     if authenticator is None or (user is not None and authenticator.user_id != user.id):
         raise PasskeyError(UNKNOWN, "passkey_unknown")
@@ -241,8 +238,6 @@ def verify_assertion(purpose: str, credential: str, user: User | None = None) ->
             expected_origin=relying_party.origins(), credential_public_key=authenticator.credential_public_key,
             credential_current_sign_count=0, require_user_verification=True)
     except (WebAuthnException, ValueError, TypeError, KeyError) as exc:
-        if "challenge" in str(exc):  # an answer to another (older) challenge: a replay, or a stale page
-            raise PasskeyError(EXPIRED, "passkey_expired") from exc
         raise PasskeyError(NOT_ACCEPTED) from exc
     new, stored = verified.new_sign_count, authenticator.counter
     if (new > 0 or stored > 0) and new <= stored:
