@@ -338,6 +338,10 @@ def test_a_passkey_as_the_second_factor_after_the_password(app, factory):
         event = db.session.scalars(sa.select(LoginEvent).where(LoginEvent.user_id == user.id, LoginEvent.success)
                                    .order_by(LoginEvent.created_at.desc())).first()
     assert event.method == "password+passkey"
+    # The passkey alone skips the code step, although the account has an authenticator app.
+    client.post("/logout", data={"csrf_token": csrf_token(client)})
+    response, _, _ = passkey_signin(client, key)
+    assert "/login/verify" not in response.location and signed_in(client)
 
 
 def test_a_passkey_sign_in_satisfies_a_tenant_two_factor_policy(app, factory):
