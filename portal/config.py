@@ -190,6 +190,9 @@ def load(overrides: dict | None = None) -> dict:
         "INTEGRATIONS_ALLOW_PRIVATE": env.get("INTEGRATIONS_ALLOW_PRIVATE"),
         # Comma-separated host or host:port; empty: the machine's resolver (portal.dns).
         "DNS_NAMESERVERS": env.get("DNS_NAMESERVERS") or "",
+        # Passkeys (portal/passkeys/relying_party.py): unset, both follow BASE_URL.
+        "WEBAUTHN_RP_ID": (env.get("WEBAUTHN_RP_ID") or "").strip(),
+        "WEBAUTHN_ORIGINS": (env.get("WEBAUTHN_ORIGINS") or "").strip(),
         "OIDC_ISSUER": (env.get("OIDC_ISSUER") or "").rstrip("/"),
         "OIDC_CLIENT_ID": env.get("OIDC_CLIENT_ID") or "",
         "OIDC_CLIENT_SECRET": env.get("OIDC_CLIENT_SECRET") or "",

@@ -47,6 +47,9 @@ def main() -> None:
     if app.config["PORTAL_ENV"] == "development":
         print(f" * Sign in as alice@acme.com (or any sample account in the README) with the password "
               f"{app.config['SEED_PASSWORD']}", flush=True)
+        if host in ("127.0.0.1", "::1", "0.0.0.0", "::") and not app.config["WEBAUTHN_RP_ID"]:
+            # Browsers refuse passkeys for an IP address; the relying party is then `localhost`.
+            print(f" * Passkeys: open http://localhost:{port}/ (browsers refuse them at an IP address)", flush=True)
     try:
         # The portal logs one line per request (portal.requestlog); werkzeug's own access line would
         # be a second one.

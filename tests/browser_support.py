@@ -143,6 +143,6 @@ def sign_in(page, email: str, password: str):
     page.goto("/login")
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()  # not "Sign in with a passkey"
     page.wait_for_load_state()
     return expect

@@ -57,6 +57,17 @@ EXPECTED: dict[tuple[str, str], dict[str, int | tuple[int, ...]]] = {
     ("profile.disable_two_factor", "POST"): each(302, 303),
     ("profile.revoke_session", "POST"): each(302, 303),
     ("profile.revoke_other_sessions", "POST"): each(302, 303),
+    # Passkeys (issue 24). Empty forms: told so by a flash, nothing changes.
+    ("passkeys.registration_options", "POST"): each(302, 200),  # signed in moments ago: fresh enough
+    ("passkeys.add", "POST"): each(302, 303),
+    ("passkeys.rename", "POST"): each(302, 303),
+    ("passkeys.remove", "POST"): each(302, 303),                # not theirs (or none)
+    ("passkeys.reauth_options", "POST"): each(302, 409),        # no passkey to confirm with
+    ("passkeys.reauth", "POST"): each(302, 303),
+    ("passkeys.signin_options", "POST"): each(200, 200),
+    ("passkeys.signin", "POST"): each(303, 303),
+    ("passkeys.second_factor_options", "POST"): each(401, 401),  # no password step pending
+    ("passkeys.second_factor", "POST"): each(303, 303),
     ("switcher.index", "GET"): each(302, 200),
     ("switcher.switch", "POST"): each(302, 404),
     ("mytasks.index", "GET"): each(302, 200),
@@ -109,6 +120,7 @@ EXPECTED: dict[tuple[str, str], dict[str, int | tuple[int, ...]]] = {
 PARAMS = {
     "token": lambda: "not-a-real-token",
     "session_id": lambda: uuid.uuid4(),
+    "passkey_id": lambda: uuid.uuid4(),
     "user_id": lambda: uuid.uuid4(),
     "message_id": lambda: uuid.uuid4(),
     "filename": lambda: "portal.css",

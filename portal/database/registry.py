@@ -7,6 +7,7 @@ from ..invitations import models as _invitations  # noqa: F401
 from ..mail import models as _mail  # noqa: F401
 from ..tenancy import models as _tenancy  # noqa: F401
 from ..security import models as _security  # noqa: F401
+from ..passkeys import models as _passkeys  # noqa: F401
 from ..sites import models as _sites  # noqa: F401
 from ..tenants import models as _tenants  # noqa: F401
 from ..jobs import models as _jobs  # noqa: F401

@@ -45,7 +45,8 @@ def fresh_auth_required(view):
     def wrapped(*args, **kwargs):
         if not sessions.recently_authenticated(current_app.config["REAUTH_MINUTES"]):
             # A form comes back to its section once confirmed (the email's is Profile).
-            section = ".profile" if request.endpoint == "profile.change_email" else ".security"
+            # Absolute endpoints: other areas' account forms (passkeys) use this decorator too.
+            section = "profile.profile" if request.endpoint == "profile.change_email" else "profile.security"
             target = request.full_path if request.method == "GET" else url_for(section)
             flash("Please confirm it is you first.", "info")
             return redirect(url_for(".confirm", next=target), 303)

@@ -30,6 +30,10 @@ KINDS: dict[str, tuple[str, str]] = {
     "mfa.disable": (WARNING, "Two-factor authentication turned off"),
     "mfa.backup_codes_regenerated": (INFO, "New backup codes made"),
     "mfa.backup_code_used": (WARNING, "Backup code used"),
+    "passkey.add": (INFO, "Passkey added"),
+    "passkey.rename": (INFO, "Passkey renamed"),
+    "passkey.remove": (WARNING, "Passkey removed"),
+    "passkey.counter_regressed": (CRITICAL, "Passkey refused: its counter went backwards (copied?)"),
     "session.revoke": (INFO, "A session was signed out"),
     "session.revoke_others": (INFO, "All other sessions were signed out"),
     "sso.link": (WARNING, "Linked to a single sign-on account"),
@@ -39,7 +43,7 @@ KINDS: dict[str, tuple[str, str]] = {
     "notifications.unsubscribe": (INFO, "Unsubscribed from notification emails by a link"),
 }
 # Failures that point at an attack rather than a typo.
-CRITICAL_FAILURES = {"throttled", "disabled", "oidc_linked_elsewhere"}
+CRITICAL_FAILURES = {"throttled", "disabled", "oidc_linked_elsewhere", "passkey_counter"}
 
 
 def _context() -> dict[str, Any]:
@@ -95,6 +99,9 @@ REASONS = {
     "sso_invitation_only": "single sign-on: the organization admits members by invitation only",
     "sso_plan_limit": "single sign-on: the organization's plan has no free seat",
     "sso_membership_suspended": "single sign-on: membership suspended",
+    "bad_passkey": "passkey not accepted", "passkey_unknown": "passkey not registered",
+    "passkey_expired": "passkey request expired or reused", "passkey_counter": "passkey counter went backwards",
+    "passkey_unavailable": "passkeys unavailable at this address",
 }
 METHODS = {"password": "password", "totp": "authenticator code", "backup_code": "backup code",
            "oidc": "single sign-on", "invitation": "invitation link", "reauth": "password confirmation",

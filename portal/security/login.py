@@ -53,3 +53,9 @@ def complete(user: User, method: str) -> None:
     user.last_login_at = func.now()
     events.record(user.email, success=True, reason="ok", user_id=user.id, method=method)
     g.remember_device = user.email
+    session["auth_method"] = method  # what proved it: tenant_policy counts a passkey as two factors
+
+
+def passkey_session() -> bool:
+    """Whether this session's sign-in used a passkey (with user verification: two factors)."""
+    return "passkey" in str(session.get("auth_method", "")).split("+")

@@ -23,12 +23,14 @@ def enforce(ctx):
         logout_user()
         flash(f"{tenant.name} requires you to sign in again.", "info")
         return redirect(url_for("accounts.login", next=request.full_path), 303)
-    if policy.get("require_mfa") is True and not current_user.has_mfa:
+    # A passkey sign-in satisfies it: the device and the PIN or biometric that unlocked it.
+    if policy.get("require_mfa") is True and not current_user.has_mfa and not login.passkey_session():
         deadline = mfa_deadline(policy)
         if deadline is not None and datetime.now(timezone.utc) < deadline:
             g.mfa_deadline = deadline  # the page says so until then
             return None
-        flash(f"{tenant.name} requires two-factor authentication: set it up to continue.", "info")
+        flash(f"{tenant.name} requires two-factor authentication: set it up to continue, or sign in with a "
+              "passkey.", "info")
         return redirect(url_for("profile.two_factor", next=request.full_path), 303)
     return None
 

@@ -8,7 +8,7 @@ from wtforms.validators import DataRequired, Length
 class LoginForm(FlaskForm):
     # No format check at sign-in: an address is matched, not validated (admin@system.local is one).
     email = EmailField("Email", validators=[DataRequired(), Length(max=320)],
-                       render_kw={"autocomplete": "username", "autofocus": True})
+                       render_kw={"autocomplete": "username webauthn", "autofocus": True})  # passkey autofill
     password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)],
                              render_kw={"autocomplete": "current-password"})
 

@@ -24,7 +24,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = '0019_sso_organizations'
-down_revision = '0019_keys'  # after branch keys' migration; the lead renumbers at merge
+down_revision = '0019_keys'
 branch_labels = None
 depends_on = None
 
