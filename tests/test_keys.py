@@ -66,3 +66,106 @@ def test_master_keys_are_checked_at_start(db_urls):
         make_app(db_urls, PORTAL_MASTER_KEYS="c2hvcnQ=")
     with pytest.raises(ConfigError, match="same key twice"):
         make_app(db_urls, PORTAL_MASTER_KEYS="A" * 43 + "=," + "A" * 43 + "=")
+
+
+def test_rotating_secret_key_keeps_two_factor_and_queued_mail(db_urls, app, factory):
+    """TOTP secrets, backup codes and queued email bodies are sealed by the keyring: a new SECRET_KEY
+    on the same database ends sessions, nothing else."""
+    from conftest import PASSWORD, login, make_app
+    from mailbox import SmtpServer
+    from test_security import attempt, enrol, second_factor, sql
+
+    from portal.accounts.models import User
+    from portal.mail import outbox
+
+    person = factory.user(name="Rotating Ruth")
+    client = app.test_client()
+    login(client, person.email)
+    secret, codes = enrol(client)
+    with app.test_request_context():
+        user = db.session.get(User, person.id)
+        message_id = outbox.enqueue("reset_password", person.email, "Queued before the rotation", "reset_password",
+                                    user=user, link="https://portal.example.com/reset/abc").id
+        db.session.commit()
+
+    sql(app, "UPDATE users SET totp_last_step = 0 WHERE id = :i", i=person.id)  # the enrolment's code is spent
+    smtp = SmtpServer().start()
+    try:
+        rotated = make_app(db_urls, SECRET_KEY="rotated-" + "y" * 32, SMTP_URL=smtp.url)
+        fresh = rotated.test_client()
+        assert fresh.get("/account/profile").status_code == 302
+        assert attempt(fresh, person.email, PASSWORD).headers["Location"] == "/login/verify"
+        import pyotp
+        assert second_factor(fresh, pyotp.TOTP(secret).now()).status_code == 303
+        assert fresh.get("/account/profile").status_code == 200
+        other = rotated.test_client()
+        attempt(other, person.email, PASSWORD)
+        assert second_factor(other, codes[1]).status_code == 303  # a backup code, too
+        with rotated.app_context():
+            assert outbox.deliver_one(message_id)[0] == "sent"
+            db.session.commit()
+        [mail] = smtp.inbox.wait_for(1, person.email)
+        assert mail["Subject"] == "Queued before the rotation"
+        assert "https://portal.example.com/reset/abc" in mail.get_body(preferencelist=("plain",)).get_content()
+    finally:
+        smtp.stop()
+
+
+def test_migration_reseals_what_secret_key_protected(db_urls):
+    """Rows written before the keyring (Fernet under SECRET_KEY, backup codes hashed with a key derived
+    from it) read the same after migration 0019, and no longer depend on SECRET_KEY."""
+    import base64
+    import hashlib
+    import hmac
+    import os
+
+    import pyotp
+    import sqlalchemy as sa
+    from conftest import drop_database, make_app
+    from cryptography.fernet import Fernet
+    from flask_migrate import upgrade
+
+    from portal.accounts.models import User
+    from portal.database.provision import provision, url_for_role
+    from portal.mail import outbox
+    from portal.mail.models import OutboxMessage
+    from portal.security import mfa
+
+    scratch = f"portal_keys_{os.getpid()}"
+    provision(db_urls["admin"], scratch, "portal_test_owner", "portal_test_app", fresh=True)
+    urls = {**db_urls, "app": url_for_role(db_urls["admin"], "portal_test_app", scratch),
+            "owner": url_for_role(db_urls["admin"], "portal_test_owner", scratch)}
+    old_secret = "before-" + "z" * 32
+
+    def derived(purpose: str) -> bytes:
+        return hashlib.sha256(f"portal-{purpose}".encode() + old_secret.encode()).digest()
+
+    try:
+        before = make_app(urls, SECRET_KEY=old_secret, CHECK_RLS=False)
+        with before.app_context():
+            upgrade(revision="0018")
+        totp = pyotp.random_base32()
+        engine = sa.create_engine(urls["owner"], poolclass=sa.pool.NullPool)
+        with engine.begin() as conn:
+            user_id = conn.execute(sa.text(
+                "INSERT INTO users (email, name, totp_secret, totp_enabled_at) VALUES ('old@example.com', 'Old', :s, now()) "
+                "RETURNING id"), {"s": Fernet(base64.urlsafe_b64encode(derived("totp:"))).encrypt(totp.encode())}).scalar()
+            conn.execute(sa.text("INSERT INTO mfa_backup_codes (user_id, code_hash) VALUES (:u, :h)"),
+                         {"u": user_id, "h": hmac.new(derived("backup-code-hmac:"), b"abc123def456", "sha256").digest()})
+            message_id = conn.execute(sa.text(
+                "INSERT INTO email_outbox (kind, recipient, subject, payload, message_id) "
+                "VALUES ('test', 'old@example.com', 'Old', :p, '<old@example.com>') RETURNING id"),
+                {"p": Fernet(base64.urlsafe_b64encode(derived("outbox:"))).encrypt(b'{"text": "t", "html": "h"}')}).scalar()
+        engine.dispose()
+        with before.app_context():
+            upgrade()
+        after = make_app(urls, SECRET_KEY="after-" + "w" * 32, CHECK_RLS=False)  # and SECRET_KEY rotated
+        with after.app_context():
+            user = db.session.get(User, user_id)
+            assert user.totp_secret[:1] == cipher.FORMAT
+            assert mfa._totp(user).secret == totp
+            assert mfa.verify(user, "abc123-def456") == "backup_code"
+            assert outbox.body(db.session.get(OutboxMessage, message_id)) == {"text": "t", "html": "h"}
+            db.session.rollback()
+    finally:
+        drop_database(db_urls["admin"], scratch)
