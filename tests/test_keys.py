@@ -7,6 +7,7 @@ from sqlalchemy import text
 
 from portal import keys
 from portal.extensions import db
+from portal.database.context import tenant_scope
 from portal.keys import cipher
 
 
@@ -169,3 +170,155 @@ def test_migration_reseals_what_secret_key_protected(db_urls):
             db.session.rollback()
     finally:
         drop_database(db_urls["admin"], scratch)
+
+
+# --- rotation and crypto-shredding ---------------------------------------------------------------
+# A tenant table with a sealed column, as the integrations area's credentials will be: under forced
+# RLS, registered with the keyring.
+
+NEW_MASTER = "bmV3LW1hc3Rlci1rZXktMzItYnl0ZXMtbG9uZy0tLS0="
+
+
+@pytest.fixture(scope="module")
+def vault_table(app, db_urls):
+    import sqlalchemy as sa
+    from conftest import APP_ROLE
+    engine = sa.create_engine(db_urls["owner"], poolclass=sa.pool.NullPool)
+    policy = "(tenant_id = (SELECT nullif(current_setting('app.tenant_id', true), ''))::uuid)"
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE key_test_secrets (tenant_id uuid NOT NULL REFERENCES tenants ON DELETE CASCADE, "
+                          "id uuid NOT NULL DEFAULT gen_random_uuid(), secret bytea, PRIMARY KEY (tenant_id, id))"))
+        conn.execute(text("ALTER TABLE key_test_secrets ENABLE ROW LEVEL SECURITY"))
+        conn.execute(text("ALTER TABLE key_test_secrets FORCE ROW LEVEL SECURITY"))
+        conn.execute(text(f"CREATE POLICY tenant_isolation ON key_test_secrets USING {policy} WITH CHECK {policy}"))
+        conn.execute(text(f"GRANT SELECT, INSERT, UPDATE, DELETE ON key_test_secrets TO {APP_ROLE}"))
+    keys.register("key_test_secrets", "secret")
+    yield engine
+    keys.REGISTRY.pop("key_test_secrets.secret", None)
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE key_test_secrets"))
+    engine.dispose()
+
+
+def store(app, tenant_id, values: list[bytes]) -> dict:
+    """{row id: plaintext}, sealed as an area would, in the tenant's scope."""
+    import uuid
+    from portal.database.context import tenant_scope
+    rows = {}
+    with app.app_context(), tenant_scope(db.session, tenant_id):
+        for value in values:
+            row_id = uuid.uuid4()
+            db.session.execute(text("INSERT INTO key_test_secrets (tenant_id, id, secret) VALUES (:t, :i, :s)"),
+                               {"t": tenant_id, "i": row_id, "s": keys.seal(value, tenant_id=tenant_id,
+                                                                            table="key_test_secrets",
+                                                                            column="secret", row_id=row_id)})
+            rows[row_id] = value
+        db.session.commit()
+    return rows
+
+
+def read_back(app, tenant_id) -> dict:
+    """{row id: plaintext or the Unreadable}, as the app with its keyring reads them."""
+    from portal.database.context import tenant_scope
+    found = {}
+    with app.app_context(), tenant_scope(db.session, tenant_id):
+        for row_id, sealed in db.session.execute(text(
+                "SELECT id, secret FROM key_test_secrets WHERE tenant_id = :t"), {"t": tenant_id}).all():
+            try:
+                found[row_id] = keys.unseal(bytes(sealed), tenant_id=tenant_id, table="key_test_secrets",
+                                            column="secret", row_id=row_id)
+            except keys.Unreadable as exc:
+                found[row_id] = exc
+        db.session.rollback()
+    return found
+
+
+def versions(app, tenant_id) -> list[int]:
+    from portal.database.context import tenant_scope
+    with app.app_context(), tenant_scope(db.session, tenant_id):
+        found = sorted(cipher.version_of(bytes(v)) for v in db.session.scalars(text(
+            "SELECT secret FROM key_test_secrets WHERE tenant_id = :t"), {"t": tenant_id}))
+        db.session.rollback()
+    return found
+
+
+def test_data_key_rotation_through_the_worker_keeps_data(app, db_urls, factory, vault_table):
+    from conftest import make_app
+    from test_jobs import quiet_queue  # noqa: F401
+    from test_mail_failures import run_worker
+
+    with app.app_context():
+        db.session.execute(text("DELETE FROM procrastinate_jobs"))
+        db.session.commit()
+    a, b = factory.tenant(sites=0, devices=0), factory.tenant(sites=0, devices=0)
+    stored = store(app, a["id"], [b"alpha", b"beta", b"gamma"])
+    others = store(app, b["id"], [b"delta"])
+    old_copy = next(iter(stored))
+    with app.app_context(), tenant_scope(db.session, a["id"]):
+        old_sealed = bytes(db.session.execute(text("SELECT secret FROM key_test_secrets WHERE id = :i"),
+                                              {"i": old_copy}).scalar())
+        db.session.rollback()
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["keys", "rotate", "--tenant", a["slug"]])
+    assert result.exit_code == 0 and "to data key version 2" in result.output, result.output
+
+    # Mid-rotation: the old values read, a new value takes version 2.
+    assert read_back(app, a["id"]) == stored
+    stored |= store(app, a["id"], [b"epsilon"])
+    assert versions(app, a["id"]) == [1, 1, 1, 2]
+    status = runner.invoke(args=["keys", "status", "--tenant", a["slug"]]).output
+    assert f"{a['slug']}: v1 live" in status and "v2 live" in status and "ROTATING" in status
+    assert "key_test_secrets.secret: v1: 3, v2: 1" in status
+    again = runner.invoke(args=["keys", "rotate", "--tenant", a["slug"]]).output
+    assert "Resumed the rotation" in again  # not a third version
+
+    run_worker(db_urls, {"KEYS_RESEAL_BATCH": 2})
+    assert versions(app, a["id"]) == [2, 2, 2, 2] and read_back(app, a["id"]) == stored
+    assert versions(app, b["id"]) == [1] and read_back(app, b["id"]) == others
+    status = runner.invoke(args=["keys", "status", "--tenant", a["slug"]]).output
+    assert f"{a['slug']}: v1 retired, v2 live" in status and "ROTATING" not in status
+    with app.app_context():
+        keys.forget()
+        with pytest.raises(keys.Unreadable, match="retired"):  # the old key is gone: a copy of v1 is noise
+            keys.unseal(old_sealed, tenant_id=a["id"], table="key_test_secrets", column="secret", row_id=old_copy)
+    # Said in the tenant's audit trail, in words.
+    with app.app_context():
+        from portal.auditlog.describe import sentence
+        with tenant_scope(db.session, a["id"]):
+            rows = db.session.execute(text("SELECT * FROM audit_logs WHERE tenant_id = :t AND action LIKE 'keys.%' "
+                                           "ORDER BY created_at"), {"t": a["id"]}).all()
+            db.session.rollback()
+    assert [sentence(r, None) for r in rows] == [
+        "The system started rotating the organization's encryption key (to version 2)",
+        "The system finished rotating the organization's encryption key: 3 secret(s) re-encrypted with version 2, "
+        "the old key destroyed"]
+
+
+def test_master_key_rotation_rewraps_every_data_key(app, db_urls, factory, vault_table):
+    from conftest import TEST_MASTER_KEY, make_app
+    a = factory.tenant(sites=0, devices=0)
+    stored = store(app, a["id"], [b"one", b"two"])
+    with app.app_context():
+        installation = keys.seal(b"mine", tenant_id=None, table="t", column="c", row_id=1)
+        db.session.commit()
+    both = make_app(db_urls, PORTAL_MASTER_KEYS=f"{NEW_MASTER},{TEST_MASTER_KEY}")
+    new_only = make_app(db_urls, PORTAL_MASTER_KEYS=NEW_MASTER)
+    try:
+        with new_only.app_context():  # before: the new key alone reads nothing
+            with pytest.raises(keys.Unreadable, match="not in PORTAL_MASTER_KEYS"):
+                keys.unseal(installation, tenant_id=None, table="t", column="c", row_id=1)
+        result = both.test_cli_runner().invoke(args=["keys", "rotate-master"])
+        assert result.exit_code == 0 and "remove them from PORTAL_MASTER_KEYS" in result.output, result.output
+        status = both.test_cli_runner().invoke(args=["keys", "status", "--tenant", a["slug"]]).output
+        assert "wraps 0 live data key(s)" in status.splitlines()[2]  # the old key wraps nothing now
+        # The old key can leave the environment: everything reads with the new one alone.
+        assert read_back(new_only, a["id"]) == stored
+        with new_only.app_context():
+            assert keys.unseal(installation, tenant_id=None, table="t", column="c", row_id=1) == b"mine"
+    finally:
+        # Back under the test key, for the rest of the session's tests.
+        back = make_app(db_urls, PORTAL_MASTER_KEYS=f"{TEST_MASTER_KEY},{NEW_MASTER}")
+        assert back.test_cli_runner().invoke(args=["keys", "rotate-master"]).exit_code == 0
+    with app.app_context():
+        keys.forget()
+    assert read_back(app, a["id"]) == stored

@@ -188,6 +188,11 @@ def sentence(row, names: Names) -> str:
                  "api_client.delete": "deleted API client {n}"}
         if action in verbs:
             return f"{who} " + verbs[action].format(n=_q(name))
+    if action == "keys.rotate":
+        return f"{who} started rotating the organization's encryption key (to version {after.get('version')})"
+    if action == "keys.rotated":
+        return (f"{who} finished rotating the organization's encryption key: {after.get('resealed', 0)} "
+                f"secret(s) re-encrypted with version {after.get('version')}, the old key destroyed")
     if action.startswith("tenant."):
         said = _tenant(action, before, after)
         if said:
