@@ -322,3 +322,66 @@ def test_master_key_rotation_rewraps_every_data_key(app, db_urls, factory, vault
     with app.app_context():
         keys.forget()
     assert read_back(app, a["id"]) == stored
+
+
+def test_purge_shreds_a_tenants_keys_even_in_a_restored_backup(app, db_urls, factory, vault_table, tmp_path):
+    """Backup, purge, retire the master key the backup's keys were wrapped by, restore the backup: the
+    purged tenant's secrets in it no longer decrypt with the live keyring; a surviving tenant's do, once
+    the restored database adopts the live key rows."""
+    import os
+    import subprocess
+
+    import pgserver
+    import psycopg
+    import sqlalchemy as sa
+    from conftest import TEST_DB, TEST_MASTER_KEY, drop_database, make_app
+    from portal.database.provision import libpq_url, url_for_role
+
+    gone, kept = factory.tenant(sites=0, devices=0), factory.tenant(sites=0, devices=0)
+    gone_rows, kept_rows = store(app, gone["id"], [b"gone-secret"]), store(app, kept["id"], [b"kept-secret"])
+    with app.app_context():
+        db.session.execute(text("UPDATE tenants SET status = 'pending_deletion', deletion_requested_at = now(), "
+                                "purge_after = now() - interval '1 day' WHERE id = :t"), {"t": gone["id"]})
+        db.session.commit()
+        test_master = keys.master_keys()[0][0]
+    tools = os.path.join(os.path.dirname(pgserver.__file__), "pginstall", "bin")
+    backup, restored = tmp_path / "backup.dump", f"portal_restored_{os.getpid()}"
+    source = libpq_url(sa.engine.make_url(db_urls["admin"]).set(database=TEST_DB).render_as_string(False))
+    subprocess.run([f"{tools}/pg_dump", "-Fc", "-f", str(backup), "-d", source], check=True)
+
+    purge = app.test_cli_runner().invoke(args=["tenants", "purge"]).output
+    assert gone["slug"] not in purge or "Their data keys are destroyed" in purge
+    status = app.test_cli_runner().invoke(args=["keys", "status"]).output
+    assert f"{gone['slug']} (purged " in status and test_master in status.split("Purged tenants")[1]
+    assert read_back(app, gone["id"]) == {}  # the live rows are gone with it
+    # Finish the shredding: a new master key, every data key re-wrapped, the old key out of the env.
+    both = make_app(db_urls, PORTAL_MASTER_KEYS=f"{NEW_MASTER},{TEST_MASTER_KEY}")
+    live = make_app(db_urls, PORTAL_MASTER_KEYS=NEW_MASTER)
+    try:
+        assert both.test_cli_runner().invoke(args=["keys", "rotate-master"]).exit_code == 0
+        assert "Purged tenants" not in live.test_cli_runner().invoke(args=["keys", "status"]).output
+        admin = sa.engine.make_url(db_urls["admin"])
+        drop_database(db_urls["admin"], restored)
+        with psycopg.connect(libpq_url(admin.render_as_string(False)), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{restored}" OWNER portal_test_owner TEMPLATE template0')
+        subprocess.run([f"{tools}/pg_restore", "--exit-on-error", "--single-transaction", "-d",
+                        libpq_url(admin.set(database=restored).render_as_string(False)), str(backup)], check=True)
+        urls = {**db_urls, "app": url_for_role(db_urls["admin"], "portal_test_app", restored),
+                "owner": url_for_role(db_urls["admin"], "portal_test_owner", restored)}
+        from_backup = make_app(urls, PORTAL_MASTER_KEYS=NEW_MASTER)
+        # The backup still holds the purged tenant's wrapped key and sealed value...
+        assert len(read_back(from_backup, gone["id"])) == 1
+        # ...which the live keyring cannot open: its master key is retired.
+        assert all(isinstance(v, keys.Unreadable) for v in read_back(from_backup, gone["id"]).values())
+        assert all(isinstance(v, keys.Unreadable) for v in read_back(from_backup, kept["id"]).values())
+        # Restoring for real: the backup adopts the live key rows; the survivor reads, the purged stays noise.
+        adopted = from_backup.test_cli_runner().invoke(args=["keys", "adopt", "--from", db_urls["owner"]])
+        assert adopted.exit_code == 0, adopted.output
+        assert read_back(from_backup, kept["id"]) == kept_rows
+        assert all(isinstance(v, keys.Unreadable) for v in read_back(from_backup, gone["id"]).values())
+        # (While the old master key was still configured, the backup did read: retiring it is the shred.)
+        assert read_back(make_app(urls, PORTAL_MASTER_KEYS=TEST_MASTER_KEY), gone["id"]) == gone_rows
+    finally:
+        back = make_app(db_urls, PORTAL_MASTER_KEYS=f"{TEST_MASTER_KEY},{NEW_MASTER}")
+        assert back.test_cli_runner().invoke(args=["keys", "rotate-master"]).exit_code == 0
+        drop_database(db_urls["admin"], restored)

@@ -74,3 +74,15 @@ def rotate_command(slug: str | None, installation: bool):
     click.echo(f"{'Resumed the rotation of' if resumed else 'Rotating'} {who} to data key version {version}: "
                "the worker re-seals its values (`flask keys status` shows the progress); the old version "
                "stays readable until then and is retired at the end.")
+
+
+@keys_cli.command("adopt")
+@click.option("--from", "source_url", required=True, envvar="KEYS_SOURCE_URL",
+              help="The live database's owner URL (reads every tenant's keys).")
+def adopt_command(source_url: str):
+    """After restoring a backup taken under a retired master key: take the live database's data key rows
+    (wrapped by the current master key) for the tenants this database holds. Purged tenants stay shredded."""
+    from .rotation import adopt
+    counts = adopt(source_url)
+    click.echo(f"Adopted {counts['tenant_keys']} tenant data key row(s) and {counts['installation_keys']} of the "
+               f"installation; {counts['skipped']} row(s) of tenants not in this database left out.")

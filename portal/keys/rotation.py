@@ -243,3 +243,46 @@ def status(slug: str | None = None) -> Status:
                   unknown_masters={k: v for k, v in wraps.items() if k not in configured},
                   keys=key_rows, columns=columns, rotating=rotating,
                   shreds_pending=[s for s in shreds if s["masters"]])
+
+
+# --- restoring a backup ------------------------------------------------------------------------
+
+def adopt(source_url: str) -> dict:
+    """Bring this database's data keys up to date from another database of the same installation
+    (the live one, when this one is a restored backup): every key row of a tenant that exists here
+    takes the source's wrapping (newest master key) and retirement. A tenant purged since the backup
+    has no row in the source: its keys stay wrapped by the retired master key, unreadable.
+    `source_url` must read every tenant's keys (the owner role's URL, MIGRATION_DATABASE_URL)."""
+    import sqlalchemy as sa
+    from ..config import _sqlalchemy_url
+    engine = sa.create_engine(_sqlalchemy_url(source_url), poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            tenant_rows = conn.execute(text("SELECT tenant_id, version, wrapped_key, master_key_id, retired_at "
+                                            "FROM tenant_keys")).all()
+            installation_rows = conn.execute(text("SELECT version, wrapped_key, master_key_id, retired_at "
+                                                  "FROM installation_keys")).all()
+    finally:
+        engine.dispose()
+    here = set(tenant_ids())
+    counts = {"tenant_keys": 0, "installation_keys": 0, "skipped": 0}
+    upsert = ("INSERT INTO {table} ({cols}version, wrapped_key, master_key_id, retired_at) "
+              "VALUES ({vals}:v, :w, :m, :r) ON CONFLICT ({key}version) DO UPDATE SET wrapped_key = EXCLUDED.wrapped_key, "
+              "master_key_id = EXCLUDED.master_key_id, retired_at = EXCLUDED.retired_at")
+    for row in tenant_rows:
+        if row.tenant_id not in here:
+            counts["skipped"] += 1
+            continue
+        with tenant_scope(db.session, row.tenant_id):
+            db.session.execute(text(upsert.format(table="tenant_keys", cols="tenant_id, ", vals=":t, ",
+                                                  key="tenant_id, ")),
+                               {"t": row.tenant_id, "v": row.version, "w": row.wrapped_key, "m": row.master_key_id,
+                                "r": row.retired_at})
+        counts["tenant_keys"] += 1
+    for row in installation_rows:
+        db.session.execute(text(upsert.format(table="installation_keys", cols="", vals="", key="")),
+                           {"v": row.version, "w": row.wrapped_key, "m": row.master_key_id, "r": row.retired_at})
+        counts["installation_keys"] += 1
+    db.session.commit()
+    keyring.forget()
+    return counts
