@@ -271,12 +271,27 @@ def test_data_key_rotation_through_the_worker_keeps_data(app, db_urls, factory, 
     assert "key_test_secrets.secret: v1: 3, v2: 1" in status
     again = runner.invoke(args=["keys", "rotate", "--tenant", a["slug"]]).output
     assert "Resumed the rotation" in again  # not a third version
+    with app.app_context():
+        installation_before = keys.installation_secret("backup-code-hmac")
+        db.session.commit()
+        first = db.session.execute(text("SELECT max(version) FROM installation_keys")).scalar()
+        db.session.rollback()
+    assert runner.invoke(args=["keys", "rotate", "--installation"]).exit_code == 0
 
     run_worker(db_urls, {"KEYS_RESEAL_BATCH": 2})
     assert versions(app, a["id"]) == [2, 2, 2, 2] and read_back(app, a["id"]) == stored
     assert versions(app, b["id"]) == [1] and read_back(app, b["id"]) == others
     status = runner.invoke(args=["keys", "status", "--tenant", a["slug"]]).output
     assert f"{a['slug']}: v1 retired, v2 live" in status and "ROTATING" not in status
+    # The installation's own key too: its secrets, TOTP secrets and queued emails all re-sealed.
+    assert f"installation: v{first} retired, v{first + 1} live" in status
+    for column in ("users.totp_secret", "email_outbox.payload", "installation_secrets.value"):
+        line = next(line for line in status.splitlines() if line.strip().startswith(column + ":"))
+        assert f"v{first}:" not in line, line
+    with app.app_context():
+        keys.forget()
+        assert keys.installation_secret("backup-code-hmac") == installation_before
+        db.session.rollback()
     with app.app_context():
         keys.forget()
         with pytest.raises(keys.Unreadable, match="retired"):  # the old key is gone: a copy of v1 is noise

@@ -210,8 +210,6 @@ def status(slug: str | None = None) -> Status:
     for tenant_id, tenant_slug in db.session.execute(text("SELECT id, slug FROM tenants ORDER BY slug")).all():
         if slug is None or slug == tenant_slug:
             targets.append((tenant_id, tenant_slug))
-    if slug is not None:
-        targets = [t for t in targets if t[1] == slug]
     for owner, label in targets:
         table, where, params = _keys_table(owner)
         with _scope(owner):
