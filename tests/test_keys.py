@@ -400,3 +400,46 @@ def test_purge_shreds_a_tenants_keys_even_in_a_restored_backup(app, db_urls, fac
         back = make_app(db_urls, PORTAL_MASTER_KEYS=f"{TEST_MASTER_KEY},{NEW_MASTER}")
         assert back.test_cli_runner().invoke(args=["keys", "rotate-master"]).exit_code == 0
         drop_database(db_urls["admin"], restored)
+
+
+def test_retiring_waits_for_a_transaction_still_sealing_with_the_old_key(app, factory, vault_table):
+    """No value is lost to a rotation: a value sealed with the old version by a transaction that commits
+    while the re-sealing runs is re-sealed before the old key is destroyed."""
+    import threading
+    import uuid
+
+    from portal.keys.rotation import reseal, start
+
+    t = factory.tenant(sites=0, devices=0)["id"]
+    sealed, release, row_id = threading.Event(), threading.Event(), uuid.uuid4()
+
+    def slow_writer():
+        with app.app_context(), tenant_scope(db.session, t):
+            value = keys.seal(b"late", tenant_id=t, table="key_test_secrets", column="secret", row_id=row_id)
+            db.session.execute(text("INSERT INTO key_test_secrets (tenant_id, id, secret) VALUES (:t, :i, :s)"),
+                               {"t": t, "i": row_id, "s": value})
+            sealed.set()
+            release.wait(10)
+            db.session.commit()
+
+    writer = threading.Thread(target=slow_writer)
+    writer.start()
+    assert sealed.wait(10)
+    with app.app_context():
+        start(t)
+        db.session.commit()
+    result = {}
+
+    def rotate():
+        with app.app_context():
+            result["r"] = reseal(t, batch=10)
+
+    rotation = threading.Thread(target=rotate)
+    rotation.start()
+    rotation.join(1.0)
+    assert rotation.is_alive()  # retiring waits for the writer's transaction
+    release.set()
+    writer.join(10)
+    rotation.join(10)
+    assert result["r"].retired == [1] and result["r"].resealed == 1
+    assert versions(app, t) == [2] and read_back(app, t) == {row_id: b"late"}
