@@ -243,11 +243,9 @@ def versions(app, tenant_id) -> list[int]:
 
 
 def test_data_key_rotation_through_the_worker_keeps_data(app, db_urls, factory, vault_table):
-    from conftest import make_app
-    from test_jobs import quiet_queue  # noqa: F401
     from test_mail_failures import run_worker
 
-    with app.app_context():
+    with app.app_context():  # jobs other tests queued would keep the burst worker busy (test_jobs.quiet_queue)
         db.session.execute(text("DELETE FROM procrastinate_jobs"))
         db.session.commit()
     a, b = factory.tenant(sites=0, devices=0), factory.tenant(sites=0, devices=0)
