@@ -194,6 +194,11 @@ def sentence(row, names: Names) -> str:
         said = _sso(action, row.details if isinstance(row.details, dict) else {}, before, after, person)
         if said:
             return f"{who} {said}"
+    if action == "keys.rotate":
+        return f"{who} started rotating the organization's encryption key (to version {after.get('version')})"
+    if action == "keys.rotated":
+        return (f"{who} finished rotating the organization's encryption key: {after.get('resealed', 0)} "
+                f"secret(s) re-encrypted with version {after.get('version')}, the old key destroyed")
     if action.startswith("tenant."):
         said = _tenant(action, before, after)
         if said:
