@@ -122,12 +122,15 @@ def delete_client(ctx: TenantContext, client: ApiClient) -> None:
 
 
 def clients(ctx: TenantContext) -> list[ApiClient]:
-    return list(db.session.scalars(select(ApiClient).where(ApiClient.tenant_id == ctx.tenant_id)
+    """Client-credentials clients; apps are api/grants.py's."""
+    return list(db.session.scalars(select(ApiClient).where(ApiClient.tenant_id == ctx.tenant_id,
+                                                           ApiClient.kind == "service")
                                    .order_by(ApiClient.name, ApiClient.id)))
 
 
 def get_client(ctx: TenantContext, client_id: UUID, *, for_update: bool = False) -> ApiClient | None:
-    stmt = select(ApiClient).where(ApiClient.tenant_id == ctx.tenant_id, ApiClient.id == client_id)
+    stmt = select(ApiClient).where(ApiClient.tenant_id == ctx.tenant_id, ApiClient.id == client_id,
+                                   ApiClient.kind == "service")
     return db.session.scalar(stmt.with_for_update() if for_update else stmt)
 
 

@@ -13,6 +13,7 @@ from sqlalchemy import func, literal, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from .. import audit
+from ..api.grants import revoke_grants
 from ..accounts.models import User
 from ..database.loaded import mapped
 from ..database.search import contains_pattern
@@ -152,6 +153,8 @@ def set_status(ctx: TenantContext, target: Membership, status: MembershipStatus)
     lock_tenant(ctx.tenant)
     if status != MembershipStatus.ACTIVE:
         _keeps_an_owner(ctx, target)
+        # The apps they allowed stop acting for them, and do not come back with a reactivation.
+        revoke_grants(target.user_id, tenant_id=ctx.tenant_id, reason="member_suspended", actor_id=ctx.user_id)
     action = "member.suspend" if status == MembershipStatus.SUSPENDED else "member.reactivate"
     return _change(ctx, target, action, status=status)
 
@@ -163,6 +166,7 @@ def remove(ctx: TenantContext, target: Membership) -> None:
     lock_tenant(ctx.tenant)
     _keeps_an_owner(ctx, target)
     before = _snapshot(target) | {"email": target.user.email}
+    revoke_grants(target.user_id, tenant_id=ctx.tenant_id, reason="member_removed", actor_id=ctx.user_id)
     db.session.delete(target)
     flush_guarded()
     audit.record(ctx.tenant_id, ctx.user_id, "member.remove", "membership", target.user_id, before=before)
@@ -174,6 +178,7 @@ def leave(ctx: TenantContext) -> None:
     if roles.is_owner(actor) and active_owner_count(ctx.tenant_id) <= 1:
         raise RuleViolation("You are the last owner: transfer ownership before leaving.")
     before = _snapshot(actor)
+    revoke_grants(ctx.user_id, tenant_id=ctx.tenant_id, reason="member_removed", actor_id=ctx.user_id)
     db.session.delete(actor)
     flush_guarded()
     audit.record(ctx.tenant_id, ctx.user_id, "member.leave", "membership", ctx.user_id, before=before)
