@@ -128,8 +128,8 @@ def delete(client_id: UUID):
 
 # --- OAuth apps (authorization code with PKCE) and the grants people gave them ----------------
 
-def _app_or_404(client_id: UUID):
-    return grants.get_app(current(), client_id, for_update=request.method == "POST") or abort(404)
+def _app_or_404(app_id: UUID):
+    return grants.get_app(current(), app_id, for_update=request.method == "POST") or abort(404)
 
 
 @bp.get("/apps")
@@ -155,7 +155,7 @@ def create_app():
         {"scopes": form.scopes, "redirect_uris": form.redirect_uris}.get(exc.field, form.name).errors.append(exc.message)
         return _app_form(form, 422)
     ui.keep_secret(f"oauth_app:{client.id}", {"secret": secret})
-    return redirect(url_for(".app_created", client_id=client.id), 303)
+    return redirect(url_for(".app_created", app_id=client.id), 303)
 
 
 def _app_form(form, status):
@@ -163,19 +163,19 @@ def _app_form(form, status):
                            grantable=set(services.grantable(current()))), status
 
 
-@bp.get("/apps/<uuid:client_id>")
+@bp.get("/apps/<uuid:app_id>")
 @requires(Permission.API_MANAGE)
-def app_created(client_id: UUID):
+def app_created(app_id: UUID):
     """The new app's client id, and a confidential app's secret this once."""
-    client = _app_or_404(client_id)
+    client = _app_or_404(app_id)
     kept = ui.take_secret(f"oauth_app:{client.id}") or {}
     return ui.no_store(render_template("api_clients/app_created.html", client=client, secret=kept.get("secret")))
 
 
-@bp.post("/apps/<uuid:client_id>/delete")
+@bp.post("/apps/<uuid:app_id>/delete")
 @requires(Permission.API_MANAGE)
-def delete_app(client_id: UUID):
-    client = _app_or_404(client_id)
+def delete_app(app_id: UUID):
+    client = _app_or_404(app_id)
     name = client.name
     grants.delete_app(current(), client)
     flash(f"Deleted {name}; the access people gave it has ended.", "success")
