@@ -28,7 +28,7 @@ from ..extensions import db, limiter
 from ..security import login as security_login
 from ..security import network
 from ..tenancy import ClientPrincipal, Permission, TenantContext, current
-from ..tenancy.permissions import parse
+from ..tenancy.permissions import parse as parse_scopes
 from ..tenancy.queries import attach_tenant, client_role, entered
 from ..tenancy.roles import Role
 from . import credentials, grants
@@ -83,7 +83,7 @@ def _as_person(row, tenant) -> TenantContext:
     """The person an app's token acts for, with what both their role now and the token allow.
     Which sites they see follows the person (sites:see-all is visibility, not an action)."""
     _, membership, role = entered(row, row.u_id)
-    allowed = parse(row.k_scopes) | {Permission.SITES_SEE_ALL}
+    allowed = parse_scopes(row.k_scopes) | {Permission.SITES_SEE_ALL}
     capped = Role(role.key, role.name, role.description, role.permissions & allowed, system=role.system,
                   custom_id=role.custom_id)
     if request.method in ("GET", "HEAD") and (row.g_last_used_at is None
