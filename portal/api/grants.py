@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from uuid import UUID
 
 from sqlalchemy import func, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from .. import audit
 from ..database.context import tenant_scope
@@ -164,14 +165,18 @@ def _grant_snapshot(grant: OAuthGrant, app_name: str) -> dict:
 def consent(ctx: TenantContext, client_id: UUID, app_name: str, scopes: list[str]) -> OAuthGrant:
     """The person (ctx's actor) allows the app these scopes: their live grant, created or
     updated to exactly these scopes (earlier tokens keep the scopes they were issued with)."""
+    scopes = sorted(set(scopes))
+    # Two Allows at once (two tabs) make one grant: the second waits on the unique index, then
+    # finds the first's row.
+    created = db.session.execute(
+        pg_insert(OAuthGrant).values(tenant_id=ctx.tenant_id, client_ref=client_id, user_id=ctx.user_id, scopes=scopes)
+        .on_conflict_do_nothing(index_elements=["tenant_id", "client_ref", "user_id"],
+                                index_where=OAuthGrant.revoked_at.is_(None))
+        .returning(OAuthGrant.id)).scalar()
     grant = db.session.scalar(select(OAuthGrant).where(
         OAuthGrant.tenant_id == ctx.tenant_id, OAuthGrant.client_ref == client_id, OAuthGrant.user_id == ctx.user_id,
-        OAuthGrant.revoked_at.is_(None)).with_for_update())
-    scopes = sorted(set(scopes))
-    if grant is None:
-        grant = OAuthGrant(tenant_id=ctx.tenant_id, client_ref=client_id, user_id=ctx.user_id, scopes=scopes)
-        db.session.add(grant)
-        db.session.flush()  # the code and the audit row name the grant
+        OAuthGrant.revoked_at.is_(None)).with_for_update().execution_options(populate_existing=True))
+    if created is not None:
         audit.record(ctx.tenant_id, ctx.user_id, "oauth_grant.create", "oauth_grant", grant.id,
                      after=_grant_snapshot(grant, app_name))
     elif sorted(grant.scopes or []) != scopes:

@@ -79,7 +79,8 @@ def authorize():
     scopes = (grant.request.scope or "").split()
     entry = enter_tenant(app.t_slug, current_user.id)
     ctx = None
-    if entry is not None and entry[0].is_readable:
+    # An archived organization changes nothing, consents included.
+    if entry is not None and entry[0].is_readable and not entry[0].is_read_only:
         ctx = TenantContext(entry[0], entry[1], entry[2], None)
         for check in entry_checks:  # the organization's own sign-in policy (two-factor, networks)
             refused = check(ctx)

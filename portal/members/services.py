@@ -112,12 +112,15 @@ def flush_guarded() -> None:
     db.session.execute(db.text("SET CONSTRAINTS tenant_keeps_an_owner DEFERRED"))
 
 
-def _change(ctx: TenantContext, target: Membership, action: str, **values) -> Membership:
-    """Apply checked values, let the last-owner trigger rule on them, and audit before/after."""
+def _change(ctx: TenantContext, target: Membership, action: str, then=None, **values) -> Membership:
+    """Apply checked values, let the last-owner trigger rule on them, and audit before/after
+    (`then`, rows that change with them, runs in between: the audit chain is locked last)."""
     before = _snapshot(target)
     for name, value in values.items():
         setattr(target, name, value)
     flush_guarded()
+    if then is not None:
+        then()
     audit.record(ctx.tenant_id, ctx.user_id, action, "membership", target.user_id, before=before,
                  after=_snapshot(target))
     return target
@@ -151,12 +154,14 @@ def set_status(ctx: TenantContext, target: Membership, status: MembershipStatus)
         raise RuleViolation("You cannot suspend yourself; use Leave instead.")
     _may_manage(ctx, target)
     lock_tenant(ctx.tenant)
+    then = None
     if status != MembershipStatus.ACTIVE:
         _keeps_an_owner(ctx, target)
-        # The apps they allowed stop acting for them, and do not come back with a reactivation.
-        revoke_grants(target.user_id, tenant_id=ctx.tenant_id, reason="member_suspended", actor_id=ctx.user_id)
+
+        def then():  # the apps they allowed stop acting for them, and do not come back with a reactivation
+            revoke_grants(target.user_id, tenant_id=ctx.tenant_id, reason="member_suspended", actor_id=ctx.user_id)
     action = "member.suspend" if status == MembershipStatus.SUSPENDED else "member.reactivate"
-    return _change(ctx, target, action, status=status)
+    return _change(ctx, target, action, then=then, status=status)
 
 
 def remove(ctx: TenantContext, target: Membership) -> None:
@@ -166,9 +171,9 @@ def remove(ctx: TenantContext, target: Membership) -> None:
     lock_tenant(ctx.tenant)
     _keeps_an_owner(ctx, target)
     before = _snapshot(target) | {"email": target.user.email}
-    revoke_grants(target.user_id, tenant_id=ctx.tenant_id, reason="member_removed", actor_id=ctx.user_id)
     db.session.delete(target)
     flush_guarded()
+    revoke_grants(target.user_id, tenant_id=ctx.tenant_id, reason="member_removed", actor_id=ctx.user_id)
     audit.record(ctx.tenant_id, ctx.user_id, "member.remove", "membership", target.user_id, before=before)
 
 
@@ -178,9 +183,9 @@ def leave(ctx: TenantContext) -> None:
     if roles.is_owner(actor) and active_owner_count(ctx.tenant_id) <= 1:
         raise RuleViolation("You are the last owner: transfer ownership before leaving.")
     before = _snapshot(actor)
-    revoke_grants(ctx.user_id, tenant_id=ctx.tenant_id, reason="member_removed", actor_id=ctx.user_id)
     db.session.delete(actor)
     flush_guarded()
+    revoke_grants(ctx.user_id, tenant_id=ctx.tenant_id, reason="member_removed", actor_id=ctx.user_id)
     audit.record(ctx.tenant_id, ctx.user_id, "member.leave", "membership", ctx.user_id, before=before)
 
 
