@@ -102,7 +102,7 @@ EXPECTED: dict[tuple[str, str], dict[str, int | tuple[int, ...]]] = {
     ("oauth_metadata.metadata", "GET"): each(200, 200),
     ("connected_apps.authorize", "GET"): each(302, 400),
     ("connected_apps.authorize", "POST"): each(303, 400),
-    ("connected_apps.account", "GET"): each(302, 200),
+    ("connected_apps.connected_apps", "GET"): each(302, 200),
     ("connected_apps.revoke", "POST"): each(302, 303),             # not theirs: "had already lost its access"
     ("static", "GET"): each(200, 200),
     ("favicon", "GET"): each(200, 200),

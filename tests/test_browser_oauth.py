@@ -41,8 +41,22 @@ def test_sign_in_consent_and_code_exchange(chromium, live_server, factory, app, 
         page.get_by_role("button", name="Allow").click()
         expect(page.get_by_text("Signed in; you can close this tab.")).to_be_visible()
         tab.assert_no_csp_errors()  # the form's redirect to the app is allowed by the page's form-action
-    query = parse_qs(urlsplit(landed[0]).query)
-    assert query["state"] == [state]
-    token = oauth.fetch_token(live_server + "/oauth/token", code=query["code"][0], code_verifier=verifier)
-    listed = requests.get(live_server + "/api/v1/devices", headers={"Authorization": f"Bearer {token['access_token']}"})
-    assert listed.status_code == 200 and len(listed.json()["items"]) == 2
+        query = parse_qs(urlsplit(landed[0]).query)
+        assert query["state"] == [state]
+        token = oauth.fetch_token(live_server + "/oauth/token", code=query["code"][0], code_verifier=verifier)
+        bearer = {"Authorization": f"Bearer {token['access_token']}"}
+        listed = requests.get(live_server + "/api/v1/devices", headers=bearer)
+        assert listed.status_code == 200 and len(listed.json()["items"]) == 2
+
+        # The account's Connected apps, on a phone: the app, its scopes in words; revoked behind a dialog.
+        page.set_viewport_size({"width": 390, "height": 844})
+        page.goto("/account/connected-apps")
+        expect(page.get_by_role("row", name="Acme Field App")).to_contain_text("See devices and export them")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390, "the page scrolls sideways at 390 px"
+        page.get_by_role("button", name="Revoke…").click()
+        dialog = page.get_by_role("dialog")
+        expect(dialog).to_contain_text("its tokens stop working")
+        dialog.get_by_role("button", name="Revoke Acme Field App").click()
+        expect(page.get_by_text("No connected apps")).to_be_visible()
+        assert requests.get(live_server + "/api/v1/devices", headers=bearer).status_code == 401
+        tab.assert_no_csp_errors()

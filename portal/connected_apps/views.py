@@ -106,13 +106,13 @@ def authorize():
 
 @bp.get("/account/connected-apps")
 @login_required
-def account():
+def connected_apps():
     mine = grants.my_grants()
     by_tenant: dict[UUID, dict] = {}
     for grant in mine:
         entry = by_tenant.setdefault(grant.tenant_id, {"name": grant.tenant_name, "slug": grant.tenant_slug, "grants": []})
         entry["grants"].append({"grant": grant, "scopes": _scope_words(grant.scopes, None)})
-    return render_template("connected_apps/account.html", sections=SECTIONS, section="connected_apps.account",
+    return render_template("connected_apps/account.html", sections=SECTIONS, section="connected_apps.connected_apps",
                            tenants=list(by_tenant.values()))
 
 
@@ -122,7 +122,7 @@ def revoke(grant_id: UUID):
     mine = next((m for m in grants.my_grants() if m.id == grant_id), None)
     if mine is None:
         flash("That app had already lost its access.", "info")
-        return redirect(url_for(".account"), 303)
+        return redirect(url_for(".connected_apps"), 303)
     entry = enter_tenant(mine.tenant_slug, current_user.id)
     if entry is not None and entry[0].is_readable:
         grant = grants.get_grant(mine.tenant_id, grant_id, for_update=True)
@@ -132,4 +132,4 @@ def revoke(grant_id: UUID):
         grants.revoke_grants(current_user.id, tenant_id=mine.tenant_id, reason="person", actor_id=current_user.id)
     db.session.flush()
     flash(f"{mine.app_name} can no longer act for you in {mine.tenant_name}.", "success")
-    return redirect(url_for(".account"), 303)
+    return redirect(url_for(".connected_apps"), 303)
