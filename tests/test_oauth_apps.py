@@ -334,3 +334,32 @@ def test_public_app_cannot_use_client_credentials_nor_a_service_client_the_code_
     r = requests.post(base + "/oauth/token", data={"grant_type": "client_credentials", "client_id": client_id})
     assert r.status_code in (400, 401) and r.json()["error"] in ("unauthorized_client", "invalid_client")
     os.environ.setdefault("AUTHLIB_INSECURE_TRANSPORT", "1")
+
+
+def test_app_revokes_its_refresh_token_and_revoke_grants_everywhere(app, live_server, world, factory):
+    base, a = live_server, world["a"]
+    member = world["users"]["member"]
+    client_id, _ = register(app, a["id"], ["devices:view"])
+    oauth = session_for(client_id, "devices:view")
+    token = tokens(base, person(base, member.email), oauth)
+    # RFC 7009 by a public app (client_id only): a refresh token takes its grant's access tokens with it.
+    r = requests.post(base + "/oauth/revoke", data={"token": token["refresh_token"], "client_id": client_id,
+                                                    "token_type_hint": "access_token"})
+    assert r.status_code == 200
+    assert api(base, token["access_token"]).status_code == 401
+    assert grants_of(app, a["id"], client_id) == ["app_revoked"]
+
+    # revoke_grants(user_id) with no tenant (the account's end of access): every organization's grant
+    # ends, each organization's audit log says so.
+    other = factory.tenant(members={"member": member})
+    other_id, _ = register(app, other["id"], ["devices:view"], name="Other App")
+    first = tokens(base, person(base, member.email), oauth)
+    second = tokens(base, person(base, member.email), session_for(other_id, "devices:view"))
+    with app.test_request_context():
+        assert grants.revoke_grants(member.id) == 2
+        db.session.commit()
+    assert api(base, first["access_token"]).status_code == api(base, second["access_token"]).status_code == 401
+    assert grants_of(app, other["id"], other_id) == ["account"]
+    with app.app_context(), tenant_scope(db.session, other["id"]):
+        assert db.session.execute(sa.text("SELECT count(*) FROM audit_logs WHERE action = 'oauth_grant.revoke'")
+                                  ).scalar() == 1

@@ -334,3 +334,12 @@ def issue(tenant_id: UUID, client_id: UUID, grant_id: UUID, access_token: str, s
                                          token_hash=credentials.refresh_hash(refresh_token), scopes=refresh_scopes,
                                          expires_at=_now() + REFRESH_TTL))
     touch(tenant_id, grant_id)
+
+
+def prune_expired(tenant_id: UUID) -> int:
+    """Codes and refresh tokens a day past their expiry (used ones too: reuse of an expired one
+    is refused as unknown, which ends nothing but gives nothing either)."""
+    from sqlalchemy import delete
+    before = _now() - timedelta(days=1)
+    return sum(db.session.execute(delete(model).where(model.tenant_id == tenant_id, model.expires_at < before)).rowcount
+               for model in (OAuthAuthorizationCode, OAuthRefreshToken))

@@ -194,7 +194,8 @@ def _query_token(token_string, token_type_hint):
     client = request_client()
     if client is None or client.tenant is None:
         return None
-    if token_type_hint == "refresh_token" or token_string.startswith(credentials.REFRESH_PREFIX):
+    # By its prefix, whatever the hint says (RFC 7009 2.1: a wrong hint must not hide a token).
+    if token_string.startswith(credentials.REFRESH_PREFIX):
         found = grants.find_refresh_token(client.tenant.id, client.id, token_string)
         return Credential(found, client.id) if found is not None else None
     row = services.find_token(client.tenant.id, token_string)

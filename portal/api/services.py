@@ -161,7 +161,8 @@ def revoke_all_tokens(tenant_id: UUID, client_id: UUID) -> int:
 
 
 def prune_expired(tenant_id: UUID) -> int:
-    """Tokens a day past their expiry, and idempotency records past theirs."""
+    """Tokens a day past their expiry, idempotency records past theirs, and apps' codes and
+    refresh tokens a day past theirs (api/grants.py)."""
     from sqlalchemy import delete
 
     from .models import IdempotencyKey
@@ -170,4 +171,5 @@ def prune_expired(tenant_id: UUID) -> int:
                                                        ApiToken.expires_at < now - timedelta(days=1))).rowcount
     keys = db.session.execute(delete(IdempotencyKey).where(IdempotencyKey.tenant_id == tenant_id,
                                                            IdempotencyKey.expires_at < now)).rowcount
-    return tokens + keys
+    from .grants import prune_expired as prune_grants
+    return tokens + keys + prune_grants(tenant_id)
