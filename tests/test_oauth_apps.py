@@ -208,8 +208,15 @@ def test_a_scope_beyond_the_person_and_a_role_lowered_after_consent(app, live_se
     admin = world["users"]["admin"]
     token = tokens(base, person(base, admin.email), session_for(client_id, "devices:view devices:write"))
     assert api(base, token["access_token"], "POST", json={}).status_code == 422  # past the scope check
+    made = api(base, token["access_token"], "POST", json={"name": "Via App", "type": "sensor",
+                                                          "serial_number": f"VIA-{a['slug']}",
+                                                          "site_id": str(a["sites"][0])})
+    assert made.status_code == 201, made.text
     owner = app.test_client()
     login(owner, world["users"]["owner"].email)
+    # The audit log names the person, and the app they acted through.
+    assert "admin user (through Field App) created device ‘Via App’" in owner.get(
+        f"/t/{a['slug']}/audit/").get_data(as_text=True)
     r = owner.post(f"/t/{a['slug']}/members/{admin.id}/role", data={"role": "viewer", "csrf_token": csrf_token(owner)})
     assert r.status_code in (200, 303), r.status_code
     assert api(base, token["access_token"], "POST", json={}).status_code == 403

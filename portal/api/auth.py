@@ -91,6 +91,7 @@ def _as_person(row, tenant) -> TenantContext:
         # "Last used" on the person's connected apps; only reads write it (a change request takes
         # the tenant lock first), at most once per five minutes.
         grants.touch(tenant.id, row.g_id)
+    g.audit_via = {"type": "oauth_app", "id": str(row.c_id), "name": row.c_name}  # their audit rows say through what
     return TenantContext(tenant, membership, capped, g.get("request_id"), via=ClientPrincipal(row.c_id, row.c_name))
 
 

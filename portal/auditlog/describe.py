@@ -69,7 +69,11 @@ def actor_name(row) -> str:
     if row.user_id is None:
         label = actor_label(row.details)
         return label[0].upper() + label[1:] if label else "The system"
-    return row.actor_name or row.actor_email or "A deleted user"
+    name = row.actor_name or row.actor_email or "A deleted user"
+    via = row.details.get("via") if isinstance(row.details, dict) else None
+    if isinstance(via, dict) and via.get("name"):
+        return f"{name} (through {via['name']})"  # an app the person allowed (connected apps)
+    return name
 
 
 # Why a connected app's access ended (api.grants revoked_reason), in words.
