@@ -3,7 +3,6 @@
 with `requests`, as a browser would post them (tests/test_browser_oauth.py does it in Chromium)."""
 from __future__ import annotations
 
-import os
 import re
 from urllib.parse import parse_qs, urlsplit
 
@@ -340,7 +339,13 @@ def test_public_app_cannot_use_client_credentials_nor_a_service_client_the_code_
     client_id, _ = register(app, world["a"]["id"], ["devices:view"])
     r = requests.post(base + "/oauth/token", data={"grant_type": "client_credentials", "client_id": client_id})
     assert r.status_code in (400, 401) and r.json()["error"] in ("unauthorized_client", "invalid_client")
-    os.environ.setdefault("AUTHLIB_INSECURE_TRANSPORT", "1")
+    # A client-credentials client cannot start the code flow: the person is told, nothing is redirected.
+    from test_api import make_client
+    service_id, _ = make_client(app, world["a"]["id"], ["devices:view"])
+    who = person(base, world["users"]["member"].email)
+    page = who.get(base + "/oauth/authorize", params={"response_type": "code", "client_id": service_id,
+                                                      "redirect_uri": REDIRECT}, allow_redirects=False)
+    assert page.status_code == 400 and "Location" not in page.headers
 
 
 def test_app_revokes_its_refresh_token_and_revoke_grants_everywhere(app, live_server, world, factory):

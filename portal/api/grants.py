@@ -14,10 +14,11 @@ from ipaddress import ip_address
 from urllib.parse import urlsplit
 from uuid import UUID
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from .. import audit
+from ..accounts.models import User
 from ..database.context import tenant_scope
 from ..extensions import db
 from ..rules import RuleViolation
@@ -202,7 +203,6 @@ class GrantRow:
 
 def tenant_grants(ctx: TenantContext) -> list[GrantRow]:
     """The live grants in this organization, for its owners and admins (api:manage)."""
-    from ..accounts.models import User
     rows = db.session.execute(
         select(OAuthGrant, ApiClient.name, User.name, User.email)
         .join(ApiClient, (ApiClient.tenant_id == OAuthGrant.tenant_id) & (ApiClient.id == OAuthGrant.client_ref))
@@ -339,7 +339,6 @@ def issue(tenant_id: UUID, client_id: UUID, grant_id: UUID, access_token: str, s
 def prune_expired(tenant_id: UUID) -> int:
     """Codes and refresh tokens a day past their expiry (used ones too: reuse of an expired one
     is refused as unknown, which ends nothing but gives nothing either)."""
-    from sqlalchemy import delete
     before = _now() - timedelta(days=1)
     return sum(db.session.execute(delete(model).where(model.tenant_id == tenant_id, model.expires_at < before)).rowcount
                for model in (OAuthAuthorizationCode, OAuthRefreshToken))

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import RadioField, SelectMultipleField, StringField, TextAreaField
+from wtforms import RadioField, SelectChoice, SelectMultipleField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
 from ..oneline import SingleLine
@@ -24,7 +24,7 @@ class AppForm(FlaskForm):
     redirect_uris = TextAreaField("Redirect URIs", validators=[DataRequired(), Length(max=10 * 2001)],
                                   description="One per line, matched exactly. https://…, or http://127.0.0.1:PORT/… "
                                               "(or localhost) for an app on the person's own computer.")
-    client_type = RadioField("Type", choices=[("public", "Public: a mobile, desktop or browser app (no secret; PKCE)"),
-                                              ("confidential", "Confidential: a server that can keep a secret")],
+    client_type = RadioField("Type", choices=[SelectChoice("public", "Public: a mobile, desktop or browser app (no secret; PKCE)"),
+                                              SelectChoice("confidential", "Confidential: a server that can keep a secret")],
                              default="public")
     scopes = SelectMultipleField("What the app may ask for", coerce=str, validate_choice=False)
