@@ -73,6 +73,24 @@ def _analytics_sample(slug: str) -> None:
         db.session.flush()
 
 
+def _apps(tenant, spec, users, owner) -> None:
+    """Connected apps (api.grants), registered by the owner, and the grants members gave them."""
+    from .api import grants
+    from .tenancy import TenantContext
+    everything = roles.Role("sample", "Sample data", "", frozenset(Permission))
+    for a in spec.get("apps", []):
+        ctx = TenantContext(tenant, None, everything)
+        app, _ = grants.create_app(ctx, grants.AppData(a["name"], a["redirect_uris"], a.get("public", True), a["scopes"]))
+        if owner is not None:
+            app.created_by = owner.id
+        for given in a.get("grants", []):
+            member = db.session.scalar(select(Membership).where(Membership.tenant_id == tenant.id,
+                                                                Membership.user_id == users[given["email"]].id))
+            grant = grants.consent(TenantContext(tenant, member, roles.role_of(member)), app.id, app.name,
+                                   given["scopes"])
+            grant.last_used_at = func.now() - timedelta(hours=3)
+
+
 def _load_tenant(tenant, spec, data, users, admin) -> None:
     owner = None
     sites = {}
@@ -125,6 +143,7 @@ def _load_tenant(tenant, spec, data, users, admin) -> None:
                                   invited_by=users[inv["invited_by"]].id,
                                   expires_at=func.now() + timedelta(days=7)))
     audit.record(tenant.id, admin.id, "tenant.create", "tenant", tenant.id, after={"slug": tenant.slug})
+    _apps(tenant, spec, users, owner)
     if owner is not None:
         audit.record(tenant.id, owner.id, "site.create", "site", None, after={"sites": list(sites)})
         for made in custom.values():

@@ -23,14 +23,18 @@ def commit_or_rollback(response):
     return response
 
 
+# The pages' Content Security Policy; the OAuth consent page widens form-action to the app's
+# redirect URI (a browser applies form-action to the redirect that follows the form).
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
+
+
 def security_headers(response):
     h = response.headers
     h.setdefault("X-Content-Type-Options", "nosniff")
     h.setdefault("X-Frame-Options", "DENY")
     h.setdefault("Referrer-Policy", "same-origin")
-    h.setdefault("Content-Security-Policy",
-                 "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-                 "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
+    h.setdefault("Content-Security-Policy", CSP)
     if g.get("production"):
         # Browsers ignore HSTS over plain HTTP, so it is safe to send behind a TLS proxy too.
         h.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")

@@ -113,6 +113,13 @@ EXPECTED: dict[tuple[str, str], dict[str, int | tuple[int, ...]]] = {
     ("oauth.token", "POST"): each(400, 400),       # no grant_type (checked before the client)
     ("oauth.revoke", "POST"): each(401, 401),
     ("oauth.introspect", "POST"): each(401, 401),
+    # Connected apps (issue 24): the metadata is public; the consent page and the account's list
+    # need a signed-in person (no client_id: the request is not valid, and the person is told).
+    ("oauth_metadata.metadata", "GET"): each(200, 200),
+    ("connected_apps.authorize", "GET"): each(302, 400),
+    ("connected_apps.authorize", "POST"): each(303, 400),
+    ("connected_apps.connected_apps", "GET"): each(302, 200),
+    ("connected_apps.revoke", "POST"): each(302, 303),             # not theirs: "had already lost its access"
     ("static", "GET"): each(200, 200),
     ("favicon", "GET"): each(200, 200),
 }
@@ -121,6 +128,7 @@ PARAMS = {
     "token": lambda: "not-a-real-token",
     "session_id": lambda: uuid.uuid4(),
     "passkey_id": lambda: uuid.uuid4(),
+    "grant_id": lambda: uuid.uuid4(),
     "user_id": lambda: uuid.uuid4(),
     "message_id": lambda: uuid.uuid4(),
     "filename": lambda: "portal.css",

@@ -120,6 +120,12 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("api_clients.disable", "POST"): expect(303, 303, 403, 403),
     ("api_clients.enable", "POST"): expect(303, 303, 403, 403),       # refused with a message: not disabled
     ("api_clients.delete", "POST"): expect(303, 303, 403, 403),
+    ("api_clients.apps", "GET"): MANAGERS,
+    ("api_clients.create_app", "GET"): MANAGERS,
+    ("api_clients.create_app", "POST"): expect(422, 422, 403, 403),   # no name given
+    ("api_clients.app_created", "GET"): MANAGERS,                     # the client id; no secret kept
+    ("api_clients.delete_app", "POST"): expect(303, 303, 403, 403),
+    ("api_clients.revoke_grant", "POST"): expect(303, 303, 403, 403),
     # Analytics (issue 15): owners and admins chart events (analytics:view) and record one (events:write).
     ("analytics.index", "GET"): MANAGERS,
     ("analytics.record_event", "POST"): expect(422, 422, 403, 403),    # no type given
@@ -199,6 +205,25 @@ class Context:
             db.session.commit()
             return client.id
 
+    def new_oauth_app(self):
+        from portal.api.models import ApiClient
+        with self.app.app_context(), tenant_scope(db.session, self.tenant["id"]):
+            client = ApiClient(tenant_id=self.tenant["id"], name="matrix app", scopes=["devices:view"], kind="app",
+                               is_public=True, redirect_uris=["http://127.0.0.1/cb"])
+            db.session.add(client)
+            db.session.commit()
+            return client.id
+
+    def new_oauth_grant(self):
+        from portal.api.models import OAuthGrant
+        app_id = self.new_oauth_app()
+        user_id = self.new_member()
+        with self.app.app_context(), tenant_scope(db.session, self.tenant["id"]):
+            grant = OAuthGrant(tenant_id=self.tenant["id"], client_ref=app_id, user_id=user_id, scopes=["devices:view"])
+            db.session.add(grant)
+            db.session.commit()
+            return grant.id
+
     def new_task(self):
         from portal.tasks.models import Task
         with self.app.app_context(), tenant_scope(db.session, self.tenant["id"]):
@@ -264,6 +289,8 @@ PARAMS = {
     "role_key": lambda ctx: ctx.new_role(),
     "token": lambda ctx: "not-a-valid-export-link",
     "client_id": lambda ctx: ctx.new_api_client(),
+    "app_id": lambda ctx: ctx.new_oauth_app(),
+    "grant_id": lambda ctx: ctx.new_oauth_grant(),
     "task_id": lambda ctx: ctx.new_task(),
     "agent_task_id": lambda ctx: ctx.new_agent_task(),
     "connection_id": lambda ctx: ctx.new_sso_connection(),

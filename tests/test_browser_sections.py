@@ -38,7 +38,7 @@ def with_a_full_history(app, factory):
 
 
 def url_of(endpoint: str) -> str:
-    section = endpoint.split(".")[1]
+    section = endpoint.split(".")[1].replace("_", "-")  # connected_apps -> /account/connected-apps
     return f"/t/{SLUG}/settings/{section}" if endpoint.startswith("settings.") else f"/account/{section}"
 
 

@@ -19,7 +19,9 @@ def init_app(app: Flask) -> None:
     csrf.exempt(oauth.bp)
     app.register_blueprint(v1.bp)
     app.register_blueprint(oauth.bp)
+    app.register_blueprint(oauth.meta)
     oauth.init_app(app)
-    for prefix in ("/api/", "/oauth/"):
+    # Machines' endpoints only: /oauth/authorize is a page for people (portal/connected_apps).
+    for prefix in ("/api/", "/oauth/token", "/oauth/revoke", "/oauth/introspect"):
         machine_renderers[prefix] = problems.from_http
     cli.init_app(app)

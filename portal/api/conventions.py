@@ -108,13 +108,16 @@ def idempotent(view):
         if not KEY.match(key):
             raise Problem(400, "Idempotency-Key must be 1 to 255 visible ASCII characters.")
         ctx = current()
+        client_ref = (ctx.client or ctx.via).id
+        if ctx.via is not None:  # an app's keys are each person's own: one never replays another's
+            key = "u:" + hashlib.sha256(f"{ctx.user_id}\n{key}".encode()).hexdigest()  # fits the column
         fingerprint = hashlib.sha256(f"{request.method} {request.path}\n".encode() + request.get_data()).digest()
         now = datetime.now(UTC)
         expires = now + timedelta(hours=current_app.config["API_IDEMPOTENCY_HOURS"])
         table = IdempotencyKey.__table__
         # Waits on a concurrent first request with this key until it commits or rolls back.
         claimed = db.session.execute(
-            insert(table).values(tenant_id=ctx.tenant_id, client_ref=ctx.client.id, key=key, fingerprint=fingerprint,
+            insert(table).values(tenant_id=ctx.tenant_id, client_ref=client_ref, key=key, fingerprint=fingerprint,
                                  expires_at=expires)
             .on_conflict_do_update(index_elements=["tenant_id", "client_ref", "key"],
                                    set_={"fingerprint": fingerprint, "status": None, "body": None, "location": None,
@@ -123,7 +126,7 @@ def idempotent(view):
             .returning(table.c.key)).first()
         if claimed is None:
             first = db.session.scalar(select(IdempotencyKey).where(
-                IdempotencyKey.tenant_id == ctx.tenant_id, IdempotencyKey.client_ref == ctx.client.id,
+                IdempotencyKey.tenant_id == ctx.tenant_id, IdempotencyKey.client_ref == client_ref,
                 IdempotencyKey.key == key))
             if first is None:  # pruned between the two statements: let the client retry
                 raise Problem(409, "Retry this request.", headers={"Retry-After": "1"})
@@ -136,7 +139,7 @@ def idempotent(view):
         response = view(*args, **kwargs)
         if response.status_code < 400:
             db.session.execute(table.update().where(
-                table.c.tenant_id == ctx.tenant_id, table.c.client_ref == ctx.client.id, table.c.key == key)
+                table.c.tenant_id == ctx.tenant_id, table.c.client_ref == client_ref, table.c.key == key)
                 .values(status=response.status_code, body=response.get_json(), location=response.headers.get("Location")))
         return response
     return wrapped

@@ -30,3 +30,24 @@ def secret_hash(secret: str) -> bytes:
 
 def token_hash(token: str) -> bytes:
     return hashlib.sha256(b"portal-api-access-token\x00" + token.encode()).digest()
+
+
+# Authorization codes and refresh tokens of apps (api/grants.py): the same kind of random values.
+CODE_PREFIX = "pac_"
+REFRESH_PREFIX = "prt_"
+
+
+def new_code() -> str:
+    return CODE_PREFIX + secrets.token_urlsafe(32)
+
+
+def new_refresh_token() -> str:
+    return REFRESH_PREFIX + secrets.token_urlsafe(32)
+
+
+def code_hash(code: str) -> bytes:
+    return hashlib.sha256(b"portal-oauth-code\x00" + code.encode()).digest()
+
+
+def refresh_hash(token: str) -> bytes:
+    return hashlib.sha256(b"portal-oauth-refresh-token\x00" + token.encode()).digest()

@@ -105,7 +105,9 @@ OAUTH_OPERATIONS = {
     "oauth.token": {
         "operationId": "token", "summary": "Issue an access token (client credentials grant)",
         "description": "Scopes asked for must all be held by the client (`invalid_scope` otherwise); none asked "
-                       "for: all of them.",
+                       "for: all of them. Apps also use this endpoint for the authorization code grant (with the "
+                       "PKCE `code_verifier`) and for `refresh_token` (rotating); see "
+                       "/.well-known/oauth-authorization-server.",
         "requestBody": _form("TokenIn"),
         "responses": {"200": _json("TokenOut", description="The token"), "400": OAUTH_BAD_REQUEST, "401": OAUTH_ERROR,
                       "429": PROBLEM}},
@@ -139,10 +141,13 @@ def document() -> dict:
                    info={"description": "Sites and devices of one organization, for OAuth 2.0 clients "
                                         "(client credentials at /oauth/token); the devices' agents' own API "
                                         "under /api/v1/agent. See the README."})
+    scopes = {p.value: p.description for p in _permissions()}
     spec.components.security_scheme("oauth2", {
-        "type": "oauth2", "flows": {"clientCredentials": {
-            "tokenUrl": "/oauth/token",
-            "scopes": {p.value: p.description for p in _permissions()}}}})
+        "type": "oauth2", "flows": {
+            "clientCredentials": {"tokenUrl": "/oauth/token", "scopes": scopes},
+            # Apps acting for a person (docs/api.md "OAuth authorization code"): PKCE S256 required.
+            "authorizationCode": {"authorizationUrl": "/oauth/authorize", "tokenUrl": "/oauth/token",
+                                  "refreshUrl": "/oauth/token", "scopes": scopes}}})
     spec.components.security_scheme("clientBasic", {
         "type": "http", "scheme": "basic", "description": "The API client's id and secret"})
     spec.components.security_scheme("agentSecret", agent_doc.SCHEME)

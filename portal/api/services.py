@@ -122,12 +122,15 @@ def delete_client(ctx: TenantContext, client: ApiClient) -> None:
 
 
 def clients(ctx: TenantContext) -> list[ApiClient]:
-    return list(db.session.scalars(select(ApiClient).where(ApiClient.tenant_id == ctx.tenant_id)
+    """Client-credentials clients; apps are api/grants.py's."""
+    return list(db.session.scalars(select(ApiClient).where(ApiClient.tenant_id == ctx.tenant_id,
+                                                           ApiClient.kind == "service")
                                    .order_by(ApiClient.name, ApiClient.id)))
 
 
 def get_client(ctx: TenantContext, client_id: UUID, *, for_update: bool = False) -> ApiClient | None:
-    stmt = select(ApiClient).where(ApiClient.tenant_id == ctx.tenant_id, ApiClient.id == client_id)
+    stmt = select(ApiClient).where(ApiClient.tenant_id == ctx.tenant_id, ApiClient.id == client_id,
+                                   ApiClient.kind == "service")
     return db.session.scalar(stmt.with_for_update() if for_update else stmt)
 
 
@@ -158,7 +161,8 @@ def revoke_all_tokens(tenant_id: UUID, client_id: UUID) -> int:
 
 
 def prune_expired(tenant_id: UUID) -> int:
-    """Tokens a day past their expiry, and idempotency records past theirs."""
+    """Tokens a day past their expiry, idempotency records past theirs, and apps' codes and
+    refresh tokens a day past theirs (api/grants.py)."""
     from sqlalchemy import delete
 
     from .models import IdempotencyKey
@@ -167,4 +171,5 @@ def prune_expired(tenant_id: UUID) -> int:
                                                        ApiToken.expires_at < now - timedelta(days=1))).rowcount
     keys = db.session.execute(delete(IdempotencyKey).where(IdempotencyKey.tenant_id == tenant_id,
                                                            IdempotencyKey.expires_at < now)).rowcount
-    return tokens + keys
+    from .grants import prune_expired as prune_grants
+    return tokens + keys + prune_grants(tenant_id)

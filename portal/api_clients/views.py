@@ -6,13 +6,13 @@ from uuid import UUID
 from flask import abort, flash, redirect, render_template, request, url_for
 
 from .. import ui
-from ..api import services
+from ..api import grants, services
 from ..extensions import db
 from ..rules import RuleViolation
 from ..sites.queries import visible_sites
 from ..tenancy import Permission, current, requires, tenant_blueprint
 from ..tenancy.permissions import grouped
-from .forms import ClientForm
+from .forms import AppForm, ClientForm
 
 bp = tenant_blueprint("api_clients", __name__, "/api-clients")
 
@@ -124,3 +124,71 @@ def delete(client_id: UUID):
     services.delete_client(current(), client)
     flash(f"Deleted {name}; its tokens no longer work.", "success")
     return redirect(url_for(".index"), 303)
+
+
+# --- OAuth apps (authorization code with PKCE) and the grants people gave them ----------------
+
+def _app_or_404(app_id: UUID):
+    return grants.get_app(current(), app_id, for_update=request.method == "POST") or abort(404)
+
+
+@bp.get("/apps")
+@requires(Permission.API_MANAGE)
+def apps():
+    ctx = current()
+    return render_template("api_clients/apps.html", apps=grants.apps(ctx), grants=grants.tenant_grants(ctx))
+
+
+@bp.route("/apps/new", methods=["GET", "POST"])
+@requires(Permission.API_MANAGE)
+def create_app():
+    ctx = current()
+    form = AppForm()
+    if not form.validate_on_submit():
+        return _app_form(form, 422 if request.method == "POST" else 200)
+    data = grants.AppData(form.name.data, form.redirect_uris.data.splitlines(), form.client_type.data == "public",
+                          form.scopes.data or [])
+    try:
+        client, secret = grants.create_app(ctx, data)
+    except RuleViolation as exc:
+        db.session.rollback()
+        {"scopes": form.scopes, "redirect_uris": form.redirect_uris}.get(exc.field, form.name).errors.append(exc.message)
+        return _app_form(form, 422)
+    ui.keep_secret(f"oauth_app:{client.id}", {"secret": secret})
+    return redirect(url_for(".app_created", app_id=client.id), 303)
+
+
+def _app_form(form, status):
+    return render_template("api_clients/app_form.html", form=form, catalogue=grouped(list(Permission)),
+                           grantable=set(services.grantable(current()))), status
+
+
+@bp.get("/apps/<uuid:app_id>")
+@requires(Permission.API_MANAGE)
+def app_created(app_id: UUID):
+    """The new app's client id, and a confidential app's secret this once."""
+    client = _app_or_404(app_id)
+    kept = ui.take_secret(f"oauth_app:{client.id}") or {}
+    return ui.no_store(render_template("api_clients/app_created.html", client=client, secret=kept.get("secret")))
+
+
+@bp.post("/apps/<uuid:app_id>/delete")
+@requires(Permission.API_MANAGE)
+def delete_app(app_id: UUID):
+    client = _app_or_404(app_id)
+    name = client.name
+    grants.delete_app(current(), client)
+    flash(f"Deleted {name}; the access people gave it has ended.", "success")
+    return redirect(url_for(".apps"), 303)
+
+
+@bp.post("/grants/<uuid:grant_id>/revoke")
+@requires(Permission.API_MANAGE)
+def revoke_grant(grant_id: UUID):
+    ctx = current()
+    grant = grants.get_grant(ctx.tenant_id, grant_id, for_update=True) or abort(404)
+    if grants.revoke_grant(ctx.tenant_id, ctx.user_id, grant, "owner"):
+        flash("Revoked: that app can no longer act for that person.", "success")
+    else:
+        flash("That access had already ended.", "info")
+    return redirect(url_for(".apps"), 303)

@@ -61,6 +61,8 @@ def _row(actor_id, action, resource_type, resource_id, before, after, details, c
         details, actor_id = {**details, "actor": actor_id.describe()}, None
     elif actor_id is None and (client := client_actor()) is not None:
         details = {"actor": client, **details}
+    elif actor_id is not None and has_request_context() and (via := g.get("audit_via")) is not None:
+        details = {"via": via, **details}  # a person acting through an app they allowed (api.auth)
     return {"id": str(uuid4()), "user_id": str(actor_id) if actor_id else None, "action": action,
             "resource_type": resource_type, "resource_id": str(resource_id) if resource_id is not None else None,
             "before": before, "after": after, "details": details, **context}

@@ -38,6 +38,8 @@ class Names:
             for snap in (row.before, row.after):
                 if isinstance(snap, dict) and _uuid(snap.get("site_id")):
                     site_ids.add(_uuid(snap["site_id"]))
+                if isinstance(snap, dict) and row.resource_type == "oauth_grant" and _uuid(snap.get("user_id")):
+                    user_ids.add(_uuid(snap["user_id"]))  # the person who allowed the app
             rid = _uuid(row.resource_id)
             if rid is None:
                 continue
@@ -67,7 +69,19 @@ def actor_name(row) -> str:
     if row.user_id is None:
         label = actor_label(row.details)
         return label[0].upper() + label[1:] if label else "The system"
-    return row.actor_name or row.actor_email or "A deleted user"
+    name = row.actor_name or row.actor_email or "A deleted user"
+    via = row.details.get("via") if isinstance(row.details, dict) else None
+    if isinstance(via, dict) and via.get("name"):
+        return f"{name} (through {via['name']})"  # an app the person allowed (connected apps)
+    return name
+
+
+# Why a connected app's access ended (api.grants revoked_reason), in words.
+GRANT_END_REASONS = {"person": "revoked by the person", "owner": "revoked by an administrator",
+                     "refresh_reuse": "a used refresh token was presented again",
+                     "code_reuse": "a used authorization code was presented again",
+                     "member_removed": "the member left or was removed", "member_suspended": "the member was suspended",
+                     "account": "the account was closed or suspended", "app_revoked": "revoked by the app"}
 
 
 def _q(value: Any) -> str:
@@ -199,6 +213,22 @@ def sentence(row, names: Names) -> str:
     if action == "keys.rotated":
         return (f"{who} finished rotating the organization's encryption key: {after.get('resealed', 0)} "
                 f"secret(s) re-encrypted with version {after.get('version')}, the old key destroyed")
+    if action.startswith("oauth_app."):
+        verb = {"oauth_app.create": "registered OAuth app {n}", "oauth_app.delete": "deleted OAuth app {n}"}.get(action)
+        if verb:
+            return f"{who} " + verb.format(n=_q(name))
+    if action.startswith("oauth_grant."):
+        snap = after or before
+        app = _q(snap.get("app") or "an app")
+        if action == "oauth_grant.create":
+            return f"{who} allowed {app} to act for them ({', '.join(snap.get('scopes') or []) or 'no scopes'})"
+        if action == "oauth_grant.update":
+            return f"{who} changed what {app} may do for them ({', '.join(snap.get('scopes') or []) or 'no scopes'})"
+        if action == "oauth_grant.revoke":
+            details = row.details if isinstance(row.details, dict) else {}
+            why = GRANT_END_REASONS.get(str(details.get("reason")), "revoked")
+            whose = names.users.get(str(snap.get("user_id"))) or "someone"
+            return f"{who} ended the access of {app} for {whose} ({why})"
     if action.startswith("tenant."):
         said = _tenant(action, before, after)
         if said:

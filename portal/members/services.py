@@ -13,6 +13,7 @@ from sqlalchemy import func, literal, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from .. import audit
+from ..api.grants import revoke_grants
 from ..accounts.models import User
 from ..database.loaded import mapped
 from ..database.search import contains_pattern
@@ -111,12 +112,15 @@ def flush_guarded() -> None:
     db.session.execute(db.text("SET CONSTRAINTS tenant_keeps_an_owner DEFERRED"))
 
 
-def _change(ctx: TenantContext, target: Membership, action: str, **values) -> Membership:
-    """Apply checked values, let the last-owner trigger rule on them, and audit before/after."""
+def _change(ctx: TenantContext, target: Membership, action: str, then=None, **values) -> Membership:
+    """Apply checked values, let the last-owner trigger rule on them, and audit before/after
+    (`then`, rows that change with them, runs in between: the audit chain is locked last)."""
     before = _snapshot(target)
     for name, value in values.items():
         setattr(target, name, value)
     flush_guarded()
+    if then is not None:
+        then()
     audit.record(ctx.tenant_id, ctx.user_id, action, "membership", target.user_id, before=before,
                  after=_snapshot(target))
     return target
@@ -150,10 +154,14 @@ def set_status(ctx: TenantContext, target: Membership, status: MembershipStatus)
         raise RuleViolation("You cannot suspend yourself; use Leave instead.")
     _may_manage(ctx, target)
     lock_tenant(ctx.tenant)
+    then = None
     if status != MembershipStatus.ACTIVE:
         _keeps_an_owner(ctx, target)
+
+        def then():  # the apps they allowed stop acting for them, and do not come back with a reactivation
+            revoke_grants(target.user_id, tenant_id=ctx.tenant_id, reason="member_suspended", actor_id=ctx.user_id)
     action = "member.suspend" if status == MembershipStatus.SUSPENDED else "member.reactivate"
-    return _change(ctx, target, action, status=status)
+    return _change(ctx, target, action, then=then, status=status)
 
 
 def remove(ctx: TenantContext, target: Membership) -> None:
@@ -165,6 +173,7 @@ def remove(ctx: TenantContext, target: Membership) -> None:
     before = _snapshot(target) | {"email": target.user.email}
     db.session.delete(target)
     flush_guarded()
+    revoke_grants(target.user_id, tenant_id=ctx.tenant_id, reason="member_removed", actor_id=ctx.user_id)
     audit.record(ctx.tenant_id, ctx.user_id, "member.remove", "membership", target.user_id, before=before)
 
 
@@ -176,6 +185,7 @@ def leave(ctx: TenantContext) -> None:
     before = _snapshot(actor)
     db.session.delete(actor)
     flush_guarded()
+    revoke_grants(ctx.user_id, tenant_id=ctx.tenant_id, reason="member_removed", actor_id=ctx.user_id)
     audit.record(ctx.tenant_id, ctx.user_id, "member.leave", "membership", ctx.user_id, before=before)
 
 

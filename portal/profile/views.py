@@ -36,7 +36,7 @@ def _signed_in():
 # The sections of the account, in the order of the section nav: (endpoint, label).
 SECTIONS = (("profile.profile", "Profile"), ("profile.security", "Password and two-factor"),
             ("profile.sessions", "Sessions"), ("profile.activity", "Security activity"),
-            ("profile.notifications", "Notifications"))
+            ("profile.notifications", "Notifications"), ("connected_apps.connected_apps", "Connected apps"))
 
 
 def fresh_auth_required(view):

@@ -33,6 +33,9 @@ class TenantContext:
     role: Role
     request_id: str | None = None
     client: ClientPrincipal | None = None
+    # The app a member acts through (an OAuth token they granted, portal.api): the actor is the
+    # member, with their role capped by the token's scopes.
+    via: ClientPrincipal | None = None
     # Plain values, read once: they stay usable after a commit has expired the instances (a
     # streamed export goes on after the request's transaction ends).
     tenant_id: UUID = field(init=False)

@@ -16,9 +16,11 @@ import threading
 import time
 from collections import Counter
 from datetime import datetime, timedelta, timezone
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 import sqlalchemy as sa
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from conftest import csrf_token, login
 from test_agents import issue
 from test_api import get_token, make_client
@@ -190,10 +192,46 @@ def _api(shop, state, t, r):
     return c.post("/api/v1/sites", headers=auth, json={"name": f"API site {shop.next()}", "timezone": "UTC"})
 
 
+def _oauth_prepare(shop, threads, rounds):
+    """A public app, and each thread's member signed in to allow it."""
+    from test_oauth_apps import REDIRECT, register
+    client_id, _ = register(shop.app, shop.t["id"], ["devices:view", "devices:status"])
+    clients = []
+    for i in range(threads):
+        c = shop.app.test_client()
+        login(c, shop.members[i % len(shop.members)].email)
+        c.csrf = csrf_token(c)
+        clients.append(c)
+    return client_id, REDIRECT, clients
+
+
+def _oauth(shop, state, t, r):
+    """Allow (grant created or updated), redeem the code, refresh, and present the used refresh
+    token again (the grant ends: a row lock and an audit row). The first unexpected answer."""
+    client_id, redirect_uri, clients = state
+    c, http = clients[t], shop.app.test_client()
+    verifier = secrets.token_urlsafe(48)
+    query = urlencode({"response_type": "code", "client_id": client_id, "redirect_uri": redirect_uri,
+                       "scope": ("devices:view", "devices:view devices:status")[r % 2], "state": str(r),
+                       "code_challenge": create_s256_code_challenge(verifier), "code_challenge_method": "S256"})
+    answer = c.post(f"/oauth/authorize?{query}", data={"csrf_token": c.csrf, "decision": "allow"})
+    if answer.status_code != 303:
+        return answer
+    code = parse_qs(urlsplit(answer.headers["Location"]).query)["code"][0]
+    token = http.post("/oauth/token", data={"grant_type": "authorization_code", "code": code, "client_id": client_id,
+                                            "redirect_uri": redirect_uri, "code_verifier": verifier})
+    if token.status_code != 200:  # 400 when another thread's reuse ended the same grant meanwhile
+        return token
+    refresh = {"grant_type": "refresh_token", "refresh_token": token.get_json()["refresh_token"], "client_id": client_id}
+    first = http.post("/oauth/token", data=refresh)
+    return first if first.status_code != 200 else http.post("/oauth/token", data=refresh)
+
+
 PATHS = {
     "invite": (None, _invite), "accept": (_accept_prepare, _accept), "bring-back": (None, _bring_back),
     "status": (None, _status), "bulk-status": (None, _bulk), "import": (None, _import), "role": (None, _role),
     "assign": (None, _assign), "task": (None, _task), "heartbeat": (None, _heartbeat), "api": (None, _api),
+    "oauth": (_oauth_prepare, _oauth),
 }
 PAIRS = list(itertools.combinations_with_replacement(PATHS, 2))
 
