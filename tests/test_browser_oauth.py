@@ -33,7 +33,7 @@ def test_sign_in_consent_and_code_exchange(chromium, live_server, factory, app, 
         page.goto(url)
         page.get_by_label("Email").fill(admin.email)
         page.get_by_label("Password").fill(PASSWORD)
-        page.get_by_role("button", name="Sign in").click()
+        page.get_by_role("button", name="Sign in", exact=True).click()
         from playwright.sync_api import expect
         expect(page.get_by_role("heading", name="Allow Acme Field App to act for you in Consent Works?")).to_be_visible()
         expect(page.locator(".scopes")).to_contain_text("See devices and export them")
