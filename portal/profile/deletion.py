@@ -1,0 +1,128 @@
+"""Deleting one's own account: asked for on /account/data (after re-authentication), refused while
+the person is the last owner of an organization, then a grace period (ACCOUNT_DELETION_GRACE_DAYS)
+during which signing in offers to cancel it (signin.cancel_deletion); after it the worker's daily
+`accounts.purge` (or `flask users purge`) erases the personal data.
+
+What erasing keeps: the users row, with the name "Deleted user" and a tombstone address
+(accounts.lifecycle.tombstone), so that audit rows, tasks, comments and devices still name
+someone; the audit rows themselves (a hash chain: the snapshots they recorded stay as they were);
+the security events, without their email, network address and browser. What it removes: the
+memberships (each through members.services.leave, audited in its organization), sessions, emailed
+links, sign-in history, second factor and backup codes, single sign-on links, avatar,
+notifications and preferences, exports, and what other areas register (accounts.lifecycle.scrubbers:
+passkeys, OAuth grants)."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from uuid import UUID
+
+from sqlalchemy import delete, func, select, text
+
+from ..accounts import lifecycle
+from ..accounts.models import AccountExport, User, UserAvatar, UserStatus
+from ..database.context import tenant_scope, user_scope
+from ..extensions import db
+from ..mail.outbox import enqueue
+from ..members.services import active_owner_count, leave
+from ..notifications.models import Notification, NotificationPreference
+from ..rules import RuleViolation
+from ..security import services as security
+from ..tenancy import context_for, roles
+from ..tenancy.models import Membership, MembershipStatus
+from ..tenants.models import Tenant
+from . import export
+
+
+def memberships(user_id: UUID) -> list[tuple[Tenant, Membership]]:
+    """Every membership of the user, active or suspended, in any organization, read as the user
+    reads their own (the `membership_self_read` policy)."""
+    with user_scope(db.session, user_id):
+        return [(t, m) for t, m in db.session.execute(
+            select(Tenant, Membership).join(Membership, Membership.tenant_id == Tenant.id)
+            .where(Membership.user_id == user_id).order_by(Tenant.name))]
+
+
+def last_owned(user_id: UUID) -> list[Tenant]:
+    """The organizations the user is the last active owner of: they must hand them over first."""
+    owned = []
+    for tenant, membership in memberships(user_id):
+        if roles.is_owner(membership) and membership.status == MembershipStatus.ACTIVE:
+            with tenant_scope(db.session, tenant.id):
+                if active_owner_count(tenant.id) <= 1:
+                    owned.append(tenant)
+    return owned
+
+
+def _refuse_if_last_owner(user_id: UUID) -> None:
+    owned = last_owned(user_id)
+    if owned:
+        names = ", ".join(t.name for t in owned)
+        raise RuleViolation(f"You are the last owner of {names}: make someone else owner first.")
+
+
+def request_deletion(user: User) -> datetime:
+    """Deactivate the account now (its sessions and links end) and schedule its erasure after
+    the grace period; returns when. The person is emailed the date and how to cancel."""
+    if user.status != UserStatus.ACTIVE:
+        raise RuleViolation("This account is not active.")
+    _refuse_if_last_owner(user.id)
+    now = datetime.now(timezone.utc)
+    due = now + timedelta(days=lifecycle.grace_days())
+    security.change_status(user, UserStatus.DEACTIVATED, by=user.id, reason="Deletion asked for by the person.")
+    user.deletion_requested_at, user.deletion_due_at = now, due
+    enqueue("account_deletion", user.email, "Your Portal account will be deleted", "account_deletion",
+            user=user, due=due)
+    return due
+
+
+def purge(user: User, *, reason: str) -> None:
+    """Erase the account's personal data now (see the module's docstring). Refused (RuleViolation)
+    while the person is the last owner of an organization. Flushes, never commits."""
+    if user.status == UserStatus.DELETED:
+        return
+    _refuse_if_last_owner(user.id)
+    for tenant, membership in memberships(user.id):
+        with tenant_scope(db.session, tenant.id):
+            leave(context_for(tenant, membership))  # audited in the organization as the person leaving
+            db.session.flush()  # inside the scope: RLS checks the rows as they are written
+    export.remove_files(user.id)
+    with user_scope(db.session, user.id):
+        for model in (Notification, NotificationPreference, UserAvatar, AccountExport):
+            db.session.execute(delete(model).where(model.user_id == user.id))
+        db.session.flush()
+    user.name, user.given_name, user.family_name = lifecycle.DELETED_USER, "", ""
+    user.email = lifecycle.tombstone(user.id)
+    user.password_hash = user.totp_secret = user.totp_enabled_at = user.totp_last_step = None
+    user.oidc_issuer = user.oidc_subject = user.keycloak_id = None
+    user.timezone = user.locale = user.avatar_version = user.last_tenant_id = user.email_verified_at = None
+    user.meta = {}
+    user.deletion_due_at, user.deleted_at = None, func.now()
+    # Access ends (sessions, links, grants) and the event is written with the tombstone address.
+    security.change_status(user, UserStatus.DELETED, by=None, reason=reason)
+    db.session.flush()  # the status is what the scrubbing function below checks
+    for _, scrub in lifecycle.scrubbers:
+        scrub(user.id)
+    db.session.execute(text("SELECT portal_scrub_security_events(:u)"), {"u": user.id})
+
+
+def due() -> list[UUID]:
+    return list(db.session.scalars(select(User.id).where(
+        User.status == UserStatus.DEACTIVATED, User.deletion_due_at <= func.now()).order_by(User.deletion_due_at)))
+
+
+def purge_due() -> tuple[list[UUID], dict[UUID, str]]:
+    """Purge every account past its grace period, one transaction each: (purged, refused with why)."""
+    ids = due()
+    db.session.rollback()
+    purged, refused = [], {}
+    for user_id in ids:
+        user = db.session.get(User, user_id)
+        try:
+            purge(user, reason="Deleted at the person's request, after the grace period.")
+        except RuleViolation as exc:
+            db.session.rollback()
+            refused[user_id] = exc.message
+            continue
+        db.session.commit()
+        purged.append(user_id)
+    return purged, refused
