@@ -18,7 +18,7 @@ from ..database.context import tenant_scope, user_scope
 from ..database.search import contains_pattern, prefix_pattern
 from ..extensions import db
 from ..rules import RuleViolation
-from ..security.services import change_status
+from ..security.services import change_status as change_user_status
 from ..tenancy import roles
 from ..tenancy.models import Membership
 from ..tenancy.queries import lock_tenant
@@ -230,7 +230,7 @@ def set_user_status(admin: User, user: User, action: str, reason: str) -> int:
         target = UserStatus.ACTIVE
     else:
         raise RuleViolation("Choose suspend or reactivate.")
-    ended = change_status(user, target, by=admin.id, reason=reason or None)
+    ended = change_user_status(user, target, by=admin.id, reason=reason or None)
     for tenant, _, _ in memberships_of(user):
         with tenant_scope(db.session, tenant.id):
             audit.record(tenant.id, admin.id, f"user.{action}", "user", user.id,

@@ -235,7 +235,9 @@ def download_export(token: str):
 @fresh_auth_required
 def delete_account():
     """Deactivate now, erase after the grace period; signed out at once (every session ends)."""
-    if not FlaskForm().validate():
+    # The confirmation dialog's own field: a bare POST (a replayed form, a script) deletes nothing.
+    if not FlaskForm().validate() or request.form.get("confirm") != "delete":
+        flash("Confirm the deletion in the dialog to delete your account.", "error")
         return _data(400)
     try:
         due = deletion.request_deletion(mapped(current_user))
