@@ -3,29 +3,36 @@ from __future__ import annotations
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import EmailField, PasswordField, SelectChoice, SelectField, StringField
-from wtforms.validators import DataRequired, Email, Length, ValidationError
+from wtforms.validators import DataRequired, Email, Length, Optional, ValidationError
 
-from ..accounts.lifecycle import LOCALES
+from ..accounts.lifecycle import LOCALES, split_name
 from ..oneline import SingleLine
 from ..security.forms import NewPasswordForm
 from ..timezones import is_timezone
 
 
-def _squeeze(value):
-    return " ".join(value.split()) if isinstance(value, str) else value
+def _strip(value):
+    return value.strip() if isinstance(value, str) else value
 
 
 class NameForm(FlaskForm):
-    """Given and family name; the display name (shown across the portal) is made from them."""
-    given_name = StringField("Given name", validators=[Length(max=100), SingleLine()], filters=[_squeeze],
+    """Given and family name; the display name (shown across the portal) is made from them.
+    `name` alone (a whole name, as this form took before it had two fields) is split in two."""
+    given_name = StringField("Given name", validators=[Length(max=100), SingleLine()], filters=[_strip],
                              render_kw={"autocomplete": "given-name", "maxlength": 100})
-    family_name = StringField("Family name", validators=[Length(max=100), SingleLine()], filters=[_squeeze],
+    family_name = StringField("Family name", validators=[Length(max=100), SingleLine()], filters=[_strip],
                               description="Optional. Your name is shown as given name, then family name.",
                               render_kw={"autocomplete": "family-name", "maxlength": 100})
+    name = StringField("Full name", validators=[Optional(), Length(max=200), SingleLine()], filters=[_strip])
 
     def validate_given_name(self, field):
-        if not field.data and not self.family_name.data:
+        if not field.data and not self.family_name.data and not self.name.data:
             raise ValidationError("Give at least one name.")
+
+    def names(self) -> tuple[str, str]:
+        if self.given_name.data or self.family_name.data:
+            return self.given_name.data or "", self.family_name.data or ""
+        return split_name(self.name.data or "")
 
 
 class AvatarForm(FlaskForm):

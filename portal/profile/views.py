@@ -131,7 +131,7 @@ def change_name():
     if not form.validate():
         return _profile(422, name_form=form)
     try:
-        profile_services.set_names(current_user, form.given_name.data or "", form.family_name.data or "")
+        profile_services.set_names(current_user, *form.names())
     except RuleViolation as exc:
         db.session.rollback()
         form.given_name.errors.append(exc.message)
