@@ -24,8 +24,8 @@ EXPECTED: dict[tuple[str, str], dict[str, int | tuple[int, ...]]] = {
     ("accounts.login", "GET"): each(200, 303),
     ("accounts.login", "POST"): each(400, 303),
     ("accounts.second_factor", "GET"): each(303, 303),
-    ("accounts.cancel_deletion", "GET"): each(303, 303),   # nothing pending: sign in again
-    ("accounts.cancel_deletion", "POST"): each(303, 303),
+    ("accounts.deletion_pending", "GET"): each(303, 303),   # nothing pending: sign in again
+    ("accounts.deletion_pending", "POST"): each(303, 303),
     ("accounts.second_factor", "POST"): each(303, 303),
     ("accounts.logout", "POST"): each(303, 303),
     ("accounts_reset.forgot", "GET"): each(200, 200),

@@ -1,6 +1,6 @@
 """Deleting one's own account: asked for on /account/data (after re-authentication), refused while
 the person is the last owner of an organization, then a grace period (ACCOUNT_DELETION_GRACE_DAYS)
-during which signing in offers to cancel it (signin.cancel_deletion); after it the worker's daily
+during which signing in offers to cancel it (signin.views.deletion_pending); after it the worker's daily
 `accounts.purge` (or `flask users purge`) erases the personal data.
 
 What erasing keeps: the users row, with the name "Deleted user" and a tombstone address

@@ -112,12 +112,12 @@ def _offer_to_cancel_deletion(user: User, target: str | None):
     """The right password of an account waiting out its deletion: it may come back."""
     session.clear()
     session["cancel_deletion"] = {"user": str(user.id), "at": time.time(), "next": target}
-    return redirect(url_for("accounts.cancel_deletion"), 303)
+    return redirect(url_for("accounts.deletion_pending"), 303)
 
 
 @bp.route("/login/cancel-deletion", methods=["GET", "POST"])
 @limiter.limit(_login_limit, methods=["POST"], deduct_when=_failed)
-def cancel_deletion():
+def deletion_pending():
     """Signing in during the grace period: keep the account (then the second factor, if any)."""
     pending = session.get("cancel_deletion") or {}
     user = None

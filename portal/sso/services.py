@@ -45,7 +45,7 @@ def _refuse(reason: str, email: str, message: str, user: User | None = None) -> 
 
 def _unavailable(user: User, email: str) -> Outcome:
     """A suspended, deactivated or deleted account: told why (the provider has proved who this is).
-    A deletion in its grace period is cancelled with the password (signin.cancel_deletion)."""
+    A deletion in its grace period is cancelled with the password (signin.views.deletion_pending)."""
     reason, message = lifecycle.refusal(user) or ("disabled", DISABLED)
     return _refuse(reason, email, message, user)
 
