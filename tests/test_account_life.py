@@ -132,8 +132,12 @@ def test_suspended_person_is_told_why_only_after_the_right_password(app, factory
     # Every way in ends in security.login.complete, which refuses too (passkeys, SSO, invitations).
     with app.test_request_context():
         from portal.security import login as sign_in
-        with pytest.raises(lifecycle.AccountUnavailable):
+        with pytest.raises(lifecycle.AccountUnavailable) as refused:
             sign_in.complete(db.session.get(User, person.id), "password")
+        # A way in that did not check first shows the reason on /login, never a 500.
+        response = app.handle_user_exception(refused.value)
+        assert response.status_code == 303 and response.headers["Location"] == "/login"
+        db.session.rollback()
 
 
 # --- self-service deletion ------------------------------------------------------------------
@@ -174,6 +178,11 @@ def test_deletion_grace_period_cancel_then_erasure(app, mail_app, smtp, factory)
     assert timedelta(days=13, hours=23) < stored.deletion_due_at - datetime.now(timezone.utc) <= timedelta(days=14)
     [notice] = smtp.inbox.wait_for(1, person.email)
     assert "Cancel the deletion" in plain(notice)
+    # A forgotten password does not lock them out of changing their mind.
+    forgot = mail_app.test_client()
+    token = csrf_from(forgot.get("/password/forgot").get_data(as_text=True))
+    forgot.post("/password/forgot", data={"email": person.email, "csrf_token": token}, buffered=True)
+    assert "/password/reset/" in plain(smtp.inbox.wait_for(2, person.email)[-1])
 
     # Signing in during the grace period offers to cancel; cancelling signs in.
     r = attempt(client, person.email, PASSWORD)
@@ -310,6 +319,7 @@ def test_names_picture_locale_and_counts(app, factory):
     assert post(client, "/account/locale", locale="xx-EVIL").status_code == 422
     assert post(client, "/account/locale", locale="fr-FR").status_code == 303
     assert user_row(app, person.id).locale == "fr-FR"
+    assert 'data-locale="fr-FR"' in client.get("/account/profile").get_data(as_text=True)  # static/time.js
 
 
 # --- personal data export -------------------------------------------------------------------

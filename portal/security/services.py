@@ -71,7 +71,9 @@ def scrub(user_id: UUID) -> int:
 def request_password_reset(email: str) -> None:
     """Email a reset link if the account exists; the caller answers the same either way."""
     user = find_user_by_email(email)
-    if user is None or not user.is_active:
+    # An account waiting out its deletion may reset its password: signing in is how it comes back.
+    pending = user is not None and user.status == UserStatus.DEACTIVATED and user.deletion_due_at is not None
+    if user is None or not (user.is_active or pending):
         return
     token = tokens.issue(user, TokenPurpose.RESET_PASSWORD)
     events.security("password.reset_requested", user)
