@@ -205,7 +205,7 @@ def memberships_of(user: User) -> list:
     from ..tenancy.models import Membership
     with user_scope(db.session, user.id):
         rows = db.session.execute(select(Tenant, Membership).join(Membership, Membership.tenant_id == Tenant.id)
-                                  .where(Membership.user_id == user.id).order_by(Tenant.name)).all()
+                                  .where(Membership.user_id == user.id).order_by(Tenant.name, Tenant.id)).all()
         return [(t, m, roles.role_of(m).name) for t, m in rows]
 
 
@@ -216,6 +216,9 @@ def set_user_status(admin: User, user: User, action: str, reason: str) -> int:
     reason = (reason or "").strip()
     if user.id == admin.id:
         raise RuleViolation("You cannot suspend your own account.")
+    # The account's row before any audit chain (profile.deletion.purge takes it first too).
+    db.session.execute(select(User.id).where(User.id == user.id).with_for_update())
+    db.session.refresh(user, ["status"])
     if action == "suspend":
         if user.status != UserStatus.ACTIVE:
             raise RuleViolation(f"{user.email} is {user.status.value}: only an active account can be suspended.")

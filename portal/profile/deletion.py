@@ -39,7 +39,8 @@ def memberships(user_id: UUID) -> list[tuple[Tenant, Membership]]:
     with user_scope(db.session, user_id):
         return [(t, m) for t, m in db.session.execute(
             select(Tenant, Membership).join(Membership, Membership.tenant_id == Tenant.id)
-            .where(Membership.user_id == user_id).order_by(Tenant.name))]
+            # One order for every path that writes to several tenants' audit chains (the console's too).
+            .where(Membership.user_id == user_id).order_by(Tenant.name, Tenant.id))]
 
 
 def last_owned(user_id: UUID) -> list[Tenant]:
@@ -75,11 +76,20 @@ def request_deletion(user: User) -> datetime:
     return due
 
 
-def purge(user: User, *, reason: str) -> None:
-    """Erase the account's personal data now (see the module's docstring). Refused (RuleViolation)
-    while the person is the last owner of an organization. Flushes, never commits."""
+def purge(user: User, *, reason: str, only_if_due: bool = False) -> bool:
+    """Erase the account's personal data now (see the module's docstring); whether it did.
+    `only_if_due`: only a deletion whose grace period has ended (the person may have cancelled
+    it a moment ago). Refused (RuleViolation) while the person is the last owner of an
+    organization. Flushes, never commits."""
+    # The account's row first, as the console's suspension takes it before the audit chains: a
+    # suspension and an erasure of one account wait for each other instead of deadlocking.
+    db.session.execute(select(User.id).where(User.id == user.id).with_for_update())
+    db.session.refresh(user, ["status", "deletion_due_at"])
     if user.status == UserStatus.DELETED:
-        return
+        return False
+    if only_if_due and not (user.status == UserStatus.DEACTIVATED and user.deletion_due_at is not None
+                            and user.deletion_due_at <= datetime.now(timezone.utc)):
+        return False
     _refuse_if_last_owner(user.id)
     for tenant, membership in memberships(user.id):
         with tenant_scope(db.session, tenant.id):
@@ -103,6 +113,7 @@ def purge(user: User, *, reason: str) -> None:
     for _, scrub in lifecycle.scrubbers:
         scrub(user.id)
     db.session.execute(text("SELECT portal_scrub_security_events(:u)"), {"u": user.id})
+    return True
 
 
 def due() -> list[UUID]:
@@ -118,11 +129,12 @@ def purge_due() -> tuple[list[UUID], dict[UUID, str]]:
     for user_id in ids:
         user = db.session.get(User, user_id)
         try:
-            purge(user, reason="Deleted at the person's request, after the grace period.")
+            done = purge(user, reason="Deleted at the person's request, after the grace period.", only_if_due=True)
         except RuleViolation as exc:
             db.session.rollback()
             refused[user_id] = exc.message
             continue
         db.session.commit()
-        purged.append(user_id)
+        if done:
+            purged.append(user_id)
     return purged, refused
