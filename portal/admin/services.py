@@ -216,8 +216,9 @@ def set_user_status(admin: User, user: User, action: str, reason: str) -> int:
     reason = (reason or "").strip()
     if user.id == admin.id:
         raise RuleViolation("You cannot suspend your own account.")
-    # The account's row before any audit chain (profile.deletion.purge takes it first too).
-    db.session.execute(select(User.id).where(User.id == user.id).with_for_update())
+    # The account's row before any audit chain (profile.deletion.purge takes it first too). NO KEY:
+    # rows that name the account (notifications, assignments) still pass their foreign-key checks.
+    db.session.execute(select(User.id).where(User.id == user.id).with_for_update(key_share=True))
     db.session.refresh(user, ["status"])
     if action == "suspend":
         if user.status != UserStatus.ACTIVE:

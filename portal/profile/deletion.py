@@ -83,7 +83,8 @@ def purge(user: User, *, reason: str, only_if_due: bool = False) -> bool:
     organization. Flushes, never commits."""
     # The account's row first, as the console's suspension takes it before the audit chains: a
     # suspension and an erasure of one account wait for each other instead of deadlocking.
-    db.session.execute(select(User.id).where(User.id == user.id).with_for_update())
+    # NO KEY: rows that name the account still pass their foreign-key checks meanwhile.
+    db.session.execute(select(User.id).where(User.id == user.id).with_for_update(key_share=True))
     db.session.refresh(user, ["status", "deletion_due_at"])
     if user.status == UserStatus.DELETED:
         return False
