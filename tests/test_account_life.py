@@ -241,6 +241,26 @@ def test_cancelling_a_deletion_with_two_factor_needs_the_code(app, factory):
     assert client.get("/account/profile").status_code == 200
 
 
+def test_purge_removes_rows_of_personal_tables_it_was_not_told_about(app, db_urls, factory):
+    """A table another area adds later (passkeys, say) whose rows would go with a deleted users
+    row goes with the erasure too, registered as a scrubber or not."""
+    from conftest import APP_ROLE
+    owner = sa.create_engine(db_urls["owner"], poolclass=sa.pool.NullPool)
+    with owner.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE probe_passkeys (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), "
+                             "user_id uuid NOT NULL REFERENCES users(id) ON DELETE CASCADE)"))
+        conn.execute(sa.text(f"GRANT SELECT, INSERT, DELETE ON probe_passkeys TO {APP_ROLE}"))
+    try:
+        person, keeper = factory.user(), factory.user()
+        sql(app, "INSERT INTO probe_passkeys (user_id) VALUES (:a), (:a), (:b)", a=person.id, b=keeper.id)
+        assert app.test_cli_runner().invoke(args=["users", "purge", "--email", person.email]).exit_code == 0
+        assert sql(app, "SELECT user_id FROM probe_passkeys") == [(keeper.id,)]
+    finally:
+        with owner.begin() as conn:
+            conn.execute(sa.text("DROP TABLE probe_passkeys"))
+        owner.dispose()
+
+
 def test_purge_on_demand_refuses_a_last_owner(app, factory):
     owner = factory.user()
     factory.tenant(members={"owner": owner}, sites=0)
