@@ -6,7 +6,6 @@ from uuid import UUID
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, logout_user
-
 from flask_wtf import FlaskForm
 
 from ..accounts import lifecycle
