@@ -27,14 +27,42 @@ def init_app(app: Flask) -> None:
     @users.command("disable")
     @click.argument("email")
     def disable(email: str):
-        """Disable an account: it cannot sign in and all its sessions end now."""
+        """Suspend an account: it cannot sign in and all its sessions end now."""
         _set_active(email, False)
 
     @users.command("enable")
     @click.argument("email")
     def enable(email: str):
-        """Allow a disabled account to sign in again."""
+        """Reactivate a suspended account."""
         _set_active(email, True)
+
+    @users.command("purge")
+    @click.option("--email", default=None, help="Erase this account now, whatever its status or grace period.")
+    @click.option("--due", is_flag=True, help="Erase every account whose deletion grace period has ended.")
+    def purge(email: str | None, due: bool):
+        """Erase deleted accounts' personal data (what the worker's daily accounts.purge does)."""
+        from .profile.deletion import purge as purge_one
+        from .profile.deletion import purge_due
+        from .rules import RuleViolation
+        if bool(email) == due:
+            raise click.UsageError("Give either --email EMAIL or --due.")
+        if due:
+            purged, refused = purge_due()
+            for user_id, why in refused.items():
+                click.echo(f"Kept {user_id}: {why}", err=True)
+            click.echo(f"Erased {len(purged)} account{'s' if len(purged) != 1 else ''}.")
+            return
+        from .accounts.services import find_user_by_email
+        user = find_user_by_email(email)
+        if user is None:
+            raise click.ClickException(f"No account for {email}.")
+        try:
+            purge_one(user, reason="Erased on demand (flask users purge).")
+        except RuleViolation as exc:
+            db.session.rollback()
+            raise click.ClickException(exc.message) from exc
+        db.session.commit()
+        click.echo(f"Erased {email}: the account is now {user.email}.")
 
     app.cli.add_command(users)
 

@@ -163,6 +163,8 @@ def load(overrides: dict | None = None) -> dict:
         "DB_PREPARED_STATEMENTS": _bool(env.get("DB_PREPARED_STATEMENTS"), True),
         "INVITATION_TTL_HOURS": int(env.get("INVITATION_TTL_HOURS") or 168),
         "TENANT_DELETION_GRACE_DAYS": int(env.get("TENANT_DELETION_GRACE_DAYS") or 30),
+        # A person's own deletion waits this long (signing in meanwhile offers to cancel it).
+        "ACCOUNT_DELETION_GRACE_DAYS": int(env.get("ACCOUNT_DELETION_GRACE_DAYS") or 14),
         # Where tenant exports are written: shared by the web servers and the workers.
         "EXPORT_DIR": env.get("EXPORT_DIR") or str(instance / "exports"),
         "INVITATION_RESEND_COOLDOWN": int(env.get("INVITATION_RESEND_COOLDOWN") or 60),

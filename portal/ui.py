@@ -207,8 +207,8 @@ def viewer_timezone() -> str | None:
 
 
 def time_script_data() -> Markup:
-    """static/time.js's attributes: the zone to show times in, and where to send the browser's
-    zone while the signed-in person has none."""
+    """static/time.js's attributes: the zone to show times in, the locale to write them in, and
+    where to send the browser's zone while the signed-in person has none."""
     from flask import url_for
     from flask_wtf.csrf import generate_csrf
 
@@ -220,6 +220,9 @@ def time_script_data() -> Markup:
         unset = False
     if unset:
         attrs += f' data-detect="{_escape(url_for("profile.timezone"))}" data-csrf="{_escape(generate_csrf())}"'
+    locale = getattr(current_user, "locale", None) if current_user.is_authenticated else None
+    if locale:  # the account's language and region for dates (a listed BCP 47 tag); else the browser's
+        attrs += f' data-locale="{_escape(locale)}"'
     return Markup(attrs)
 
 

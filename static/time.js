@@ -7,6 +7,7 @@
   "use strict";
   var data = (document.currentScript && document.currentScript.dataset) || {};
   var zone = data.timezone || undefined;
+  var locale = data.locale || undefined;  // the account's language and region, else the browser's
   var MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
   var calendar, full;
   try {
@@ -15,7 +16,7 @@
     zone = undefined;
     calendar = new Intl.DateTimeFormat("en-US", {year: "numeric", month: "numeric", day: "numeric"});
   }
-  full = new Intl.DateTimeFormat(undefined, {timeZone: zone, weekday: "short", year: "numeric", month: "short",
+  full = new Intl.DateTimeFormat(locale, {timeZone: zone, weekday: "short", year: "numeric", month: "short",
                                              day: "numeric", hour: "2-digit", minute: "2-digit", hour12: false,
                                              timeZoneName: "short"});
 

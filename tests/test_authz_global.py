@@ -29,6 +29,8 @@ EXPECTED: dict[tuple[str, str], dict[str, int | tuple[int, ...]]] = {
     ("sso_org.start", "GET"): each(200, 303),
     ("sso_org.callback", "GET"): each(303, 303),
     ("accounts.second_factor", "GET"): each(303, 303),
+    ("accounts.deletion_pending", "GET"): each(303, 303),   # nothing pending: sign in again
+    ("accounts.deletion_pending", "POST"): each(303, 303),
     ("accounts.second_factor", "POST"): each(303, 303),
     ("accounts.logout", "POST"): each(303, 303),
     ("accounts_reset.forgot", "GET"): each(200, 200),
@@ -44,6 +46,14 @@ EXPECTED: dict[tuple[str, str], dict[str, int | tuple[int, ...]]] = {
     ("profile.confirm", "GET"): each(302, 200),
     ("profile.confirm", "POST"): each(302, 400),
     ("profile.change_name", "POST"): each(302, 422),
+    ("profile.upload_avatar", "POST"): each(302, 422),    # no file
+    ("profile.remove_avatar", "POST"): each(302, 303),
+    ("profile.avatar", "GET"): each(302, 404),            # none uploaded
+    ("profile.change_locale", "POST"): each(302, 303),    # nothing chosen: the browser's
+    ("profile.data", "GET"): each(302, 200),
+    ("profile.request_export", "POST"): each(302, 303),
+    ("profile.download_export", "GET"): each(302, 410),
+    ("profile.delete_account", "POST"): each(302, 400),   # without the dialog's confirmation
     ("profile.change_email", "POST"): each(302, 422),
     ("profile.change_password", "POST"): each(302, 422),
     ("profile.timezone", "GET"): each(302, 200),
@@ -79,8 +89,7 @@ EXPECTED: dict[tuple[str, str], dict[str, int | tuple[int, ...]]] = {
     ("admin.tenant_plan", "POST"): each(404, 404, 422),
     ("admin.users", "GET"): each(404, 404, 200),
     ("admin.user", "GET"): each(404, 404, 404),              # an unknown user
-    ("admin.disable_user", "POST"): each(404, 404, 404),
-    ("admin.enable_user", "POST"): each(404, 404, 404),
+    ("admin.user_status", "POST"): each(404, 404, 404),       # an unknown user
     ("admin.send_reset", "POST"): each(404, 404, 404),
     ("admin.security_events", "GET"): each(404, 404, 200),
     ("admin.jobs", "GET"): each(404, 404, 200),

@@ -123,6 +123,7 @@ def pages_for(role: str, t: dict) -> list[tuple[str, str]]:
                   ("settings-export", f"{base}/settings/export"), ("settings-danger", f"{base}/settings/danger"),
                   ("account-security", "/account/security"), ("account-sessions", "/account/sessions"),
                   ("account-activity", "/account/activity"), ("account-notifications", "/account/notifications"),
+                  ("account-data", "/account/data"),
                   ("analytics", f"{base}/analytics/?type=device.status&range=90"),
                   ("tasks", f"{base}/tasks/"), ("tasks-board", f"{base}/tasks/board"),
                   ("task-new", f"{base}/tasks/new?site={site}"), ("api-clients", f"{base}/api-clients/"),

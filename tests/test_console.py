@@ -226,28 +226,41 @@ def test_twenty_concurrent_creations_at_the_limit_leave_exactly_the_limit(app, o
 
 # --- Users ---------------------------------------------------------------------------------------
 
-def test_system_admin_finds_a_user_and_disables_then_enables_them(app, sysadmin, org):
+def test_system_admin_finds_a_user_and_suspends_then_reactivates_them(app, sysadmin, org):
     person = org["users"]["member"]
     listing = sysadmin.get(f"/admin/users?q={person.email.split('@')[0].upper()}").get_data(as_text=True)
     assert f'data-email="{person.email}"' in listing and "data-email=" in listing
     page = sysadmin.get(f"/admin/users/{person.id}").get_data(as_text=True)
     assert f"Tenant {org['slug']}" in page and "Member" in page  # memberships, with the role's name
+    assert "data-login-count>1<" in page and "Last activity" in page  # the member client signed in once
     member = org["c"]["member"]
     assert member.get(f"/t/{org['slug']}/").status_code == 200
-    r = post(sysadmin, f"/admin/users/{person.id}/disable")
+    r = post(sysadmin, f"/admin/users/{person.id}/status", action="suspend")
+    assert r.status_code == 422 and "Give a reason" in r.get_data(as_text=True)
+    r = post(sysadmin, f"/admin/users/{person.id}/status", action="suspend", reason="Left the company")
     assert r.status_code == 303
-    assert "is disabled; 1 session ended" in sysadmin.get(f"/admin/users/{person.id}").get_data(as_text=True)
+    page = sysadmin.get(f"/admin/users/{person.id}").get_data(as_text=True)
+    assert "is suspended; 1 session ended" in page and "Reason: Left the company" in page
+    assert 'data-status="suspended"' in page and "Reactivate the account" in page
     assert member.get(f"/t/{org['slug']}/").status_code == 302  # signed out: its session ended
     with app.app_context(), tenant_scope(db.session, org["t"]["id"]):
-        assert "user.disable" in db.session.scalars(sa.text("SELECT action FROM audit_logs")).all()
-    assert post(sysadmin, f"/admin/users/{person.id}/enable").status_code == 303
+        assert "user.suspend" in db.session.scalars(sa.text("SELECT action FROM audit_logs")).all()
+    audit = member_of_audit(app, org)
+    assert f"suspended the account of {person.email} (system console): Left the company" in audit
+    assert post(sysadmin, f"/admin/users/{person.id}/status", action="reactivate").status_code == 303
+    login(app.test_client(), person.email)
     r = post(sysadmin, f"/admin/users/{person.id}/reset")
     assert r.status_code == 303
 
 
-def test_system_admin_cannot_disable_themselves(app, factory):
+def member_of_audit(app, org) -> str:
+    """The tenant's audit log page as its owner reads it."""
+    return org["c"]["owner"].get(f"/t/{org['slug']}/audit/").get_data(as_text=True)
+
+
+def test_system_admin_cannot_suspend_themselves(app, factory):
     admin = factory.user(user_type=UserType.SYSTEM_ADMIN)
     client = app.test_client()
     login(client, admin.email)
-    post(client, f"/admin/users/{admin.id}/disable")
-    assert "cannot disable your own account" in client.get(f"/admin/users/{admin.id}").get_data(as_text=True)
+    r = post(client, f"/admin/users/{admin.id}/status", action="suspend", reason="oops")
+    assert r.status_code == 422 and "cannot suspend your own account" in r.get_data(as_text=True)

@@ -64,7 +64,7 @@ def test_each_account_section_is_a_page_for_whoever_is_signed_in(app, org):
     r = c.get("/account/")
     assert r.status_code == 303 and r.headers["Location"] == "/account/profile"
     assert [label for _, label in ACCOUNT] == ["Profile", "Password and two-factor", "Sessions",
-                                               "Security activity", "Notifications", "Connected apps"]
+                                               "Security activity", "Notifications", "Connected apps", "Your data"]
     for endpoint, label in ACCOUNT:
         html = c.get(path_of(app, endpoint)).get_data(as_text=True)
         assert current_section(html) == [label] and 'aria-label="Account"' in html

@@ -204,7 +204,9 @@ def test_disabling_a_user_ends_all_their_sessions(app, person):
     result = app.test_cli_runner().invoke(args=["users", "disable", person.email.upper()])
     assert result.exit_code == 0 and "1 session(s) ended" in result.output
     assert client.get("/account/profile").status_code == 302
-    assert attempt(app.test_client(), person.email, PASSWORD).status_code == 401
+    assert attempt(app.test_client(), person.email, "wrong password").status_code == 401
+    refused = attempt(app.test_client(), person.email, PASSWORD)  # suspended: said after the right password
+    assert refused.status_code == 403 and "Your account is suspended" in refused.get_data(as_text=True)
     assert app.test_cli_runner().invoke(args=["users", "enable", person.email]).exit_code == 0
     login(app.test_client(), person.email)
     assert app.test_cli_runner().invoke(args=["users", "disable", "nobody@example.com"]).exit_code != 0

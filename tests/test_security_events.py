@@ -66,7 +66,7 @@ def test_account_changes_are_recorded(app, factory, serving):
     assert result.exit_code == 0, result.output
     kinds = [(r.event, r.severity) for r in events_as(serving, person.id)]
     assert kinds == [("signin.success", "info"), ("password.change", "info"), ("mfa.enable", "info"),
-                     ("mfa.disable", "warning"), ("signout", "info"), ("account.disable", "critical")]
+                     ("mfa.disable", "warning"), ("signout", "info"), ("account.suspend", "critical")]
 
 
 def test_each_user_reads_only_their_own(app, factory, serving):

@@ -258,10 +258,10 @@ def test_bad_missing_or_replayed_state_returns_to_login(sso_app, provider, make)
 
 
 def test_disabled_account_is_refused(sso_app, provider, make):
-    user = make.user(is_active=False)
+    user = make.user(is_active=False)  # older code's write: the status follows (migration 0019's trigger)
     client = sso_app.test_client()
     assert sso(client, provider, provider.user(user.email)).headers["Location"] == "/login"
-    assert "This account is disabled." in flashed(client)
+    assert "Your account is suspended" in flashed(client)
     assert signed_in_at(client) is None and load_user(sso_app, user.email).oidc_subject is None
 
 

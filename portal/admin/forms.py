@@ -36,6 +36,12 @@ class StatusForm(FlaskForm):
                            render_kw={"rows": 2, "maxlength": 500})
 
 
+class UserStatusForm(FlaskForm):
+    action = SelectField("Action", choices=[SelectChoice("suspend", "Suspend"), SelectChoice("reactivate", "Reactivate")])
+    reason = TextAreaField("Reason (shown to the person when they try to sign in)", validators=[Length(max=500)],
+                           filters=[_strip], render_kw={"rows": 2, "maxlength": 500})
+
+
 def _limit(label: str, minimum: int) -> IntegerField:
     return IntegerField(label, validators=[InputRequired(message="Enter a whole number."),
                                            NumberRange(min=minimum, max=100_000_000)])

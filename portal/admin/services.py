@@ -13,12 +13,12 @@ from uuid import UUID
 from sqlalchemy import func, select, text, tuple_
 
 from .. import audit, keys
-from ..accounts.models import User
+from ..accounts.models import User, UserStatus
 from ..database.context import tenant_scope, user_scope
 from ..database.search import contains_pattern, prefix_pattern
 from ..extensions import db
 from ..rules import RuleViolation
-from ..security.services import set_active
+from ..security.services import change_status as change_user_status
 from ..tenancy import roles
 from ..tenancy.models import Membership
 from ..tenancy.queries import lock_tenant
@@ -206,21 +206,45 @@ def memberships_of(user: User) -> list:
     from ..tenancy.models import Membership
     with user_scope(db.session, user.id):
         rows = db.session.execute(select(Tenant, Membership).join(Membership, Membership.tenant_id == Tenant.id)
-                                  .where(Membership.user_id == user.id).order_by(Tenant.name)).all()
+                                  .where(Membership.user_id == user.id).order_by(Tenant.name, Tenant.id)).all()
         return [(t, m, roles.role_of(m).name) for t, m in rows]
 
 
-def set_user_active(admin: User, user: User, active: bool) -> int:
-    """Disable (ending every session) or enable an account, recorded in each of its tenants'
-    audit logs. Returns the sessions ended."""
+def set_user_status(admin: User, user: User, action: str, reason: str) -> int:
+    """Suspend (with a reason the person is shown at sign-in; their sessions and tokens end at
+    once) or reactivate an account, recorded in each of its tenants' audit logs. Returns the
+    sessions ended."""
+    reason = (reason or "").strip()
     if user.id == admin.id:
-        raise RuleViolation("You cannot disable your own account.")
-    if user.is_active == active:
-        return 0
-    ended = set_active(user, active)
+        raise RuleViolation("You cannot suspend your own account.")
+    # The account's row before any audit chain (profile.deletion.purge takes it first too). NO KEY:
+    # rows that name the account (notifications, assignments) still pass their foreign-key checks.
+    db.session.execute(select(User.id).where(User.id == user.id).with_for_update(key_share=True))
+    db.session.refresh(user, ["status"])
+    if action == "suspend":
+        if user.status != UserStatus.ACTIVE:
+            raise RuleViolation(f"{user.email} is {user.status.value}: only an active account can be suspended.")
+        if not reason:
+            raise RuleViolation("Give a reason: the person is shown it when they try to sign in.", field="reason")
+        if len(reason) > 500:
+            raise RuleViolation("Keep the reason under 500 characters.", field="reason")
+        target = UserStatus.SUSPENDED
+    elif action == "reactivate":
+        if user.status != UserStatus.SUSPENDED:
+            raise RuleViolation(f"{user.email} is {user.status.value}: only a suspended account can be reactivated.")
+        target = UserStatus.ACTIVE
+    else:
+        raise RuleViolation("Choose suspend or reactivate.")
+    ended = change_user_status(user, target, by=admin.id, reason=reason or None)
     for tenant, _, _ in memberships_of(user):
         with tenant_scope(db.session, tenant.id):
-            audit.record(tenant.id, admin.id, "user.enable" if active else "user.disable", "user", user.id,
-                         after={"email": user.email, "sessions_ended": ended}, console=True)
+            audit.record(tenant.id, admin.id, f"user.{action}", "user", user.id,
+                         after={"email": user.email, "reason": reason or None, "sessions_ended": ended}, console=True)
             db.session.flush()  # inside the scope: RLS checks the row as it is written
     return ended
+
+
+def set_user_active(admin: User, user: User, active: bool) -> int:
+    """Older callers: enable is reactivate, disable is suspend with a plain reason."""
+    return set_user_status(admin, user, "reactivate" if active else "suspend",
+                           "" if active else "Disabled by a system administrator.")

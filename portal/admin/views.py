@@ -1,6 +1,7 @@
 """/admin/tenants: every tenant (search, filters, keyset pages), creating one, and each
 tenant's page with its usage, members, status history and actions. /admin/users: find an
-account, see its memberships and security state, disable or enable it, send a reset link."""
+account, see its status, memberships and security state, suspend it with a reason or reactivate it,
+send a reset link."""
 from __future__ import annotations
 
 from uuid import UUID
@@ -16,7 +17,7 @@ from ..extensions import db, htmx
 from ..rules import RuleViolation
 from ..security.events import KINDS, describe
 from ..security.services import request_password_reset
-from ..security.sessions import active_sessions
+from ..security.sessions import active_sessions, last_activity
 from ..tenancy.models import Membership
 from ..tenants.models import LIMITS, Tenant, TenantStatus, TenantTombstone
 from ..tenants.plans import get_plan, plans
@@ -24,7 +25,7 @@ from ..words import possessive
 from . import services
 from .security_events import SEVERITIES, Filter
 from .security_events import page as security_page
-from .forms import NewTenantForm, PlanForm, StatusForm
+from .forms import NewTenantForm, PlanForm, StatusForm, UserStatusForm
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -141,44 +142,44 @@ def _user_or_404(user_id: UUID) -> User:
     return db.session.get(User, user_id) or abort(404)
 
 
+def _user_page(account: User, *, status_form=None, code: int = 200):
+    from ..sso.connections import links_of_user
+    memberships = services.memberships_of(account)
+    return render_template("admin/user.html", account=account, memberships=memberships,
+                           sso_links=links_of_user(account.id, [t.id for t, _, _ in memberships]),
+                           sessions=len(active_sessions(account.id)), last_activity=last_activity(account.id),
+                           changed_by=db.session.get(User, account.status_changed_by) if account.status_changed_by
+                           else None, status_form=status_form or UserStatusForm()), code
+
+
 @bp.get("/users/<uuid:user_id>")
 def user(user_id: UUID):
+    return _user_page(_user_or_404(user_id))
+
+
+@bp.post("/users/<uuid:user_id>/status")
+def user_status(user_id: UUID):
+    """Suspend with a reason, or reactivate."""
     account = _user_or_404(user_id)
-    memberships = services.memberships_of(account)
-    from ..sso.connections import links_of_user
-    return render_template("admin/user.html", account=account, memberships=memberships,
-                           sessions=len(active_sessions(account.id)),
-                           sso_links=links_of_user(account.id, [t.id for t, _, _ in memberships]))
-
-
-@bp.post("/users/<uuid:user_id>/disable")
-def disable_user(user_id: UUID):
-    return _set_active(user_id, False)
-
-
-@bp.post("/users/<uuid:user_id>/enable")
-def enable_user(user_id: UUID):
-    return _set_active(user_id, True)
-
-
-def _set_active(user_id: UUID, active: bool):
-    account = _user_or_404(user_id)
-    try:
-        ended = services.set_user_active(current_user, account, active)
-    except RuleViolation as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
-    else:
-        flash(f"{account.email} can sign in again." if active else
-              f"{account.email} is disabled; {ended} session{'s' if ended != 1 else ''} ended.", "success")
-    return redirect(url_for(".user", user_id=user_id), 303)
+    form = UserStatusForm()
+    if form.validate():
+        try:
+            ended = services.set_user_status(current_user, account, form.action.data, form.reason.data)
+        except RuleViolation as exc:
+            db.session.rollback()
+            form.reason.errors.append(exc.message)
+        else:
+            flash(f"{account.email} can sign in again." if form.action.data == "reactivate" else
+                  f"{account.email} is suspended; {ended} session{'s' if ended != 1 else ''} ended.", "success")
+            return redirect(url_for(".user", user_id=user_id), 303)
+    return _user_page(_user_or_404(user_id), status_form=form, code=422)
 
 
 @bp.post("/users/<uuid:user_id>/reset")
 def send_reset(user_id: UUID):
     account = _user_or_404(user_id)
     if not account.is_active:
-        flash("The account is disabled: enable it before sending a reset link.", "error")
+        flash(f"The account is {account.status.value}: reactivate it before sending a reset link.", "error")
     else:
         request_password_reset(account.email)
         flash(f"A password reset link is on its way to {account.email}.", "success")

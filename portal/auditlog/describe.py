@@ -233,9 +233,11 @@ def sentence(row, names: Names) -> str:
         said = _tenant(action, before, after)
         if said:
             return f"{who} {said}"
-    if action in ("user.enable", "user.disable"):
-        verb = "re-enabled" if action == "user.enable" else "disabled"
-        return f"{who} {verb} the account of {after.get('email') or 'someone'} (system console)"
+    if action in ("user.enable", "user.disable", "user.suspend", "user.reactivate"):
+        verb = {"user.enable": "re-enabled", "user.disable": "disabled", "user.suspend": "suspended",
+                "user.reactivate": "reactivated"}[action]
+        why = f": {after['reason']}" if action == "user.suspend" and after.get("reason") else ""
+        return f"{who} {verb} the account of {after.get('email') or 'someone'} (system console){why}"
     # A kind of row this page does not know yet: still words, never an id.
     what = action.replace(".", " ").replace("_", " ")
     kind = str(row.resource_type or "item").replace("_", " ")

@@ -9,3 +9,8 @@ from flask import Flask
 def init_app(app: Flask) -> None:
     from .views import bp
     app.register_blueprint(bp)
+    # A suspended or closed account's apps stop at once (accounts.lifecycle.end_access).
+    from ..accounts import lifecycle
+    from ..api.grants import revoke_grants
+    lifecycle.register_ender("oauth_grants", lambda user_id, tenant_id: revoke_grants(
+        user_id, tenant_id=tenant_id, reason="account"))

@@ -10,17 +10,13 @@ live in tenant_logos and are read only by the logo route.
 from __future__ import annotations
 
 import hashlib
-import io
 import math
 import re
-import warnings
 from dataclasses import dataclass
-from pathlib import PurePath
 
-from PIL import Image, UnidentifiedImageError
 from sqlalchemy import select
 
-from .. import audit
+from .. import audit, images
 from ..extensions import db
 from ..rules import RuleViolation
 from ..tenancy import TenantContext
@@ -29,10 +25,6 @@ from .models import LOGO_MAX_BYTES, TenantLogo
 LOGO_MAX_SIDE = 1024
 MIN_CONTRAST = 4.5
 HEX = re.compile(r"#[0-9a-f]{6}")
-# Pillow format -> (media type, the file name endings that may hold it)
-FORMATS = {"PNG": ("image/png", (".png",)), "JPEG": ("image/jpeg", (".jpg", ".jpeg")),
-           "WEBP": ("image/webp", (".webp",))}
-ACCEPTED = "PNG, JPEG or WebP"
 
 
 @dataclass(frozen=True)
@@ -53,70 +45,17 @@ def branding(tenant) -> dict:
     return value if isinstance(value, dict) else {}
 
 
-def _kb(n: int) -> str:
-    return f"{math.ceil(n / 1024):,} KB"
-
-
 def decode_logo(data: bytes, filename: str | None) -> Logo:
     """Check an upload by decoding it, and re-encode it. Raises RuleViolation(field='logo') with
     a message for the person uploading."""
-    def refuse(message: str):
-        raise RuleViolation(message, field="logo")
-
-    if not data:
-        refuse(f"Choose an image file ({ACCEPTED}).")
-    suffix = PurePath(filename or "").suffix.lower()
-    head = data[:512].lstrip().lower()
-    if suffix in (".svg", ".svgz") or head.startswith((b"<?xml", b"<svg", b"<!doctype svg")) or b"<svg" in head:
-        refuse(f"SVG images are not accepted (they can carry scripts): upload a {ACCEPTED} file.")
-    if len(data) > LOGO_MAX_BYTES:
-        refuse(f"The file is {_kb(len(data))}: a logo may be at most {_kb(LOGO_MAX_BYTES)}.")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data), formats=list(FORMATS))
-            width, height = image.size
-            if width > LOGO_MAX_SIDE or height > LOGO_MAX_SIDE:
-                refuse(f"The image is {width:,} × {height:,} pixels: a logo may be at most {LOGO_MAX_SIDE:,} pixels "
-                       "on each side.")
-            image.load()  # the whole image decodes, not only its header
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        refuse(f"This image claims so many pixels that decoding it could exhaust the server (a decompression bomb): "
-               f"upload a logo of at most {LOGO_MAX_SIDE:,} × {LOGO_MAX_SIDE:,} pixels.")
-    except UnidentifiedImageError:
-        refuse(f"This file is not a {ACCEPTED} image the portal can read.")
-    except (OSError, SyntaxError, ValueError, EOFError):
-        refuse(f"This image is damaged or incomplete: it could not be decoded. Export it again as {ACCEPTED}.")
-    kind = image.format
-    media_type, endings = FORMATS[kind]
-    if suffix not in endings:
-        named = suffix or "without an extension"
-        refuse(f"The file is named {named} but holds a {kind.replace('WEBP', 'WebP')} image: rename it to "
-               f"{endings[0]} or export it in the format its name says.")
-    content = _reencode(image, kind)
+    image, kind = images.open_checked(data, filename, max_bytes=LOGO_MAX_BYTES, max_side=LOGO_MAX_SIDE,
+                                      noun="a logo", field="logo")
+    width, height = image.size
+    content = images.reencode(image, kind)
     if len(content) > LOGO_MAX_BYTES:
-        refuse(f"Re-encoded, the image is {_kb(len(content))}: a logo may be at most {_kb(LOGO_MAX_BYTES)}. "
-               "Upload a smaller one.")
-    return Logo(content, media_type, width, height)
-
-
-def _reencode(image: Image.Image, kind: str) -> bytes:
-    """A fresh image of the first frame, saved without any of the upload's metadata."""
-    if kind == "JPEG":
-        mode = "RGB"
-    else:
-        mode = "RGBA" if image.mode in ("RGBA", "LA", "PA", "P") or "transparency" in image.info else "RGB"
-    pixels = image.convert(mode)
-    clean = Image.new(mode, pixels.size)
-    clean.paste(pixels)  # no info, exif or icc profile comes across
-    out = io.BytesIO()
-    if kind == "PNG":
-        clean.save(out, "PNG", optimize=True)
-    elif kind == "JPEG":
-        clean.save(out, "JPEG", quality=90, optimize=True)
-    else:
-        clean.save(out, "WEBP", quality=90)
-    return out.getvalue()
+        raise RuleViolation(f"Re-encoded, the image is {images.kb(len(content))}: a logo may be at most "
+                            f"{images.kb(LOGO_MAX_BYTES)}. Upload a smaller one.", field="logo")
+    return Logo(content, images.FORMATS[kind][0], width, height)
 
 
 def _linear(channel: int) -> float:

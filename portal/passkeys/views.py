@@ -15,6 +15,7 @@ from flask import Blueprint, current_app, flash, g, jsonify, redirect, request, 
 from flask_login import current_user, login_required
 
 from .. import ui
+from ..accounts import lifecycle
 from ..accounts.models import User
 from ..extensions import db, limiter
 from ..profile.views import fresh_auth_required
@@ -214,10 +215,12 @@ def signin():
     except services.PasskeyError as exc:
         return _signin_failed(exc, None, back)
     user = db.session.get(User, verified.user.id)
-    if not user.is_active:
+    # A verified passkey proves the person as a password does: they may be told why (accounts.lifecycle).
+    refused = lifecycle.refusal(user) or (None if user.is_active else ("disabled", "This account cannot sign in."))
+    if refused:
         db.session.rollback()
-        events.record(user.email, success=False, reason="disabled", user_id=user.id, method="passkey")
-        return _refused("This account cannot sign in. Ask an administrator.", back)
+        events.record(user.email, success=False, reason=refused[0], user_id=user.id, method="passkey")
+        return _refused(refused[1], back)
     # A passkey with user verification is two factors on its own: no TOTP step after it.
     sign_in.complete(user, "passkey")
     return redirect(target or sign_in.home_for(user), 303)

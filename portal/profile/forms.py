@@ -1,16 +1,55 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import EmailField, PasswordField, StringField
-from wtforms.validators import DataRequired, Email, Length, ValidationError
+from flask_wtf.file import FileField
+from wtforms import EmailField, PasswordField, SelectChoice, SelectField, StringField
+from wtforms.validators import DataRequired, Email, Length, Optional, ValidationError
 
+from ..accounts.lifecycle import LOCALES, split_name
 from ..oneline import SingleLine
 from ..security.forms import NewPasswordForm
 from ..timezones import is_timezone
 
 
+def _strip(value):
+    return value.strip() if isinstance(value, str) else value
+
+
 class NameForm(FlaskForm):
-    name = StringField("Name", validators=[DataRequired(), Length(max=200), SingleLine()], render_kw={"autocomplete": "name"})
+    """Given and family name; the display name (shown across the portal) is made from them.
+    `name` alone (a whole name, as this form took before it had two fields) is split in two."""
+    given_name = StringField("Given name", validators=[Length(max=100), SingleLine()], filters=[_strip],
+                             render_kw={"autocomplete": "given-name", "maxlength": 100})
+    family_name = StringField("Family name", validators=[Length(max=100), SingleLine()], filters=[_strip],
+                              description="Optional. Your name is shown as given name, then family name.",
+                              render_kw={"autocomplete": "family-name", "maxlength": 100})
+    name = StringField("Full name", validators=[Optional(), Length(max=200), SingleLine()], filters=[_strip])
+
+    def validate_given_name(self, field):
+        if not field.data and not self.family_name.data and not self.name.data:
+            raise ValidationError("Give at least one name.")
+
+    def names(self) -> tuple[str, str]:
+        if self.given_name.data or self.family_name.data:
+            return self.given_name.data or "", self.family_name.data or ""
+        return split_name(self.name.data or "")
+
+
+class AvatarForm(FlaskForm):
+    avatar = FileField("New picture", description="PNG, JPEG or WebP, at most 2 MB and 4,096 pixels on each side. "
+                                                  "It is cut to a square and re-encoded: metadata such as location "
+                                                  "is removed.",
+                       render_kw={"accept": "image/png,image/jpeg,image/webp"})
+
+
+class LocaleForm(FlaskForm):
+    locale = SelectField("Language and region for dates and numbers", validate_choice=False,
+                         choices=[SelectChoice("", "Your browser's")] +
+                                 [SelectChoice(tag, label) for tag, label in LOCALES.items()])
+
+    def validate_locale(self, field):
+        if field.data and field.data not in LOCALES:
+            raise ValidationError("Choose one of the listed languages and regions.")
 
 
 class EmailForm(FlaskForm):

@@ -1,16 +1,21 @@
-"""/account/<section>: profile (name, email re-verified), password and two-factor, sessions and recent
-sign-ins, security activity, notifications; each a page of its own beside the section nav (`SECTIONS`)."""
+"""/account/<section>: profile (names, picture, email re-verified, time zone and locale, sign-in
+counts), password and two-factor, sessions and recent sign-ins, security activity, notifications,
+your data (export, deletion); each a page of its own beside the section nav (`SECTIONS`)."""
 from __future__ import annotations
 
 from functools import wraps
 from uuid import UUID
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask import (Blueprint, Response, abort, current_app, flash, redirect, render_template, request, send_file,
+                   session, url_for)
 from flask_login import current_user, login_required, logout_user
+from flask_wtf import FlaskForm
 from sqlalchemy import select
 
 from .. import ui
+from ..accounts import lifecycle
 from ..accounts.passwords import verify_password
+from ..database.loaded import mapped
 from ..extensions import db, limiter
 from ..notifications import services as notification_services
 from ..notifications.forms import preferences_form
@@ -21,7 +26,9 @@ from ..security import events, mfa, services, sessions, throttle, tokens
 from ..security.models import TokenPurpose
 from ..security.models import LoginEvent, SecurityEvent
 from ..timezones import is_timezone, sorted_names
-from .forms import CodeForm, ConfirmForm, EmailForm, NameForm, PasswordForm, TimezoneForm
+from . import deletion, export
+from . import services as profile_services
+from .forms import AvatarForm, CodeForm, ConfirmForm, EmailForm, LocaleForm, NameForm, PasswordForm, TimezoneForm
 
 bp = Blueprint("profile", __name__, url_prefix="/account")
 HISTORY = 20
@@ -36,7 +43,8 @@ def _signed_in():
 # The sections of the account, in the order of the section nav: (endpoint, label).
 SECTIONS = (("profile.profile", "Profile"), ("profile.security", "Password and two-factor"),
             ("profile.sessions", "Sessions"), ("profile.activity", "Security activity"),
-            ("profile.notifications", "Notifications"), ("connected_apps.connected_apps", "Connected apps"))
+            ("profile.notifications", "Notifications"), ("connected_apps.connected_apps", "Connected apps"),
+            ("profile.data", "Your data"))
 
 
 def fresh_auth_required(view):
@@ -46,7 +54,8 @@ def fresh_auth_required(view):
         if not sessions.recently_authenticated(current_app.config["REAUTH_MINUTES"]):
             # A form comes back to its section once confirmed (the email's is Profile).
             # Absolute endpoints: other areas' account forms (passkeys) use this decorator too.
-            section = "profile.profile" if request.endpoint == "profile.change_email" else "profile.security"
+            section = {"profile.change_email": "profile.profile", "profile.delete_account": "profile.data"}.get(
+                request.endpoint, "profile.security")
             target = request.full_path if request.method == "GET" else url_for(section)
             flash("Please confirm it is you first.", "info")
             return redirect(url_for(".confirm", next=target), 303)
@@ -59,9 +68,14 @@ def _section(name: str, status: int = 200, **context):
     return render_template(f"profile/{name}.html", sections=SECTIONS, section=f"profile.{name}", **context), status
 
 
-def _profile(status: int = 200, name_form=None, email_form=None):
-    return _section("profile", status, name_form=name_form or NameForm(name=current_user.name),
-                    email_form=email_form or EmailForm())
+def _profile(status: int = 200, name_form=None, email_form=None, avatar_form=None, locale_form=None):
+    user = mapped(current_user)
+    return _section("profile", status,
+                    name_form=name_form or NameForm(given_name=user.given_name, family_name=user.family_name),
+                    email_form=email_form or EmailForm(), avatar_form=avatar_form or AvatarForm(),
+                    locale_form=locale_form or LocaleForm(locale=user.locale or ""),
+                    login_count=user.login_count, last_activity=sessions.last_activity(user.id),
+                    last_login_at=user.last_login_at)
 
 
 def _security(status: int = 200, password_form=None):
@@ -118,9 +132,126 @@ def change_name():
     form = NameForm()
     if not form.validate():
         return _profile(422, name_form=form)
-    current_user.name = form.name.data.strip()
+    try:
+        profile_services.set_names(current_user, *form.names())
+    except RuleViolation as exc:
+        db.session.rollback()
+        form.given_name.errors.append(exc.message)
+        return _profile(422, name_form=form)
     flash("Your name is saved.", "success")
     return redirect(url_for(".profile"), 303)
+
+
+@bp.post("/avatar")
+def upload_avatar():
+    form = AvatarForm()
+    if form.validate():
+        upload = request.files.get("avatar")
+        try:
+            data = upload.read() if upload else b""  # bounded by MAX_CONTENT_LENGTH
+            profile_services.set_avatar(current_user, profile_services.decode_avatar(
+                data, upload.filename if upload else None))
+        except RuleViolation as exc:
+            db.session.rollback()
+            form.avatar.errors = [exc.message]
+        else:
+            flash("Your picture is saved.", "success")
+            return redirect(url_for(".profile"), 303)
+    return _profile(422, avatar_form=form)
+
+
+@bp.post("/avatar/remove")
+def remove_avatar():
+    if profile_services.remove_avatar(current_user):
+        flash("Your picture is removed.", "success")
+    return redirect(url_for(".profile"), 303)
+
+
+@bp.get("/avatar")
+def avatar():
+    """The person's own picture (the shell's account menu names its version in the URL)."""
+    row = profile_services.avatar_of(current_user.id)
+    if row is None:
+        abort(404)
+    response = Response(row.content, mimetype=row.media_type)
+    version = row.sha256[:16]
+    response.set_etag(version)
+    response.headers["Cache-Control"] = "private, max-age=31536000, immutable" if request.args.get("v") == version \
+        else "private, no-cache"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Disposition"] = "inline"
+    return response.make_conditional(request)
+
+
+@bp.post("/locale")
+def change_locale():
+    form = LocaleForm()
+    if not form.validate():
+        return _profile(422, locale_form=form)
+    profile_services.set_locale(current_user, form.locale.data or None)
+    flash("Your language and region are saved.", "success")
+    return redirect(url_for(".profile"), 303)
+
+
+def _data(status: int = 200):
+    user_id = current_user.id
+    return _section("data", status, export=export.latest(user_id), owned=deletion.last_owned(user_id),
+                    grace_days=lifecycle.grace_days(), form=FlaskForm())
+
+
+@bp.get("/data")
+def data():
+    """Your data: an export of it, and deleting the account."""
+    return _data()
+
+
+@bp.post("/data/export")
+def request_export():
+    if not FlaskForm().validate():
+        return _data(400)
+    try:
+        export.request_export(current_user)
+    except RuleViolation as exc:
+        db.session.rollback()
+        flash(exc.message, "info")
+    else:
+        flash(f"Your export is being made. We email {current_user.email} a link when it is ready.", "success")
+    return redirect(url_for(".data"), 303)
+
+
+@bp.get("/data/export/<token>")
+def download_export(token: str):
+    """The emailed link: only for the person it was made for, while it works (LINK_HOURS)."""
+    record = export.for_download(current_user.id, token)
+    headers = {"Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
+    if record is None or not export.file_of(record).exists():
+        return render_template("profile/export_invalid.html"), 410, headers
+    events.security("account.export_downloaded", current_user)
+    response = send_file(export.file_of(record), mimetype="application/zip", as_attachment=True,
+                         download_name=f"portal-account-{record.finished_at:%Y%m%d}.zip", max_age=0)
+    response.headers.update(headers)
+    return response
+
+
+@bp.post("/data/delete")
+@fresh_auth_required
+def delete_account():
+    """Deactivate now, erase after the grace period; signed out at once (every session ends)."""
+    # The confirmation dialog's own field: a bare POST (a replayed form, a script) deletes nothing.
+    if not FlaskForm().validate() or request.form.get("confirm") != "delete":
+        flash("Confirm the deletion in the dialog to delete your account.", "error")
+        return _data(400)
+    try:
+        due = deletion.request_deletion(mapped(current_user))
+    except RuleViolation as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+        return redirect(url_for(".data"), 303)
+    session.clear()
+    logout_user()
+    flash(f"Your account is deactivated and will be deleted on {due:%d %B %Y}. Until then, signing in "
+          "offers to cancel the deletion.", "info")
+    return redirect(url_for("accounts.login"), 303)
 
 
 @bp.app_template_global()

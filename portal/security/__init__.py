@@ -10,7 +10,7 @@ from ..extensions import login_manager
 
 def init_app(app: Flask) -> None:
     from ..tenancy import entry_checks
-    from . import sessions, tenant_policy, throttle
+    from . import services, sessions, tenant_policy, throttle, tokens
     # Flask-Login's user is the one of a valid server-side session record; loading it also sets
     # app.user_id, which lets RLS show the user their own memberships (the switcher).
     login_manager.user_loader(sessions.load)
@@ -19,6 +19,11 @@ def init_app(app: Flask) -> None:
     # A tenant's security policy holds on every request that enters the tenant.
     if tenant_policy.enforce not in entry_checks:
         entry_checks.append(tenant_policy.enforce)
+    # What a suspended or deleted account loses at once (accounts.lifecycle.end_access).
+    from ..accounts import lifecycle
+    lifecycle.register_ender("sessions", sessions.end_all)
+    lifecycle.register_ender("account_links", tokens.end_all)
+    lifecycle.register_scrubber("security", services.scrub)
 
     @app.after_request
     def _remember_device(response):

@@ -39,11 +39,20 @@ KINDS: dict[str, tuple[str, str]] = {
     "sso.link": (WARNING, "Linked to a single sign-on account"),
     "account.disable": (CRITICAL, "Account disabled"),
     "account.enable": (WARNING, "Account enabled again"),
+    "account.suspend": (CRITICAL, "Account suspended"),
+    "account.reactivate": (WARNING, "Account reactivated"),
+    "account.deletion_requested": (WARNING, "Account deletion requested"),
+    "account.deletion_cancelled": (WARNING, "Account deletion cancelled"),
+    "account.deleted": (CRITICAL, "Account deleted and its personal data erased"),
+    "account.export_requested": (INFO, "Personal data export requested"),
+    "account.export_downloaded": (WARNING, "Personal data export downloaded"),
+    "profile.name": (INFO, "Name changed"),
+    "profile.avatar": (INFO, "Profile picture changed"),
     "notifications.preferences": (INFO, "Notification preferences changed"),
     "notifications.unsubscribe": (INFO, "Unsubscribed from notification emails by a link"),
 }
 # Failures that point at an attack rather than a typo.
-CRITICAL_FAILURES = {"throttled", "disabled", "oidc_linked_elsewhere", "passkey_counter"}
+CRITICAL_FAILURES = {"throttled", "disabled", "suspended", "deleted", "oidc_linked_elsewhere", "passkey_counter"}
 
 
 def _context() -> dict[str, Any]:
@@ -86,7 +95,9 @@ def record(email: str, *, success: bool, reason: str, user_id: UUID | None = Non
 # Sign-in outcomes and methods as the login history stores them, in words for pages.
 REASONS = {
     "ok": "signed in", "bad_password": "wrong password", "throttled": "too many attempts",
-    "disabled": "account disabled", "bad_second_factor": "wrong two-factor code",
+    "disabled": "account disabled", "suspended": "account suspended", "deleted": "account deleted",
+    "deactivated": "account deactivated", "deletion_pending": "account scheduled for deletion",
+    "bad_second_factor": "wrong two-factor code",
     "bad_reauth": "wrong password when confirming a sensitive change",
     "oidc_bad_state": "single sign-on link expired or reused", "oidc_provider_error": "single sign-on provider error",
     "oidc_denied": "refused at the single sign-on provider", "oidc_no_subject": "single sign-on gave no identity",

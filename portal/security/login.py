@@ -5,6 +5,7 @@ from flask import g, session, url_for
 from flask_login import login_user
 from sqlalchemy import func
 
+from ..accounts import lifecycle
 from ..accounts.models import User
 from ..database.context import set_context
 from ..extensions import db
@@ -45,12 +46,18 @@ def home_for(user: User) -> str:
 
 
 def complete(user: User, method: str) -> None:
-    """Rotate: a fresh cookie session and a new server-side record, nothing carried over."""
+    """Rotate: a fresh cookie session and a new server-side record, nothing carried over.
+    Every way in ends here, so an account that may not sign in is refused here too (the pages
+    check first, to say why); its sessions would not load anyway (portal_request_context)."""
+    refused = lifecycle.refusal(user)
+    if refused:
+        raise lifecycle.AccountUnavailable(*refused)
     set_context(db.session, user_id=user.id)
     session.clear()
     sessions.start(user, session_cap(user))
     login_user(user)
     user.last_login_at = func.now()
+    user.login_count = User.login_count + 1  # in SQL: two sign-ins at once both count
     events.record(user.email, success=True, reason="ok", user_id=user.id, method=method)
     g.remember_device = user.email
     session["auth_method"] = method  # what proved it: tenant_policy counts a passkey as two factors

@@ -4,14 +4,17 @@ from __future__ import annotations
 from flask import current_app, url_for
 from sqlalchemy import delete, func, or_, text
 
-from ..accounts.models import User
+from uuid import UUID
+
+from ..accounts import lifecycle
+from ..accounts.models import User, UserStatus
 from ..accounts.passwords import hash_password
 from ..accounts.services import find_user_by_email, normalise_email
 from ..extensions import db
 from ..mail.outbox import enqueue
 from ..rules import RuleViolation
 from . import events, passwords, sessions, tokens
-from .models import LoginEvent, TokenPurpose, UserSession
+from .models import AccountToken, BackupCode, LoginEvent, TokenPurpose, UserSession
 
 
 def _link(endpoint: str, token: str) -> str:
@@ -30,18 +33,47 @@ def set_password(user: User, new_password: str, *, keep_current_session: bool) -
     events.security("password.change" if keep_current_session else "password.reset", user, sessions_ended=ended)
 
 
-def set_active(user: User, active: bool) -> int:
-    """Disable (ending every session at once) or re-enable an account; returns sessions ended."""
-    user.is_active = active
-    ended = 0 if active else sessions.revoke_all(user.id)
-    events.security("account.enable" if active else "account.disable", user, sessions_ended=ended)
-    return ended
+STATUS_EVENTS = {UserStatus.ACTIVE: "account.reactivate", UserStatus.SUSPENDED: "account.suspend",
+                 UserStatus.DEACTIVATED: "account.deletion_requested", UserStatus.DELETED: "account.deleted"}
+
+
+def change_status(user: User, status: UserStatus, *, by: UUID | None, reason: str | None) -> int:
+    """A new account status (lifecycle.set_status) as a security event; returns sessions ended."""
+    ended = lifecycle.set_status(user, status, by=by, reason=reason)
+    events.security(STATUS_EVENTS[status], user, sessions_ended=ended.get("sessions", 0),
+                    **({"reason": user.status_reason} if user.status_reason else {}))
+    return ended.get("sessions", 0)
+
+
+def set_active(user: User, active: bool, *, by: UUID | None = None, reason: str | None = None) -> int:
+    """Suspend (ending every session at once) or reactivate an account; returns sessions ended.
+    `flask users disable|enable` and older callers; the console gives a reason."""
+    return change_status(user, UserStatus.ACTIVE if active else UserStatus.SUSPENDED, by=by,
+                         reason=None if active else (reason or "Disabled from the command line."))
+
+
+def cancel_deletion(user: User) -> None:
+    """The person signed in during their deletion's grace period and chose to keep the account."""
+    if user.status != UserStatus.DEACTIVATED or user.deletion_due_at is None:
+        raise RuleViolation("This account is not scheduled for deletion.")
+    lifecycle.set_status(user, UserStatus.ACTIVE, by=user.id, reason=None)
+    events.security("account.deletion_cancelled", user)
+
+
+def scrub(user_id: UUID) -> int:
+    """accounts.lifecycle's scrubber: a deleted account's second factor, sessions, links and
+    sign-in history (with its addresses). The security events stay: they are the account's
+    security log, and read 'Deleted user' once the account is scrubbed."""
+    return sum(db.session.execute(delete(model).where(model.user_id == user_id)).rowcount
+               for model in (BackupCode, UserSession, AccountToken, LoginEvent))
 
 
 def request_password_reset(email: str) -> None:
     """Email a reset link if the account exists; the caller answers the same either way."""
     user = find_user_by_email(email)
-    if user is None or not user.is_active:
+    # An account waiting out its deletion may reset its password: signing in is how it comes back.
+    pending = user is not None and user.status == UserStatus.DEACTIVATED and user.deletion_due_at is not None
+    if user is None or not (user.is_active or pending):
         return
     token = tokens.issue(user, TokenPurpose.RESET_PASSWORD)
     events.security("password.reset_requested", user)
@@ -84,7 +116,9 @@ def confirm_email_change(user: User, token: str) -> str:
         raise RuleViolation("Another account now uses that email address.")
     if not tokens.consume(record):
         raise RuleViolation("This confirmation link was just used.")
-    events.security("email.change", user, old=user.email, new=record.new_email)
+    # Every other session ends: one that was signed in with the old address is no longer trusted.
+    ended = sessions.revoke_all(user.id, except_current=True)
+    events.security("email.change", user, old=user.email, new=record.new_email, sessions_ended=ended)
     user.email, user.email_verified_at = record.new_email, func.now()
     db.session.flush()  # the unique email index decides races here, inside the service
     return record.new_email

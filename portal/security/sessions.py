@@ -11,7 +11,7 @@ from uuid import UUID
 from flask import current_app, g, request, session
 from sqlalchemy import func, select, update
 
-from ..accounts.models import User, UserType
+from ..accounts.models import User, UserStatus, UserType
 from ..database.context import BOUNDS, adopt, timeouts
 from ..database.driver import first_row
 from ..database.liveness import retrying_once
@@ -116,7 +116,9 @@ def load(user_id: str) -> SignedInUser | None:
     user = SignedInUser(id=uid, email=row.u_email, name=row.u_name, user_type=UserType(row.u_type),
                         email_verified_at=row.u_email_verified_at, totp_enabled_at=row.u_totp_enabled_at,
                         last_tenant_id=row.u_last_tenant_id, password_changed_at=row.u_password_changed_at,
-                        timezone=row.u_timezone, is_active=True)
+                        timezone=row.u_timezone, avatar_version=row.u_avatar_version, locale=row.u_locale,
+                        # Only an active account's session loads (portal_request_context): display_name reads it.
+                        is_active=True, status=UserStatus.ACTIVE)
     info = g.session_info = SessionInfo(row.s_id, uid, row.s_created_at, row.s_last_seen_at, row.s_expires_at,
                                         row.s_reauth_at)
     if slug is not None:
@@ -187,6 +189,18 @@ def revoke_all(user_id: UUID, *, except_current: bool = False) -> int:
     if except_current and record is not None:
         stmt = stmt.where(UserSession.id != record.id)
     return db.session.execute(stmt.values(revoked_at=func.now())).rowcount
+
+
+def end_all(user_id: UUID, tenant_id: UUID | None) -> int:
+    """accounts.lifecycle's ender: every web session of the account. Sessions are not a
+    tenant's: ending access in one tenant leaves them (its membership keeps them out of it)."""
+    return 0 if tenant_id is not None else revoke_all(user_id)
+
+
+def last_activity(user_id: UUID) -> datetime | None:
+    """When the person last used the portal: their sessions' last request (touched at most once
+    a minute), kept for ENDED_SESSIONS_RETENTION_DAYS after a session ends."""
+    return db.session.scalar(select(func.max(UserSession.last_seen_at)).where(UserSession.user_id == user_id))
 
 
 def active_sessions(user_id: UUID) -> list[UserSession]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import datetime, timedelta, timezone
+from uuid import UUID
 
 from sqlalchemy import func, select, update
 
@@ -44,3 +45,11 @@ def consume(record: AccountToken) -> bool:
     return db.session.execute(update(AccountToken).where(
         AccountToken.id == record.id, AccountToken.used_at.is_(None)).values(used_at=func.now())
         .returning(AccountToken.id)).scalar() is not None
+
+
+def end_all(user_id: UUID, tenant_id: UUID | None) -> int:
+    """accounts.lifecycle's ender: the account's emailed links (reset, email change) stop working."""
+    if tenant_id is not None:
+        return 0
+    return db.session.execute(update(AccountToken).where(
+        AccountToken.user_id == user_id, AccountToken.used_at.is_(None)).values(used_at=func.now())).rowcount

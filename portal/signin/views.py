@@ -6,12 +6,14 @@ from uuid import UUID
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, logout_user
+from flask_wtf import FlaskForm
 
-from ..accounts.models import User
+from ..accounts import lifecycle
+from ..accounts.models import User, UserStatus
 from ..accounts.services import check_password, normalise_email
 from ..extensions import db, limiter
 from ..redirects import safe_next
-from ..security import events, login as sign_in, mfa, sessions, throttle
+from ..security import events, login as sign_in, mfa, services, sessions, throttle
 from ..sso import policy as sso_policy
 from .forms import LoginForm, SecondFactorForm
 
@@ -52,16 +54,21 @@ def login():
     if throttled:
         return throttled
     user, reason = check_password(email, form.password.data)
-    if reason != "ok":
-        events.record(email, success=False, reason="bad_password" if reason != "disabled" else "disabled",
-                      user_id=user.id if user else None)
-        form.password.errors.append(GENERIC_FAILURE)
-        return render_template("accounts/login.html", form=form), 401
     target = safe_next(request.args.get("next"))
-    refused = sso_policy.password_refusal(user)  # an organization may require its single sign-on
-    if refused:
+    if reason == "deletion_pending":
+        return _offer_to_cancel_deletion(user, target)
+    if reason != "ok":
+        # The account's status is told only to someone who gave its password (check_password).
+        refused = lifecycle.refusal(user) if user is not None and reason not in ("bad_password", "unknown_account") \
+            else None
+        events.record(email, success=False, reason=refused[0] if refused else "bad_password",
+                      user_id=user.id if user else None)
+        form.password.errors.append(refused[1] if refused else GENERIC_FAILURE)
+        return render_template("accounts/login.html", form=form), 403 if refused else 401
+    sso_refused = sso_policy.password_refusal(user)  # an organization may require its single sign-on
+    if sso_refused:
         events.record(email, success=False, reason="sso_required", user_id=user.id)
-        form.password.errors.append(refused)
+        form.password.errors.append(sso_refused)
         return render_template("accounts/login.html", form=form, sso_url=sso_policy.sso_url(email, target)), 403
     if user.has_mfa:
         session.clear()
@@ -80,7 +87,8 @@ def second_factor():
     user = None
     if pending and time.time() - pending.get("at", 0) < SECOND_FACTOR_SECONDS:
         user = db.session.get(User, UUID(pending["user"]))
-    if user is None or not user.is_active or not user.has_mfa:
+    cancelling = pending.get("cancel_deletion") is True  # a deactivated account that chose to stay
+    if user is None or not (user.is_active or cancelling) or not user.has_mfa:
         session.pop("second_factor", None)
         flash("Please sign in again.", "info")
         return redirect(url_for("accounts.login"), 303)
@@ -98,9 +106,46 @@ def second_factor():
         events.record(user.email, success=False, reason="bad_second_factor", user_id=user.id)
         form.code.errors.append("That code is not valid. Codes change every 30 seconds; each works once.")
         return render_template("accounts/second_factor.html", form=form), 401
+    if cancelling:
+        services.cancel_deletion(user)
+        flash("The deletion of your account is cancelled. Welcome back.", "success")
     sign_in.complete(user, f"{pending.get('method', 'password')}+{method}")
     if method == "backup_code":
         flash(f"You used a backup code; {mfa.remaining_backup_codes(user)} remain.", "info")
+    return redirect(pending.get("next") or sign_in.home_for(user), 303)
+
+
+def _offer_to_cancel_deletion(user: User, target: str | None):
+    """The right password of an account waiting out its deletion: it may come back."""
+    session.clear()
+    session["cancel_deletion"] = {"user": str(user.id), "at": time.time(), "next": target}
+    return redirect(url_for("accounts.deletion_pending"), 303)
+
+
+@bp.route("/login/cancel-deletion", methods=["GET", "POST"])
+@limiter.limit(_login_limit, methods=["POST"], deduct_when=_failed)
+def deletion_pending():
+    """Signing in during the grace period: keep the account (then the second factor, if any)."""
+    pending = session.get("cancel_deletion") or {}
+    user = None
+    if pending and time.time() - pending.get("at", 0) < SECOND_FACTOR_SECONDS:
+        user = db.session.get(User, UUID(pending["user"]))
+    if user is None or user.status != UserStatus.DEACTIVATED or user.deletion_due_at is None:
+        session.pop("cancel_deletion", None)
+        flash("Please sign in again.", "info")
+        return redirect(url_for("accounts.login"), 303)
+    form = FlaskForm()
+    if not form.validate_on_submit():
+        return render_template("accounts/cancel_deletion.html", form=form, due=user.deletion_due_at), \
+            400 if form.errors else 200
+    session.pop("cancel_deletion", None)
+    if user.has_mfa:  # the second factor first: the password alone does not bring an account back
+        session["second_factor"] = {"user": str(user.id), "at": time.time(), "next": pending.get("next"),
+                                    "cancel_deletion": True}
+        return redirect(url_for("accounts.second_factor"), 303)
+    services.cancel_deletion(user)
+    sign_in.complete(user, "password")
+    flash("The deletion of your account is cancelled. Welcome back.", "success")
     return redirect(pending.get("next") or sign_in.home_for(user), 303)
 
 

@@ -13,6 +13,7 @@ from uuid import UUID
 
 from sqlalchemy import exists, func, select
 
+from ..accounts import lifecycle
 from ..accounts.models import User
 from ..accounts.services import create_user, find_user_by_email, normalise_email
 from ..database.context import set_context
@@ -40,6 +41,13 @@ class Outcome:
 
 def _refuse(reason: str, email: str, message: str, user: User | None = None) -> Outcome:
     return Outcome(None, reason, email, message, user.id if user else None)
+
+
+def _unavailable(user: User, email: str) -> Outcome:
+    """A suspended, deactivated or deleted account: told why (the provider has proved who this is).
+    A deletion in its grace period is cancelled with the password (signin.views.deletion_pending)."""
+    reason, message = lifecycle.refusal(user) or ("disabled", DISABLED)
+    return _refuse(reason, email, message, user)
 
 
 def _verified(claims: dict) -> bool:
@@ -83,7 +91,7 @@ def resolve(issuer: str, claims: dict, *, allow_signup: bool) -> Outcome:
     user = db.session.scalar(select(User).where(User.oidc_issuer == issuer, User.oidc_subject == subject))
     if user is not None:
         if not user.is_active:
-            return _refuse("disabled", user.email, DISABLED, user)
+            return _unavailable(user, user.email)
         return Outcome(user, "subject", user.email)
 
     if not email or not _plausible(email):
@@ -97,7 +105,7 @@ def resolve(issuer: str, claims: dict, *, allow_signup: bool) -> Outcome:
     user = find_user_by_email(email)
     if user is not None:
         if not user.is_active:
-            return _refuse("disabled", email, DISABLED, user)
+            return _unavailable(user, email)
         if user.oidc_issuer == issuer and user.oidc_subject and user.oidc_subject != subject:
             return _refuse("oidc_linked_elsewhere", email, f"{email} is already linked to another single sign-on "
                            "account. Sign in with that one, or ask an organization admin for help.", user)

@@ -227,11 +227,30 @@ def _oauth(shop, state, t, r):
     return first if first.status_code != 200 else http.post("/oauth/token", data=refresh)
 
 
+def _suspend_prepare(shop, threads, rounds):
+    """A system admin (the console suspends and reactivates the tenant's members)."""
+    from portal.accounts.models import UserType
+    return {"admin": shop.factory.user(user_type=UserType.SYSTEM_ADMIN, name="Console Admin"),
+            "clients": threading.local()}
+
+
+def _suspend(shop, state, t, r):
+    c = getattr(state["clients"], "c", None)
+    if c is None:
+        c = state["clients"].c = shop.app.test_client()
+        login(c, state["admin"].email)
+        c.csrf = csrf_token(c)
+    member = shop.members[(t + r) % len(shop.members)]
+    action = ("suspend", "reactivate")[r % 2]  # 422 when another thread got there first
+    return _post(c, f"/admin/users/{member.id}/status", {"action": action, "reason": "Concurrency test"})
+
+
 PATHS = {
     "invite": (None, _invite), "accept": (_accept_prepare, _accept), "bring-back": (None, _bring_back),
     "status": (None, _status), "bulk-status": (None, _bulk), "import": (None, _import), "role": (None, _role),
     "assign": (None, _assign), "task": (None, _task), "heartbeat": (None, _heartbeat), "api": (None, _api),
     "oauth": (_oauth_prepare, _oauth),
+    "suspend": (_suspend_prepare, _suspend),
 }
 PAIRS = list(itertools.combinations_with_replacement(PATHS, 2))
 
