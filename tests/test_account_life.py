@@ -107,10 +107,10 @@ def test_end_access_ends_sessions_and_links_everywhere_not_per_tenant(app, facto
         from portal.security.models import TokenPurpose
         tokens.issue(user, TokenPurpose.RESET_PASSWORD)
         assert lifecycle.end_access(person.id, tenant_id=person.id, reason="test") == \
-            {"sessions": 0, "account_links": 0}
+            {"sessions": 0, "account_links": 0, "oauth_grants": 0}
         ended = lifecycle.end_access(person.id, reason="test")
         db.session.commit()
-    assert ended == {"sessions": 1, "account_links": 1}
+    assert ended == {"sessions": 1, "account_links": 1, "oauth_grants": 0}
     assert browser.get("/account/profile").status_code == 302
 
 
