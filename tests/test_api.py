@@ -423,13 +423,13 @@ def test_custom_events_are_recorded_all_or_none(api):
 
 
 def test_api_clients_need_the_plan_s_api_feature_and_room(app, factory):
-    """Clients are the plan's integrations: a plan without the API refuses them, and a plan's
-    max_integrations is a hard limit (the message says why)."""
+    """A plan without the API refuses clients, and max_api_clients (their own limit, not the
+    integrations') is a hard limit (the message says why)."""
     from portal.rules import RuleViolation
-    free = factory.tenant(plan="free", max_integrations=5)
+    free = factory.tenant(plan="free", max_api_clients=5)
     with pytest.raises(RuleViolation, match="does not include the API"):
         make_client(app, free["id"], ["devices:view"])
-    small = factory.tenant(max_integrations=1)
+    small = factory.tenant(max_api_clients=1, max_integrations=0)
     make_client(app, small["id"], ["devices:view"])
-    with pytest.raises(RuleViolation, match="allows 1 integrations and 0 are free"):
+    with pytest.raises(RuleViolation, match="allows 1 API clients and 0 are free"):
         make_client(app, small["id"], ["devices:view"], name="second")

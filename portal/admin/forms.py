@@ -48,6 +48,7 @@ class PlanForm(FlaskForm):
     max_sites = _limit("Active sites", 0)
     max_devices = _limit("Devices in service", 0)
     max_integrations = _limit("Integrations", 0)
+    max_api_clients = _limit("API clients", 0)
 
     def __init__(self, *args, plans: list, **kwargs):
         super().__init__(*args, **kwargs)
@@ -55,4 +56,4 @@ class PlanForm(FlaskForm):
 
     def limits(self) -> dict[str, int]:
         return {name: getattr(self, name).data for name in ("max_users", "max_sites", "max_devices",
-                                                            "max_integrations")}
+                                                            "max_integrations", "max_api_clients")}

@@ -188,6 +188,17 @@ def sentence(row, names: Names) -> str:
                  "api_client.delete": "deleted API client {n}"}
         if action in verbs:
             return f"{who} " + verbs[action].format(n=_q(name))
+    if action.startswith("integration."):
+        verbs = {"integration.create": "created the integration {n}", "integration.update": "edited the integration {n}",
+                 "integration.credentials": "replaced the credentials of the integration {n}",
+                 "integration.enable": "enabled the integration {n}", "integration.disable": "disabled the integration {n}",
+                 "integration.delete": "deleted the integration {n}", "integration.sync": "asked for a sync of {n}",
+                 "integration.test": "sent a test event to {n}",
+                 "integration.replay": "replayed a failed delivery to {n}",
+                 "integration.breaker": "disabled the integration {n} after {f} failed deliveries in a row"}
+        if action in verbs:
+            n = _q(after.get("name") or before.get("name") or name)
+            return f"{who} " + verbs[action].format(n=n, f=after.get("failures", "many"))
     if action.startswith("tenant."):
         said = _tenant(action, before, after)
         if said:
@@ -241,7 +252,8 @@ def _role(action: str, before: dict, after: dict) -> str:
 
 
 TENANT_FIELDS = {"contact_email": "contact email", "max_users": "user limit", "max_sites": "site limit",
-                 "max_devices": "device limit", "max_integrations": "integration limit",
+                 "max_devices": "device limit", "max_integrations": "integration limit", "max_api_clients": "API client limit",
+                 "features": "features",
                  "require_mfa": "two-factor requirement", "mfa_grace_days": "two-factor grace period",
                  "idle_timeout_minutes": "idle timeout", "absolute_timeout_hours": "session length",
                  "max_sessions": "session limit", "ip_allowlist": "allowed networks",

@@ -16,6 +16,7 @@ from .. import audit
 from ..accounts.models import User
 from ..database.loaded import mapped
 from ..database.search import contains_pattern
+from ..events import emit as emit_event, emit_many as emit_events
 from ..extensions import db
 from ..notifications import Kind, actor_name, notify
 from ..rules import RuleViolation
@@ -166,6 +167,7 @@ def remove(ctx: TenantContext, target: Membership) -> None:
     db.session.delete(target)
     flush_guarded()
     audit.record(ctx.tenant_id, ctx.user_id, "member.remove", "membership", target.user_id, before=before)
+    emit_event(ctx.tenant_id, "member.left", {"user_id": target.user_id, "reason": "removed"})
 
 
 def leave(ctx: TenantContext) -> None:
@@ -177,6 +179,7 @@ def leave(ctx: TenantContext) -> None:
     db.session.delete(actor)
     flush_guarded()
     audit.record(ctx.tenant_id, ctx.user_id, "member.leave", "membership", ctx.user_id, before=before)
+    emit_event(ctx.tenant_id, "member.left", {"user_id": ctx.user_id, "reason": "left"})
 
 
 def transfer_ownership(ctx: TenantContext, target: Membership) -> None:

@@ -34,6 +34,7 @@ class Kind(enum.StrEnum):
     INVITATION_UNDELIVERED = "invitation_undelivered"
     DEVICE_ERROR = "device_error"
     SIGNIN_NEW_BROWSER = "signin_new_browser"
+    INTEGRATION_DISABLED = "integration_disabled"
 
     @classmethod
     def _missing_(cls, value):
@@ -80,6 +81,9 @@ CATALOGUE: dict[Kind, KindInfo] = {
     Kind.SIGNIN_NEW_BROWSER: KindInfo("Sign-in from a new browser",
                                       "New sign-in to your account from {browser} ({ip})", Channel.EMAIL,
                                       security=True),
+    Kind.INTEGRATION_DISABLED: KindInfo("An integration is disabled after failing",
+                                        "The integration {name} in {tenant} was disabled after {failures} failed "
+                                        "deliveries in a row", Channel.BOTH),
 }
 
 

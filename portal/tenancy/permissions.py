@@ -35,6 +35,8 @@ class Permission(enum.StrEnum):
     AGENTS_RUN = "agents:run"
     ANALYTICS_VIEW = "analytics:view"
     EVENTS_WRITE = "events:write"
+    INTEGRATIONS_VIEW = "integrations:view"
+    INTEGRATIONS_MANAGE = "integrations:manage"
 
     @property
     def resource(self) -> str:
@@ -86,6 +88,9 @@ CATALOGUE: dict[Permission, tuple[str, str]] = {
     Permission.AGENTS_RUN: ("Agents", "Send commands to the agents of devices they can see and read the results"),
     Permission.ANALYTICS_VIEW: ("Analytics", "See the analytics charts of any event type"),
     Permission.EVENTS_WRITE: ("Analytics", "Record custom analytics events"),
+    Permission.INTEGRATIONS_VIEW: ("Integrations", "See integrations, their status and their delivery and sync log"),
+    Permission.INTEGRATIONS_MANAGE: ("Integrations", "Create, change, enable, disable and delete integrations; "
+                                                     "replace their credentials; replay deliveries"),
 }
 
 _READ = frozenset({Permission.TENANT_VIEW, Permission.SITES_VIEW, Permission.DEVICES_VIEW,
