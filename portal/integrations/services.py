@@ -85,8 +85,8 @@ def create(ctx: TenantContext, provider_key: str, name: str, config: dict, crede
     provider = providers.get(provider_key)
     name, description = _name(name), _description(description)
     if not has_feature(ctx.tenant, provider.feature):
-        raise RuleViolation(f"{possessive(ctx.tenant.name)} plan does not include {provider.label.lower()}s. "
-                            "Ask a system administrator for a plan (or a feature) with them.", field="provider")
+        raise RuleViolation(f"{possessive(ctx.tenant.name)} plan does not include the provider “{provider.label}”. "
+                            "Ask a system administrator for a plan (or a feature) with it.", field="provider")
     cleaned = providers.clean_config(provider, config or {})
     values = providers.clean_credentials(provider, credentials or {})
     lock_tenant(ctx.tenant)  # counted and created under the tenant's lock: no two pass the limit together
