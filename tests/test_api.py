@@ -5,6 +5,8 @@ import base64
 import re
 import time
 
+import uuid
+
 import pytest
 import sqlalchemy as sa
 from conftest import csrf_token, login, make_app
@@ -180,6 +182,18 @@ ROUTES = {
     "api.decommission_device": ("POST", "/api/v1/devices/{device}/decommission", "devices:write"),
     "api.bulk_status": ("POST", "/api/v1/devices/bulk-status", "devices:status"),
     "api.record_events": ("POST", "/api/v1/events", "events:write"),
+    "integrations_api.list_integrations": ("GET", "/api/v1/integrations", "integrations:view"),
+    "integrations_api.create_integration": ("POST", "/api/v1/integrations", "integrations:manage"),
+    "integrations_api.get_integration": ("GET", "/api/v1/integrations/{integration}", "integrations:view"),
+    "integrations_api.delete_integration": ("DELETE", "/api/v1/integrations/{integration}", "integrations:manage"),
+    "integrations_api.enable_integration": ("POST", "/api/v1/integrations/{integration}/enable", "integrations:manage"),
+    "integrations_api.disable_integration": ("POST", "/api/v1/integrations/{integration}/disable",
+                                             "integrations:manage"),
+    "integrations_api.test_integration": ("POST", "/api/v1/integrations/{integration}/test", "integrations:manage"),
+    "integrations_api.sync_integration": ("POST", "/api/v1/integrations/{integration}/sync", "integrations:manage"),
+    "integrations_api.integration_log": ("GET", "/api/v1/integrations/{integration}/log", "integrations:view"),
+    "integrations_api.replay_delivery": ("POST", "/api/v1/integrations/{integration}/log/{entry}/replay",
+                                         "integrations:manage"),
 }
 
 
@@ -200,7 +214,9 @@ def test_scope_matrix(app, client, world, scope):
     failures = []
     for endpoint, (method, template, needed) in ROUTES.items():
         for tenant, expect_foreign in ((a, False), (b, True)):
-            url = template.format(site=tenant["sites"][0], device=tenant["devices"][0])
+            # No integration exists: an id of none (404 once the scope lets the request through).
+            url = template.format(site=tenant["sites"][0], device=tenant["devices"][0], integration=uuid.UUID(int=1),
+                                  entry=uuid.UUID(int=2))
             got = client.open(url, method=method, json={}, headers=bearer(token)).status_code
             if needed != scope:
                 if got != 403:

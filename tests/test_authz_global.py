@@ -61,6 +61,7 @@ EXPECTED: dict[tuple[str, str], dict[str, int | tuple[int, ...]]] = {
     ("admin.tenant", "GET"): each(404, 404, 200),
     ("admin.tenant_status", "POST"): each(404, 404, 422),    # suspending needs a reason
     ("admin.tenant_plan", "POST"): each(404, 404, 422),
+    ("admin.tenant_features", "POST"): each(404, 404, 303),  # none chosen: the plan's features only
     ("admin.users", "GET"): each(404, 404, 200),
     ("admin.user", "GET"): each(404, 404, 404),              # an unknown user
     ("admin.disable_user", "POST"): each(404, 404, 404),
@@ -97,6 +98,14 @@ EXPECTED: dict[tuple[str, str], dict[str, int | tuple[int, ...]]] = {
     ("oauth.token", "POST"): each(400, 400),       # no grant_type (checked before the client)
     ("oauth.revoke", "POST"): each(401, 401),
     ("oauth.introspect", "POST"): each(401, 401),
+    # Integrations (issue 23): the JSON API wants a bearer token; an inbound URL a signed batch of
+    # an integration that exists (an unknown id is a 404 whoever asks).
+    ("inbound.receive", "POST"): each(404, 404),
+    **{(f"integrations_api.{name}", method): each(401, 401) for name, method in (
+        ("list_integrations", "GET"), ("create_integration", "POST"), ("get_integration", "GET"),
+        ("delete_integration", "DELETE"), ("enable_integration", "POST"), ("disable_integration", "POST"),
+        ("test_integration", "POST"), ("sync_integration", "POST"), ("integration_log", "GET"),
+        ("replay_delivery", "POST"))},
     ("static", "GET"): each(200, 200),
     ("favicon", "GET"): each(200, 200),
 }
@@ -113,6 +122,8 @@ PARAMS = {
     "site_id": lambda: uuid.uuid4(),
     "device_id": lambda: uuid.uuid4(),
     "task_id": lambda: uuid.uuid4(),
+    "integration_id": lambda: uuid.uuid4(),
+    "entry_id": lambda: uuid.uuid4(),
 }
 
 

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, IntegerField, SelectChoice, SelectField, StringField, TextAreaField
+from wtforms import (BooleanField, EmailField, IntegerField, SelectChoice, SelectField, SelectMultipleField, StringField,
+                     TextAreaField)
 from wtforms.validators import DataRequired, Email, InputRequired, Length, NumberRange
 
 from ..oneline import SingleLine
@@ -39,6 +40,10 @@ class StatusForm(FlaskForm):
 def _limit(label: str, minimum: int) -> IntegerField:
     return IntegerField(label, validators=[InputRequired(message="Enter a whole number."),
                                            NumberRange(min=minimum, max=100_000_000)])
+
+
+class FeaturesForm(FlaskForm):
+    features = SelectMultipleField("Features on top of the plan's", validate_choice=False)
 
 
 class PlanForm(FlaskForm):

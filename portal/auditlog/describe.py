@@ -270,6 +270,9 @@ def _tenant(action: str, before: dict, after: dict) -> str | None:
         return f"edited the organization's profile ({_changed(before, after)})"
     if action == "tenant.security_policy":
         return f"changed the security policy ({_changed(before, after)})"
+    if action == "tenant.features":
+        return (f"set the features on top of the plan to {', '.join(after.get('features') or []) or 'none'} "
+                "(system console)")
     if action == "tenant.plan":
         if before.get("plan") != after.get("plan"):
             return f"changed the plan from {before.get('plan')} to {after.get('plan')} (system console)"
