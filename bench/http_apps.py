@@ -27,10 +27,17 @@ def _admin() -> str:
 
 def portal():
     from bench.devices import APP_ROLE, DATABASE, OWNER
+    from pathlib import Path
+
     from portal import create_app
+    from portal.config import ROOT, _dev_master_key
     from portal.database.provision import url_for_role
     admin = _admin()
+    # Production mode needs master keys: the one the data was generated with (testing mode's, in instance/).
+    masters = os.environ.get("PORTAL_MASTER_KEYS") or _dev_master_key(Path(os.environ.get("INSTANCE_PATH")
+                                                                            or ROOT / "instance"))
     return create_app({"PORTAL_ENV": "production", "SECRET_KEY": os.environ["BENCH_SECRET_KEY"],
+                       "PORTAL_MASTER_KEYS": masters,
                        "LOG_LEVEL": "WARNING", "BASE_URL": "http://127.0.0.1", "SESSION_COOKIE_SECURE": False,
                        "DATABASE_URL": url_for_role(admin, APP_ROLE, DATABASE),
                        "MIGRATION_DATABASE_URL": url_for_role(admin, OWNER, DATABASE)})

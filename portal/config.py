@@ -4,6 +4,7 @@ Every variable read here is listed in the README with its default.
 """
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 from pathlib import Path
@@ -39,6 +40,16 @@ def _dev_secret_key(instance: Path) -> str:
     if not path.exists():
         instance.mkdir(parents=True, exist_ok=True)
         path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def _dev_master_key(instance: Path) -> str:
+    """Development and tests keep one generated master key in instance/, as for SECRET_KEY."""
+    path = instance / "master_key"
+    if not path.exists():
+        instance.mkdir(parents=True, exist_ok=True)
+        path.write_text(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())
         path.chmod(0o600)
     return path.read_text().strip()
 
@@ -81,6 +92,9 @@ def load(overrides: dict | None = None) -> dict:
         "TESTING": portal_env == "testing",
         "INSTANCE_DIR": str(instance),
         "SECRET_KEY": env.get("SECRET_KEY"),
+        # The keyring's master keys (portal/keys), comma-separated, newest first: they wrap the data
+        # keys that seal TOTP secrets, queued email bodies and tenants' credentials.
+        "PORTAL_MASTER_KEYS": env.get("PORTAL_MASTER_KEYS") or "",
         "DATABASE_URL": env.get("DATABASE_URL"),
         "MIGRATION_DATABASE_URL": env.get("MIGRATION_DATABASE_URL"),
         "DB_APP_ROLE": env.get("DB_APP_ROLE"),
@@ -169,6 +183,17 @@ def load(overrides: dict | None = None) -> dict:
     cfg["BASE_URL"] = (cfg["BASE_URL"] or default_base_url(portal_env, env)).rstrip("/")
     if production and cfg["ALLOW_RLS_BYPASS"]:
         raise ConfigError("ALLOW_RLS_BYPASS is a development setting and is refused in production.")
+
+    if not cfg["PORTAL_MASTER_KEYS"]:
+        if production:
+            raise ConfigError("PORTAL_MASTER_KEYS must be set in production (e.g. python -c \"import base64,os; "
+                              "print(base64.urlsafe_b64encode(os.urandom(32)).decode())\"); see docs/security.md, Keys.")
+        cfg["PORTAL_MASTER_KEYS"] = _dev_master_key(Path(cfg["INSTANCE_DIR"]))
+    from .keys.cipher import MasterKeyError, parse_master_keys
+    try:
+        parse_master_keys(cfg["PORTAL_MASTER_KEYS"])
+    except MasterKeyError as exc:
+        raise ConfigError(str(exc)) from None
 
     for key in ("DATABASE_URL", "MIGRATION_DATABASE_URL"):
         if cfg[key]:

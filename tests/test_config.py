@@ -3,14 +3,15 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import make_app
+from conftest import TEST_MASTER_KEY, make_app
 from portal import create_app
 from portal.config import ConfigError
 
 
 @pytest.fixture
 def clean_env(monkeypatch):
-    for name in ("PORTAL_ENV", "SECRET_KEY", "DATABASE_URL", "MIGRATION_DATABASE_URL", "ALLOW_RLS_BYPASS", "BASE_URL"):
+    for name in ("PORTAL_ENV", "SECRET_KEY", "DATABASE_URL", "MIGRATION_DATABASE_URL", "ALLOW_RLS_BYPASS", "BASE_URL",
+                 "PORTAL_MASTER_KEYS"):
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
 
@@ -41,6 +42,9 @@ def test_production_serves_through_the_serving_role(clean_env, app, db_urls):
     with pytest.raises(ConfigError, match="BASE_URL must be set in production"):
         create_app()
     clean_env.setenv("BASE_URL", "https://portal.example.com/")
+    with pytest.raises(ConfigError, match="PORTAL_MASTER_KEYS must be set in production"):
+        create_app()  # never a generated master key: the data keys would die with the instance folder
+    clean_env.setenv("PORTAL_MASTER_KEYS", TEST_MASTER_KEY)
     prod = create_app()
     assert prod.config["BASE_URL"] == "https://portal.example.com"
     assert prod.config["PORTAL_ENV"] == "production" and prod.config["SESSION_COOKIE_SECURE"] is True

@@ -65,6 +65,7 @@ def test_owner_exports_everything_but_secrets(app, db_urls, factory, quiet_queue
     assert manifest["tables"]["audit_logs"] >= 1 and manifest["tables"]["users"] == 2
     everything = b"".join(archive.read(name) for name in archive.namelist())
     assert b"token_hash" not in everything and b"password_hash" not in everything
+    assert "tenant_keys.jsonl" not in archive.namelist() and b"wrapped_key" not in everything  # keys stay home
     assert str(stranger_tenant["id"]).encode() not in everything  # nothing of another tenant
     devices = [json.loads(line) for line in archive.read("devices.jsonl").splitlines()]
     assert {d["tenant_id"] for d in devices} == {str(t["id"])}

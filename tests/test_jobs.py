@@ -239,6 +239,7 @@ def test_sigterm_lets_the_worker_finish_the_job_in_flight(db_urls, quiet_queue, 
     invite(owner, owner_world["tenant"]["slug"], "in-flight@example.com")
     message = outbox_row(web, "in-flight@example.com")
     env = {**os.environ, "PORTAL_ENV": "testing", "SECRET_KEY": web.config["SECRET_KEY"],
+           "PORTAL_MASTER_KEYS": web.config["PORTAL_MASTER_KEYS"],
            "DATABASE_URL": db_urls["app"], "MIGRATION_DATABASE_URL": db_urls["owner"], "SMTP_URL": server.url,
            "BASE_URL": BASE, "WORKER_SHUTDOWN_SECONDS": "20"}
     worker = subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "worker"], cwd=ROOT, env=env,

@@ -20,7 +20,7 @@ the integrations:view / integrations:manage permissions.
   counts integrations. `tenants.features` (seed 002): features a tenant has on top of its plan's.
 
 Revision ID: 0019_integrations
-Revises: 0018
+Revises: 0019_keys
 Create Date: 2026-12-07 06:00:00
 """
 import sqlalchemy as sa
@@ -28,7 +28,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0019_integrations"
-down_revision = "0018"
+down_revision = "0019_keys"  # chained after the keyring (merged from branch keys)
 branch_labels = None
 depends_on = None
 

@@ -6,6 +6,7 @@ import click
 from flask.cli import AppGroup
 from sqlalchemy import func, select, text
 
+from .. import keys
 from ..extensions import db
 from ..tenants.models import Tenant, TenantStatus
 
@@ -22,6 +23,7 @@ def purge_due() -> list[str]:
         if db.session.scalar(text("SELECT portal_purge_tenant(:t)"), {"t": tenant_id}):
             purged.append(name)
         db.session.commit()
+        keys.forget(tenant_id)  # its data keys went first (crypto-shredding): none stays in memory here
     return purged
 
 
@@ -31,3 +33,8 @@ def purge():
     purged = purge_due()
     click.echo(f"Purged {len(purged)} tenant{'s' if len(purged) != 1 else ''}"
                + (f": {', '.join(purged)}." if purged else "."))
+    if purged:
+        click.echo("Their data keys are destroyed. Backups taken before now still hold them, wrapped by the "
+                   "current master key: the shredding reaches those backups once it is retired "
+                   "(new key first in PORTAL_MASTER_KEYS, `flask keys rotate-master`, old key removed; "
+                   "`flask keys status` lists what is pending).")

@@ -199,6 +199,11 @@ def sentence(row, names: Names) -> str:
         if action in verbs:
             n = _q(after.get("name") or before.get("name") or name)
             return f"{who} " + verbs[action].format(n=n, f=after.get("failures", "many"))
+    if action == "keys.rotate":
+        return f"{who} started rotating the organization's encryption key (to version {after.get('version')})"
+    if action == "keys.rotated":
+        return (f"{who} finished rotating the organization's encryption key: {after.get('resealed', 0)} "
+                f"secret(s) re-encrypted with version {after.get('version')}, the old key destroyed")
     if action.startswith("tenant."):
         said = _tenant(action, before, after)
         if said:

@@ -10,6 +10,7 @@ from ..security import models as _security  # noqa: F401
 from ..sites import models as _sites  # noqa: F401
 from ..tenants import models as _tenants  # noqa: F401
 from ..jobs import models as _jobs  # noqa: F401
+from ..keys import models as _keys  # noqa: F401
 from ..organization import models as _organization  # noqa: F401
 from ..api import models as _api  # noqa: F401
 from ..tasks import models as _tasks  # noqa: F401

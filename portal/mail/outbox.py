@@ -17,13 +17,13 @@ from datetime import timedelta
 from email import policy
 from email.message import EmailMessage
 from email.utils import formataddr, make_msgid
+from uuid import uuid4
 
-from cryptography.fernet import InvalidToken
 from flask import current_app, g, render_template
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import distinct_on
 
-from ..crypto import fernet
+from .. import keys
 from ..extensions import db
 from ..jobs.engine import defer
 from ..oneline import one_line
@@ -36,6 +36,9 @@ SUBJECT_MAX = 300  # the column's length
 
 # kind -> what its area does when a message of that kind fails for good (the invitations area marks
 # the invitation and tells its sender); registered by the area, so mail imports no area.
+# Bodies are sealed with the installation's data key, bound to their message (not SECRET_KEY).
+keys.register("email_outbox", "payload", tenant_column=None)
+
 failure_hooks: dict[str, Callable[[OutboxMessage], None]] = {}
 
 
@@ -51,12 +54,14 @@ def enqueue(kind: str, recipient: str, subject: str, template: str, *, headers: 
     payload = json.dumps({"text": text, "html": html, **({"headers": headers} if headers else {})}).encode()
     about_tenant_id, about_id = about or (None, None)
     # Subjects are built from names people typed (rows from before the one-line check included).
-    message = OutboxMessage(kind=kind, recipient=recipient, subject=one_line(subject)[:SUBJECT_MAX],
-                            payload=fernet("outbox").encrypt(payload),
+    message_uuid = uuid4()  # the sealed body names its row
+    message = OutboxMessage(id=message_uuid, kind=kind, recipient=recipient, subject=one_line(subject)[:SUBJECT_MAX],
+                            payload=keys.seal(payload, tenant_id=None, table="email_outbox", column="payload",
+                                              row_id=message_uuid),
                             message_id=make_msgid(idstring=secrets.token_hex(8), domain=domain),
                             about_tenant_id=about_tenant_id, about_id=about_id, sender_id=sender_id)
     db.session.add(message)
-    db.session.flush()  # the id comes from the database and the job below names it
+    db.session.flush()  # the job below names the row
     defer("mail.send", message_id=str(message.id))
     g.setdefault("outbox_queued", []).append(message.id)  # delivered first, right after the response
     return message
@@ -67,8 +72,9 @@ def body(message: OutboxMessage) -> dict | None:
     if message.payload is None:
         return None
     try:
-        return json.loads(fernet("outbox").decrypt(message.payload))
-    except InvalidToken:
+        return json.loads(keys.unseal(message.payload, tenant_id=None, table="email_outbox", column="payload",
+                                      row_id=message.id))
+    except keys.Unreadable:
         return None
 
 
@@ -77,7 +83,7 @@ def build(message: OutboxMessage, content: dict | None) -> EmailMessage:
     (the subject, extra headers) is made one line; the addresses are not rewritten: a broken one
     fails the message rather than sending it somewhere else."""
     if content is None:
-        raise ValueError("the message body cannot be decrypted (was SECRET_KEY changed?)")
+        raise ValueError("the message body cannot be decrypted (its data key or master key is gone)")
     email = EmailMessage()
     email["From"] = current_app.config["MAIL_FROM"]
     email["To"] = formataddr(("", message.recipient))

@@ -14,6 +14,7 @@ from uuid import UUID
 from flask import current_app
 from sqlalchemy import select, text
 
+from .. import keys
 from ..database.context import tenant_scope
 from ..extensions import db
 from ..tenants.models import Tenant
@@ -41,11 +42,16 @@ def hash_token(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
-def _lines(sql: str, params: dict):
+def _lines(sql: str, params: dict, hidden: frozenset = SECRET_COLUMNS):
     """Rows as JSON, through a server-side cursor: memory stays flat however big the table."""
     result = db.session.execute(text(sql), params, execution_options={"stream_results": True, "yield_per": 1000})
     for (row,) in result:
-        yield json.dumps({k: v for k, v in row.items() if k not in SECRET_COLUMNS}, ensure_ascii=False) + "\n"
+        yield json.dumps({k: v for k, v in row.items() if k not in hidden}, ensure_ascii=False) + "\n"
+
+
+def _hidden(table: str) -> frozenset:
+    """SECRET_COLUMNS and the table's sealed columns (keys.register): an export carries no ciphertext."""
+    return SECRET_COLUMNS | {entry.column for entry in keys.REGISTRY.values() if entry.table == table}
 
 
 def write(export_id: UUID, tenant_id: UUID) -> tuple[str, int, Path]:
@@ -62,13 +68,13 @@ def write(export_id: UUID, tenant_id: UUID) -> tuple[str, int, Path]:
                 sql = ("SELECT json_build_object('id', u.id, 'email', u.email, 'name', u.name) FROM users u "
                        "JOIN user_tenant_associations m ON m.user_id = u.id WHERE m.tenant_id = :t ORDER BY u.email")
                 params = {"t": tenant_id}
-            elif table == "tenant_exports":
-                continue  # the exports' own bookkeeping
+            elif table in ("tenant_exports", "tenant_keys"):
+                continue  # the exports' own bookkeeping; the data keys (wrapped) stay with the installation
             else:
                 sql, params = f'SELECT row_to_json(t) FROM "{table}" t WHERE tenant_id = :t', {"t": tenant_id}
             n = 0
             with zf.open(f"{table}.jsonl", "w") as out:
-                for line in _lines(sql, params):
+                for line in _lines(sql, params, _hidden(table)):
                     out.write(line.encode())
                     n += 1
             counts[table] = n

@@ -1,6 +1,7 @@
 """Two-factor authentication: TOTP (pyotp) with single-use backup codes."""
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 
@@ -9,12 +10,16 @@ import segno
 from sqlalchemy import delete, func, select, update
 
 from ..accounts.models import User
-from ..crypto import fernet, keyed_hash
+from .. import keys
 from ..extensions import db
 from . import events
 from .models import BackupCode
 
+log = logging.getLogger("portal.security")
 ISSUER = "Portal"
+# TOTP secrets are sealed with the installation's data key (not SECRET_KEY): rotating SECRET_KEY
+# leaves two-factor working, and `flask keys rotate --installation` re-seals them.
+keys.register("users", "totp_secret", tenant_column=None)
 BACKUP_CODES = 10
 
 
@@ -37,7 +42,13 @@ def qr_data_uri(secret: str, email: str) -> str:
 def _totp(user: User) -> pyotp.TOTP | None:
     if user.totp_secret is None:
         return None
-    return pyotp.TOTP(fernet("totp").decrypt(user.totp_secret).decode())
+    try:
+        secret = keys.unseal(user.totp_secret, tenant_id=None, table="users", column="totp_secret", row_id=user.id)
+    except keys.Unreadable:
+        # No code can match: the person recovers through an administrator (logged, never a 500).
+        log.warning("the TOTP secret of user %s cannot be decrypted", user.id)
+        return None
+    return pyotp.TOTP(secret.decode())
 
 
 def code_matches(secret: str, code: str) -> bool:
@@ -50,7 +61,8 @@ def _clean(code: str) -> str:
 
 def enable(user: User, secret: str) -> list[str]:
     """Turn two-factor on with a confirmed secret; returns the backup codes to show once."""
-    user.totp_secret = fernet("totp").encrypt(secret.encode())
+    user.totp_secret = keys.seal(secret.encode(), tenant_id=None, table="users", column="totp_secret",
+                                 row_id=user.id)
     user.totp_enabled_at = func.now()
     user.totp_last_step = int(time.time()) // 30
     events.security("mfa.enable", user)
@@ -72,8 +84,14 @@ def _new_backup_codes(user: User) -> list[str]:
     db.session.execute(delete(BackupCode).where(BackupCode.user_id == user.id))
     codes = ["-".join([secrets.token_hex(3), secrets.token_hex(3)]) for _ in range(BACKUP_CODES)]
     for code in codes:
-        db.session.add(BackupCode(user_id=user.id, code_hash=keyed_hash("backup-code", _clean(code).lower())))
+        db.session.add(BackupCode(user_id=user.id, code_hash=_code_hash(_clean(code).lower())))
     return codes
+
+
+def _code_hash(code: str) -> bytes:
+    """A lookup hash keyed by an installation secret (keys.lookup_hash), not by SECRET_KEY: the codes
+    keep working when SECRET_KEY is rotated."""
+    return keys.lookup_hash("backup-code", code)
 
 
 def remaining_backup_codes(user: User) -> int:
@@ -103,7 +121,7 @@ def verify(user: User, code: str) -> str | None:
         return None
     used = db.session.execute(update(BackupCode).where(
         BackupCode.user_id == user.id, BackupCode.used_at.is_(None),
-        BackupCode.code_hash == keyed_hash("backup-code", code.lower()))
+        BackupCode.code_hash == _code_hash(code.lower()))
         .values(used_at=func.now()).returning(BackupCode.id)).scalar()
     if used:
         events.security("mfa.backup_code_used", user, remaining=remaining_backup_codes(user))
