@@ -28,7 +28,7 @@ from portal.sites.models import Site
 from portal.tenants.models import Tenant
 
 # One Playwright per session for every browser test module.
-pytest_plugins = ["browser_support"]
+pytest_plugins = ["browser_support", "dns_support"]
 
 ROOT = Path(__file__).resolve().parent.parent
 # Per-run database: concurrent runs (two checkouts, a helper) never drop each other's data.
