@@ -45,14 +45,16 @@ PROVIDERS: dict[str, Provider] = {p.key: p for p in (
              "The portal sends the events you choose to your URL, signed the Standard Webhooks way "
              "(webhook-id, webhook-timestamp, webhook-signature), retried for about a day.",
              "webhooks",
-             config=(Field("url", "Endpoint URL", "url", True, help="Where the portal POSTs each event (https)."),
+             config=(Field("url", "Endpoint URL", "url", True, help="Where the portal POSTs each event (https).",
+                           max_length=2000),
                      Field("events", "Events", "events", True, help="The event types this endpoint receives.")),
              signing_secret=True, sends=True),
     Provider("json_source", "HTTP JSON source",
              "The worker pulls a URL that answers JSON pages (a POS or ad-platform export), follows its "
              "pagination and records each item as an analytics event.",
              "json_source",
-             config=(Field("url", "URL", "url", True, help="The first page; later syncs resume from the cursor."),
+             config=(Field("url", "URL", "url", True, help="The first page; later syncs resume from the cursor.",
+                           max_length=2000),
                      Field("event_type", "Event type", "event_type", True,
                            help="The analytics type of each record, e.g. pos.sale."),
                      Field("records_key", "Records key", "key", default="data",
@@ -129,8 +131,6 @@ def _clean(f: Field, value: Any) -> Any:
     if not isinstance(value, str) or len(value) > f.max_length or "\x00" in value:
         raise RuleViolation(f"{f.label}: text of at most {f.max_length} characters.", field=f.name)
     if f.kind == "url":
-        if len(value) > 2000:
-            raise RuleViolation(f"{f.label}: at most 2,000 characters.", field=f.name)
         try:
             egress.check_url(value)
         except egress.Refused as exc:

@@ -215,7 +215,8 @@ def integrations(ctx: TenantContext) -> list[Integration]:
 
 def get(ctx: TenantContext, integration_id: UUID, *, for_update: bool = False) -> Integration | None:
     stmt = select(Integration).where(Integration.tenant_id == ctx.tenant_id, Integration.id == integration_id)
-    return db.session.scalar(stmt.with_for_update(key_share=False) if for_update else stmt)
+    # FOR NO KEY UPDATE: deliveries being queued (foreign keys to this row) do not wait for it.
+    return db.session.scalar(stmt.with_for_update(key_share=True) if for_update else stmt)
 
 
 def count(ctx: TenantContext) -> int:
