@@ -101,7 +101,8 @@ class LogArgs(Schema):
     class Meta:
         unknown = RAISE
 
-    cursor = fields.String(validate=validate.Length(min=1, max=200), metadata={"pattern": "^[A-Za-z0-9_-]+$"})
+    cursor = fields.String(validate=validate.Length(max=200), metadata={"pattern": "^[A-Za-z0-9_-]*$",
+                                                                        "description": "The `next` link's; empty: the first page"})
 
 
 class Queued(Schema):
