@@ -50,7 +50,7 @@ class Receiver:
                 receiver.requests.append({"headers": dict(self.headers), "body": body})
                 action = receiver.plan.pop(0) if receiver.plan else 200
                 if action == "timeout":
-                    time.sleep(1.2)
+                    time.sleep(0.8)  # past WEBHOOK_TIMEOUT
                     action = 200
                 self._answer(action, b'{"ok": true}')
 
@@ -167,7 +167,7 @@ def test_delivery_is_signed_retried_after_500_and_timeout_and_logged(app, org, r
     receiver.plan = [500, "timeout", 200]
     device = set_status(org, 0, "maintenance")
     for _ in range(12):
-        run_jobs(worker_app, pause=0.3)
+        run_jobs(worker_app, pause=0.15)
         if len(receiver.requests) >= 3 and entries(app, org["t"]["id"], integration_id)[-1].state == "succeeded":
             break
     bodies = verified(receiver, secret)
@@ -208,7 +208,7 @@ def test_circuit_breaker_disables_the_endpoint_and_tells_its_owners(app, org, re
     receiver.plan = [500] * 10
     set_status(org, 0, "error")
     for _ in range(8):
-        run_jobs(worker_app, pause=0.3)
+        run_jobs(worker_app, pause=0.15)
         if integration(app, org["t"]["id"], integration_id).status == IntegrationStatus.DISABLED:
             break
     row = integration(app, org["t"]["id"], integration_id)
@@ -405,6 +405,28 @@ def test_limit_counts_integrations_and_features_gate_providers(app, factory, cli
     r = post(client, f"/t/{slug}/integrations/new/webhook", name="Bad", url="ftp://example.com/x",
              events="no.such")
     assert r.status_code == 422
+
+
+def test_sample_tenants_have_one_integration_of_each_kind(app):
+    import tomllib
+
+    from portal.config import ROOT
+    from portal.integrations.services import credentials_of
+    from portal.tenants.models import Tenant
+    sample = tomllib.loads((ROOT / "seeds" / "sample.toml").read_text())
+    with app.app_context():
+        tenants = db.session.scalars(sa.select(Tenant).where(Tenant.slug.in_([t["slug"] for t in sample["tenants"]])))
+        for tenant in tenants:
+            with tenant_scope(db.session, tenant.id):
+                rows = db.session.scalars(sa.select(Integration).where(Integration.tenant_id == tenant.id)
+                                          .order_by(Integration.provider)).all()
+                assert sorted(r.provider for r in rows) == ["inbound", "json_source", "webhook"], tenant.slug
+                assert all(r.config.get("url", sample["integrations"]["receiver"]).startswith("http://127.0.0.1:8765")
+                           for r in rows)
+                by_kind = {r.provider: credentials_of(r) for r in rows}
+                assert by_kind["webhook"]["signing_secret"] == sample["integrations"]["signing_secret"]
+                assert by_kind["json_source"] == {"token": sample["integrations"]["token"]}
+        db.session.rollback()
 
 
 def test_cli_create_webhook_prints_the_id_and_secret_once(app, factory):
