@@ -70,6 +70,12 @@ def test_owner_creates_a_webhook_and_the_pages_pass_the_checks(chromium, live_se
         expect(page.get_by_role("button", name="Replay")).to_be_visible()
         problems += check_page(tab, "integration-log-open", f"{base}/{integration_id}", "phone", "owner", axe)
         assert not problems, "\n".join(problems)
+        # Replacing the secret asks first, then shows the new one once.
+        page.get_by_role("button", name="Replace the signing secret…").click()
+        page.get_by_role("dialog").get_by_role("button", name="Replace the secret").click()
+        expect(page.get_by_text("shown only this once")).to_be_visible()
+        assert page.locator("#signing-secret").input_value() not in ("", secret)
+        tab.assert_no_csp_errors()
         with app.app_context(), tenant_scope(db.session, t["id"]):
             assert db.session.scalar(sa.select(sa.func.count()).select_from(Integration)) == 1
     finally:
