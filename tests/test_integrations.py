@@ -468,3 +468,35 @@ def test_api_creates_lists_and_reads_the_log(app, client, world):
     document = client.get("/api/v1/openapi.json").get_json()
     assert "Event_device_status_changed" in document["components"]["schemas"]
     assert "device.status_changed" in document["webhooks"]
+
+
+def test_concurrent_creations_never_pass_the_limit(app, factory):
+    """Counted and created under the tenant lock: eight at once against a limit of three."""
+    from portal.integrations import services
+    from portal.rules import RuleViolation
+    from portal.tenancy import TenantContext
+    from portal.tenancy.roles import system_role
+    from portal.tenancy.models import MembershipRole
+    from portal.tenants.models import Tenant
+    t = factory.tenant(members={"owner": factory.user()}, max_integrations=3)
+    barrier, outcomes = threading.Barrier(8), []
+
+    def create(n: int):
+        with app.app_context(), tenant_scope(db.session, t["id"]):
+            ctx = TenantContext(db.session.get(Tenant, t["id"]), None, system_role(MembershipRole.OWNER))
+            barrier.wait()
+            try:
+                services.create(ctx, "webhook", f"Hook {n}", {"url": "http://127.0.0.1:9/", "events": ["task.created"]})
+                db.session.commit()
+                outcomes.append("created")
+            except RuleViolation as exc:
+                db.session.rollback()
+                outcomes.append(exc.message)
+
+    threads = [threading.Thread(target=create, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert outcomes.count("created") == 3
+    assert all("allows 3 integrations and 0 are free" in o for o in outcomes if o != "created")
