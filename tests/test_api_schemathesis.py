@@ -75,7 +75,7 @@ def test_schemathesis_over_the_whole_document(app, live_server, world):
     rejection = schema.config.checks.negative_data_rejection
     rejection.expected_statuses = [*rejection.expected_statuses, "413"]
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 30  # 24 of /api/v1 (10 of them integrations), 3 of the agents, 3 of /oauth
+    assert len(operations) == 32  # 26 of /api/v1 (12 of them integrations), 3 of the agents, 3 of /oauth
     a = world["a"]
     real = {"site_id": str(a["sites"][0]), "device_id": str(a["devices"][0])}
     started = time.monotonic()

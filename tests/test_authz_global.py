@@ -103,7 +103,7 @@ EXPECTED: dict[tuple[str, str], dict[str, int | tuple[int, ...]]] = {
     ("inbound.receive", "POST"): each(404, 404),
     **{(f"integrations_api.{name}", method): each(401, 401) for name, method in (
         ("list_integrations", "GET"), ("create_integration", "POST"), ("get_integration", "GET"),
-        ("delete_integration", "DELETE"), ("enable_integration", "POST"), ("disable_integration", "POST"),
+        ("delete_integration", "DELETE"), ("update_integration", "PATCH"), ("replace_credentials", "POST"), ("enable_integration", "POST"), ("disable_integration", "POST"),
         ("test_integration", "POST"), ("sync_integration", "POST"), ("integration_log", "GET"),
         ("replay_delivery", "POST"))},
     ("static", "GET"): each(200, 200),

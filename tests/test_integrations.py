@@ -462,6 +462,15 @@ def test_api_creates_lists_and_reads_the_log(app, client, world):
     bad = client.post("/api/v1/integrations", headers=headers, json={"provider": "webhook", "name": "x",
                                                                      "config": {"url": "http://127.0.0.1:9/"}})
     assert bad.status_code == 422 and bad.get_json()["errors"][0]["field"] == "config.events"
+    current = client.get(f"/api/v1/integrations/{doc['id']}", headers=headers)
+    assert client.patch(f"/api/v1/integrations/{doc['id']}", headers=headers,
+                        json={"name": "Renamed"}).status_code == 428  # If-Match first
+    renamed = client.patch(f"/api/v1/integrations/{doc['id']}", json={"name": "Renamed", "config": {
+        "events": ["task.created", "task.completed"]}}, headers={**headers, "If-Match": current.headers["ETag"]})
+    assert renamed.status_code == 200, renamed.get_json()
+    assert renamed.get_json()["config"] == {"url": "http://127.0.0.1:9/hook", "events": ["task.created", "task.completed"]}
+    rotated = client.post(f"/api/v1/integrations/{doc['id']}/credentials", headers=headers, json={})
+    assert rotated.status_code == 200 and rotated.get_json()["signing_secret"] not in (None, doc["signing_secret"])
     only_view = token_for(app, client, world["a"]["id"], ["integrations:view"])
     assert client.delete(f"/api/v1/integrations/{doc['id']}", headers=bearer(only_view)).status_code == 403
     assert client.delete(f"/api/v1/integrations/{doc['id']}", headers=headers).status_code == 204

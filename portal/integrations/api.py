@@ -14,7 +14,7 @@ from marshmallow import RAISE, Schema, fields, validate
 
 from ..api import auth
 from ..api import openapi as api_doc
-from ..api.conventions import body, document, query, refused
+from ..api.conventions import body, check_if_match, document, query, refused
 from ..api.problems import Problem, field_error
 from ..extensions import csrf
 from ..rules import RuleViolation
@@ -47,6 +47,30 @@ class IntegrationIn(Schema):
                                                   "interval_minutes; inbound: none"})
     credentials = fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict,
                               metadata={"description": "Write-only credentials (json_source: token); never returned"})
+
+
+class IntegrationPatch(Schema):
+    class Meta:
+        unknown = RAISE
+
+    name = fields.String(validate=validate.Length(min=1, max=services.NAME_MAX), metadata={"pattern": NO_NUL})
+    description = fields.String(allow_none=True, validate=validate.Length(max=services.DESCRIPTION_MAX),
+                                metadata={"pattern": NO_NUL})
+    config = fields.Dict(keys=fields.String(), metadata={"description": "Members given replace the stored ones"})
+
+
+class CredentialsIn(Schema):
+    class Meta:
+        unknown = RAISE
+
+    credentials = fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict,
+                              metadata={"description": "json_source: token. Webhook and inbound: nothing (a new "
+                                                       "signing secret is made)"})
+
+
+class CredentialsOut(Schema):
+    signing_secret = fields.String(allow_none=True, required=True,
+                                   metadata={"description": "The new `whsec_…` secret, this once (webhook, inbound)"})
 
 
 class IntegrationOut(Schema):
@@ -144,9 +168,7 @@ def create_integration():
         integration, secret = services.create(current(), values["provider"], values["name"], values["config"],
                                               values["credentials"], values.get("description"))
     except RuleViolation as exc:
-        if exc.field and exc.field not in ("name", "description", "provider"):
-            raise Problem(422, exc.message, errors=field_error(f"config.{exc.field}", exc.message)) from None
-        raise refused(exc) from None
+        raise _refused(exc) from None
     from ..extensions import db
     db.session.flush()
     db.session.refresh(integration)  # timestamps as stored
@@ -159,6 +181,42 @@ def create_integration():
 @auth.scope(Permission.INTEGRATIONS_VIEW)
 def get_integration(integration_id: UUID):
     return document(integration_document(_integration(integration_id)))
+
+
+def _refused(exc: RuleViolation) -> Problem:
+    if exc.field and exc.field not in ("name", "description", "provider"):
+        return Problem(422, exc.message, errors=field_error(f"config.{exc.field}", exc.message))
+    return refused(exc)
+
+
+@bp.patch("/<uuid:integration_id>")
+@auth.scope(Permission.INTEGRATIONS_MANAGE)
+def update_integration(integration_id: UUID):
+    integration = _integration(integration_id, for_update=True)
+    check_if_match(integration_document(integration))
+    values = body(IntegrationPatch())
+    try:
+        services.update(current(), integration, values.get("name", integration.name),
+                        {**(integration.config or {}), **values.get("config", {})},
+                        values.get("description", integration.description))
+    except RuleViolation as exc:
+        raise _refused(exc) from None
+    from ..extensions import db
+    db.session.flush()
+    db.session.refresh(integration)  # updated_at as stored
+    return document(integration_document(integration))
+
+
+@bp.post("/<uuid:integration_id>/credentials")
+@auth.scope(Permission.INTEGRATIONS_MANAGE)
+def replace_credentials(integration_id: UUID):
+    integration = _integration(integration_id, for_update=True)
+    values = body(CredentialsIn())
+    try:
+        secret = services.replace_credentials(current(), integration, values["credentials"])
+    except RuleViolation as exc:
+        raise _refused(exc) from None
+    return document(CredentialsOut().dump({"signing_secret": secret}), etag=False, headers={"Cache-Control": "no-store"})
 
 
 @bp.delete("/<uuid:integration_id>")
@@ -271,6 +329,13 @@ def _ops() -> dict:
             {"201": j("IntegrationCreated", description="Created"), "400": P, "409": P, "415": P, "422": P}),
         "integrations_api.get_integration": ("Read an integration", [], None,
                                              {"200": j("IntegrationOut", api_doc.ETAG), "404": P}),
+        "integrations_api.update_integration": (
+            "Change an integration's name, description or configuration (the members given)", [api_doc.IF_MATCH],
+            "IntegrationPatch", {"200": j("IntegrationOut", api_doc.ETAG), "400": P, "404": P, "409": P, "412": P,
+                                 "415": P, "422": P, "428": P}),
+        "integrations_api.replace_credentials": (
+            "Replace the credentials (write-only; a signing secret is made anew and returned this once)", [],
+            "CredentialsIn", {"200": j("CredentialsOut"), "400": P, "404": P, "409": P, "415": P, "422": P}),
         "integrations_api.delete_integration": ("Delete an integration and its log", [], None,
                                                 {"204": {"description": "Deleted"}, "404": P}),
         "integrations_api.enable_integration": ("Enable an integration", [], None,
@@ -293,4 +358,5 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     api_doc.EXTENSIONS["integrations"] = (_ops(), {
         "IntegrationIn": IntegrationIn, "IntegrationOut": IntegrationOut, "IntegrationCreated": IntegrationCreated,
-        "IntegrationPage": IntegrationPage, "LogEntryOut": LogEntryOut, "LogPage": LogPage, "Queued": Queued})
+        "IntegrationPage": IntegrationPage, "LogEntryOut": LogEntryOut, "LogPage": LogPage, "Queued": Queued,
+        "IntegrationPatch": IntegrationPatch, "CredentialsIn": CredentialsIn, "CredentialsOut": CredentialsOut})
