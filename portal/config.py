@@ -139,6 +139,7 @@ def load(overrides: dict | None = None) -> dict:
         # The keyring's master keys (portal/keys), comma-separated, newest first: they wrap the data
         # keys that seal TOTP secrets, queued email bodies and tenants' credentials.
         "PORTAL_MASTER_KEYS": env.get("PORTAL_MASTER_KEYS") or "",
+        "KEYS_RESEAL_BATCH": int(env.get("KEYS_RESEAL_BATCH") or 500),  # rows per transaction of a key rotation
         "DATABASE_URL": env.get("DATABASE_URL"),
         "MIGRATION_DATABASE_URL": env.get("MIGRATION_DATABASE_URL"),
         "DB_APP_ROLE": env.get("DB_APP_ROLE"),

@@ -243,11 +243,9 @@ def versions(app, tenant_id) -> list[int]:
 
 
 def test_data_key_rotation_through_the_worker_keeps_data(app, db_urls, factory, vault_table):
-    from conftest import make_app
-    from test_jobs import quiet_queue  # noqa: F401
     from test_mail_failures import run_worker
 
-    with app.app_context():
+    with app.app_context():  # jobs other tests queued would keep the burst worker busy (test_jobs.quiet_queue)
         db.session.execute(text("DELETE FROM procrastinate_jobs"))
         db.session.commit()
     a, b = factory.tenant(sites=0, devices=0), factory.tenant(sites=0, devices=0)
@@ -271,12 +269,27 @@ def test_data_key_rotation_through_the_worker_keeps_data(app, db_urls, factory, 
     assert "key_test_secrets.secret: v1: 3, v2: 1" in status
     again = runner.invoke(args=["keys", "rotate", "--tenant", a["slug"]]).output
     assert "Resumed the rotation" in again  # not a third version
+    with app.app_context():
+        installation_before = keys.installation_secret("backup-code-hmac")
+        db.session.commit()
+        first = db.session.execute(text("SELECT max(version) FROM installation_keys")).scalar()
+        db.session.rollback()
+    assert runner.invoke(args=["keys", "rotate", "--installation"]).exit_code == 0
 
     run_worker(db_urls, {"KEYS_RESEAL_BATCH": 2})
     assert versions(app, a["id"]) == [2, 2, 2, 2] and read_back(app, a["id"]) == stored
     assert versions(app, b["id"]) == [1] and read_back(app, b["id"]) == others
     status = runner.invoke(args=["keys", "status", "--tenant", a["slug"]]).output
     assert f"{a['slug']}: v1 retired, v2 live" in status and "ROTATING" not in status
+    # The installation's own key too: its secrets, TOTP secrets and queued emails all re-sealed.
+    assert f"installation: v{first} retired, v{first + 1} live" in status
+    for column in ("users.totp_secret", "email_outbox.payload", "installation_secrets.value"):
+        line = next(line for line in status.splitlines() if line.strip().startswith(column + ":"))
+        assert f"v{first}:" not in line, line
+    with app.app_context():
+        keys.forget()
+        assert keys.installation_secret("backup-code-hmac") == installation_before
+        db.session.rollback()
     with app.app_context():
         keys.forget()
         with pytest.raises(keys.Unreadable, match="retired"):  # the old key is gone: a copy of v1 is noise
@@ -385,3 +398,46 @@ def test_purge_shreds_a_tenants_keys_even_in_a_restored_backup(app, db_urls, fac
         back = make_app(db_urls, PORTAL_MASTER_KEYS=f"{TEST_MASTER_KEY},{NEW_MASTER}")
         assert back.test_cli_runner().invoke(args=["keys", "rotate-master"]).exit_code == 0
         drop_database(db_urls["admin"], restored)
+
+
+def test_retiring_waits_for_a_transaction_still_sealing_with_the_old_key(app, factory, vault_table):
+    """No value is lost to a rotation: a value sealed with the old version by a transaction that commits
+    while the re-sealing runs is re-sealed before the old key is destroyed."""
+    import threading
+    import uuid
+
+    from portal.keys.rotation import reseal, start
+
+    t = factory.tenant(sites=0, devices=0)["id"]
+    sealed, release, row_id = threading.Event(), threading.Event(), uuid.uuid4()
+
+    def slow_writer():
+        with app.app_context(), tenant_scope(db.session, t):
+            value = keys.seal(b"late", tenant_id=t, table="key_test_secrets", column="secret", row_id=row_id)
+            db.session.execute(text("INSERT INTO key_test_secrets (tenant_id, id, secret) VALUES (:t, :i, :s)"),
+                               {"t": t, "i": row_id, "s": value})
+            sealed.set()
+            release.wait(10)
+            db.session.commit()
+
+    writer = threading.Thread(target=slow_writer)
+    writer.start()
+    assert sealed.wait(10)
+    with app.app_context():
+        start(t)
+        db.session.commit()
+    result = {}
+
+    def rotate():
+        with app.app_context():
+            result["r"] = reseal(t, batch=10)
+
+    rotation = threading.Thread(target=rotate)
+    rotation.start()
+    rotation.join(1.0)
+    assert rotation.is_alive()  # retiring waits for the writer's transaction
+    release.set()
+    writer.join(10)
+    rotation.join(10)
+    assert result["r"].retired == [1] and result["r"].resealed == 1
+    assert versions(app, t) == [2] and read_back(app, t) == {row_id: b"late"}

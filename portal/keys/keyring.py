@@ -13,6 +13,8 @@ process soon; sealing always reads the tenant's current version (a rotation is s
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -186,8 +188,6 @@ def installation_secret(name: str) -> bytes:
 def lookup_hash(purpose: str, value: str) -> bytes:
     """HMAC-SHA256 of `value` under the installation secret `purpose`-hmac: a stolen table alone
     cannot be brute-forced offline, and the key survives a SECRET_KEY rotation."""
-    import hashlib
-    import hmac
     return hmac.new(installation_secret(f"{purpose}-hmac"), value.encode(), hashlib.sha256).digest()
 
 

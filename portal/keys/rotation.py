@@ -113,31 +113,35 @@ def columns_of(tenant_id) -> list[Sealed]:
     return [s for s in REGISTRY.values() if (s.tenant_column is None) == (tenant_id is None)]
 
 
-def _batch(entry: Sealed, tenant_id, current: int, skip: list[str], limit: int | None, *, wait: bool) -> list:
+def _batch(entry: Sealed, tenant_id, current: int, after, limit: int | None, *, wait: bool) -> list:
+    """Values not sealed with `current`, in id order after `after` (keyset: each row is read once)."""
     owner = f"{entry.tenant_column} = :t AND " if entry.tenant_column else ""
     return db.session.execute(text(
-        f"SELECT {entry.id_column}::text AS id, {entry.column} AS value FROM {entry.table} "
+        f"SELECT {entry.id_column} AS id, {entry.column} AS value FROM {entry.table} "
         f"WHERE {owner}{entry.column} IS NOT NULL AND substring({entry.column} from 2 for 4) <> :v "
-        f"AND NOT ({entry.id_column}::text = ANY(CAST(:skip AS text[]))) ORDER BY {entry.id_column} "
-        + ("LIMIT :n " if limit else "") + ("FOR UPDATE" if wait else "FOR UPDATE SKIP LOCKED")),
-        {"t": tenant_id, "v": cipher.version_bytes(current), "skip": skip, "n": limit}).all()
+        + (f"AND {entry.id_column} > :after " if after is not None else "")
+        + f"ORDER BY {entry.id_column} " + ("LIMIT :n " if limit else "")
+        + ("FOR UPDATE" if wait else "FOR UPDATE SKIP LOCKED")),
+        {"t": tenant_id, "v": cipher.version_bytes(current), "after": after, "n": limit}).all()
 
 
-def _reseal(entry: Sealed, tenant_id, rows, skip: list[str]) -> int:
-    done = 0
+def _reseal(entry: Sealed, tenant_id, rows, version: int, key: bytes) -> tuple[int, int]:
+    """Re-seal `rows` with data key `version`; (re-sealed, unreadable). One executemany per batch."""
+    unreadable, updates = 0, []
     owner = f"{entry.tenant_column} = :t AND " if entry.tenant_column else ""
     for row in rows:
         where = {"tenant_id": tenant_id, "table": entry.table, "column": entry.column, "row_id": row.id}
         try:
             plain = keyring.unseal(bytes(row.value), **where)
         except Unreadable:
-            skip.append(row.id)  # already unreadable: nothing to carry over
+            unreadable += 1  # already unreadable: nothing to carry over
             continue
-        db.session.execute(text(
-            f"UPDATE {entry.table} SET {entry.column} = :value WHERE {owner}{entry.id_column}::text = :id"),
-            {"t": tenant_id, "id": row.id, "value": keyring.seal(plain, **where)})
-        done += 1
-    return done
+        updates.append({"t": tenant_id, "id": row.id, "value": cipher.encrypt(key, version, plain, **where)})
+    if updates:
+        db.session.execute(text(f"UPDATE {entry.table} SET {entry.column} = :value "
+                                f"WHERE {owner}{entry.id_column} = :id"), updates)
+    done = len(updates)
+    return done, unreadable
 
 
 @dataclass
@@ -155,26 +159,34 @@ def reseal(tenant_id: UUID | None, *, batch: int = BATCH) -> Resealed:
     db.session.commit()
     if not live:
         return Resealed(0)
-    result, skip = Resealed(live[-1]), []
+    result = Resealed(live[-1])
     for entry in columns_of(tenant_id):
+        after = None
         while True:
             with _scope(tenant_id):
-                rows = _batch(entry, tenant_id, result.version, skip, batch, wait=False)
+                rows = _batch(entry, tenant_id, result.version, after, batch, wait=False)
                 if not rows:
                     db.session.rollback()
                     break
-                result.resealed += _reseal(entry, tenant_id, rows, skip)
+                version, key = keyring._current(tenant_id)
+                done, unreadable = _reseal(entry, tenant_id, rows, version, key)
+                result.resealed += done
                 db.session.commit()
+                after = rows[-1].id
     # Retire: the old versions' rows locked FOR UPDATE wait for every transaction still sealing with
-    # them; then what those wrote is re-sealed and the old keys dropped, in this one transaction.
+    # them; then what those wrote (and rows skipped while locked) is re-sealed and the old keys
+    # dropped, in this one transaction.
     table, where, params = _keys_table(tenant_id)
     with _scope(tenant_id):
         old = list(db.session.scalars(text(
             f"SELECT version FROM {table} WHERE {where} AND version < :v AND retired_at IS NULL FOR UPDATE"),
             {**params, "v": result.version}))
+        version, key = keyring._current(tenant_id)
         for entry in columns_of(tenant_id):
-            result.resealed += _reseal(entry, tenant_id, _batch(entry, tenant_id, result.version, skip, None,
-                                                                 wait=True), skip)
+            done, unreadable = _reseal(entry, tenant_id, _batch(entry, tenant_id, result.version, None, None, wait=True),
+                                       version, key)
+            result.resealed += done
+            result.unreadable += unreadable
         if old:
             db.session.execute(text(
                 f"UPDATE {table} SET wrapped_key = NULL, retired_at = now() WHERE {where} AND version = ANY(:old)"),
@@ -183,7 +195,7 @@ def reseal(tenant_id: UUID | None, *, batch: int = BATCH) -> Resealed:
                 audit.record(tenant_id, None, "keys.rotated", "tenant", tenant_id,
                              after={"version": result.version, "retired": old, "resealed": result.resealed})
         db.session.commit()
-    result.unreadable, result.retired = len(skip), old
+    result.retired = old
     keyring.forget(tenant_id)
     return result
 
@@ -210,8 +222,6 @@ def status(slug: str | None = None) -> Status:
     for tenant_id, tenant_slug in db.session.execute(text("SELECT id, slug FROM tenants ORDER BY slug")).all():
         if slug is None or slug == tenant_slug:
             targets.append((tenant_id, tenant_slug))
-    if slug is not None:
-        targets = [t for t in targets if t[1] == slug]
     for owner, label in targets:
         table, where, params = _keys_table(owner)
         with _scope(owner):

@@ -15,7 +15,7 @@ def reseal(tenant_id: str = "") -> dict:
     app = flask_app()
     with app.app_context():
         try:
-            result = run(UUID(tenant_id) if tenant_id else None, batch=app.config.get("KEYS_RESEAL_BATCH", 500))
+            result = run(UUID(tenant_id) if tenant_id else None, batch=app.config["KEYS_RESEAL_BATCH"])
             app.logger.info("keys: %s re-sealed with version %s (%s values, %s unreadable), retired %s",
                             tenant_id or "installation", result.version, result.resealed, result.unreadable,
                             result.retired or "nothing")

@@ -27,5 +27,7 @@ def purge_tenants(timestamp: int) -> int:
     with app.app_context():
         purged = purge_due()
         if purged:
-            app.logger.info("purged %s tenant(s): %s", len(purged), ", ".join(purged))
+            app.logger.info("purged %s tenant(s): %s; their data keys are destroyed, and backups taken before "
+                            "now lose them once the current master key is retired (flask keys status)",
+                            len(purged), ", ".join(purged))
         return len(purged)
