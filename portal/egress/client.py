@@ -65,31 +65,29 @@ class Response:
 class _Watchdog:
     """A hard bound on the whole exchange: at the deadline the socket is shut down, so a server that
     trickles its headers or body a byte at a time cannot hold a worker past `timeout` (urllib3's
-    read timeout is per socket read)."""
+    read timeout is per socket read). The timers go into the request's `timers` list, which the
+    request cancels when it is done: http.client closes the connection object early when the
+    answer says `Connection: close` (the response keeps reading from the socket), so close() is
+    not the end of the exchange."""
 
-    def __init__(self, *args, deadline: float, **kwargs):
+    def __init__(self, *args, deadline: float, timers: list, **kwargs):
         self._deadline = deadline
-        self._timer: threading.Timer | None = None
+        self._timers = timers
         super().__init__(*args, **kwargs)
 
     def connect(self):
         super().connect()
-        self._timer = threading.Timer(max(self._deadline - time.monotonic(), 0.0), self._cut)
-        self._timer.daemon = True
-        self._timer.start()
+        timer = threading.Timer(max(self._deadline - time.monotonic(), 0.0), self._cut, args=(self.sock,))
+        timer.daemon = True
+        self._timers.append(timer)
+        timer.start()
 
-    def _cut(self):
-        sock = self.sock
-        if sock is not None:
-            try:  # the plain socket's shutdown: an SSLSocket's would unwrap TLS under the reader's feet
-                socket.socket.shutdown(sock, socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def close(self):
-        if self._timer is not None:
-            self._timer.cancel()
-        super().close()
+    @staticmethod
+    def _cut(sock):
+        try:  # the plain socket's shutdown: an SSLSocket's would unwrap TLS under the reader's feet
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        except OSError:  # already closed
+            pass
 
 
 class _Connection(_Watchdog, HTTPConnection):
@@ -223,7 +221,8 @@ def _exchange(destination, method, headers, body, deadline, timeout, max_bytes):
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             break
-        pool = _pool(destination, address, deadline, Timeout(connect=min(remaining, timeout), read=remaining))
+        timers: list[threading.Timer] = []
+        pool = _pool(destination, address, deadline, Timeout(connect=min(remaining, timeout), read=remaining), timers)
         try:
             try:
                 response = pool.urlopen(method, destination.target, body=body,
@@ -243,21 +242,27 @@ def _exchange(destination, method, headers, body, deadline, timeout, max_bytes):
                     return response.status, response.headers, b"", location
                 if method == "HEAD" or response.status in (204, 304):
                     return response.status, response.headers, b"", None  # no body, whatever Content-Length says
-                return response.status, response.headers, _read_body(response, destination, max_bytes), None
+                content = _read_body(response, destination, max_bytes)
+                if time.monotonic() >= deadline:
+                    # The watchdog may have cut a body that had no length: an end that is not one.
+                    raise Failed(f"{destination.host} did not answer within {timeout:g} seconds.")
+                return response.status, response.headers, content, None
             except (u3.HTTPError, OSError) as error:
                 raise _read_failure(destination, address, error, deadline, timeout) from None
             finally:
                 response.release_conn()
         finally:
             pool.close()
+            for timer in timers:
+                timer.cancel()
     if last_error is not None:
         raise last_error
     raise Failed(f"{destination.host} did not answer within {timeout:g} seconds.")
 
 
-def _pool(destination, address, deadline, timeouts):
+def _pool(destination, address, deadline, timeouts, timers):
     common = dict(host=address, port=destination.port, timeout=timeouts, maxsize=1, retries=False,
-                  deadline=deadline)
+                  deadline=deadline, timers=timers)
     if destination.scheme == "https":
         # Connect to the checked address; SNI and the certificate check use the name.
         return _TLSPool(**common, cert_reqs=ssl.CERT_REQUIRED, server_hostname=destination.host,
@@ -285,12 +290,14 @@ def _too_large(destination, max_bytes: int) -> str:
 
 
 def _root_cause(error: BaseException) -> BaseException:
-    seen = error
-    while True:
-        inner = getattr(seen, "reason", None) or seen.__cause__ or seen.__context__
-        if not isinstance(inner, BaseException) or inner is seen:
-            return seen
-        seen = inner
+    """The innermost exception urllib3 wrapped (its `reason`, or the chained one)."""
+    seen = [error]
+    while len(seen) < 10:
+        inner = getattr(seen[-1], "reason", None) or seen[-1].__cause__ or seen[-1].__context__
+        if not isinstance(inner, BaseException) or inner in seen:
+            break
+        seen.append(inner)
+    return seen[-1]
 
 
 def _connect_failure(destination, address: str, error, timeout: float) -> str:

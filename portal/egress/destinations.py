@@ -149,14 +149,9 @@ _ASCII_LABEL = re.compile(r"^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$")
 
 
 def _host_name(host: str) -> str:
-    """The ASCII form of a host name: international names through IDNA 2008 (UTS 46, as browsers),
-    ASCII names as they are (underscores included, which IDNA would refuse but DNS serves)."""
-    name = host.rstrip(".").lower()
-    if not name.isascii():
-        try:
-            name = idna.encode(name, uts46=True).decode("ascii")
-        except (idna.IDNAError, UnicodeError, ValueError):
-            raise Refused(f"{host} is not a valid host name.") from None
+    """An ASCII host name as it is (underscores included, which IDNA would refuse but DNS serves);
+    international names were turned into ASCII by IDNA 2008 (UTS 46, as browsers do) before."""
+    name = host.rstrip(".")
     if not name or len(name) > 253 or not all(_ASCII_LABEL.match(label) for label in name.split(".")):
         raise Refused(f"{host} is not a valid host name.")
     return name
@@ -196,10 +191,17 @@ def parse(url: str) -> tuple[str, str, int, str, IPAddress | None]:
         except ValueError:
             raise Refused(f"{raw_host} is not a valid IPv6 address.") from None
         return scheme, str(literal), port, target, literal
-    literal = _ipv4_number(raw_host.lower())
+    host = raw_host.lower()
+    if not host.isascii():
+        # IDNA maps full-width digits and dots to ASCII: "１２７。０。０。１" must be read as 127.0.0.1.
+        try:
+            host = idna.encode(host.rstrip("."), uts46=True).decode("ascii")
+        except (idna.IDNAError, UnicodeError, ValueError):
+            raise Refused(f"{raw_host} is not a valid host name.") from None
+    literal = _ipv4_number(host)
     if literal is not None:
         return scheme, str(literal), port, target, literal
-    return scheme, _host_name(raw_host), port, target, None
+    return scheme, _host_name(host), port, target, None
 
 
 def resolve(url: str, *, allow_private, deadline: float, lookup_timeout: float | None = None) -> Destination:
