@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from .. import audit, keys
 from ..extensions import db
-from ..jobs.engine import defer
+from ..jobs.engine import defer_many
 from ..rules import RuleViolation
 from ..tenancy import TenantContext
 from ..tenancy.limits import require_room
@@ -176,7 +176,9 @@ def sync_now(ctx: TenantContext, integration: Integration) -> None:
     _require_enabled(integration)
     audit.record(ctx.tenant_id, ctx.user_id, "integration.sync", "integration", integration.id,
                  after={"name": integration.name, "provider": integration.provider})
-    defer("integrations.sync", tenant_id=str(ctx.tenant_id), integration_id=str(integration.id))
+    # The source's lock keeps this run and a scheduled one apart (one after the other, from the cursor).
+    defer_many("integrations.sync", [{"tenant_id": str(ctx.tenant_id), "integration_id": str(integration.id)}],
+               lock=f"integration:{integration.id}")
 
 
 def send_test(ctx: TenantContext, integration: Integration) -> LogEntry:
