@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
 
-.PHONY: run test test-concurrency test-fast migrate seed check clean-db bench bench-http bench-instructions bench-audit bench-api bench-analytics bench-notifications bench-agents clean-bench load
+.PHONY: run test test-concurrency test-fast migrate seed check clean-db bench bench-http bench-instructions bench-audit bench-api bench-analytics bench-notifications bench-agents bench-webhooks receivers clean-bench load
 
 $(STAMP): requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
@@ -26,6 +26,10 @@ test: $(STAMP)
 test-concurrency: $(STAMP)
 	$(BIN)/python -m pytest -n 0 -s tests/concurrency $(PYTEST_ARGS)
 
+# What the sample integrations point at (webhook receiver, JSON source, inbound sender), beside `make run`.
+receivers: $(STAMP)
+	PORTAL_ENV=$${PORTAL_ENV:-development} $(BIN)/flask --app wsgi integrations sample-receivers
+
 migrate: $(STAMP)
 	PORTAL_ENV=$${PORTAL_ENV:-development} $(BIN)/flask --app wsgi db upgrade
 
@@ -44,6 +48,10 @@ bench: $(STAMP)
 # (issue 15); its own database beside `make bench`'s. BENCH_ARGS="--tenants 10" for a small data set.
 bench-api: $(STAMP)
 	$(BIN)/python -m bench.api $(BENCH_ARGS)
+
+# Webhook fan-out: deliveries per second through the job worker to a receiver on loopback (issue 23).
+bench-webhooks: $(STAMP)
+	$(BIN)/python -m bench.webhooks $(BENCH_ARGS)
 
 # Pages per second under gunicorn (2 sync workers), the portal against a bare Flask + psycopg_pool + Jinja
 # app doing the same work, on the `make bench` data set, with wrk (installed from apt when missing and

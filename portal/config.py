@@ -187,6 +187,19 @@ def load(overrides: dict | None = None) -> dict:
         "API_RATE_LIMIT": env.get("API_RATE_LIMIT") or "600 per minute",
         "API_SECRET_GRACE_HOURS": int(env.get("API_SECRET_GRACE_HOURS") or 24),
         "API_IDEMPOTENCY_HOURS": int(env.get("API_IDEMPOTENCY_HOURS") or 24),
+        # Integrations (portal/integrations): webhook retries (first delay, longest delay, attempts),
+        # the circuit breaker (failures in a row spanning at least so many hours), timeouts, the
+        # inbound signature window, how long the delivery and sync log is kept, pages per sync run.
+        "WEBHOOK_RETRY_SECONDS": float(env.get("WEBHOOK_RETRY_SECONDS") or 30),
+        "WEBHOOK_RETRY_MAX_SECONDS": float(env.get("WEBHOOK_RETRY_MAX_SECONDS") or 3 * 3600),
+        "WEBHOOK_MAX_ATTEMPTS": int(env.get("WEBHOOK_MAX_ATTEMPTS") or 16),
+        "WEBHOOK_BREAKER_FAILURES": int(env.get("WEBHOOK_BREAKER_FAILURES") or 20),
+        "WEBHOOK_BREAKER_HOURS": float(env.get("WEBHOOK_BREAKER_HOURS") or 12),
+        "WEBHOOK_TIMEOUT": float(env.get("WEBHOOK_TIMEOUT") or 10),
+        "SOURCE_TIMEOUT": float(env.get("SOURCE_TIMEOUT") or 30),
+        "SOURCE_MAX_PAGES": int(env.get("SOURCE_MAX_PAGES") or 100),
+        "INBOUND_TOLERANCE_SECONDS": int(env.get("INBOUND_TOLERANCE_SECONDS") or 300),
+        "INTEGRATIONS_LOG_DAYS": int(env.get("INTEGRATIONS_LOG_DAYS") or 30),
         "REAUTH_MINUTES": int(env.get("REAUTH_MINUTES") or 10),
         # Outbound requests (portal.egress): private, loopback and link-local destinations. Development
         # and tests allow them (receivers on loopback); production only through an explicit list.

@@ -58,7 +58,36 @@ def load_sample(password: str) -> bool:
     tasks.load()  # a dozen tasks at Acme and TechStart, some overdue, with comments
     from .sso import sample as sso
     sso.load()  # acme.com verified, a disabled connection to the demo provider (SSO_DEMO_PROVIDER=1)
+    _integrations_sample(data)  # last: nothing above is delivered to them
     return True
+
+
+def _integrations_sample(data: dict) -> None:
+    """One integration of each kind per tenant, pointing at `flask integrations sample-receivers`."""
+    from .integrations.models import Integration, IntegrationStatus
+    from .integrations.services import seal_credentials
+    spec = data["integrations"]
+    receiver = spec["receiver"]
+    kinds = [("webhook", "Sample webhook receiver", {"url": f"{receiver}/webhook", "events": spec["events"]},
+              {"signing_secret": spec["signing_secret"]}),
+             ("json_source", "Sample POS export", {
+                 "url": f"{receiver}/pos/sales", "event_type": "pos.sale", "records_key": "data", "next_key": "next",
+                 "cursor_key": "cursor", "cursor_param": "cursor", "id_key": "id", "time_key": "occurred_at",
+                 "auth_header": "Authorization", "interval_minutes": 60}, {"token": spec["token"]}),
+             ("inbound", "Sample door sensors", {}, {"signing_secret": spec["signing_secret"]})]
+    for tenant in db.session.scalars(select(Tenant).where(Tenant.slug.in_([t["slug"] for t in data["tenants"]]))):
+        tenant.max_integrations = max(tenant.max_integrations, len(kinds))
+        tenant.features = sorted(set(tenant.features or []) | {"webhooks", "json_source", "inbound_events"})
+        with tenant_scope(db.session, tenant.id):
+            for provider, name, config, credentials in kinds:
+                row = Integration(tenant_id=tenant.id, name=name, provider=provider, config=config, enabled=True,
+                                  status=IntegrationStatus.PENDING,
+                                  description="Sample data: start `flask integrations sample-receivers`.",
+                                  next_sync_at=func.now() + timedelta(hours=1) if provider == "json_source" else None)
+                db.session.add(row)
+                db.session.flush()  # the row id is the credentials' associated data
+                seal_credentials(row, credentials)
+            db.session.flush()  # inside the scope: RLS checks the rows as they are written
 
 
 def _analytics_sample(slug: str) -> None:

@@ -161,6 +161,7 @@ class Factory:
         fields.setdefault("max_sites", 1000)
         fields.setdefault("max_devices", 100_000)
         fields.setdefault("max_integrations", 100)
+        fields.setdefault("max_api_clients", 100)
         with self.app.app_context():
             t = Tenant(name=fields.pop("name", f"Tenant {slug}"), slug=slug, **fields)
             db.session.add(t)

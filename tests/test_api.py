@@ -5,6 +5,8 @@ import base64
 import re
 import time
 
+import uuid
+
 import pytest
 import sqlalchemy as sa
 from conftest import csrf_token, login, make_app
@@ -180,6 +182,21 @@ ROUTES = {
     "api.decommission_device": ("POST", "/api/v1/devices/{device}/decommission", "devices:write"),
     "api.bulk_status": ("POST", "/api/v1/devices/bulk-status", "devices:status"),
     "api.record_events": ("POST", "/api/v1/events", "events:write"),
+    "integrations_api.list_integrations": ("GET", "/api/v1/integrations", "integrations:view"),
+    "integrations_api.create_integration": ("POST", "/api/v1/integrations", "integrations:manage"),
+    "integrations_api.get_integration": ("GET", "/api/v1/integrations/{integration}", "integrations:view"),
+    "integrations_api.delete_integration": ("DELETE", "/api/v1/integrations/{integration}", "integrations:manage"),
+    "integrations_api.update_integration": ("PATCH", "/api/v1/integrations/{integration}", "integrations:manage"),
+    "integrations_api.replace_credentials": ("POST", "/api/v1/integrations/{integration}/credentials",
+                                             "integrations:manage"),
+    "integrations_api.enable_integration": ("POST", "/api/v1/integrations/{integration}/enable", "integrations:manage"),
+    "integrations_api.disable_integration": ("POST", "/api/v1/integrations/{integration}/disable",
+                                             "integrations:manage"),
+    "integrations_api.test_integration": ("POST", "/api/v1/integrations/{integration}/test", "integrations:manage"),
+    "integrations_api.sync_integration": ("POST", "/api/v1/integrations/{integration}/sync", "integrations:manage"),
+    "integrations_api.integration_log": ("GET", "/api/v1/integrations/{integration}/log", "integrations:view"),
+    "integrations_api.replay_delivery": ("POST", "/api/v1/integrations/{integration}/log/{entry}/replay",
+                                         "integrations:manage"),
 }
 
 
@@ -200,7 +217,9 @@ def test_scope_matrix(app, client, world, scope):
     failures = []
     for endpoint, (method, template, needed) in ROUTES.items():
         for tenant, expect_foreign in ((a, False), (b, True)):
-            url = template.format(site=tenant["sites"][0], device=tenant["devices"][0])
+            # No integration exists: an id of none (404 once the scope lets the request through).
+            url = template.format(site=tenant["sites"][0], device=tenant["devices"][0], integration=uuid.UUID(int=1),
+                                  entry=uuid.UUID(int=2))
             got = client.open(url, method=method, json={}, headers=bearer(token)).status_code
             if needed != scope:
                 if got != 403:
@@ -423,13 +442,13 @@ def test_custom_events_are_recorded_all_or_none(api):
 
 
 def test_api_clients_need_the_plan_s_api_feature_and_room(app, factory):
-    """Clients are the plan's integrations: a plan without the API refuses them, and a plan's
-    max_integrations is a hard limit (the message says why)."""
+    """A plan without the API refuses clients, and max_api_clients (their own limit, not the
+    integrations') is a hard limit (the message says why)."""
     from portal.rules import RuleViolation
-    free = factory.tenant(plan="free", max_integrations=5)
+    free = factory.tenant(plan="free", max_api_clients=5)
     with pytest.raises(RuleViolation, match="does not include the API"):
         make_client(app, free["id"], ["devices:view"])
-    small = factory.tenant(max_integrations=1)
+    small = factory.tenant(max_api_clients=1, max_integrations=0)
     make_client(app, small["id"], ["devices:view"])
-    with pytest.raises(RuleViolation, match="allows 1 integrations and 0 are free"):
+    with pytest.raises(RuleViolation, match="allows 1 API clients and 0 are free"):
         make_client(app, small["id"], ["devices:view"], name="second")

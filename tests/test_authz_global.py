@@ -87,6 +87,7 @@ EXPECTED: dict[tuple[str, str], dict[str, int | tuple[int, ...]]] = {
     ("admin.tenant", "GET"): each(404, 404, 200),
     ("admin.tenant_status", "POST"): each(404, 404, 422),    # suspending needs a reason
     ("admin.tenant_plan", "POST"): each(404, 404, 422),
+    ("admin.tenant_features", "POST"): each(404, 404, 303),  # none chosen: the plan's features only
     ("admin.users", "GET"): each(404, 404, 200),
     ("admin.user", "GET"): each(404, 404, 404),              # an unknown user
     ("admin.user_status", "POST"): each(404, 404, 404),       # an unknown user
@@ -129,6 +130,14 @@ EXPECTED: dict[tuple[str, str], dict[str, int | tuple[int, ...]]] = {
     ("connected_apps.authorize", "POST"): each(303, 400),
     ("connected_apps.connected_apps", "GET"): each(302, 200),
     ("connected_apps.revoke", "POST"): each(302, 303),             # not theirs: "had already lost its access"
+    # Integrations (issue 23): the JSON API wants a bearer token; an inbound URL a signed batch of
+    # an integration that exists (an unknown id is a 404 whoever asks).
+    ("inbound.receive", "POST"): each(404, 404),
+    **{(f"integrations_api.{name}", method): each(401, 401) for name, method in (
+        ("list_integrations", "GET"), ("create_integration", "POST"), ("get_integration", "GET"),
+        ("delete_integration", "DELETE"), ("update_integration", "PATCH"), ("replace_credentials", "POST"), ("enable_integration", "POST"), ("disable_integration", "POST"),
+        ("test_integration", "POST"), ("sync_integration", "POST"), ("integration_log", "GET"),
+        ("replay_delivery", "POST"))},
     ("static", "GET"): each(200, 200),
     ("favicon", "GET"): each(200, 200),
 }
@@ -147,6 +156,8 @@ PARAMS = {
     "site_id": lambda: uuid.uuid4(),
     "device_id": lambda: uuid.uuid4(),
     "task_id": lambda: uuid.uuid4(),
+    "integration_id": lambda: uuid.uuid4(),
+    "entry_id": lambda: uuid.uuid4(),
 }
 
 

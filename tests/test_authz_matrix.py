@@ -170,6 +170,22 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("sso_settings.check_domain", "POST"): expect(303, 403, 403, 403),   # not verified: a message
     ("sso_settings.require_sso", "POST"): expect(303, 403, 403, 403),    # nothing to change
     ("sso_settings.delete_domain", "POST"): expect(303, 403, 403, 403),
+    # Integrations (issue 23): integrations:view and integrations:manage, owners and admins. The
+    # matrix's integration is an enabled webhook endpoint.
+    ("integrations.index", "GET"): MANAGERS,
+    ("integrations.create", "GET"): MANAGERS,
+    ("integrations.create", "POST"): expect(422, 422, 403, 403),         # no name given
+    ("integrations.show", "GET"): MANAGERS,
+    ("integrations.edit", "GET"): MANAGERS,
+    ("integrations.edit", "POST"): expect(422, 422, 403, 403),           # no name given
+    ("integrations.secret", "GET"): MANAGERS,                            # nothing kept: "shown once"
+    ("integrations.credentials", "POST"): expect(303, 303, 403, 403),    # to the new signing secret, shown once
+    ("integrations.enable", "POST"): expect(303, 303, 403, 403),         # refused with a message: enabled
+    ("integrations.disable", "POST"): expect(303, 303, 403, 403),
+    ("integrations.sync", "POST"): expect(303, 303, 403, 403),           # refused with a message: not a source
+    ("integrations.test", "POST"): expect(303, 303, 403, 403),
+    ("integrations.replay", "POST"): expect(303, 303, 403, 403),         # refused with a message: not failed
+    ("integrations.delete", "POST"): expect(303, 303, 403, 403),
 }
 
 
@@ -268,6 +284,31 @@ class Context:
             db.session.add(row)
             db.session.commit()
             return row.id
+    def new_integration(self, with_entry: bool = False):
+        """An enabled webhook endpoint (and, for routes that name one, a delivery in its log)."""
+        from portal.integrations.models import Integration, LogEntry
+        from portal.integrations.services import seal_credentials
+        with self.app.app_context(), tenant_scope(db.session, self.tenant["id"]):
+            integration = Integration(tenant_id=self.tenant["id"], name="matrix webhook", provider="webhook",
+                                      config={"url": "http://127.0.0.1:9/hook", "events": ["task.created"]},
+                                      enabled=True)
+            db.session.add(integration)
+            db.session.flush()
+            seal_credentials(integration, {"signing_secret": "whsec_" + "A" * 43 + "="})
+            ids = integration.id
+            if with_entry:
+                entry = LogEntry(tenant_id=self.tenant["id"], integration_id=integration.id, kind="delivery",
+                                 event_type="task.created", payload={}, state="succeeded", request={}, response={})
+                db.session.add(entry)
+                db.session.flush()
+                self.entry_integration = integration.id
+                ids = entry.id
+            db.session.commit()
+            return ids
+
+    def integration_for_entry(self):
+        # The route names an entry too: its integration, made with it (see _url's order).
+        return self.__dict__.pop("entry_integration", None) or self.new_integration()
 
     def new_invitation(self):
         with self.app.app_context(), tenant_scope(db.session, self.tenant["id"]):
@@ -296,6 +337,9 @@ PARAMS = {
     "connection_id": lambda ctx: ctx.new_sso_connection(),
     "mapping_id": lambda ctx: ctx.new_sso_mapping(),
     "domain_id": lambda ctx: ctx.new_sso_domain(),
+    "provider": lambda ctx: "webhook",
+    "entry_id": lambda ctx: ctx.new_integration(with_entry=True),
+    "integration_id": lambda ctx: ctx.integration_for_entry(),
 }
 
 
@@ -339,7 +383,7 @@ def matrix_world(app, password_hash):
 
 def _url(app, rule, ctx: Context) -> str:
     values = {"tenant_slug": ctx.tenant["slug"]}
-    for arg in rule.arguments - {"tenant_slug"}:
+    for arg in sorted(rule.arguments - {"tenant_slug"}, key=lambda a: a != "entry_id"):  # an entry makes its integration
         values[arg] = PARAMS[arg](ctx)
     with app.test_request_context():
         return app.url_for(rule.endpoint, **values)

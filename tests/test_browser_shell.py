@@ -22,7 +22,7 @@ pytestmark = pytest.mark.browser
 
 OWNER_SECTIONS = {"Operate": ["Dashboard", "Sites", "Devices", "Tasks", "Analytics"],
                   "People": ["Members", "Invitations", "Roles"],
-                  "Platform": ["API", "Audit log", "Settings"]}
+                  "Platform": ["Integrations", "API", "Audit log", "Settings"]}
 # Each element of the shell: its box, and whether its text fits on one line.
 BOXES = """() => Array.from(document.querySelectorAll(
     '.sidebar-head, .sidebar-head > *, .side-nav a, .side-nav button, .switcher-toggle')).filter(e => e.offsetParent)
@@ -85,7 +85,7 @@ def test_sidebar_sections_follow_the_role(open_context):
     seen = sections(member.page)
     nav = member.page.get_by_role("navigation", name="Acme Corporation")
     expect(nav.get_by_role("link", name="Devices")).to_be_visible()
-    for hidden in ("Roles", "Invitations", "Settings", "API", "Audit log"):
+    for hidden in ("Roles", "Invitations", "Settings", "Integrations", "API", "Audit log"):
         expect(nav.get_by_role("link", name=hidden)).to_have_count(0)
     shown = [link for links in seen.values() for link in links]
     owners = [link for links in OWNER_SECTIONS.values() for link in links]

@@ -155,18 +155,18 @@ def test_status_changes_follow_the_lifecycle(app, sysadmin, org):
 def test_plan_change_and_per_tenant_override(app, sysadmin, org):
     slug = org["slug"]
     r = post(sysadmin, f"/admin/tenants/{slug}/plan", plan="free", use_plan="y", max_users="1", max_sites="1",
-             max_devices="1", max_integrations="0")
+             max_devices="1", max_integrations="0", max_api_clients="0")
     assert r.status_code == 303
     t = tenant_row(app, slug)
     assert (t.plan, t.max_users, t.max_sites, t.max_devices) == ("free", 5, 2, 50)
     r = post(sysadmin, f"/admin/tenants/{slug}/plan", plan="free", max_users="7", max_sites="3",
-             max_devices="60", max_integrations="0")
+             max_devices="60", max_integrations="0", max_api_clients="0")
     assert r.status_code == 303
     t = tenant_row(app, slug)
     assert (t.max_users, t.max_sites, t.max_devices) == (7, 3, 60)
     assert "plan: 50" in sysadmin.get(f"/admin/tenants/{slug}").get_data(as_text=True)
     for bad in ({"max_users": "0"}, {"max_devices": "-1"}, {"max_sites": "many"}, {"plan": "platinum"}):
-        form = {"plan": "free", "max_users": "7", "max_sites": "3", "max_devices": "60", "max_integrations": "0",
+        form = {"plan": "free", "max_users": "7", "max_sites": "3", "max_devices": "60", "max_integrations": "0", "max_api_clients": "0",
                 **bad}
         assert post(sysadmin, f"/admin/tenants/{slug}/plan", **form).status_code == 422, bad
 

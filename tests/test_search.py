@@ -99,7 +99,8 @@ def test_every_page_offered_opens(request, who):
     offered = set(labels(pages, "Pages"))
     assert {"Dashboard", "Devices", "Account"} <= offered
     if who == "carol":  # a viewer: no invitations, roles, settings, audit or creating anything
-        assert not offered & {"Invitations", "Roles", "Settings", "Audit log", "API clients", "New device", "New task"}
+        assert not offered & {"Invitations", "Roles", "Settings", "Audit log", "API clients", "Integrations", "New device",
+                             "New task"}
 
 
 def test_a_viewer_without_sites_finds_no_site_or_device(carol):

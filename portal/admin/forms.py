@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, IntegerField, SelectChoice, SelectField, StringField, TextAreaField
+from wtforms import (BooleanField, EmailField, IntegerField, SelectChoice, SelectField, SelectMultipleField, StringField,
+                     TextAreaField)
 from wtforms.validators import DataRequired, Email, InputRequired, Length, NumberRange
 
 from ..oneline import SingleLine
@@ -47,6 +48,10 @@ def _limit(label: str, minimum: int) -> IntegerField:
                                            NumberRange(min=minimum, max=100_000_000)])
 
 
+class FeaturesForm(FlaskForm):
+    features = SelectMultipleField("Features on top of the plan's", validate_choice=False)
+
+
 class PlanForm(FlaskForm):
     plan = SelectField("Plan", validate_choice=False)
     use_plan = BooleanField("Use the plan's limits (otherwise the ones below, for this tenant only)")
@@ -54,6 +59,7 @@ class PlanForm(FlaskForm):
     max_sites = _limit("Active sites", 0)
     max_devices = _limit("Devices in service", 0)
     max_integrations = _limit("Integrations", 0)
+    max_api_clients = _limit("API clients", 0)
 
     def __init__(self, *args, plans: list, **kwargs):
         super().__init__(*args, **kwargs)
@@ -61,4 +67,4 @@ class PlanForm(FlaskForm):
 
     def limits(self) -> dict[str, int]:
         return {name: getattr(self, name).data for name in ("max_users", "max_sites", "max_devices",
-                                                            "max_integrations")}
+                                                            "max_integrations", "max_api_clients")}

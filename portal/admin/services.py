@@ -95,6 +95,23 @@ def change_limits(admin: User, tenant: Tenant, plan: Plan, limits: dict[str, int
     return tenant
 
 
+def change_features(admin: User, tenant: Tenant, features: list[str]) -> Tenant:
+    """Features this tenant has on top of its plan's (seed 002's tenants.features)."""
+    from ..tenants.plans import FEATURES
+    unknown = sorted(set(features) - set(FEATURES))
+    if unknown:
+        raise RuleViolation(f"Unknown features: {', '.join(unknown)[:200]}.", field="features")
+    before = {"features": sorted(tenant.features or [])}
+    tenant.features = sorted(set(features))
+    after = {"features": tenant.features}
+    if after != before:
+        with tenant_scope(db.session, tenant.id):
+            audit.record(tenant.id, admin.id, "tenant.features", "tenant", tenant.id, before=before, after=after,
+                         console=True)
+            db.session.flush()  # inside the scope: RLS checks the row as it is written
+    return tenant
+
+
 def change_status(admin: User, tenant: Tenant, action: str, reason: str) -> Tenant:
     target, allowed_from = TRANSITIONS[action]
     reason = (reason or "").strip()
@@ -144,9 +161,13 @@ def status_actions(tenant: Tenant) -> list[tuple[str, str, str]]:
 def usage(tenant: Tenant) -> dict[str, int]:
     """What counts against each limit (as the areas count it), read under the tenant's scope."""
     with tenant_scope(db.session, tenant.id):
+        from ..api.models import ApiClient
+        from ..integrations.models import Integration
+        count = lambda model: db.session.scalar(select(func.count()).select_from(model)  # noqa: E731
+                                                .where(model.tenant_id == tenant.id)) or 0
         return {"max_users": seats_used(tenant),
                 "max_sites": active_sites(tenant.id), "max_devices": in_service(tenant.id),
-                "max_integrations": 0}
+                "max_integrations": count(Integration), "max_api_clients": count(ApiClient)}
 
 
 def search(q: str = "", status: str = "", plan: str = "", sort: str = "name", after: str = "",

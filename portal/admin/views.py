@@ -20,12 +20,12 @@ from ..security.services import request_password_reset
 from ..security.sessions import active_sessions, last_activity
 from ..tenancy.models import Membership
 from ..tenants.models import LIMITS, Tenant, TenantStatus, TenantTombstone
-from ..tenants.plans import get_plan, plans
+from ..tenants.plans import FEATURES, get_plan, plans
 from ..words import possessive
 from . import services
 from .security_events import SEVERITIES, Filter
 from .security_events import page as security_page
-from .forms import NewTenantForm, PlanForm, StatusForm, UserStatusForm
+from .forms import FeaturesForm, NewTenantForm, PlanForm, StatusForm, UserStatusForm
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -86,7 +86,8 @@ def _tenant_page(tenant: Tenant, *, status_form=None, plan_form=None, code: int 
         return render_template("admin/tenant.html", tenant=tenant, members=members, history=history,
                                usage=usage, plan=get_plan(tenant.plan), limits=LIMITS,
                                status_form=status_form or StatusForm(), plan_form=plan_form,
-                               status_actions=services.status_actions(tenant)), code
+                               status_actions=services.status_actions(tenant), features=FEATURES,
+                               features_form=FeaturesForm(formdata=None)), code
 
 
 @bp.get("/tenants/<slug>")
@@ -128,6 +129,22 @@ def tenant_plan(slug: str):
     elif plan is None:
         form.plan.errors.append("Choose one of the plans.")
     return _tenant_page(_tenant_or_404(slug), plan_form=form, code=422)
+
+
+@bp.post("/tenants/<slug>/features")
+def tenant_features(slug: str):
+    tenant = _tenant_or_404(slug)
+    form = FeaturesForm()
+    if not form.validate():
+        abort(400, "Your form expired. Please try again.")
+    try:
+        services.change_features(current_user, tenant, form.features.data or [])
+    except RuleViolation as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+    else:
+        flash(f"Saved {possessive(tenant.name)} features.", "success")
+    return redirect(url_for(".tenant", slug=slug), 303)
 
 
 @bp.get("/users")

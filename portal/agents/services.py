@@ -139,6 +139,8 @@ def _status_moved(agent: AgentPrincipal, moved: list) -> None:
     analytics.record_many(agent.tenant_id, [row for row in (
         analytics.device_status_event(SimpleNamespace(id=device_id, site_id=now.site_id, status=now.status), before,
                                       None) for now, before, device_id in moved) if row])
+    analytics.emit_device_events(agent.tenant_id, [
+        (SimpleNamespace(id=device_id, site_id=now.site_id, status=now.status), before) for now, before, device_id in moved])
     errors = [(now, device_id) for now, before, device_id in moved
               if DeviceStatus(now.status) == DeviceStatus.ERROR]
     if errors:

@@ -17,6 +17,7 @@ from uuid import UUID
 
 from sqlalchemy import text
 
+from ..events import emit as emit_event, emit_many as emit_events
 from ..extensions import db
 from ..tenancy import TenantContext
 
@@ -95,9 +96,25 @@ def device_status_event(device, before: str | None, actor: UUID | None) -> dict[
 
 
 def device_status_changed(ctx: TenantContext, changes: list[tuple[Any, str | None]]) -> int:
-    """[(device, status before)] after the devices changed, in one statement."""
+    """[(device, status before)] after the devices changed, in one statement; the same changes
+    go to the event catalogue (`device.created` when there was no status before)."""
     rows = [r for r in (device_status_event(d, before, ctx.user_id) for d, before in changes) if r]
+    emit_device_events(ctx.tenant_id, changes)
     return record_many(ctx.tenant_id, rows)
+
+
+def emit_device_events(tenant_id: UUID, changes: list[tuple[Any, str | None]]) -> None:
+    """device.created / device.status_changed for [(device, status before)] (None: a new device)."""
+    out = []
+    for device, before in changes:
+        after = getattr(device.status, "value", device.status)
+        if before is None:
+            out.append(("device.created", {"device_id": device.id, "site_id": getattr(device, "site_id", None),
+                                           "name": getattr(device, "name", None), "status": after}))
+        elif before != after:
+            out.append(("device.status_changed", {"device_id": device.id, "site_id": getattr(device, "site_id", None),
+                                                  "from": before, "to": after}))
+    emit_events(tenant_id, out)
 
 
 def member_signed_in(ctx: TenantContext) -> None:
@@ -111,6 +128,8 @@ def agent_task_finished(tenant_id: UUID, *, task_id: Any, device_id: Any, comman
     record(tenant_id, AGENT_TASK, {"task_id": str(task_id), "device_id": str(device_id), "command": command,
                                    "status": status, "exit_code": exit_code},
            occurred_at, actor, name=status, source="agent", source_id=str(task_id))
+    emit_event(tenant_id, "agent.task_finished", {"task_id": task_id, "device_id": device_id, "command": command,
+                                                  "status": status, "exit_code": exit_code}, occurred_at)
 
 
 # --- Custom events (POST /api/v1/events) ------------------------------------------------------

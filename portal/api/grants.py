@@ -123,14 +123,14 @@ def _check(ctx: TenantContext, data: AppData) -> tuple[str, list[str], list[str]
 
 def create_app(ctx: TenantContext, data: AppData) -> tuple[ApiClient, str | None]:
     """The new app and, for a confidential one, its secret (shown once, stored as a hash). Apps
-    are integrations of the plan, counted with the API clients under the tenant's lock."""
+    are API clients of the plan (max_api_clients), counted with them under the tenant's lock."""
     name, uris, scopes = _check(ctx, data)
     if not has_feature(ctx.tenant, "api"):
         raise RuleViolation(f"{possessive(ctx.tenant.name)} plan does not include the API. Ask a system administrator "
                             "for a plan with it.", field="name")
     lock_tenant(ctx.tenant)
     used = db.session.scalar(select(func.count()).select_from(ApiClient).where(ApiClient.tenant_id == ctx.tenant_id))
-    require_room(ctx.tenant, "max_integrations", used, field="name")
+    require_room(ctx.tenant, "max_api_clients", used, field="name")
     secret = None if data.public else credentials.new_secret()
     client = ApiClient(tenant_id=ctx.tenant_id, name=name, scopes=scopes, kind="app", redirect_uris=uris,
                        is_public=data.public, secret_hash=credentials.secret_hash(secret) if secret else None,

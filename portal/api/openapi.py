@@ -11,6 +11,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import current_app
 
 from ..agents import apidoc as agent_doc
+from ..events import CATALOGUE as EVENTS
 from . import schemas
 
 PROBLEM = {"description": "Problem details (RFC 9457)",
@@ -87,6 +88,45 @@ COMPONENTS = {"SiteIn": schemas.SiteIn, "SitePatch": schemas.SitePatch, "SiteOut
               "TokenIn": schemas.TokenIn, "TokenOut": schemas.TokenOut, "TokenRef": schemas.TokenRef,
               "Introspection": schemas.Introspection, "OAuthError": schemas.OAuthError, **agent_doc.COMPONENTS}
 
+# Operations of areas above this one (integrations), registered at start-up:
+# area -> ({endpoint: (summary, parameters, request body schema, responses)}, {component: schema}).
+EXTENSIONS: dict[str, tuple[dict, dict]] = {}
+
+
+def _operations() -> dict:
+    merged = dict(OPERATIONS)
+    for operations, _ in EXTENSIONS.values():
+        merged.update(operations)
+    return merged
+
+
+def event_schemas() -> dict[str, dict]:
+    """One schema per event type of the catalogue: the body a webhook endpoint receives."""
+    out = {}
+    for name, kind in EVENTS.items():
+        out["Event_" + name.replace(".", "_")] = {
+            "type": "object", "description": kind.description, "required": ["type", "timestamp", "data"],
+            "additionalProperties": False,
+            "properties": {"type": {"const": name}, "timestamp": {"type": "string", "format": "date-time"},
+                           "data": kind.schema()}}
+    return out
+
+
+def _webhooks() -> dict:
+    """OpenAPI 3.1 `webhooks`: what an outbound webhook endpoint receives, one entry per event type,
+    signed with the Standard Webhooks headers."""
+    signed = [{"name": name, "in": "header", "required": True, "schema": {"type": "string"}, "description": text}
+              for name, text in (("webhook-id", "The message id: the same for every retry and replay"),
+                                 ("webhook-timestamp", "Seconds since 1970 when this attempt was signed"),
+                                 ("webhook-signature", "`v1,<base64 HMAC-SHA256 of id.timestamp.body>` with the "
+                                                       "endpoint's whsec_ secret"))]
+    return {name: {"post": {"operationId": "webhook_" + name.replace(".", "_"), "summary": kind.description,
+                            "parameters": signed,
+                            "requestBody": _body("Event_" + name.replace(".", "_")),
+                            "responses": {"2XX": {"description": "Received (anything else is retried)"}}}}
+            for name, kind in EVENTS.items()}
+
+
 # /oauth/*: a client authenticates by HTTP Basic, or by client_id and client_secret in the form.
 CLIENT_AUTH = [{"clientBasic": []}, {}]
 OAUTH_ERROR = {"description": "An OAuth 2.0 error (RFC 6749 5.2)",
@@ -151,26 +191,34 @@ def document() -> dict:
     spec.components.security_scheme("clientBasic", {
         "type": "http", "scheme": "basic", "description": "The API client's id and secret"})
     spec.components.security_scheme("agentSecret", agent_doc.SCHEME)
-    for name, schema in COMPONENTS.items():
+    components = dict(COMPONENTS)
+    for _, extra in EXTENSIONS.values():
+        components.update(extra)
+    for name, schema in components.items():
         spec.components.schema(name, schema=schema)
+    for name, schema in event_schemas().items():
+        spec.components.schema(name, schema)
+    operations = _operations()
     for rule in sorted(current_app.url_map.iter_rules(), key=lambda r: r.rule):
         if rule.endpoint in agent_doc.OPERATIONS:
             operation = {**agent_doc.OPERATIONS[rule.endpoint], "security": agent_doc.SECURITY}
             operation["parameters"] = _path_parameters(rule) + operation.get("parameters", [])
         elif rule.endpoint in OAUTH_OPERATIONS:
             operation = {**OAUTH_OPERATIONS[rule.endpoint], "security": CLIENT_AUTH}
-        elif rule.endpoint in OPERATIONS:
-            operation = _api_operation(rule)
+        elif rule.endpoint in operations:
+            operation = _api_operation(rule, operations)
         else:
             continue
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             # apispec resolves schemas in place (it pops a parameter's schema): give it a copy.
             spec.path(path=_path(rule), operations={method.lower(): copy.deepcopy(operation)})
-    return spec.to_dict()
+    document = spec.to_dict()
+    document["webhooks"] = _webhooks()
+    return document
 
 
-def _api_operation(rule) -> dict:
-    summary, parameters, request_body, responses = OPERATIONS[rule.endpoint]
+def _api_operation(rule, operations) -> dict:
+    summary, parameters, request_body, responses = operations[rule.endpoint]
     view = current_app.view_functions[rule.endpoint]
     path_parameters = _path_parameters(rule)
     operation = {"operationId": rule.endpoint.split(".", 1)[1], "summary": summary,

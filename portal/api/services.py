@@ -73,15 +73,15 @@ def _check(ctx: TenantContext, data: ClientData) -> tuple[str, list[str], list[U
 
 
 def create_client(ctx: TenantContext, data: ClientData) -> tuple[ApiClient, str]:
-    """The new client and its secret, which is shown once and never stored. Clients are the
-    plan's integrations: the plan must include the API, and has room for so many."""
+    """The new client and its secret, which is shown once and never stored. The plan must include
+    the API, and have room for one more client (max_api_clients)."""
     name, scopes, site_ids = _check(ctx, data)
     if not has_feature(ctx.tenant, "api"):
         raise RuleViolation(f"{possessive(ctx.tenant.name)} plan does not include the API. Ask a system administrator for a "
                             "plan with it.", field="name")
     lock_tenant(ctx.tenant)  # counted and created under the tenant's lock: no two pass the limit together
     used = db.session.scalar(select(func.count()).select_from(ApiClient).where(ApiClient.tenant_id == ctx.tenant_id))
-    require_room(ctx.tenant, "max_integrations", used, field="name")
+    require_room(ctx.tenant, "max_api_clients", used, field="name")
     secret = credentials.new_secret()
     client = ApiClient(tenant_id=ctx.tenant_id, name=name, scopes=scopes, site_ids=site_ids,
                        secret_hash=credentials.secret_hash(secret), created_by=ctx.user_id)

@@ -208,6 +208,17 @@ def sentence(row, names: Names) -> str:
         said = _sso(action, row.details if isinstance(row.details, dict) else {}, before, after, person)
         if said:
             return f"{who} {said}"
+    if action.startswith("integration."):
+        verbs = {"integration.create": "created the integration {n}", "integration.update": "edited the integration {n}",
+                 "integration.credentials": "replaced the credentials of the integration {n}",
+                 "integration.enable": "enabled the integration {n}", "integration.disable": "disabled the integration {n}",
+                 "integration.delete": "deleted the integration {n}", "integration.sync": "asked for a sync of {n}",
+                 "integration.test": "sent a test event to {n}",
+                 "integration.replay": "replayed a failed delivery to {n}",
+                 "integration.breaker": "disabled the integration {n} after {f} failed deliveries in a row"}
+        if action in verbs:
+            n = _q(after.get("name") or before.get("name") or name)
+            return f"{who} " + verbs[action].format(n=n, f=after.get("failures", "many"))
     if action == "keys.rotate":
         return f"{who} started rotating the organization's encryption key (to version {after.get('version')})"
     if action == "keys.rotated":
@@ -313,7 +324,8 @@ def _role(action: str, before: dict, after: dict) -> str:
 
 
 TENANT_FIELDS = {"contact_email": "contact email", "max_users": "user limit", "max_sites": "site limit",
-                 "max_devices": "device limit", "max_integrations": "integration limit",
+                 "max_devices": "device limit", "max_integrations": "integration limit", "max_api_clients": "API client limit",
+                 "features": "features",
                  "require_mfa": "two-factor requirement", "mfa_grace_days": "two-factor grace period",
                  "idle_timeout_minutes": "idle timeout", "absolute_timeout_hours": "session length",
                  "max_sessions": "session limit", "ip_allowlist": "allowed networks",
@@ -330,6 +342,9 @@ def _tenant(action: str, before: dict, after: dict) -> str | None:
         return f"edited the organization's profile ({_changed(before, after)})"
     if action == "tenant.security_policy":
         return f"changed the security policy ({_changed(before, after)})"
+    if action == "tenant.features":
+        return (f"set the features on top of the plan to {', '.join(after.get('features') or []) or 'none'} "
+                "(system console)")
     if action == "tenant.plan":
         if before.get("plan") != after.get("plan"):
             return f"changed the plan from {before.get('plan')} to {after.get('plan')} (system console)"

@@ -19,6 +19,7 @@ from .. import audit
 from ..accounts.models import User
 from ..accounts.services import normalise_email
 from ..database.context import set_context, tenant_scope
+from ..events import emit as emit_event, emit_many as emit_events
 from ..extensions import db
 from ..mail.models import OutboxMessage
 from ..mail.outbox import enqueue, failure_text
@@ -291,6 +292,9 @@ def accept(found: Found, user: User) -> Membership:
                  after={"email": invitation.email, **roles.role_of(invitation).snapshot(),
                         "sites": [str(s) for s in live_sites]})
     db.session.flush()  # surface constraint errors here, inside the service
+    role = roles.role_of(invitation).snapshot()["role"]
+    emit_events(tenant.id, [("invitation.accepted", {"invitation_id": invitation.id, "user_id": user.id, "role": role}),
+                            ("member.joined", {"user_id": user.id, "role": role})])
     if invitation.invited_by and invitation.invited_by != user.id:
         notify(tenant.id, [invitation.invited_by], Kind.INVITATION_ACCEPTED,
                {"invitee": user.display_name, "tenant": tenant.name}, f"/t/{tenant.slug}/members/")

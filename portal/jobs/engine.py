@@ -17,7 +17,7 @@ from ..extensions import db
 TASK_MODULES = ["portal.mail.tasks", "portal.invitations.tasks", "portal.security.tasks", "portal.jobs.tasks",
                 "portal.organization.tasks", "portal.audit.tasks", "portal.tasks.jobs", "portal.notifications.tasks",
                 "portal.api.tasks", "portal.agents.tasks", "portal.analytics.tasks", "portal.sso.tasks",
-                "portal.keys.tasks", "portal.profile.tasks"]
+                "portal.integrations.tasks", "portal.keys.tasks", "portal.profile.tasks"]
 
 jobs = procrastinate.App(connector=procrastinate.PsycopgConnector(), import_paths=TASK_MODULES)
 # Requests defer through their own connection with a sync connector of their own: in a process that
@@ -51,3 +51,15 @@ def defer(task_name: str, **kwargs) -> None:
     configure_task(name=task.name, job_manager=_request_jobs, queue=task.queue, lock=task.lock,
                    queueing_lock=task.queueing_lock, priority=task.priority,
                    connection=request_connection()).defer(**kwargs)
+
+
+def defer_many(task_name: str, kwargs_list: list[dict], *, lock: str | None = None) -> None:
+    """Queue `task_name` once per kwargs in one statement, in the current transaction. Jobs that
+    share a `lock` run one at a time, oldest first (a retried one holds back the later ones)."""
+    if not kwargs_list:
+        return
+    jobs.perform_import_paths()
+    task = jobs.tasks[task_name]
+    configure_task(name=task.name, job_manager=_request_jobs, queue=task.queue, lock=lock or task.lock,
+                   queueing_lock=task.queueing_lock, priority=task.priority,
+                   connection=request_connection()).batch_defer(*kwargs_list)

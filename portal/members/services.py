@@ -17,6 +17,7 @@ from ..api.grants import revoke_grants
 from ..accounts.models import User
 from ..database.loaded import mapped
 from ..database.search import contains_pattern
+from ..events import emit as emit_event, emit_many as emit_events
 from ..extensions import db
 from ..notifications import Kind, actor_name, notify
 from ..rules import RuleViolation
@@ -175,6 +176,7 @@ def remove(ctx: TenantContext, target: Membership) -> None:
     flush_guarded()
     revoke_grants(target.user_id, tenant_id=ctx.tenant_id, reason="member_removed", actor_id=ctx.user_id)
     audit.record(ctx.tenant_id, ctx.user_id, "member.remove", "membership", target.user_id, before=before)
+    emit_event(ctx.tenant_id, "member.left", {"user_id": target.user_id, "reason": "removed"})
 
 
 def leave(ctx: TenantContext) -> None:
@@ -187,6 +189,7 @@ def leave(ctx: TenantContext) -> None:
     flush_guarded()
     revoke_grants(ctx.user_id, tenant_id=ctx.tenant_id, reason="member_removed", actor_id=ctx.user_id)
     audit.record(ctx.tenant_id, ctx.user_id, "member.leave", "membership", ctx.user_id, before=before)
+    emit_event(ctx.tenant_id, "member.left", {"user_id": ctx.user_id, "reason": "left"})
 
 
 def transfer_ownership(ctx: TenantContext, target: Membership) -> None:

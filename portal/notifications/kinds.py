@@ -35,6 +35,7 @@ class Kind(enum.StrEnum):
     DEVICE_ERROR = "device_error"
     SIGNIN_NEW_BROWSER = "signin_new_browser"
     SSO_DOMAIN_LOST = "sso_domain_lost"
+    INTEGRATION_DISABLED = "integration_disabled"
 
     @classmethod
     def _missing_(cls, value):
@@ -84,6 +85,9 @@ CATALOGUE: dict[Kind, KindInfo] = {
     Kind.SSO_DOMAIN_LOST: KindInfo("A verified domain of your organization loses its DNS record",
                                    "{domain} is no longer verified for {tenant}: its DNS record {record} is gone",
                                    Channel.BOTH, security=True),
+    Kind.INTEGRATION_DISABLED: KindInfo("An integration is disabled after failing",
+                                        "The integration {name} in {tenant} was disabled after {failures} failed "
+                                        "deliveries in a row", Channel.BOTH),
 }
 
 

@@ -21,7 +21,8 @@ from ..tenants.models import Tenant
 from .models import TenantExport
 
 # Columns never exported, whatever table they are in.
-SECRET_COLUMNS = frozenset({"token_hash", "password_hash", "totp_secret", "payload", "secret", "secret_hash"})
+SECRET_COLUMNS = frozenset({"token_hash", "password_hash", "totp_secret", "payload", "secret", "secret_hash",
+                            "credentials"})
 LINK_HOURS = 24
 # Partitions (analytics_events_p...) are read through their parent, the only one the serving role may read.
 TENANT_TABLES = """

@@ -6,6 +6,8 @@ from flask import abort, flash, redirect, render_template, request, send_file, u
 
 from .. import audit
 from ..devices.services import in_service
+from sqlalchemy import text
+
 from ..extensions import db, htmx
 from ..invitations.services import seats_used
 from ..rules import RuleViolation
@@ -31,8 +33,13 @@ def _usage(ctx) -> list[tuple[str, int, int]]:
     """(what, used, allowed) for each limit of the plan, as the areas count them."""
     tenant = ctx.tenant
     sites, devices = active_sites(ctx.tenant_id), in_service(ctx.tenant_id)
+    # Counted here in SQL: the areas that own these tables stand above this one.
+    integrations, clients = db.session.execute(text(
+        "SELECT (SELECT count(*) FROM integrations WHERE tenant_id = :t), "
+        "(SELECT count(*) FROM api_clients WHERE tenant_id = :t)"), {"t": ctx.tenant_id}).one()
     return [("Users (members and pending invitations)", seats_used(tenant), tenant.max_users),
-            ("Active sites", sites, tenant.max_sites), ("Devices in service", devices, tenant.max_devices)]
+            ("Active sites", sites, tenant.max_sites), ("Devices in service", devices, tenant.max_devices),
+            ("Integrations", integrations, tenant.max_integrations), ("API clients", clients, tenant.max_api_clients)]
 
 
 def _section(name: str, status: int = 200, **context):

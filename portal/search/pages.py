@@ -27,6 +27,7 @@ TENANT_PAGES = (
     ("Members", "members.index", Permission.MEMBERS_VIEW, "people users team"),
     ("Invitations", "invitations.index", Permission.INVITATIONS_MANAGE, "invite people"),
     ("Roles", "roles.index", Permission.ROLES_MANAGE, "permissions"),
+    ("Integrations", "integrations.index", Permission.INTEGRATIONS_VIEW, "webhooks sources inbound events"),
     ("API clients", "api_clients.index", Permission.API_MANAGE, "oauth tokens"),
     ("Audit log", "audit.index", Permission.AUDIT_VIEW, "history events"),
     ("Settings", "settings.general", Permission.TENANT_MANAGE, "organization general name"),

@@ -24,6 +24,7 @@ from sqlalchemy import func, select
 from .. import audit
 from ..accounts.models import User
 from ..devices.models import Device
+from ..events import emit as emit_event
 from ..extensions import db
 from ..rules import RuleViolation
 from ..sites.models import Site
@@ -148,6 +149,9 @@ def create_task(ctx: TenantContext, data: TaskData) -> Task:
     db.session.add(task)
     db.session.flush()  # the audit row and the notice name the new task's id
     audit.record(ctx.tenant_id, ctx.user_id, "task.create", "task", task.id, after=snapshot(task))
+    emit_event(ctx.tenant_id, "task.created", {
+        "task_id": task.id, "title": task.title, "site_id": task.site_id, "device_id": task.device_id,
+        "assignee_id": task.assignee_id, "priority": task.priority, "due_on": task.due_on})
     if task.assignee_id:
         events.publish(events.task_assigned(ctx.tenant, task, ctx.user_id))
     return task
@@ -191,6 +195,8 @@ def change_status(ctx: TenantContext, tasks: list[Task], status: TaskStatus) -> 
                      after=snapshot(task) | {"completed_at": task.completed_at.isoformat() if task.completed_at else None})
         if status == TaskStatus.DONE:
             events.publish(events.task_completed(ctx.tenant, task, ctx.user_id))
+            emit_event(ctx.tenant_id, "task.completed", {"task_id": task.id, "title": task.title,
+                                                         "completed_by": ctx.user_id})
         changed += 1
     return changed
 

@@ -8,7 +8,7 @@ from ..words import possessive
 from ..tenants.models import Tenant
 
 WHAT = {"max_users": "users", "max_sites": "active sites", "max_devices": "devices in service",
-        "max_integrations": "integrations"}
+        "max_integrations": "integrations", "max_api_clients": "API clients"}
 
 
 def room_left(tenant: Tenant, limit: str, used: int, allowed: int | None = None) -> dict:

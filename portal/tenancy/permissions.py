@@ -36,6 +36,8 @@ class Permission(enum.StrEnum):
     ANALYTICS_VIEW = "analytics:view"
     EVENTS_WRITE = "events:write"
     SSO_MANAGE = "sso:manage"
+    INTEGRATIONS_VIEW = "integrations:view"
+    INTEGRATIONS_MANAGE = "integrations:manage"
 
     @property
     def resource(self) -> str:
@@ -88,6 +90,9 @@ CATALOGUE: dict[Permission, tuple[str, str]] = {
     Permission.ANALYTICS_VIEW: ("Analytics", "See the analytics charts of any event type"),
     Permission.EVENTS_WRITE: ("Analytics", "Record custom analytics events"),
     Permission.SSO_MANAGE: ("Organization", "Set up single sign-on: connections, verified domains, group mappings"),
+    Permission.INTEGRATIONS_VIEW: ("Integrations", "See integrations, their status and their delivery and sync log"),
+    Permission.INTEGRATIONS_MANAGE: ("Integrations", "Create, change, enable, disable and delete integrations; "
+                                                     "replace their credentials; replay deliveries"),
 }
 
 _READ = frozenset({Permission.TENANT_VIEW, Permission.SITES_VIEW, Permission.DEVICES_VIEW,

@@ -48,6 +48,7 @@ class Plan(db.Model):
     __table_args__ = (
         CheckConstraint("max_users > 0 AND max_sites >= 0 AND max_devices >= 0 AND max_integrations >= 0",
                         name="limits_positive"),
+        CheckConstraint("max_api_clients >= 0", name="max_api_clients_positive"),
     )
 
     key: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -58,11 +59,13 @@ class Plan(db.Model):
     max_devices: Mapped[int] = mapped_column(Integer)
     max_integrations: Mapped[int] = mapped_column(Integer)
     features: Mapped[list[str]] = mapped_column(ARRAY(String(32)), server_default=text("'{}'"))
+    # API clients have a limit of their own (migration 0019); max_integrations counts integrations.
+    max_api_clients: Mapped[int] = mapped_column(Integer, server_default="0")
     # How long a tenant on this plan keeps its analytics events (migration 0015).
     analytics_retention_days: Mapped[int] = mapped_column(Integer, server_default="30")
 
 
-LIMITS = ("max_users", "max_sites", "max_devices", "max_integrations")
+LIMITS = ("max_users", "max_sites", "max_devices", "max_integrations", "max_api_clients")
 
 
 class SlugRedirect(db.Model):
@@ -98,6 +101,7 @@ class Tenant(Timestamps, db.Model):
         CheckConstraint(f"slug ~ '{SLUG_PATTERN}'", name="slug_format"),
         CheckConstraint("max_users > 0", name="max_users_positive"),
         CheckConstraint("max_sites >= 0 AND max_devices >= 0 AND max_integrations >= 0", name="limits_positive"),
+        CheckConstraint("max_api_clients >= 0", name="max_api_clients_positive"),
         Index("ix_tenants_plan", "plan"),
         Index("ix_tenants_status", "status"),
         Index("ix_tenants_settings", "settings", postgresql_using="gin"),
@@ -117,6 +121,9 @@ class Tenant(Timestamps, db.Model):
     max_sites: Mapped[int] = mapped_column(Integer, server_default="2")
     max_devices: Mapped[int] = mapped_column(Integer, server_default="50")
     max_integrations: Mapped[int] = mapped_column(Integer, server_default="0")
+    max_api_clients: Mapped[int] = mapped_column(Integer, server_default="0")
+    # Features this tenant has on top of its plan's (seed 002's tenants.features), set in the console.
+    features: Mapped[list[str]] = mapped_column(ARRAY(String(32)), server_default=text("'{}'"))
     contact_email: Mapped[str | None] = mapped_column(String(320))
     status_reason: Mapped[str | None] = mapped_column(String(500))  # shown to members while suspended
     status_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -29,5 +29,14 @@ def apply_plan(tenant: Tenant, plan: Plan) -> None:
 
 
 def has_feature(tenant: Tenant, feature: str) -> bool:
+    """The tenant's plan includes `feature`, or the tenant has it on top of its plan."""
+    if feature in (tenant.features or ()):
+        return True
     plan = get_plan(tenant.plan)
     return plan is not None and feature in plan.features
+
+
+# Features a system administrator may give a tenant on top of its plan (the console's checkboxes).
+FEATURES = {"api": "The JSON API and API clients", "sso": "Single sign-on", "audit_export": "Audit log exports",
+            "webhooks": "Outbound webhooks", "json_source": "HTTP JSON sources",
+            "inbound_events": "Inbound signed events"}
