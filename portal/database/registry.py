@@ -15,3 +15,4 @@ from ..api import models as _api  # noqa: F401
 from ..tasks import models as _tasks  # noqa: F401
 from ..notifications import models as _notifications  # noqa: F401
 from ..agents import models as _agents  # noqa: F401
+from ..scim import models as _scim  # noqa: F401

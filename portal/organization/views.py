@@ -21,8 +21,10 @@ bp = tenant_blueprint("settings", __name__, "/settings")
 
 
 # The sections of the settings, in the order of the section nav: (endpoint, label). Every one needs
-# tenant:manage, as every form on them does (owners by default).
+# tenant:manage, as every form on them does (owners by default), but Provisioning (portal/scim),
+# which needs sso:manage (owners by default too).
 SECTIONS = (("settings.general", "General"), ("settings.branding", "Branding"), ("settings.security", "Security"),
+            ("provisioning.index", "Provisioning"),
             ("settings.plan", "Plan and usage"), ("settings.export", "Data export"),
             ("settings.danger", "Danger zone"))
 
