@@ -150,6 +150,17 @@ def test_no_sample_audit_row_is_shown_raw(app):
     ("invitation.expired", {"status": "pending"}, {"status": "expired", "email": "x@example.com"},
      "Ann ended the invitation to x@example.com as expired"),
     ("user.disable", None, {"email": "x@example.com"}, "Ann disabled the account of x@example.com (system console)"),
+    ("member.provision", None, {"email": "x@example.com", "role": "viewer", "status": "active"},
+     "Ann provisioned x@example.com as viewer"),
+    ("member.scim_update", {"user_name": "a", "emails": []}, {"user_name": "b", "emails": []},
+     "Ann updated how the identity provider describes someone (user name)"),
+    ("scim_token.create", None, {"name": "Okta"}, "Ann created SCIM token ‘Okta’"),
+    ("scim_token.rotate", None, {"name": "Okta"}, "Ann rotated SCIM token ‘Okta’"),
+    ("scim_token.revoke", {"name": "Okta"}, {"name": "Okta"}, "Ann revoked SCIM token ‘Okta’"),
+    ("scim_group.create", None, {"name": "Techs", "members": ["a"]}, "Ann created group ‘Techs’ with 1 member"),
+    ("scim_group.update", {"name": "Techs"}, {"name": "Field", "added": ["a"], "removed": []},
+     "Ann changed group ‘Field’ (renamed it from ‘Techs’; added a)"),
+    ("scim_group.delete", {"name": "Techs", "members": 2}, None, "Ann deleted group ‘Techs’"),
     ("something.new", None, {"name": "Thing"}, "Ann: something new (widget ‘Thing’)"),
 ])
 def test_every_kind_of_row_reads_as_words(action, before, after, said):
