@@ -26,6 +26,7 @@ from portal.tenants.models import Tenant
 
 UserModel = User[EnterpriseUser]
 SCIM_JSON = "application/scim+json"
+USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 
 
 def make_token(app, tenant_id) -> str:
@@ -60,9 +61,8 @@ def new_user(name: str, **more) -> UserModel:
 
 def test_discovery(live_server, org):
     client = scim(live_server, org["token"])
-    assert client.service_provider_config.patch.supported
-    assert client.service_provider_config.etag.supported
-    assert {rt.id for rt in client.resource_types} == {"User", "Group"}
+    assert client.provider.config.patch.supported and client.provider.config.etag.supported
+    assert {rt.id for rt in client.provider.resource_types} == {"User", "Group"}
     response = raw(live_server, org["token"]).get("Schemas")
     assert response.headers["content-type"].startswith(SCIM_JSON)
     assert {s["id"] for s in response.json()["Resources"]} >= {"urn:ietf:params:scim:schemas:core:2.0:User",
@@ -127,3 +127,164 @@ def test_the_life_of_a_user(app, live_server, org, factory):
     log = owner.get(f"/t/{org['tenant']['slug']}/audit/").get_data(as_text=True)
     for said in ("SCIM token ‘test idp’ provisioned ada@example.com", "suspended", "reactivated", "removed"):
         assert said in log, said
+
+
+def test_filters_and_paging(live_server, org):
+    client = scim(live_server, org["token"])
+    made = [client.create(new_user(f"person{i}@{'acme' if i % 2 else 'example'}.com", external_id=f"ext-{i}"))
+            for i in range(5)]
+    client.modify(UserModel, made[4].id, PatchOp[UserModel](operations=[
+        PatchOperation[UserModel](op="replace", path="active", value=False)]))
+
+    def names(filter_=None, **more) -> list[str]:
+        found = client.query(UserModel, query_parameters=SearchRequest[UserModel](filter=filter_, **more))
+        return [u.user_name for u in found.resources or []]
+
+    assert names('userName eq "PERSON1@acme.com"') == ["person1@acme.com"]  # userName is not case-exact
+    assert names('emails.value co "@acme"') == ["person1@acme.com", "person3@acme.com"]
+    assert names('emails[value co "example"]') == ["person0@example.com", "person2@example.com",
+                                                   "person4@example.com"]
+    assert names("active eq false") == ["person4@example.com"]
+    assert names('externalId eq "ext-2"') == ["person2@example.com"]
+    assert names('externalId eq "EXT-2"') == []  # externalId is case-exact
+    assert names('userName sw "person" and not (active eq true)') == ["person4@example.com"]
+    assert names('userName eq "person0@example.com" or userName eq "person3@acme.com"') == \
+        ["person0@example.com", "person3@acme.com"]
+    # Pages by index: three pages of two, in creation order, with the total each time.
+    http = raw(live_server, org["token"])
+    seen = []
+    for start in (1, 3, 5):
+        page = http.get("Users", params={"startIndex": start, "count": 2}).json()
+        assert page["totalResults"] == 5 and page["startIndex"] == start
+        seen += [u["userName"] for u in page["Resources"]]
+    assert seen == [f"person{i}@{'acme' if i % 2 else 'example'}.com" for i in range(5)]
+    assert http.get("Users", params={"count": 0}).json() == {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"], "totalResults": 5, "startIndex": 1,
+        "itemsPerPage": 0, "Resources": []}
+    only = http.get("Users", params={"filter": 'userName eq "person0@example.com"', "attributes": "userName"}).json()
+    assert set(only["Resources"][0]) == {"schemas", "id", "userName"}
+
+
+def test_patch_semantics_and_versions(live_server, org):
+    client = scim(live_server, org["token"])
+    http = raw(live_server, org["token"])
+    user = client.create(new_user("grace@example.com"))
+    url = f"Users/{user.id}"
+
+    def patch(*operations, **headers):
+        return http.patch(url, headers={"Content-Type": SCIM_JSON, **headers}, json={
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": list(operations)})
+
+    # add to a multi-valued attribute, replace a sub-attribute, remove by a value filter
+    got = patch({"op": "add", "path": "emails", "value": [{"value": "grace@navy.example.com", "type": "home"}]},
+                {"op": "replace", "path": "name.familyName", "value": "Hopper"})
+    assert got.status_code == 200, got.text
+    body = got.json()
+    assert {e["value"] for e in body["emails"]} == {"grace@example.com", "grace@navy.example.com"}
+    assert body["name"]["familyName"] == "Hopper" and got.headers["ETag"] == body["meta"]["version"]
+    got = patch({"op": "remove", "path": 'emails[type eq "home"]'})
+    assert [e["value"] for e in got.json()["emails"]] == ["grace@example.com"]
+    # Entra ID's way: capitalised op, "False" as a string, no path
+    got = patch({"op": "Replace", "value": {"active": "False"}})
+    assert got.status_code == 200 and got.json()["active"] is False, got.text
+    # ETags: a stale If-Match is refused, the current one accepted; If-None-Match gives 304
+    etag = got.headers["ETag"]
+    assert patch({"op": "replace", "path": "title", "value": "RAdm"}, **{"If-Match": 'W/"1"'}).status_code == 412
+    assert patch({"op": "replace", "path": "title", "value": "RAdm"}, **{"If-Match": etag}).status_code == 200
+    fresh = http.get(url)
+    assert http.get(url, headers={"If-None-Match": fresh.headers["ETag"]}).status_code == 304
+    # read-only attributes and unknown paths are SCIM errors, nothing changes
+    assert patch({"op": "replace", "path": "id", "value": "x"}).status_code == 400
+    assert patch({"op": "replace", "path": "shoeSize", "value": 9}).status_code == 400
+    assert http.get(url).json()["title"] == "RAdm"
+
+
+def scim_error(response, status: int, scim_type: str | None = None) -> dict:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith(SCIM_JSON)
+    body = response.json()
+    assert body["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"] and body["status"] == str(status)
+    assert body.get("scimType") == scim_type and body["detail"]
+    return body
+
+
+def test_errors_are_scim_errors(live_server, org):
+    http = raw(live_server, org["token"])
+    client = scim(live_server, org["token"])
+    client.create(new_user("linus@example.com"))
+    post = lambda body: http.post("Users", json=body, headers={"Content-Type": SCIM_JSON})  # noqa: E731
+    scim_error(post({"schemas": [USER_SCHEMA], "userName": "LINUS@example.com"}),
+               409, "uniqueness")
+    scim_error(post({"userName": "no-email-here"}), 400, "invalidValue")
+    scim_error(post({"emails": [{"value": "x@example.com"}]}), 400, "invalidValue")
+    scim_error(http.post("Users", content=b"{not json", headers={"Content-Type": SCIM_JSON}), 400, "invalidSyntax")
+    scim_error(http.get("Users", params={"filter": 'userName eq'}), 400, "invalidFilter")
+    scim_error(http.get("Users", params={"filter": 'title eq "x"'}), 400, "invalidFilter")  # not filterable here
+    scim_error(http.get("Users/not-an-id"), 404)
+    scim_error(http.get("Nothing"), 404)
+    scim_error(http.delete("ServiceProviderConfig"), 405)
+    no_token = httpx2.Client(base_url=f"{live_server}/scim/v2/")
+    refused = no_token.get("Users")
+    scim_error(refused, 401)
+    assert refused.headers["WWW-Authenticate"].startswith("Bearer")
+    scim_error(raw(live_server, "pst_" + "x" * 43).get("Users"), 401)
+
+
+def test_a_token_reaches_only_its_organization(app, live_server, org, factory):
+    other_owner = factory.user(name="Bea Owner")
+    other = factory.tenant(members={"owner": other_owner})
+    mine, theirs = scim(live_server, org["token"]), scim(live_server, make_token(app, other["id"]))
+    ada = mine.create(new_user("ada@example.com"))
+    group = mine.create(Group(display_name="Technicians", members=[GroupMember(value=ada.id)]))
+    # The same person provisioned by both: two resources, two ids, one account.
+    bea_ada = theirs.create(new_user("ada@example.com"))
+    assert bea_ada.id != ada.id
+    http = raw(live_server, make_token(app, other["id"]))
+    for path in (f"Users/{ada.id}", f"Groups/{group.id}"):
+        scim_error(http.get(path), 404)
+        scim_error(http.delete(path), 404)
+        scim_error(http.patch(path, json={"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                                          "Operations": [{"op": "replace", "path": "active", "value": False}]},
+                              headers={"Content-Type": SCIM_JSON}), 404)
+    assert [u.id for u in theirs.query(UserModel).resources] == [bea_ada.id]
+    assert theirs.query(Group).total_results == 0
+    # Another organization's user cannot be put into one's group.
+    scim_error(http.post("Groups", json={"displayName": "Spies", "members": [{"value": ada.id}]},
+                         headers={"Content-Type": SCIM_JSON}), 400, "invalidValue")
+    # Deprovisioned by one organization: still a member of the other.
+    theirs.delete(UserModel, bea_ada.id)
+    assert membership_of(app, org["tenant"]["id"], "ada@example.com")[0] == MembershipStatus.ACTIVE
+    assert mine.query(UserModel, ada.id).active is True
+
+
+def test_the_plan_limits_provisioning(app, live_server, factory):
+    owner = factory.user(name="Pat Owner")
+    tenant = factory.tenant(members={"owner": owner}, max_users=2)
+    client, http = scim(live_server, make_token(app, tenant["id"])), raw(live_server, make_token(app, tenant["id"]))
+    first = client.create(new_user("one@example.com"))
+    refused = scim_error(http.post("Users", json={"userName": "two@example.com", "active": True},
+                                   headers={"Content-Type": SCIM_JSON}), 403)
+    assert "plan allows 2 users and 0 are free" in refused["detail"]
+    assert membership_of(app, tenant["id"], "two@example.com") is None
+    # Suspended people keep their seat; a removed one frees it.
+    client.delete(UserModel, first.id)
+    assert client.create(new_user("two@example.com")).user_name == "two@example.com"
+
+
+def test_owners_are_out_of_reach_and_members_are_linked(app, live_server, org, factory):
+    """An invited member already in the organization is taken over, not duplicated; an owner's
+    membership can be described but not suspended or removed by a token."""
+    client, http = scim(live_server, org["token"]), raw(live_server, org["token"])
+    owner = client.create(new_user(org["owner"].email))
+    assert owner.active is True
+    got = scim_error(http.patch(f"Users/{owner.id}", json={
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "active", "value": False}]}, headers={"Content-Type": SCIM_JSON}),
+        400, "mutability")
+    assert "owner" in got["detail"]
+    scim_error(http.delete(f"Users/{owner.id}"), 400, "mutability")
+    assert membership_of(app, org["tenant"]["id"], org["owner"].email)[0] == MembershipStatus.ACTIVE
+    # PUT does not rename an account SCIM did not make (it may belong to other organizations).
+    owner.name.given_name = "Someone"
+    client.replace(owner)
+    assert membership_of(app, org["tenant"]["id"], org["owner"].email)[2] == "Olive Owner"
