@@ -120,6 +120,10 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("api_clients.disable", "POST"): expect(303, 303, 403, 403),
     ("api_clients.enable", "POST"): expect(303, 303, 403, 403),       # refused with a message: not disabled
     ("api_clients.delete", "POST"): expect(303, 303, 403, 403),
+    ("provisioning.index", "GET"): expect(200, 403, 403, 403),         # owners only (sso:manage)
+    ("provisioning.create", "POST"): expect(422, 403, 403, 403),       # no name given
+    ("provisioning.rotate", "POST"): expect(303, 403, 403, 403),       # to the section, the new token shown once
+    ("provisioning.revoke", "POST"): expect(303, 403, 403, 403),
     # Analytics (issue 15): owners and admins chart events (analytics:view) and record one (events:write).
     ("analytics.index", "GET"): MANAGERS,
     ("analytics.record_event", "POST"): expect(422, 422, 403, 403),    # no type given
@@ -183,6 +187,15 @@ class Context:
             db.session.commit()
             return client.id
 
+    def new_scim_token(self):
+        from portal.scim.models import ScimToken
+        with self.app.app_context(), tenant_scope(db.session, self.tenant["id"]):
+            token = ScimToken(tenant_id=self.tenant["id"], name="matrix token",
+                              token_hash=hashlib.sha256(secrets.token_bytes(16)).digest())
+            db.session.add(token)
+            db.session.commit()
+            return token.id
+
     def new_task(self):
         from portal.tasks.models import Task
         with self.app.app_context(), tenant_scope(db.session, self.tenant["id"]):
@@ -220,6 +233,7 @@ PARAMS = {
     "role_key": lambda ctx: ctx.new_role(),
     "token": lambda ctx: "not-a-valid-export-link",
     "client_id": lambda ctx: ctx.new_api_client(),
+    "token_id": lambda ctx: ctx.new_scim_token(),
     "task_id": lambda ctx: ctx.new_task(),
     "agent_task_id": lambda ctx: ctx.new_agent_task(),
 }

@@ -288,3 +288,81 @@ def test_owners_are_out_of_reach_and_members_are_linked(app, live_server, org, f
     owner.name.given_name = "Someone"
     client.replace(owner)
     assert membership_of(app, org["tenant"]["id"], org["owner"].email)[2] == "Olive Owner"
+
+
+def test_the_group_life(app, live_server, org):
+    client, http = scim(live_server, org["token"]), raw(live_server, org["token"])
+    ada, bob = client.create(new_user("ada@example.com")), client.create(new_user("bob@example.com"))
+    group = client.create(Group(display_name="Technicians", external_id="g-1", members=[GroupMember(value=ada.id)]))
+    assert [m.value for m in group.members] == [ada.id]
+    assert [g.display for g in client.query(UserModel, ada.id).groups] == ["Technicians"]
+    patch = lambda *ops: http.patch(f"Groups/{group.id}", headers={"Content-Type": SCIM_JSON}, json={  # noqa: E731
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": list(ops)})
+    got = patch({"op": "add", "path": "members", "value": [{"value": bob.id}]})
+    assert got.status_code == 200, got.text
+    assert {m["value"] for m in got.json()["members"]} == {ada.id, bob.id}
+    got = patch({"op": "remove", "path": f'members[value eq "{ada.id}"]'},
+                {"op": "replace", "path": "displayName", "value": "Field technicians"})
+    assert [m["value"] for m in got.json()["members"]] == [bob.id]
+    assert got.json()["displayName"] == "Field technicians"
+    found = client.query(Group, query_parameters=SearchRequest[Group](filter='displayName eq "field technicians"'))
+    assert [g.id for g in found.resources] == [group.id]
+    found = client.query(Group, query_parameters=SearchRequest[Group](filter=f'members.value eq "{bob.id}"'))
+    assert [g.id for g in found.resources] == [group.id]
+    scim_error(http.post("Groups", json={"displayName": "FIELD TECHNICIANS"}, headers={"Content-Type": SCIM_JSON}),
+               409, "uniqueness")
+    # A member removed from the organization leaves its groups.
+    client.delete(UserModel, bob.id)
+    assert client.query(Group, group.id).members is None
+    client.delete(Group, group.id)
+    scim_error(http.get(f"Groups/{group.id}"), 404)
+    assert client.query(UserModel, ada.id).groups is None
+    owner = app.test_client()
+    login(owner, org["owner"].email)
+    log = owner.get(f"/t/{org['tenant']['slug']}/audit/").get_data(as_text=True)
+    assert "created group ‘Technicians’ with 1 member" in log
+    assert "changed group ‘Field technicians’ (renamed it from ‘Technicians’; removed ada@example.com)" in log
+    assert "deleted group ‘Field technicians’" in log
+
+
+def test_the_provisioning_section(app, live_server, org):
+    """Owners create a token (shown once), rotate it (the old one stops at once) and revoke it."""
+    slug = org["tenant"]["slug"]
+    owner = app.test_client()
+    login(owner, org["owner"].email)
+    page = owner.get(f"/t/{slug}/settings/provisioning")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and "No SCIM tokens yet" not in html and "/scim/v2" in html
+    assert 'href="/t/%s/settings/provisioning" aria-current="page"' % slug in html
+    assert owner.post(f"/t/{slug}/settings/provisioning/tokens", data={"csrf_token": csrf_from(html), "name": ""}
+                      ).status_code == 422
+    made = owner.post(f"/t/{slug}/settings/provisioning/tokens", data={"csrf_token": csrf_from(html), "name": "Okta"})
+    assert made.status_code == 303 and made.headers["Location"].endswith(f"/t/{slug}/settings/provisioning")
+    shown = owner.get(made.headers["Location"]).get_data(as_text=True)
+    secret = re.search(r'id="scim-token" class="input mono" readonly value="(pst_[^"]+)"', shown)[1]
+    assert secret not in owner.get(f"/t/{slug}/settings/provisioning").get_data(as_text=True)  # once
+    assert raw(live_server, secret).get("Users").status_code == 200
+    token_id = re.search(r'/settings/provisioning/tokens/([0-9a-f-]{36})/rotate', shown)[1]
+    rotated = owner.post(f"/t/{slug}/settings/provisioning/tokens/{token_id}/rotate",
+                         data={"csrf_token": csrf_token(owner)})
+    new = re.search(r'value="(pst_[^"]+)"', owner.get(rotated.headers["Location"]).get_data(as_text=True))[1]
+    assert raw(live_server, secret).get("Users").status_code == 401
+    assert raw(live_server, new).get("Users").status_code == 200
+    revoked = owner.post(f"/t/{slug}/settings/provisioning/tokens/{token_id}/revoke",
+                         data={"csrf_token": csrf_token(owner)})
+    assert revoked.status_code == 303
+    assert raw(live_server, new).get("Users").status_code == 401
+    log = owner.get(f"/t/{slug}/audit/").get_data(as_text=True)
+    for said in ("created SCIM token ‘Okta’", "rotated SCIM token ‘Okta’", "revoked SCIM token ‘Okta’"):
+        assert said in log
+
+
+def test_the_command_prints_a_token_once(app, live_server, org):
+    result = app.test_cli_runner().invoke(args=["scim-tokens", "create", "--tenant",
+                                                                org["tenant"]["slug"], "--name", "Automation"])
+    assert result.exit_code == 0, result.output
+    token = result.stdout.strip()
+    assert token.startswith("pst_") and "shown once" in result.stderr
+    assert raw(live_server, token).get("ServiceProviderConfig").status_code == 200
+    refused = app.test_cli_runner().invoke(args=["scim-tokens", "create", "--tenant", "no-such"])
+    assert refused.exit_code != 0 and "No organization" in refused.stderr
