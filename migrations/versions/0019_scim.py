@@ -88,9 +88,9 @@ def upgrade(app_role: str = "") -> None:
         sa.ForeignKeyConstraint(["tenant_id"], ["tenants.id"], name=op.f("fk_scim_tokens_tenant_id_tenants"),
                                 ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("tenant_id", "id", name=op.f("pk_scim_tokens")),
-        sa.UniqueConstraint("token_hash", name=op.f("uq_scim_tokens_token_hash")),
     )
     op.create_index("ix_scim_tokens_tenant_created", "scim_tokens", ["tenant_id", "created_at"])
+    op.create_index("ix_scim_tokens_token_hash", "scim_tokens", ["token_hash"])
     op.create_table(
         "scim_users",
         sa.Column("tenant_id", sa.Uuid(), nullable=False),

@@ -19,12 +19,17 @@ class ScimToken(db.Model):
     only inside portal_scim_enter (by its hash)."""
 
     __tablename__ = "scim_tokens"
-    __table_args__ = (Index("ix_scim_tokens_tenant_created", "tenant_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_scim_tokens_tenant_created", "tenant_id", "created_at"),
+        # portal_scim_enter: by hash alone. Not unique (unique keys carry tenant_id, for Citus);
+        # 256-bit random tokens do not collide.
+        Index("ix_scim_tokens_token_hash", "token_hash"),
+    )
 
     tenant_id: Mapped[UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
     id: Mapped[UUID] = uuid_pk()
     name: Mapped[str] = mapped_column(String(100))
-    token_hash: Mapped[bytes] = mapped_column(LargeBinary, unique=True)
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary)
     created_by: Mapped[UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     rotated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
