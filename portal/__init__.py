@@ -72,11 +72,11 @@ def create_app(overrides: dict | None = None) -> Flask:
 
     from .database import registry  # noqa: F401
     from . import (admin, agents, analytics, api, api_clients, auditlog, dashboard, devices, errors, health,
-                   invitations, jobs, mail, members, metrics, notifications, organization, profile, requestlog, roles,
-                   scim, search, security, signin, sites, sso, tasks, tenancy, web)
+                   invitations, jobs, keys, mail, members, metrics, notifications, organization, profile, requestlog,
+                   roles, scim, search, security, signin, sites, sso, tasks, tenancy, web)
     for area in (requestlog, metrics, errors, web, security, signin, profile, sso, tenancy, dashboard, analytics, sites,
-                 devices, agents, tasks, members, roles, invitations, organization, auditlog, search, api, api_clients, scim,
-                 mail, jobs, notifications, admin, health):
+                 devices, agents, tasks, members, roles, invitations, organization, auditlog, search, api, api_clients,
+                 scim, mail, jobs, keys, notifications, admin, health):
         area.init_app(app)
 
     from . import cli

@@ -4,6 +4,8 @@ Every variable read here is listed in the README with its default.
 """
 from __future__ import annotations
 
+import base64
+import ipaddress
 import os
 import secrets
 from pathlib import Path
@@ -25,6 +27,49 @@ def _bool(value: str | None, default: bool = False) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def allow_private_setting(value, default: bool = False):
+    """INTEGRATIONS_ALLOW_PRIVATE: True (every private, loopback and link-local destination), False
+    (none), or a tuple of (network, port or None) that outbound requests may reach despite being
+    private: `10.1.2.3`, `10.8.0.0/16`, `127.0.0.1:8443`, `[::1]:8443`. Raises ValueError naming a
+    bad entry."""
+    if isinstance(value, bool):
+        return value
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return default
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in {"1", "true", "yes", "on"}:
+            return True
+        if word in {"0", "false", "no", "off"}:
+            return False
+        value = value.split(",")
+    if isinstance(value, tuple) and all(isinstance(item, tuple) for item in value):
+        return value  # already parsed
+    allowed = []
+    for raw in value:
+        entry = str(raw).strip()
+        if not entry:
+            continue
+        host, port = entry, None
+        if entry.startswith("[") and "]:" in entry:
+            host, _, port_text = entry[1:].partition("]:")
+            port = port_text
+        elif entry.startswith("["):
+            host = entry.strip("[]")
+        elif entry.count(":") == 1:
+            host, _, port = entry.partition(":")
+        try:
+            network = ipaddress.ip_network(host, strict=False)
+            port = int(port) if port is not None else None
+        except ValueError:
+            raise ValueError(f"INTEGRATIONS_ALLOW_PRIVATE entry {entry!r} is not an address, a network "
+                             "(10.8.0.0/16) or an address with a port (127.0.0.1:8443).") from None
+        if port is not None and not 0 < port < 65536:
+            raise ValueError(f"INTEGRATIONS_ALLOW_PRIVATE entry {entry!r} has a port outside 1-65535.")
+        allowed.append((network, port))
+    return tuple(allowed)
+
+
 def _sqlalchemy_url(url: str) -> str:
     """Accept plain postgresql:// URLs and pin the psycopg 3 driver."""
     for prefix in ("postgres://", "postgresql://"):
@@ -39,6 +84,16 @@ def _dev_secret_key(instance: Path) -> str:
     if not path.exists():
         instance.mkdir(parents=True, exist_ok=True)
         path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def _dev_master_key(instance: Path) -> str:
+    """Development and tests keep one generated master key in instance/, as for SECRET_KEY."""
+    path = instance / "master_key"
+    if not path.exists():
+        instance.mkdir(parents=True, exist_ok=True)
+        path.write_text(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())
         path.chmod(0o600)
     return path.read_text().strip()
 
@@ -81,6 +136,9 @@ def load(overrides: dict | None = None) -> dict:
         "TESTING": portal_env == "testing",
         "INSTANCE_DIR": str(instance),
         "SECRET_KEY": env.get("SECRET_KEY"),
+        # The keyring's master keys (portal/keys), comma-separated, newest first: they wrap the data
+        # keys that seal TOTP secrets, queued email bodies and tenants' credentials.
+        "PORTAL_MASTER_KEYS": env.get("PORTAL_MASTER_KEYS") or "",
         "DATABASE_URL": env.get("DATABASE_URL"),
         "MIGRATION_DATABASE_URL": env.get("MIGRATION_DATABASE_URL"),
         "DB_APP_ROLE": env.get("DB_APP_ROLE"),
@@ -127,10 +185,18 @@ def load(overrides: dict | None = None) -> dict:
         "API_SECRET_GRACE_HOURS": int(env.get("API_SECRET_GRACE_HOURS") or 24),
         "API_IDEMPOTENCY_HOURS": int(env.get("API_IDEMPOTENCY_HOURS") or 24),
         "REAUTH_MINUTES": int(env.get("REAUTH_MINUTES") or 10),
+        # Outbound requests (portal.egress): private, loopback and link-local destinations. Development
+        # and tests allow them (receivers on loopback); production only through an explicit list.
+        "INTEGRATIONS_ALLOW_PRIVATE": env.get("INTEGRATIONS_ALLOW_PRIVATE"),
+        # Comma-separated host or host:port; empty: the machine's resolver (portal.dns).
+        "DNS_NAMESERVERS": env.get("DNS_NAMESERVERS") or "",
         "OIDC_ISSUER": (env.get("OIDC_ISSUER") or "").rstrip("/"),
         "OIDC_CLIENT_ID": env.get("OIDC_CLIENT_ID") or "",
         "OIDC_CLIENT_SECRET": env.get("OIDC_CLIENT_SECRET") or "",
         "OIDC_ALLOW_SIGNUP": _bool(env.get("OIDC_ALLOW_SIGNUP")),
+        # Organizations' own providers (portal/sso): an http:// issuer only outside production (a
+        # provider on loopback for `make run` and the tests).
+        "SSO_ALLOW_HTTP": _bool(env.get("SSO_ALLOW_HTTP"), portal_env != "production"),
         "SESSION_COOKIE_PATH": "/",
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
@@ -154,8 +220,30 @@ def load(overrides: dict | None = None) -> dict:
         raise ConfigError("BASE_URL must be set in production: emailed links are built from it, "
                           "never from the request's Host header.")
     cfg["BASE_URL"] = (cfg["BASE_URL"] or default_base_url(portal_env, env)).rstrip("/")
+    try:
+        cfg["INTEGRATIONS_ALLOW_PRIVATE"] = allow_private_setting(cfg["INTEGRATIONS_ALLOW_PRIVATE"],
+                                                                  default=not production)
+        from .dns import parse_nameservers  # config stands below the areas; dns imports nothing of ours
+        parse_nameservers(cfg["DNS_NAMESERVERS"])
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    if production and cfg["INTEGRATIONS_ALLOW_PRIVATE"] is True:
+        raise ConfigError("INTEGRATIONS_ALLOW_PRIVATE=1 lets every tenant's integrations reach this network and is "
+                          "refused in production; list the private destinations they may reach instead "
+                          "(e.g. INTEGRATIONS_ALLOW_PRIVATE=10.1.2.3:8443,10.8.0.0/16).")
     if production and cfg["ALLOW_RLS_BYPASS"]:
         raise ConfigError("ALLOW_RLS_BYPASS is a development setting and is refused in production.")
+
+    if not cfg["PORTAL_MASTER_KEYS"]:
+        if production:
+            raise ConfigError("PORTAL_MASTER_KEYS must be set in production (e.g. python -c \"import base64,os; "
+                              "print(base64.urlsafe_b64encode(os.urandom(32)).decode())\"); see docs/security.md, Keys.")
+        cfg["PORTAL_MASTER_KEYS"] = _dev_master_key(Path(cfg["INSTANCE_DIR"]))
+    from .keys.cipher import MasterKeyError, parse_master_keys
+    try:
+        parse_master_keys(cfg["PORTAL_MASTER_KEYS"])
+    except MasterKeyError as exc:
+        raise ConfigError(str(exc)) from None
 
     for key in ("DATABASE_URL", "MIGRATION_DATABASE_URL"):
         if cfg[key]:

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from . import audit
+from . import audit, keys
 from .accounts.models import UserType
 from .accounts.services import create_user
 from .config import ROOT
@@ -49,6 +49,7 @@ def load_sample(password: str) -> bool:
         db.session.add(tenant)
         db.session.flush()  # tenant.id scopes everything below
         with tenant_scope(db.session, tenant.id):
+            keys.create_tenant_key(tenant.id)
             _load_tenant(tenant, spec, data, users, admin)
     from .auditlog import sample
     sample.load(users)  # a history showing every kind of audit row and security event

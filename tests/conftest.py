@@ -14,6 +14,7 @@ from flask_migrate import upgrade
 from sqlalchemy import func
 
 from portal import create_app
+from portal import keys
 from portal.accounts.models import User
 from portal.accounts.passwords import hash_password
 from portal.database import embedded
@@ -27,7 +28,7 @@ from portal.sites.models import Site
 from portal.tenants.models import Tenant
 
 # One Playwright per session for every browser test module.
-pytest_plugins = ["browser_support"]
+pytest_plugins = ["browser_support", "dns_support"]
 
 ROOT = Path(__file__).resolve().parent.parent
 # Per-run database: concurrent runs (two checkouts, a helper) never drop each other's data.
@@ -35,6 +36,8 @@ TEST_DB = f"portal_test_{os.getpid()}"
 OWNER, APP_ROLE = "portal_test_owner", "portal_test_app"
 PASSWORD = "correct horse battery staple"
 SEED_PASSWORD = "portal-demo-2026"
+# The keyring's master key of the test apps (PORTAL_MASTER_KEYS); tests of rotation add their own.
+TEST_MASTER_KEY = "dGVzdC1tYXN0ZXIta2V5LTMyLWJ5dGVzLWxvbmctLS0="
 
 
 @pytest.fixture(scope="session")
@@ -71,7 +74,7 @@ def drop_database(admin_url: str, name: str) -> None:
 
 
 def make_app(db_urls: dict, **overrides):
-    config = {"PORTAL_ENV": "testing", "SECRET_KEY": "test-" + "x" * 32, "DATABASE_URL": db_urls["app"],
+    config = {"PORTAL_ENV": "testing", "SECRET_KEY": "test-" + "x" * 32, "PORTAL_MASTER_KEYS": TEST_MASTER_KEY, "DATABASE_URL": db_urls["app"],
               "MIGRATION_DATABASE_URL": db_urls["owner"], "SEED_PASSWORD": SEED_PASSWORD,
               "SERVER_NAME": None,
               # Every test signs in from 127.0.0.1: the per-address limit is tested on its own app.
@@ -164,6 +167,7 @@ class Factory:
             db.session.flush()
             info = {"id": t.id, "slug": slug, "sites": [], "devices": []}
             with tenant_scope(db.session, t.id):
+                keys.create_tenant_key(t.id)  # as the console's create_tenant does
                 for role, user in (members or {}).items():
                     db.session.add(Membership(tenant_id=t.id, user_id=user.id, role=MembershipRole(role)))
                 for i in range(sites):

@@ -152,6 +152,22 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("agents.queue_selection", "POST"): expect(303, 303, 303, 403),  # nothing selected: back to the list
     # The command palette's search (issue 22): every member; what it finds follows each kind's rules.
     ("search.index", "GET"): READ_ALL,
+    # Organizations' single sign-on (issue 25): owners only (sso:manage).
+    ("sso_settings.index", "GET"): expect(200, 403, 403, 403),
+    ("sso_settings.create", "GET"): expect(200, 403, 403, 403),
+    ("sso_settings.create", "POST"): expect(422, 403, 403, 403),         # no name given
+    ("sso_settings.show", "GET"): expect(200, 403, 403, 403),
+    ("sso_settings.show", "POST"): expect(422, 403, 403, 403),           # no name given
+    ("sso_settings.enable", "POST"): expect(303, 403, 403, 403),
+    ("sso_settings.disable", "POST"): expect(303, 403, 403, 403),        # refused with a message: not enabled
+    ("sso_settings.delete", "POST"): expect(303, 403, 403, 403),
+    ("sso_settings.test", "POST"): expect(303, 403, 403, 403),           # the provider is unreachable: a message
+    ("sso_settings.add_mapping", "POST"): expect(422, 403, 403, 403),    # no group given
+    ("sso_settings.delete_mapping", "POST"): expect(303, 403, 403, 403),
+    ("sso_settings.claim_domain", "POST"): expect(422, 403, 403, 403),   # no domain given
+    ("sso_settings.check_domain", "POST"): expect(303, 403, 403, 403),   # not verified: a message
+    ("sso_settings.require_sso", "POST"): expect(303, 403, 403, 403),    # nothing to change
+    ("sso_settings.delete_domain", "POST"): expect(303, 403, 403, 403),
 }
 
 
@@ -213,6 +229,34 @@ class Context:
             db.session.commit()
             return task.id
 
+    def new_sso_connection(self):
+        from portal.sso.models import SsoConnection
+        with self.app.app_context(), tenant_scope(db.session, self.tenant["id"]):
+            # An issuer nothing answers at: "Test connection" ends with a message, quickly.
+            row = SsoConnection(tenant_id=self.tenant["id"], name="matrix idp", issuer="http://127.0.0.1:9",
+                                client_id="portal")
+            db.session.add(row)
+            db.session.commit()
+            return row.id
+
+    def new_sso_mapping(self):
+        from portal.sso.models import SsoGroupMapping
+        connection_id = self.new_sso_connection()
+        with self.app.app_context(), tenant_scope(db.session, self.tenant["id"]):
+            row = SsoGroupMapping(tenant_id=self.tenant["id"], connection_id=connection_id, group_name="/matrix",
+                                  role_key="viewer")
+            db.session.add(row)
+            db.session.commit()
+            return row.id
+
+    def new_sso_domain(self):
+        from portal.sso.models import SsoDomain
+        with self.app.app_context(), tenant_scope(db.session, self.tenant["id"]):
+            row = SsoDomain(tenant_id=self.tenant["id"], domain=f"matrix-{secrets.token_hex(4)}.invalid", token="t")
+            db.session.add(row)
+            db.session.commit()
+            return row.id
+
     def new_invitation(self):
         with self.app.app_context(), tenant_scope(db.session, self.tenant["id"]):
             inv = Invitation(tenant_id=self.tenant["id"], role=MembershipRole.MEMBER, email=f"matrix-{secrets.token_hex(4)}@example.com",
@@ -236,6 +280,9 @@ PARAMS = {
     "token_id": lambda ctx: ctx.new_scim_token(),
     "task_id": lambda ctx: ctx.new_task(),
     "agent_task_id": lambda ctx: ctx.new_agent_task(),
+    "connection_id": lambda ctx: ctx.new_sso_connection(),
+    "mapping_id": lambda ctx: ctx.new_sso_mapping(),
+    "domain_id": lambda ctx: ctx.new_sso_domain(),
 }
 
 

@@ -1,7 +1,6 @@
 """SCIM 2.0 provisioning (issue 25).
 
-- Permission `sso:manage` (owners only): single sign-on and SCIM provisioning. The SSO
-  branch adds the same permission; whichever migration runs first adds it, the other finds it.
+- The Provisioning settings need `sso:manage`, which the SSO migration adds (owners only).
 - `scim_tokens`: an organization's SCIM bearer tokens, stored as SHA-256 hashes.
 - `scim_users`: the SCIM resource of a provisioned person, over its membership (removed with
   it); `scim_groups` and `scim_group_members`: the provider's groups, mapped to roles and sites.
@@ -11,7 +10,7 @@
   portal_api_enter_token does for an API token.
 
 Revision ID: 0019_scim
-Revises: 0018
+Revises: 0019_sso_organizations
 Create Date: 2026-12-07 06:00:00
 """
 import sqlalchemy as sa
@@ -19,7 +18,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0019_scim"
-down_revision = "0018"  # the id in 0018_user_timezone.py
+down_revision = "0019_sso_organizations"  # after branch ssoorg's migration; the lead renumbers at merge
 branch_labels = None
 depends_on = None
 
@@ -67,11 +66,6 @@ def _app_role(app_role: str) -> str | None:
 
 
 def upgrade(app_role: str = "") -> None:
-    op.execute("INSERT INTO permissions (name, resource, action, category, description, position) "
-               "SELECT 'sso:manage', 'sso', 'manage', 'Sign-in', "
-               "'Set up single sign-on, verified domains and SCIM provisioning', max(position) + 1 FROM permissions "
-               "ON CONFLICT (name) DO NOTHING")
-    op.execute("INSERT INTO role_permissions (role, permission) VALUES ('owner', 'sso:manage') ON CONFLICT DO NOTHING")
     op.create_table(
         "scim_tokens",
         sa.Column("tenant_id", sa.Uuid(), nullable=False),
@@ -169,5 +163,3 @@ def downgrade(app_role: str = "") -> None:
     op.drop_table("scim_groups")
     op.drop_table("scim_users")
     op.drop_table("scim_tokens")
-    # The SSO area needs sso:manage too; a downgrade past both removes it (grants cascade).
-    op.execute("DELETE FROM permissions WHERE name = 'sso:manage'")

@@ -12,7 +12,7 @@ from uuid import UUID
 
 from sqlalchemy import func, select, text, tuple_
 
-from .. import audit
+from .. import audit, keys
 from ..accounts.models import User
 from ..database.context import tenant_scope, user_scope
 from ..database.search import contains_pattern, prefix_pattern
@@ -68,6 +68,7 @@ def create_tenant(admin: User, data: NewTenant) -> Tenant:
     db.session.add(tenant)
     db.session.flush()  # the id scopes the invitation and the audit rows
     with tenant_scope(db.session, tenant.id):
+        keys.create_tenant_key(tenant.id)  # its data key, wrapped by the newest master key
         invite_first_owner(tenant, admin, data.owner_email)
         audit.record(tenant.id, admin.id, "tenant.create", "tenant", tenant.id, after=snapshot(tenant),
                      console=True)

@@ -112,7 +112,9 @@ def sentence(row, names: Names) -> str:
     if action == "site.unassign":
         return f"{who} removed {before.get('email', 'someone')} from {before.get('site', 'a site')}"
     if action == "member.role_change":
-        return f"{who} changed the role of {person()} from {before.get('role')} to {after.get('role')}"
+        by_groups = f" (groups: {', '.join(row.details['groups'])})" if isinstance(row.details, dict) \
+            and row.details.get("groups") else ""
+        return f"{who} changed the role of {person()} from {before.get('role')} to {after.get('role')}{by_groups}"
     if action in ("member.suspend", "member.reactivate"):
         return f"{who} {'suspended' if action == 'member.suspend' else 'reactivated'} {person()}"
     if action == "member.remove":
@@ -211,6 +213,10 @@ def sentence(row, names: Names) -> str:
                  "api_client.delete": "deleted API client {n}"}
         if action in verbs:
             return f"{who} " + verbs[action].format(n=_q(name))
+    if action.startswith("sso."):
+        said = _sso(action, row.details if isinstance(row.details, dict) else {}, before, after, person)
+        if said:
+            return f"{who} {said}"
     if action.startswith("tenant."):
         said = _tenant(action, before, after)
         if said:
@@ -222,6 +228,35 @@ def sentence(row, names: Names) -> str:
     what = action.replace(".", " ").replace("_", " ")
     kind = str(row.resource_type or "item").replace("_", " ")
     return f"{who}: {what} ({kind}{' ' + _q(name) if name else ''})"
+
+
+def _sso(action: str, details: dict, before: dict, after: dict, person) -> str | None:
+    """Organizations' single sign-on (portal/sso)."""
+    name = _q(after.get("name") or before.get("name"))
+    domain = after.get("domain") or before.get("domain") or details.get("domain") or "a domain"
+    group = _q(after.get("group") or before.get("group"))
+    verbs = {
+        "sso.connection_create": f"added the single sign-on connection {name}",
+        "sso.connection_update": f"changed the single sign-on connection {name}"
+                                 + (" (new client secret)" if details.get("secret_replaced") else ""),
+        "sso.connection_enable": f"enabled the single sign-on connection {name}",
+        "sso.connection_disable": f"disabled the single sign-on connection {name}",
+        "sso.connection_delete": f"deleted the single sign-on connection {name}",
+        "sso.domain_claim": f"claimed the domain {domain}",
+        "sso.domain_verify": f"verified the domain {domain}",
+        "sso.domain_lost": f"found the DNS record of {domain} gone: it is no longer verified",
+        "sso.domain_delete": f"removed the domain {domain}",
+        "sso.domain_require": (f"required single sign-on for {domain}" if after.get("require_sso")
+                               else f"stopped requiring single sign-on for {domain}"),
+        "sso.mapping_create": f"mapped the group {group} to {after.get('role')}"
+                              + (f" with sites {', '.join(after['sites'])}" if after.get("sites") else ""),
+        "sso.mapping_delete": f"deleted the mapping of the group {group}",
+        "sso.jit_join": f"added {after.get('email') or person()} as {after.get('role')} at their first sign-in",
+        "sso.sites_follow": f"changed the sites of {person()} to follow their groups: "
+                            f"{', '.join(after.get('sites') or []) or 'none'}",
+        "sso.break_glass": f"signed in with a password although {domain} requires single sign-on (break-glass)",
+    }
+    return verbs.get(action)
 
 
 def _permission_names(values) -> str:

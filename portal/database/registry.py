@@ -10,9 +10,11 @@ from ..security import models as _security  # noqa: F401
 from ..sites import models as _sites  # noqa: F401
 from ..tenants import models as _tenants  # noqa: F401
 from ..jobs import models as _jobs  # noqa: F401
+from ..keys import models as _keys  # noqa: F401
 from ..organization import models as _organization  # noqa: F401
 from ..api import models as _api  # noqa: F401
 from ..tasks import models as _tasks  # noqa: F401
 from ..notifications import models as _notifications  # noqa: F401
 from ..agents import models as _agents  # noqa: F401
+from ..sso import models as _sso  # noqa: F401
 from ..scim import models as _scim  # noqa: F401

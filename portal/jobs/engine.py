@@ -16,7 +16,7 @@ from ..extensions import db
 # Each area keeps its tasks in its own tasks.py; the worker imports these.
 TASK_MODULES = ["portal.mail.tasks", "portal.invitations.tasks", "portal.security.tasks", "portal.jobs.tasks",
                 "portal.organization.tasks", "portal.audit.tasks", "portal.tasks.jobs", "portal.notifications.tasks",
-                "portal.api.tasks", "portal.agents.tasks", "portal.analytics.tasks"]
+                "portal.api.tasks", "portal.agents.tasks", "portal.analytics.tasks", "portal.sso.tasks"]
 
 jobs = procrastinate.App(connector=procrastinate.PsycopgConnector(), import_paths=TASK_MODULES)
 # Requests defer through their own connection with a sync connector of their own: in a process that

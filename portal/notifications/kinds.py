@@ -34,6 +34,7 @@ class Kind(enum.StrEnum):
     INVITATION_UNDELIVERED = "invitation_undelivered"
     DEVICE_ERROR = "device_error"
     SIGNIN_NEW_BROWSER = "signin_new_browser"
+    SSO_DOMAIN_LOST = "sso_domain_lost"
 
     @classmethod
     def _missing_(cls, value):
@@ -80,6 +81,9 @@ CATALOGUE: dict[Kind, KindInfo] = {
     Kind.SIGNIN_NEW_BROWSER: KindInfo("Sign-in from a new browser",
                                       "New sign-in to your account from {browser} ({ip})", Channel.EMAIL,
                                       security=True),
+    Kind.SSO_DOMAIN_LOST: KindInfo("A verified domain of your organization loses its DNS record",
+                                   "{domain} is no longer verified for {tenant}: its DNS record {record} is gone",
+                                   Channel.BOTH, security=True),
 }
 
 

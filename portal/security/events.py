@@ -90,10 +90,15 @@ REASONS = {
     "oidc_email_unverified": "email not verified by the single sign-on provider",
     "oidc_linked_elsewhere": "single sign-on account linked to another user",
     "oidc_no_account": "no account for this single sign-on user",
+    "sso_required": "password refused: the organization requires single sign-on",
+    "sso_domain_unverified": "single sign-on email outside the organization's verified domains",
+    "sso_invitation_only": "single sign-on: the organization admits members by invitation only",
+    "sso_plan_limit": "single sign-on: the organization's plan has no free seat",
+    "sso_membership_suspended": "single sign-on: membership suspended",
 }
 METHODS = {"password": "password", "totp": "authenticator code", "backup_code": "backup code",
            "oidc": "single sign-on", "invitation": "invitation link", "reauth": "password confirmation",
-           "passkey": "passkey"}
+           "passkey": "passkey", "sso": "organization single sign-on"}
 
 
 def reason_label(reason: str | None) -> str:

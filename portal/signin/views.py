@@ -12,6 +12,7 @@ from ..accounts.services import check_password, normalise_email
 from ..extensions import db, limiter
 from ..redirects import safe_next
 from ..security import events, login as sign_in, mfa, sessions, throttle
+from ..sso import policy as sso_policy
 from .forms import LoginForm, SecondFactorForm
 
 bp = Blueprint("accounts", __name__)
@@ -57,11 +58,18 @@ def login():
         form.password.errors.append(GENERIC_FAILURE)
         return render_template("accounts/login.html", form=form), 401
     target = safe_next(request.args.get("next"))
+    refused = sso_policy.password_refusal(user)  # an organization may require its single sign-on
+    if refused:
+        events.record(email, success=False, reason="sso_required", user_id=user.id)
+        form.password.errors.append(refused)
+        return render_template("accounts/login.html", form=form, sso_url=sso_policy.sso_url(email, target)), 403
     if user.has_mfa:
         session.clear()
         session["second_factor"] = {"user": str(user.id), "at": time.time(), "next": target}
+        sso_policy.flash_warning()
         return redirect(url_for("accounts.second_factor"), 303)
     sign_in.complete(user, "password")
+    sso_policy.flash_warning()
     return redirect(target or sign_in.home_for(user), 303)
 
 

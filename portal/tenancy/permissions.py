@@ -87,16 +87,15 @@ CATALOGUE: dict[Permission, tuple[str, str]] = {
     Permission.AGENTS_RUN: ("Agents", "Send commands to the agents of devices they can see and read the results"),
     Permission.ANALYTICS_VIEW: ("Analytics", "See the analytics charts of any event type"),
     Permission.EVENTS_WRITE: ("Analytics", "Record custom analytics events"),
-    Permission.SSO_MANAGE: ("Sign-in", "Set up single sign-on, verified domains and SCIM provisioning"),
+    Permission.SSO_MANAGE: ("Organization", "Set up single sign-on: connections, verified domains, group mappings"),
 }
 
 _READ = frozenset({Permission.TENANT_VIEW, Permission.SITES_VIEW, Permission.DEVICES_VIEW,
                    Permission.MEMBERS_VIEW, Permission.TASKS_VIEW})
 
 # The system roles' meanings. Owners hold every permission, admins all but the organization's
-# settings, the audit log's retention and how people sign in and are provisioned (SSO, SCIM);
-# what only an owner may do besides (grant ownership, transfer it) are rules in tenancy.roles,
-# not permissions.
+# settings and the audit log's retention; what only an owner may do besides (grant ownership,
+# transfer it) are rules in tenancy.roles, not permissions.
 OWNERS_ONLY = frozenset({Permission.TENANT_MANAGE, Permission.AUDIT_MANAGE, Permission.SSO_MANAGE})
 SYSTEM_ROLES: dict[MembershipRole, tuple[str, str, frozenset[Permission]]] = {
     MembershipRole.OWNER: ("Owner", "Full control, including ownership and billing decisions",
