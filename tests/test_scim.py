@@ -366,3 +366,52 @@ def test_the_command_prints_a_token_once(app, live_server, org):
     assert raw(live_server, token).get("ServiceProviderConfig").status_code == 200
     refused = app.test_cli_runner().invoke(args=["scim-tokens", "create", "--tenant", "no-such"])
     assert refused.exit_code != 0 and "No organization" in refused.stderr
+
+
+def test_roles_and_sites_follow_the_groups(app, live_server, org):
+    """Group mappings (portal/sso/groups.py) turn SCIM groups into roles and sites: joining a mapped
+    group raises the role, leaving it drops back to what provisioning gives, the sites follow."""
+    from portal.sites.models import SiteAssignment
+    from portal.sso.models import SsoConnection, SsoGroupMapping
+    tenant_id, site = org["tenant"]["id"], org["tenant"]["sites"][0]
+    with app.app_context(), tenant_scope(db.session, tenant_id):
+        connection = SsoConnection(tenant_id=tenant_id, name="Okta", issuer="https://idp.example.com",
+                                   client_id="portal")
+        db.session.add(connection)
+        db.session.flush()
+        db.session.add_all([
+            SsoGroupMapping(tenant_id=tenant_id, connection_id=connection.id, group_name="/Admins", role_key="admin"),
+            SsoGroupMapping(tenant_id=tenant_id, connection_id=connection.id, group_name="/Technicians",
+                            role_key="member", site_ids=[site]),
+            SsoGroupMapping(tenant_id=tenant_id, connection_id=connection.id, group_name="/Owners", role_key="owner")])
+        db.session.commit()
+
+    def role_and_sites(email):
+        status, role, _ = membership_of(app, tenant_id, email)
+        with app.app_context(), tenant_scope(db.session, tenant_id):
+            from portal.accounts.models import User as Account
+            sites = db.session.scalars(sa.select(SiteAssignment.site_id).join(
+                Account, Account.id == SiteAssignment.user_id).where(Account.email == email)).all()
+        return role.value, sites
+
+    client, http = scim(live_server, org["token"]), raw(live_server, org["token"])
+    ada = client.create(new_user("ada@example.com"))
+    techs = client.create(Group(display_name="Technicians", members=[GroupMember(value=ada.id)]))
+    assert role_and_sites("ada@example.com") == ("member", [site])
+    admins = client.create(Group(display_name="Admins"))
+    patch = lambda group, *ops: http.patch(f"Groups/{group.id}", headers={"Content-Type": SCIM_JSON}, json={  # noqa: E731
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": list(ops)})
+    assert patch(admins, {"op": "add", "path": "members", "value": [{"value": ada.id}]}).status_code == 200
+    assert role_and_sites("ada@example.com") == ("admin", [site])  # the strongest role, the union of sites
+    # Owner by mapping is off unless an owner turned it on: the Owners group gives nothing more.
+    owners = client.create(Group(display_name="Owners", members=[GroupMember(value=ada.id)]))
+    assert role_and_sites("ada@example.com")[0] == "admin"
+    client.delete(Group, owners.id)
+    assert patch(admins, {"op": "remove", "path": f'members[value eq "{ada.id}"]'}).status_code == 200
+    assert role_and_sites("ada@example.com")[0] == "member"
+    assert patch(techs, {"op": "remove", "path": "members"}).status_code == 200
+    assert role_and_sites("ada@example.com")[0] == "viewer"  # no mapped group left: what provisioning gives
+    owner = app.test_client()
+    login(owner, org["owner"].email)
+    log = owner.get(f"/t/{org['tenant']['slug']}/audit/").get_data(as_text=True)
+    assert "changed the role of" in log and "SCIM token ‘test idp’" in log

@@ -10,14 +10,18 @@ from sqlalchemy import delete, func, insert, select, update
 
 from .. import audit
 from ..extensions import db
-from ..tenancy import TenantContext
-from ..tenancy.models import Membership
+from ..members import services as members
+from ..rules import RuleViolation
+from ..sso import groups as sso_groups
+from ..tenancy import TenantContext, roles
+from ..tenancy.models import Membership, MembershipRole, MembershipStatus
 from ..tenancy.queries import lock_tenant
 from .errors import ScimError
 from .models import ScimGroup, ScimGroupMember, ScimUser
 from .resources import GroupData
 
-SOURCE = "scim"
+# Someone provisioned outside every mapped group: the least a member can be (groups raise it).
+PROVISIONED_ROLE = roles.system_role(MembershipRole.VIEWER)
 
 
 def get_group(ctx: TenantContext, group_id: str) -> ScimGroup | None:
@@ -88,10 +92,11 @@ def create_group(ctx: TenantContext, data: GroupData) -> ScimGroup:
     group = ScimGroup(tenant_id=ctx.tenant_id, display_name=data.display_name, external_id=data.external_id)
     db.session.add(group)
     db.session.flush()  # the id is the resource's, and the members reference it
+    before = names_of(ctx, wanted)
     added, _ = _set_members(ctx, group, wanted)
     audit.record(ctx.tenant_id, None, "scim_group.create", "scim_group", group.id,
                  after={"name": group.display_name, "members": sorted(wanted[u] for u in added)})
-    follow(ctx, added)
+    follow(ctx, before)
     return group
 
 
@@ -103,9 +108,13 @@ def replace_group(ctx: TenantContext, group: ScimGroup, data: GroupData) -> Scim
     wanted = _users(ctx, data.member_ids)
     before = {"name": group.display_name, "external_id": group.external_id}
     renamed = group.display_name != data.display_name
-    group.display_name, group.external_id = data.display_name, data.external_id
+    now = _members(ctx, group.id)
     names = dict(db.session.execute(select(ScimUser.id, ScimUser.user_name).where(
-        ScimUser.tenant_id == ctx.tenant_id, ScimUser.id.in_(_members(ctx, group.id)))).all())
+        ScimUser.tenant_id == ctx.tenant_id, ScimUser.id.in_(now))).all())
+    # A renamed group may map to another role: all its members follow, else only the changed ones.
+    # Read before the rename, so that "before" holds the old name.
+    was_in = names_of(ctx, (set(wanted) | now) if renamed else (set(wanted) ^ now))
+    group.display_name, group.external_id = data.display_name, data.external_id
     added, removed = _set_members(ctx, group, wanted)
     after = {"name": group.display_name, "external_id": group.external_id}
     if before != after or added or removed:
@@ -114,20 +123,19 @@ def replace_group(ctx: TenantContext, group: ScimGroup, data: GroupData) -> Scim
                      after=after | {"added": sorted(wanted[u] for u in added),
                                     "removed": sorted(names.get(u, "") for u in removed)})
     db.session.flush()  # the unique name index speaks here, inside the service
-    # A renamed group may map to another role: all its members follow, else only the changed ones.
-    follow(ctx, (set(wanted) if renamed else set()) | added | removed)
+    follow(ctx, was_in)
     return group
 
 
 def delete_group(ctx: TenantContext, group: ScimGroup) -> None:
     lock_tenant(ctx.tenant)
-    members = _members(ctx, group.id)
+    before = names_of(ctx, _members(ctx, group.id))
     db.session.delete(group)
     db.session.flush()  # its members rows go with it (cascade) before their roles are worked out again
-    _touch(ctx, members)
+    _touch(ctx, set(before))
     audit.record(ctx.tenant_id, None, "scim_group.delete", "scim_group", group.id,
-                 before={"name": group.display_name, "members": len(members)})
-    follow(ctx, members)
+                 before={"name": group.display_name, "members": len(before)})
+    follow(ctx, before)
 
 
 def group_names(ctx: TenantContext, scim_user_id: UUID) -> list[str]:
@@ -138,16 +146,34 @@ def group_names(ctx: TenantContext, scim_user_id: UUID) -> list[str]:
         .order_by(ScimGroup.display_name)))
 
 
-def follow(ctx: TenantContext, scim_user_ids) -> None:
-    """Each of these people's role and sites follow the groups they are in now."""
-    for scim_user_id in sorted(scim_user_ids):
+def names_of(ctx: TenantContext, scim_user_ids) -> dict[UUID, list[str]]:
+    """The groups each of these people is in now (before a change, to compare with after it)."""
+    return {uid: group_names(ctx, uid) for uid in scim_user_ids}
+
+
+def follow(ctx: TenantContext, before: dict[UUID, list[str]]) -> None:
+    """Each of these people's role and sites follow the groups they are in now, through the
+    organization's group mappings (sso.groups). Someone who leaves the last group that gave them
+    something falls back to the role provisioning gives; a role given by hand to someone in no
+    mapped group stays (a group change elsewhere is no reason to take it)."""
+    for scim_user_id in sorted(before):
         row = db.session.execute(select(ScimUser, Membership).join(
             Membership, (Membership.tenant_id == ScimUser.tenant_id) & (Membership.user_id == ScimUser.user_id))
             .where(ScimUser.tenant_id == ctx.tenant_id, ScimUser.id == scim_user_id)).first()
-        if row is not None:
-            _apply(ctx, row[1], group_names(ctx, scim_user_id))
+        if row is None or row[1].status != MembershipStatus.ACTIVE:
+            continue
+        membership, names = row[1], group_names(ctx, scim_user_id)
+        if sso_groups.apply(membership, names, source=source(ctx)):
+            continue
+        had = sso_groups.resolve(ctx.tenant_id, before[scim_user_id] or [])
+        if had is not None and sso_groups.resolve(ctx.tenant_id, names) is None \
+                and roles.role_of(membership) == had.role and not had.role.is_owner:
+            try:
+                members.change_role(ctx, membership, PROVISIONED_ROLE)
+            except RuleViolation as exc:
+                raise ScimError(400, exc.message) from None
 
 
-def _apply(ctx: TenantContext, membership: Membership, names: list[str]) -> bool:
-    """Wired to portal/sso/groups.py once that lands (see the merge of `ssoorg`)."""
-    return False
+def source(ctx: TenantContext) -> str:
+    """How audit rows and notifications name the change: the token that caused it."""
+    return f"SCIM token ‘{ctx.client.name}’" if ctx.client is not None else "SCIM provisioning"

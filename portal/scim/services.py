@@ -21,11 +21,11 @@ from ..invitations.services import seats_used
 from ..members import services as members
 from ..rules import RuleViolation
 from ..security import sessions
-from ..tenancy import TenantContext, roles
+from ..tenancy import TenantContext
 from ..tenancy.limits import require_room
-from ..tenancy.models import Membership, MembershipRole, MembershipStatus
+from ..tenancy.models import Membership, MembershipStatus
 from ..tenancy.queries import lock_tenant
-from . import tokens
+from . import groups, tokens
 from .errors import ScimError
 from .models import ScimToken, ScimUser
 from .resources import UserData
@@ -36,8 +36,7 @@ except ImportError:  # until it lands: sessions end through the security area
     _end_access = None
 
 NAME_MAX = 100
-# Someone provisioned outside every mapped group: the least a member can be (groups raise it).
-PROVISIONED_ROLE = roles.system_role(MembershipRole.VIEWER)
+PROVISIONED_ROLE = groups.PROVISIONED_ROLE
 
 
 def _now() -> datetime:
@@ -183,6 +182,8 @@ def replace_user(ctx: TenantContext, row: ScimUser, membership: Membership, data
     if (membership.status == MembershipStatus.ACTIVE) != data.active:
         _set_active(ctx, membership, data.active)
         row.version += 1
+        if data.active:  # back: the groups they are in give what they give
+            groups.follow(ctx, {row.id: []})
     db.session.flush()  # the unique userName index speaks here, inside the service
     return row
 
