@@ -415,3 +415,23 @@ def test_roles_and_sites_follow_the_groups(app, live_server, org):
     login(owner, org["owner"].email)
     log = owner.get(f"/t/{org['tenant']['slug']}/audit/").get_data(as_text=True)
     assert "changed the role of" in log and "SCIM token ‘test idp’" in log
+
+
+def test_concurrent_provisioning_never_passes_the_plan(app, live_server, factory):
+    """Seats are counted under the tenant lock: of six people provisioned at once with two seats
+    free, exactly two get in, and nobody gets a 5xx."""
+    from concurrent.futures import ThreadPoolExecutor
+    owner = factory.user(name="Con Owner")
+    tenant = factory.tenant(members={"owner": owner}, max_users=3)
+    token = make_token(app, tenant["id"])
+
+    def provision(i):
+        with raw(live_server, token) as http:
+            return http.post("Users", json={"userName": f"rush{i}@example.com"},
+                             headers={"Content-Type": SCIM_JSON}).status_code
+    with ThreadPoolExecutor(6) as pool:
+        codes = sorted(pool.map(provision, range(6)))
+    assert codes == [201, 201, 403, 403, 403, 403]
+    with app.app_context(), tenant_scope(db.session, tenant["id"]):
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Membership).where(
+            Membership.tenant_id == tenant["id"])) == 3
