@@ -14,6 +14,7 @@ from portal.organization.views import SECTIONS as SETTINGS
 from portal.profile.views import HISTORY, SECTIONS as ACCOUNT
 from portal.security import events
 from test_browser_keyboard import tab_to
+from test_sections import ELSEWHERE
 
 pytestmark = pytest.mark.browser
 
@@ -38,6 +39,8 @@ def with_a_full_history(app, factory):
 
 
 def url_of(endpoint: str) -> str:
+    if endpoint in ELSEWHERE:  # settings sections of other areas (single sign-on, provisioning)
+        return f"/t/{SLUG}/settings/{ELSEWHERE[endpoint]}"
     section = endpoint.split(".")[1]
     return f"/t/{SLUG}/settings/{section}" if endpoint.startswith("settings.") else f"/account/{section}"
 

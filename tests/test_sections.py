@@ -27,8 +27,12 @@ def org(app, factory):
     return {"t": t, "slug": t["slug"], "c": clients}
 
 
+# Settings sections served by other areas' blueprints: endpoint -> the section's path.
+ELSEWHERE = {"sso_settings.index": "sso/", "provisioning.index": "provisioning"}
+
+
 def path_of(endpoint: str, slug: str | None = None) -> str:
-    section = endpoint.split(".")[1]
+    section = ELSEWHERE.get(endpoint) or endpoint.split(".")[1]
     return f"/t/{slug}/settings/{section}" if slug else f"/account/{section}"
 
 
@@ -41,7 +45,7 @@ def current_section(html: str) -> list[str]:
 def test_each_settings_section_is_a_page_for_owners_only(org):
     slug, c = org["slug"], org["c"]
     assert [label for _, label in SETTINGS] == ["General", "Branding", "Security", "Plan and usage", "Data export",
-                                                "Danger zone"]
+                                                "Single sign-on", "Provisioning", "Danger zone"]
     r = c["owner"].get(f"/t/{slug}/settings/")
     assert r.status_code == 303 and r.headers["Location"] == f"/t/{slug}/settings/general"
     for endpoint, label in SETTINGS:
@@ -54,7 +58,7 @@ def test_each_settings_section_is_a_page_for_owners_only(org):
         assert 'aria-label="Settings"' in html and html.count('class="section-nav"') == 1
         for endpoint_, _ in SETTINGS:  # every section linked from every other
             assert f'href="{path_of(endpoint_, slug)}"' in html
-        for role in ("admin", "member", "viewer"):  # tenant:manage is the owners'
+        for role in ("admin", "member", "viewer"):  # tenant:manage and sso:manage are the owners'
             assert c[role].get(url).status_code == 403, (role, url)
         assert c["stranger"].get(url).status_code == 404, url
 
