@@ -277,6 +277,7 @@ def test_owners_are_out_of_reach_and_members_are_linked(app, live_server, org, f
     client, http = scim(live_server, org["token"]), raw(live_server, org["token"])
     owner = client.create(new_user(org["owner"].email))
     assert owner.active is True
+    assert membership_of(app, org["tenant"]["id"], org["owner"].email)[1].value == "owner"  # taken over as it is
     got = scim_error(http.patch(f"Users/{owner.id}", json={
         "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
         "Operations": [{"op": "replace", "path": "active", "value": False}]}, headers={"Content-Type": SCIM_JSON}),

@@ -152,6 +152,8 @@ def test_no_sample_audit_row_is_shown_raw(app):
     ("user.disable", None, {"email": "x@example.com"}, "Ann disabled the account of x@example.com (system console)"),
     ("member.provision", None, {"email": "x@example.com", "role": "viewer", "status": "active"},
      "Ann provisioned x@example.com as viewer"),
+    ("member.provision", None, {"email": "x@example.com", "role": "admin", "status": "active", "linked": True},
+     "Ann took over x@example.com, already a member, for provisioning"),
     ("member.scim_update", {"user_name": "a", "emails": []}, {"user_name": "b", "emails": []},
      "Ann updated how the identity provider describes someone (user name)"),
     ("scim_token.create", None, {"name": "Okta"}, "Ann created SCIM token ‘Okta’"),

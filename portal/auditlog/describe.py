@@ -122,6 +122,8 @@ def sentence(row, names: Names) -> str:
     if action == "member.leave":
         return f"{who} left the organization"
     if action == "member.provision":
+        if after.get("linked"):
+            return f"{who} took over {after.get('email') or 'someone'}, already a member, for provisioning"
         return f"{who} provisioned {after.get('email') or 'someone'} as {after.get('role')}" + \
             (" (suspended)" if after.get("status") == "suspended" else "")
     if action == "member.scim_update":

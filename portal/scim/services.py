@@ -21,7 +21,7 @@ from ..invitations.services import seats_used
 from ..members import services as members
 from ..rules import RuleViolation
 from ..security import sessions
-from ..tenancy import TenantContext
+from ..tenancy import TenantContext, roles
 from ..tenancy.limits import require_room
 from ..tenancy.models import Membership, MembershipStatus
 from ..tenancy.queries import lock_tenant
@@ -152,13 +152,17 @@ def create_user(ctx: TenantContext, data: UserData) -> ScimUser:
         audit.record(tenant.id, None, "member.provision", "membership", user.id,
                      after={"email": user.email, **PROVISIONED_ROLE.snapshot(), "status": membership.status.value,
                             "user_name": data.user_name})
+    else:  # an invited or earlier member: from now on the provider keeps them
+        if membership.status == MembershipStatus.ACTIVE and not data.active:
+            _set_active(ctx, membership, False)
+        audit.record(tenant.id, None, "member.provision", "membership", user.id,
+                     after={"email": user.email, **roles.role_of(membership).snapshot(),
+                            "status": membership.status.value, "user_name": data.user_name, "linked": True})
     row = ScimUser(tenant_id=tenant.id, user_id=user.id, user_name=data.user_name, external_id=data.external_id,
                    display_name=data.display_name, emails=data.emails, attributes=data.attributes,
                    created_account=created_account)
     db.session.add(row)
     db.session.flush()  # the id is the resource's
-    if not created_account and membership.status == MembershipStatus.ACTIVE and not data.active:
-        _set_active(ctx, membership, False)
     return row
 
 
@@ -167,6 +171,12 @@ def replace_user(ctx: TenantContext, row: ScimUser, membership: Membership, data
     lock_tenant(ctx.tenant)
     if data.user_name.lower() != row.user_name.lower():
         _unique_user_name(ctx, data.user_name, but=row.id)
+    # The status first: its rows are locked before this request writes to the audit chain.
+    if (membership.status == MembershipStatus.ACTIVE) != data.active:
+        _set_active(ctx, membership, data.active)
+        row.version += 1
+        if data.active:  # back: the groups they are in give what they give
+            groups.follow(ctx, {row.id: []})
     before = _snapshot(row)
     row.user_name, row.external_id, row.display_name = data.user_name, data.external_id, data.display_name
     row.emails, row.attributes = data.emails, data.attributes
@@ -179,11 +189,6 @@ def replace_user(ctx: TenantContext, row: ScimUser, membership: Membership, data
         row.version += 1
         audit.record(ctx.tenant_id, None, "member.scim_update", "membership", row.user_id, before=before,
                      after=_snapshot(row))
-    if (membership.status == MembershipStatus.ACTIVE) != data.active:
-        _set_active(ctx, membership, data.active)
-        row.version += 1
-        if data.active:  # back: the groups they are in give what they give
-            groups.follow(ctx, {row.id: []})
     db.session.flush()  # the unique userName index speaks here, inside the service
     return row
 
