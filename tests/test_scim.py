@@ -217,6 +217,9 @@ def test_errors_are_scim_errors(live_server, org):
                409, "uniqueness")
     scim_error(post({"userName": "no-email-here"}), 400, "invalidValue")
     scim_error(post({"emails": [{"value": "x@example.com"}]}), 400, "invalidValue")
+    scim_error(post({"userName": "long@example.com", "emails": [{"value": "x" * 400 + "@example.com"}]}), 400,
+               "invalidValue")
+    scim_error(http.post("Users", content=b" " * (1024 * 1024 + 1), headers={"Content-Type": SCIM_JSON}), 413)
     scim_error(http.post("Users", content=b"{not json", headers={"Content-Type": SCIM_JSON}), 400, "invalidSyntax")
     scim_error(http.get("Users", params={"filter": 'userName eq'}), 400, "invalidFilter")
     scim_error(http.get("Users", params={"filter": 'title eq "x"'}), 400, "invalidFilter")  # not filterable here

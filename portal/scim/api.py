@@ -16,6 +16,7 @@ from .resources import MAX_RESULTS, UserResource
 
 bp = Blueprint("scim", __name__, url_prefix="/scim/v2")
 LIST_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
+MAX_BODY = 1024 * 1024  # a group of a few thousand members; a person is a few hundred bytes
 
 
 @bp.before_request
@@ -34,6 +35,8 @@ def _answer(payload: dict, status: int = 200, etag: str | None = None, location:
 
 
 def _body() -> dict:
+    if (request.content_length or 0) > MAX_BODY:
+        raise ScimError(413, f"The body is larger than {MAX_BODY // 1024} KiB.")
     if not request.mimetype or not (request.mimetype == "application/json" or request.mimetype.endswith("+json")):
         raise ScimError(400, "Send the body as application/scim+json.", "invalidSyntax")
     try:

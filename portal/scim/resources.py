@@ -17,6 +17,7 @@ UserResource = User[EnterpriseUser]
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
 MAX_RESULTS = 200  # a list page's largest count (ServiceProviderConfig.filter.maxResults)
+MAX_EMAILS = 20
 # Kept in columns or derived from the portal, never in `attributes` (the rest of what was sent).
 _COLUMNS = {"schemas", "id", "meta", "userName", "externalId", "displayName", "active", "groups", "password"}
 
@@ -56,6 +57,8 @@ def user_data(user: UserResource) -> UserData:
     if not user_name or len(user_name) > 320:
         raise ScimError(400, "userName is required, at most 320 characters.", "invalidValue")
     emails = [e for e in (user.emails or []) if e.value]
+    if len(emails) > MAX_EMAILS or any(len(str(e.value)) > 320 for e in emails):
+        raise ScimError(400, f"Give at most {MAX_EMAILS} emails of at most 320 characters each.", "invalidValue")
     ordered = sorted(emails, key=lambda e: not e.primary)  # the primary one first, then as sent
     email = next((found for e in ordered if (found := _valid_email(e.value))), None) or _valid_email(user_name)
     if email is None:
