@@ -337,6 +337,7 @@ def test_the_provisioning_section(app, live_server, org):
     page = owner.get(f"/t/{slug}/settings/provisioning")
     html = page.get_data(as_text=True)
     assert page.status_code == 200 and "No SCIM tokens yet" not in html and "/scim/v2" in html
+    assert re.search(r'id="scim-counts">0 people,\s+0 groups<', html)
     assert 'href="/t/%s/settings/provisioning" aria-current="page"' % slug in html
     assert owner.post(f"/t/{slug}/settings/provisioning/tokens", data={"csrf_token": csrf_from(html), "name": ""}
                       ).status_code == 422

@@ -53,6 +53,6 @@ def enter() -> TenantContext:
                                  "not changed.")
         role = Role(role.key, role.name, role.description, frozenset(p for p in role.permissions if p.reads))
     ctx = g.tenant_context = TenantContext(tenant, None, role, g.get("request_id"),
-                                           client=ClientPrincipal(row.k_id, row.k_name))
+                                           client=ClientPrincipal(row.k_id, row.k_name, kind="SCIM token"))
     g.audit_client_actor = {"type": "scim_token", "id": str(row.k_id), "name": row.k_name}
     return ctx

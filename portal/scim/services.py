@@ -27,7 +27,7 @@ from ..tenancy.models import Membership, MembershipStatus
 from ..tenancy.queries import lock_tenant
 from . import groups, tokens
 from .errors import ScimError
-from .models import ScimToken, ScimUser
+from .models import ScimGroup, ScimToken, ScimUser
 from .resources import UserData
 
 try:  # the account area's one way to end a person's access (sessions, tokens, grants)
@@ -48,6 +48,13 @@ def _now() -> datetime:
 def list_tokens(ctx: TenantContext) -> list[ScimToken]:
     return list(db.session.scalars(select(ScimToken).where(ScimToken.tenant_id == ctx.tenant_id)
                                    .order_by(ScimToken.revoked_at.is_not(None), ScimToken.created_at.desc())))
+
+
+def counts(ctx: TenantContext) -> tuple[int, int]:
+    """(people, groups) the organization's identity provider keeps here."""
+    people = db.session.scalar(select(func.count()).select_from(ScimUser).where(ScimUser.tenant_id == ctx.tenant_id))
+    groups_ = db.session.scalar(select(func.count()).select_from(ScimGroup).where(ScimGroup.tenant_id == ctx.tenant_id))
+    return people or 0, groups_ or 0
 
 
 def get_token(ctx: TenantContext, token_id: UUID) -> ScimToken | None:

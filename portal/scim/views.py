@@ -25,7 +25,7 @@ def _page(form: TokenForm | None = None, status: int = 200):
     kept = ui.take_secret(f"{SHOWN_ONCE}:{ctx.tenant_id}") if request.method == "GET" else None
     response = render_template("scim/provisioning.html", sections=SECTIONS, section="provisioning.index",
                                tokens=services.list_tokens(ctx), form=form or TokenForm(formdata=None),
-                               kept=kept, scim_url=base_url())
+                               kept=kept, scim_url=base_url(), counts=services.counts(ctx))
     return ui.no_store(response), status
 
 
