@@ -10,10 +10,9 @@ import httpx2
 import pytest
 import sqlalchemy as sa
 from scim2_client.engines.httpx2 import SyncSCIMClient
-from scim2_models import (Context, EnterpriseUser, Error, Group, GroupMember, ListResponse, PatchOp, PatchOperation,
-                          SCIMException, SearchRequest, User)
+from scim2_models import (EnterpriseUser, Group, GroupMember, PatchOp, PatchOperation, SCIMException, SearchRequest,
+                          User)
 
-from browser_support import live_server  # noqa: F401 (the fixture)
 from conftest import csrf_from, csrf_token, login
 from portal.database.context import tenant_scope
 from portal.extensions import db

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, json, request
 from pydantic import ValidationError
-from scim2_models import Context, Group, ListResponse, PatchOp, ResponseParameters, SCIMException, SearchRequest
+from scim2_models import Context, Group, PatchOp, ResponseParameters, SCIMException, SearchRequest
 
 from ..jsondata import JsonValueError, parse_object
 from ..tenancy import current
