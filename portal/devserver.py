@@ -39,6 +39,7 @@ def main() -> None:
             db.session.commit()
             app.logger.info("Sample data loaded.")
     host, port = serve_address()
+    demo = _sso_demo_provider(app)
     worker = WorkerThread(app, concurrency=app.config["WORKER_CONCURRENCY"])
     worker.start()
     print(f" * Portal on http://{host}:{port}/ with a job worker (Ctrl-C stops both and the embedded database)",
@@ -53,6 +54,22 @@ def main() -> None:
                 request_handler=QuietRequestHandler)
     finally:
         worker.stop(timeout=app.config["WORKER_SHUTDOWN_SECONDS"] + 5)
+        if demo is not None:
+            demo.__exit__(None, None, None)
+
+
+def _sso_demo_provider(app):
+    """SSO_DEMO_PROVIDER=1: the loopback OpenID provider Acme's sample connection points at
+    (portal/sso/sample.py); enable the connection at /t/acme-corp/settings/sso to use it."""
+    if os.environ.get("SSO_DEMO_PROVIDER") != "1" or app.config["PORTAL_ENV"] == "production":
+        return None
+    from .sso.sample import DEMO_ISSUER, demo_provider
+    with app.app_context():
+        demo = demo_provider()
+        demo.__enter__()
+    print(f" * Demo single sign-on provider on {DEMO_ISSUER} (enable “Acme demo provider” at "
+          "/t/acme-corp/settings/sso, then sign in as bob@acme.com or nora@acme.com)", flush=True)
+    return demo
 
 
 class QuietRequestHandler(WSGIRequestHandler):

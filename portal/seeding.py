@@ -56,6 +56,8 @@ def load_sample(password: str) -> bool:
     _analytics_sample(data["tenants"][0]["slug"])
     from .tasks import sample as tasks
     tasks.load()  # a dozen tasks at Acme and TechStart, some overdue, with comments
+    from .sso import sample as sso
+    sso.load()  # acme.com verified, a disabled connection to the demo provider (SSO_DEMO_PROVIDER=1)
     return True
 
 

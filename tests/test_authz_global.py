@@ -23,6 +23,11 @@ EXPECTED: dict[tuple[str, str], dict[str, int | tuple[int, ...]]] = {
     ("accounts.root", "GET"): each(303, 303),
     ("accounts.login", "GET"): each(200, 303),
     ("accounts.login", "POST"): each(400, 303),
+    # Organizations' single sign-on (issue 25): discovery answers anyone; the start page asks for an
+    # email (signed-in people go home); a callback without a started attempt goes back to /login.
+    ("sso_org.discover", "GET"): each(200, 200),
+    ("sso_org.start", "GET"): each(200, 303),
+    ("sso_org.callback", "GET"): each(303, 303),
     ("accounts.second_factor", "GET"): each(303, 303),
     ("accounts.second_factor", "POST"): each(303, 303),
     ("accounts.logout", "POST"): each(303, 303),

@@ -144,8 +144,11 @@ def _user_or_404(user_id: UUID) -> User:
 @bp.get("/users/<uuid:user_id>")
 def user(user_id: UUID):
     account = _user_or_404(user_id)
-    return render_template("admin/user.html", account=account, memberships=services.memberships_of(account),
-                           sessions=len(active_sessions(account.id)))
+    memberships = services.memberships_of(account)
+    from ..sso.connections import links_of_user
+    return render_template("admin/user.html", account=account, memberships=memberships,
+                           sessions=len(active_sessions(account.id)),
+                           sso_links=links_of_user(account.id, [t.id for t, _, _ in memberships]))
 
 
 @bp.post("/users/<uuid:user_id>/disable")

@@ -190,3 +190,18 @@ def identities(ctx: TenantContext, row: SsoConnection, limit: int = 50) -> list[
         select(SsoIdentity, User.email).join(User, User.id == SsoIdentity.user_id)
         .where(SsoIdentity.tenant_id == ctx.tenant_id, SsoIdentity.connection_id == row.id)
         .order_by(SsoIdentity.last_sign_in_at.desc().nulls_last()).limit(limit)).all())
+
+
+def links_of_user(user_id: UUID, tenant_ids) -> list[tuple[UUID, str, str, list[str]]]:
+    """(tenant id, connection name, subject, groups) of an account's single sign-on links, read
+    tenant by tenant under each one's RLS: the system console's external ids (keycloak_id)."""
+    from ..database.context import tenant_scope
+    out = []
+    for tenant_id in tenant_ids:
+        with tenant_scope(db.session, tenant_id):
+            rows = db.session.execute(select(SsoConnection.name, SsoIdentity.subject, SsoIdentity.groups).join(
+                SsoConnection, (SsoConnection.tenant_id == SsoIdentity.tenant_id)
+                & (SsoConnection.id == SsoIdentity.connection_id)).where(
+                SsoIdentity.tenant_id == tenant_id, SsoIdentity.user_id == user_id)).all()
+        out += [(tenant_id, name, subject, list(groups or [])) for name, subject, groups in rows]
+    return out

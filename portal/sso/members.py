@@ -103,6 +103,9 @@ def sign_in(tenant: Tenant, connection: SsoConnection, claims: dict) -> Joined:
     if user is None or not user.is_active:
         return _refuse("disabled", email or (user.email if user else ""), DISABLED, user)
 
+    # Lock order (database/conflicts.py): the tenant first. Seats are counted under it, and the
+    # membership, its sites and the identity link are written before the audit chain is taken.
+    lock_tenant(tenant)
     membership = db.session.scalar(select(Membership).where(Membership.tenant_id == tenant.id,
                                                             Membership.user_id == user.id))
     joined = False
@@ -128,7 +131,6 @@ def sign_in(tenant: Tenant, connection: SsoConnection, claims: dict) -> Joined:
 
 
 def _join(tenant: Tenant, connection: SsoConnection, user: User) -> Membership:
-    lock_tenant(tenant)
     require_room(tenant, "max_users", seats_used(tenant))
     role = roles.resolve(tenant.id, connection.default_role) or roles.DEFAULT
     if role.is_owner:

@@ -22,6 +22,7 @@ from joserfc.errors import JoseError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from ..accounts.models import User
 from ..accounts.services import normalise_email
 from ..database.conflicts import not_repeatable
 from ..database.context import tenant_scope
@@ -167,7 +168,8 @@ def callback():
         return _back("Your account was being set up by another sign-in. Please try again.", target)
     if not outcome.ok:
         db.session.rollback()  # nothing of a refused sign-in stays (an account made on the way, say)
-        events.record(outcome.email, success=False, reason=outcome.reason, user_id=outcome.user_id, method=METHOD)
+        known = outcome.user_id if outcome.user_id and db.session.get(User, outcome.user_id) else None
+        events.record(outcome.email, success=False, reason=outcome.reason, user_id=known, method=METHOD)
         return _back(outcome.message, target)
     user = outcome.user
     home = target or url_for("dashboard.index", tenant_slug=tenant.slug)

@@ -20,8 +20,7 @@ SECTION = "sso_settings.index"
 
 
 def _sections():
-    from ..organization.views import SECTIONS
-    return SECTIONS
+    return current_app.extensions.get("settings_sections", ((SECTION, "Single sign-on"),))
 
 
 def _provisioning_url() -> str | None:
@@ -120,7 +119,9 @@ def show(connection_id: UUID):
 
 
 def _mapping_form(ctx, connection, form: MappingForm | None = None) -> MappingForm:
-    form = form or MappingForm(formdata=None)
+    if form is None:
+        form = MappingForm(formdata=None)
+        form.role.data = "member"
     form.role.choices = _role_choices(ctx, include_owner=connection.owner_by_mapping and ctx.is_owner)
     form.sites.choices = [(str(s.id), s.name) for s in visible_sites(ctx)]
     return form
