@@ -12,6 +12,8 @@ from .. import audit
 from ..extensions import db
 from ..members import services as members
 from ..rules import RuleViolation
+from ..sites import services as site_services
+from ..sites.models import Site
 from ..sso import groups as sso_groups
 from ..tenancy import TenantContext, roles
 from ..tenancy.models import Membership, MembershipRole, MembershipStatus
@@ -168,10 +170,18 @@ def follow(ctx: TenantContext, before: dict[UUID, list[str]]) -> None:
         had = sso_groups.resolve(ctx.tenant_id, before[scim_user_id] or [])
         if had is not None and sso_groups.resolve(ctx.tenant_id, names) is None \
                 and roles.role_of(membership) == had.role and not had.role.is_owner:
-            try:
-                members.change_role(ctx, membership, PROVISIONED_ROLE)
-            except RuleViolation as exc:
-                raise ScimError(400, exc.message) from None
+            _fall_back(ctx, membership, had)
+
+
+def _fall_back(ctx: TenantContext, membership: Membership, had) -> None:
+    """Out of every mapped group: the role provisioning gives, without the sites the groups gave."""
+    try:
+        members.change_role(ctx, membership, PROVISIONED_ROLE)
+        for site in db.session.scalars(select(Site).where(Site.tenant_id == ctx.tenant_id,
+                                                          Site.id.in_(had.site_ids or ())).order_by(Site.id)):
+            site_services.unassign_user_from_site(ctx, site, membership.user_id)
+    except RuleViolation as exc:
+        raise ScimError(400, exc.message) from None
 
 
 def source(ctx: TenantContext) -> str:
