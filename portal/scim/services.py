@@ -32,7 +32,9 @@ from .resources import UserData
 
 try:  # the account area's one way to end a person's access (sessions, tokens, grants)
     from ..accounts.lifecycle import end_access as _end_access
-except ImportError:  # until it lands: sessions end through the security area
+except ModuleNotFoundError as exc:  # until it lands (branch account): sessions end through the security area
+    if exc.name != "portal.accounts.lifecycle":
+        raise
     _end_access = None
 
 NAME_MAX = 100
