@@ -391,8 +391,9 @@ def test_roles_and_sites_follow_the_groups(app, live_server, org):
     techs = client.create(Group(display_name="Technicians", members=[GroupMember(value=ada.id)]))
     assert role_and_sites("ada@example.com") == ("member", [site])
     admins = client.create(Group(display_name="Admins"))
-    patch = lambda group, *ops: http.patch(f"Groups/{group.id}", headers={"Content-Type": SCIM_JSON}, json={  # noqa: E731
-        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": list(ops)})
+    def patch(group, *ops):
+        return http.patch(f"Groups/{group.id}", headers={"Content-Type": SCIM_JSON}, json={
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": list(ops)})
     assert patch(admins, {"op": "add", "path": "members", "value": [{"value": ada.id}]}).status_code == 200
     assert role_and_sites("ada@example.com") == ("admin", [site])  # the strongest role, the union of sites
     # Owner by mapping is off unless an owner turned it on: the Owners group gives nothing more.

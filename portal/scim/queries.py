@@ -163,7 +163,8 @@ class GroupFilter(_Sql):
         return self.unsupported(name)
 
 
-def users_page(tenant_id: UUID, condition, start: int, count: int) -> tuple[int, list[tuple[ScimUser, MembershipStatus]]]:
+def users_page(tenant_id: UUID, condition, start: int,
+               count: int) -> tuple[int, list[tuple[ScimUser, MembershipStatus]]]:
     """(total, the page) of the organization's SCIM users matching `condition`, oldest first."""
     base = (select(ScimUser, Membership.status)
             .join(Membership, and_(Membership.tenant_id == ScimUser.tenant_id, Membership.user_id == ScimUser.user_id))
@@ -195,7 +196,8 @@ def groups_of(tenant_id: UUID, scim_user_ids) -> dict[UUID, list[tuple[UUID, str
         return out
     rows = db.session.execute(
         select(ScimGroupMember.scim_user_id, ScimGroup.id, ScimGroup.display_name)
-        .join(ScimGroup, and_(ScimGroup.tenant_id == ScimGroupMember.tenant_id, ScimGroup.id == ScimGroupMember.group_id))
+        .join(ScimGroup, and_(ScimGroup.tenant_id == ScimGroupMember.tenant_id,
+                              ScimGroup.id == ScimGroupMember.group_id))
         .where(ScimGroupMember.tenant_id == tenant_id, ScimGroupMember.scim_user_id.in_(list(scim_user_ids)))
         .order_by(func.lower(ScimGroup.display_name)))
     for user_id, group_id, name in rows:
@@ -210,7 +212,8 @@ def members_of(tenant_id: UUID, group_ids) -> dict[UUID, list[tuple[UUID, str]]]
         return out
     rows = db.session.execute(
         select(ScimGroupMember.group_id, ScimUser.id, ScimUser.user_name)
-        .join(ScimUser, and_(ScimUser.tenant_id == ScimGroupMember.tenant_id, ScimUser.id == ScimGroupMember.scim_user_id))
+        .join(ScimUser, and_(ScimUser.tenant_id == ScimGroupMember.tenant_id,
+                             ScimUser.id == ScimGroupMember.scim_user_id))
         .where(ScimGroupMember.tenant_id == tenant_id, ScimGroupMember.group_id.in_(list(group_ids)))
         .order_by(func.lower(ScimUser.user_name)))
     for group_id, user_id, name in rows:
