@@ -73,10 +73,10 @@ def create_app(overrides: dict | None = None) -> Flask:
     from .database import registry  # noqa: F401
     from . import (admin, agents, analytics, api, api_clients, auditlog, connected_apps, dashboard, devices, errors,
                    health, integrations, invitations, jobs, keys, mail, members, metrics, notifications, organization,
-                   passkeys, profile, requestlog, roles, search, security, signin, sites, sso, tasks, tenancy, web)
+                   passkeys, profile, requestlog, roles, scim, search, security, signin, sites, sso, tasks, tenancy, web)
     for area in (requestlog, metrics, errors, web, security, signin, profile, passkeys, sso, tenancy, dashboard,
                  analytics, sites, devices, agents, tasks, members, roles, invitations, organization, auditlog, search,
-                 api, api_clients, connected_apps, integrations, mail, jobs, keys, notifications, admin, health):
+                 api, api_clients, connected_apps, integrations, scim, mail, jobs, keys, notifications, admin, health):
         area.init_app(app)
 
     from . import cli

@@ -11,7 +11,10 @@ NOT_IN_SAMPLE = {"member.leave", "audit.prune",
                  # Described in words by tests/test_trust_defects.py (issue 22); the sample has no API
                  # client, edits no role or settings, and changes no plan.
                  "role.update", "role.delete", "api_client.create", "api_client.rotate", "api_client.disable",
-                 "api_client.enable", "api_client.delete", "tenant.update", "tenant.security_policy", "tenant.plan"}
+                 "api_client.enable", "api_client.delete", "tenant.update", "tenant.security_policy", "tenant.plan",
+                 # Provisioning (tests/test_trust_defects.py, tests/test_scim.py): the sample has no SCIM token.
+                 "member.provision", "member.scim_update", "scim_token.create", "scim_token.rotate",
+                 "scim_token.revoke", "scim_group.create", "scim_group.update", "scim_group.delete"}
 
 
 @pytest.fixture

@@ -120,6 +120,13 @@ EXPECTED: dict[tuple[str, str], dict[str, int | tuple[int, ...]]] = {
         ("api.get_device", "GET"), ("api.update_device", "PATCH"), ("api.decommission_device", "POST"),
         ("api.bulk_status", "POST"), ("api.record_events", "POST"), ("agent_api.heartbeat", "POST"),
         ("agent_api.next_task", "GET"), ("agent_api.result", "POST"))},
+    # SCIM (issue 25): only an organization's SCIM token opens /scim/v2, never a browser session.
+    **{(f"scim.{endpoint}", method): each(401, 401) for endpoint, method in (
+        ("service_provider_config", "GET"), ("resource_types", "GET"), ("resource_type", "GET"), ("schemas", "GET"),
+        ("schema", "GET"), ("list_users", "GET"), ("create_user", "POST"), ("get_user", "GET"),
+        ("replace_user", "PUT"), ("patch_user", "PATCH"), ("delete_user", "DELETE"), ("list_groups", "GET"),
+        ("create_group", "POST"), ("get_group", "GET"), ("replace_group", "PUT"), ("patch_group", "PATCH"),
+        ("delete_group", "DELETE"))},
     ("oauth.token", "POST"): each(400, 400),       # no grant_type (checked before the client)
     ("oauth.revoke", "POST"): each(401, 401),
     ("oauth.introspect", "POST"): each(401, 401),
@@ -158,6 +165,10 @@ PARAMS = {
     "task_id": lambda: uuid.uuid4(),
     "integration_id": lambda: uuid.uuid4(),
     "entry_id": lambda: uuid.uuid4(),
+    "name": lambda: "User",
+    "schema_id": lambda: "urn:ietf:params:scim:schemas:core:2.0:User",
+    "scim_id": lambda: uuid.uuid4(),
+    "group_id": lambda: uuid.uuid4(),
 }
 
 

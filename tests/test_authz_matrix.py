@@ -126,6 +126,10 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("api_clients.app_created", "GET"): MANAGERS,                     # the client id; no secret kept
     ("api_clients.delete_app", "POST"): expect(303, 303, 403, 403),
     ("api_clients.revoke_grant", "POST"): expect(303, 303, 403, 403),
+    ("provisioning.index", "GET"): expect(200, 403, 403, 403),         # owners only (sso:manage)
+    ("provisioning.create", "POST"): expect(422, 403, 403, 403),       # no name given
+    ("provisioning.rotate", "POST"): expect(303, 403, 403, 403),       # to the section, the new token shown once
+    ("provisioning.revoke", "POST"): expect(303, 403, 403, 403),
     # Analytics (issue 15): owners and admins chart events (analytics:view) and record one (events:write).
     ("analytics.index", "GET"): MANAGERS,
     ("analytics.record_event", "POST"): expect(422, 422, 403, 403),    # no type given
@@ -240,6 +244,15 @@ class Context:
             db.session.commit()
             return grant.id
 
+    def new_scim_token(self):
+        from portal.scim.models import ScimToken
+        with self.app.app_context(), tenant_scope(db.session, self.tenant["id"]):
+            token = ScimToken(tenant_id=self.tenant["id"], name="matrix token",
+                              token_hash=hashlib.sha256(secrets.token_bytes(16)).digest())
+            db.session.add(token)
+            db.session.commit()
+            return token.id
+
     def new_task(self):
         from portal.tasks.models import Task
         with self.app.app_context(), tenant_scope(db.session, self.tenant["id"]):
@@ -332,6 +345,7 @@ PARAMS = {
     "client_id": lambda ctx: ctx.new_api_client(),
     "app_id": lambda ctx: ctx.new_oauth_app(),
     "grant_id": lambda ctx: ctx.new_oauth_grant(),
+    "token_id": lambda ctx: ctx.new_scim_token(),
     "task_id": lambda ctx: ctx.new_task(),
     "agent_task_id": lambda ctx: ctx.new_agent_task(),
     "connection_id": lambda ctx: ctx.new_sso_connection(),

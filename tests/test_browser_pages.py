@@ -121,6 +121,7 @@ def pages_for(role: str, t: dict) -> list[tuple[str, str]]:
                   ("settings", f"{base}/settings/"), ("settings-branding", f"{base}/settings/branding"),
                   ("settings-security", f"{base}/settings/security"), ("settings-plan", f"{base}/settings/plan"),
                   ("settings-export", f"{base}/settings/export"), ("settings-danger", f"{base}/settings/danger"),
+                  ("settings-provisioning", f"{base}/settings/provisioning"),
                   ("account-security", "/account/security"), ("account-sessions", "/account/sessions"),
                   ("account-activity", "/account/activity"), ("account-notifications", "/account/notifications"),
                   ("account-data", "/account/data"),

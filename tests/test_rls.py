@@ -26,7 +26,8 @@ def as_tenant(conn, tenant_id=None, user_id=None):
 TABLES = ["user_tenant_associations", "sites", "user_site_assignments", "devices", "audit_logs",
           "tenant_invitations", "tenant_roles", "tenant_role_permissions", "tenant_exports", "tenant_slug_redirects",
           "audit_checkpoints", "tasks", "task_comments", "tenant_logos", "api_clients", "api_tokens",
-          "api_idempotency_keys", "analytics_events", "analytics_daily"]
+          "api_idempotency_keys", "analytics_events", "analytics_daily", "scim_tokens", "scim_users", "scim_groups",
+          "scim_group_members"]
 
 
 def test_no_tenant_set_means_no_rows(serving, world):

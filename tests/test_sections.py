@@ -41,7 +41,7 @@ def current_section(html: str) -> list[str]:
 def test_each_settings_section_is_a_page_for_owners_only(app, org):
     slug, c = org["slug"], org["c"]
     assert [label for _, label in SETTINGS] == ["General", "Branding", "Security", "Plan and usage", "Data export",
-                                                "Single sign-on", "Danger zone"]
+                                                "Single sign-on", "Provisioning", "Danger zone"]
     r = c["owner"].get(f"/t/{slug}/settings/")
     assert r.status_code == 303 and r.headers["Location"] == f"/t/{slug}/settings/general"
     for endpoint, label in SETTINGS:
@@ -54,7 +54,7 @@ def test_each_settings_section_is_a_page_for_owners_only(app, org):
         assert 'aria-label="Settings"' in html and html.count('class="section-nav"') == 1
         for endpoint_, _ in SETTINGS:  # every section linked from every other
             assert f'href="{path_of(app, endpoint_, slug)}"' in html
-        for role in ("admin", "member", "viewer"):  # tenant:manage is the owners'
+        for role in ("admin", "member", "viewer"):  # tenant:manage and sso:manage are the owners'
             assert c[role].get(url).status_code == 403, (role, url)
         assert c["stranger"].get(url).status_code == 404, url
 

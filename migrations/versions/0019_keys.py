@@ -17,7 +17,7 @@ off SECRET_KEY.
 
 Runs with the portal configured (SECRET_KEY and PORTAL_MASTER_KEYS are read from the app).
 
-Revision ID: 0019_keys
+Revision ID: 0019
 Revises: 0018
 Create Date: 2026-12-07 06:00:00
 """
@@ -32,8 +32,8 @@ from cryptography.fernet import Fernet, InvalidToken
 from flask import current_app
 from sqlalchemy.dialects import postgresql
 
-revision = "0019_keys"
-down_revision = "0018"  # the real id of 0018_user_timezone.py
+revision = "0019"
+down_revision = "0018"
 branch_labels = None
 depends_on = None
 

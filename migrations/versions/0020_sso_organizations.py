@@ -15,16 +15,16 @@
   tenant table does here (distribution by tenant_id), and the rule is only about verified rows.
 - Permission `sso:manage` (owners by default), last in the catalogue.
 
-Revision ID: 0019_sso_organizations
-Revises: 0019_keys
+Revision ID: 0020
+Revises: 0019
 Create Date: 2026-12-07 06:00:00
 """
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = '0019_sso_organizations'
-down_revision = '0019_keys'
+revision = "0020"
+down_revision = "0019"
 branch_labels = None
 depends_on = None
 

@@ -9,16 +9,16 @@
   re-authentication), found by its value (unique), used once, expiring after five minutes; rows
   are deleted an hour after they expire by the next challenge made.
 
-Revision ID: 0019_passkeys
-Revises: 0018
+Revision ID: 0021
+Revises: 0020
 Create Date: 2026-12-07 06:00:00
 """
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0019_passkeys"
-down_revision = "0019_sso_organizations"
+revision = "0021"
+down_revision = "0020"
 branch_labels = None
 depends_on = None
 

@@ -21,8 +21,8 @@
   `portal_oauth_revoke_user_grants(user, tenant)` ends a person's grants everywhere or in one
   organization (account suspension and deletion), returning what it revoked for the audit log.
 
-Revision ID: 0019_oauth
-Revises: 0018
+Revision ID: 0022
+Revises: 0021
 Create Date: 2026-12-07 06:00:00
 """
 import importlib.util
@@ -32,8 +32,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = '0019_oauth'
-down_revision = '0019_passkeys'
+revision = "0022"
+down_revision = "0021"
 branch_labels = None
 depends_on = None
 

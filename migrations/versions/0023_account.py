@@ -16,8 +16,8 @@
 - `account_exports`: a person's own data export and its emailed link (token stored hashed).
 Both new tables belong to a user: RLS on app.user_id, like notifications.
 
-Revision ID: 0019_account
-Revises: 0018
+Revision ID: 0023
+Revises: 0022
 """
 import importlib.util
 from pathlib import Path
@@ -25,8 +25,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0019_account"
-down_revision = "0019_oauth"
+revision = "0023"
+down_revision = "0022"
 branch_labels = None
 depends_on = None
 

@@ -19,16 +19,16 @@ the integrations:view / integrations:manage permissions.
   max_integrations; they get a limit of their own (the same numbers), and max_integrations now
   counts integrations. `tenants.features` (seed 002): features a tenant has on top of its plan's.
 
-Revision ID: 0019_integrations
-Revises: 0019_keys
+Revision ID: 0024
+Revises: 0023
 Create Date: 2026-12-07 06:00:00
 """
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0019_integrations"
-down_revision = "0019_account"
+revision = "0024"
+down_revision = "0023"
 branch_labels = None
 depends_on = None
 

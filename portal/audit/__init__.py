@@ -39,6 +39,8 @@ def actor_label(details: Any) -> str | None:
         return f"the agent of {actor.get('name') or 'a device'}"
     if actor.get("type") == "api_client":
         return f"API client {actor.get('name') or actor.get('id')}"
+    if actor.get("type") == "scim_token":  # an identity provider provisioning (portal/scim)
+        return f"SCIM token ‘{actor.get('name') or actor.get('id')}’"
     return actor.get("name") or actor.get("kind")
 
 

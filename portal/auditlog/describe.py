@@ -135,6 +135,31 @@ def sentence(row, names: Names) -> str:
         return f"{who} removed {person()} from the organization"
     if action == "member.leave":
         return f"{who} left the organization"
+    if action == "member.provision":
+        if after.get("linked"):
+            return f"{who} took over {after.get('email') or 'someone'}, already a member, for provisioning"
+        return f"{who} provisioned {after.get('email') or 'someone'} as {after.get('role')}" + \
+            (" (suspended)" if after.get("status") == "suspended" else "")
+    if action == "member.scim_update":
+        changed = ", ".join(k.replace("_", " ") for k, _, _ in diff(before, after)) or "nothing"
+        return f"{who} updated how the identity provider describes {person()} ({changed})"
+    if action.startswith("scim_token."):
+        verbs = {"scim_token.create": "created SCIM token {n}", "scim_token.rotate": "rotated SCIM token {n}",
+                 "scim_token.revoke": "revoked SCIM token {n}"}
+        if action in verbs:
+            return f"{who} " + verbs[action].format(n=_q(name))
+    if action.startswith("scim_group."):
+        group = _q(name)
+        if action == "scim_group.create":
+            members = after.get("members") or []
+            return f"{who} created group {group} with {len(members)} member{'' if len(members) == 1 else 's'}"
+        if action == "scim_group.delete":
+            return f"{who} deleted group {group}"
+        if action == "scim_group.update":
+            parts = [f"renamed it from {_q(before.get('name'))}"] if before.get("name") != after.get("name") else []
+            parts += [f"added {', '.join(after['added'])}"] if after.get("added") else []
+            parts += [f"removed {', '.join(after['removed'])}"] if after.get("removed") else []
+            return f"{who} changed group {group}" + (f" ({'; '.join(parts)})" if parts else "")
     if action == "member.transfer_ownership":
         return f"{who} transferred ownership to {person()}"
     if action.startswith("invitation."):

@@ -33,6 +33,8 @@ ACTIONS = (
     "agent_task.cancel", "agent_task.claim", "agent_task.result", "agent_task.expire",
     "role.create", "role.update", "role.delete", "api_client.create", "api_client.rotate", "api_client.disable",
     "api_client.enable", "api_client.delete", "tenant.update", "tenant.security_policy", "tenant.plan",
+    "member.provision", "member.scim_update", "scim_token.create", "scim_token.rotate", "scim_token.revoke",
+    "scim_group.create", "scim_group.update", "scim_group.delete",
 )
 
 

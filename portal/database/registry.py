@@ -18,3 +18,4 @@ from ..tasks import models as _tasks  # noqa: F401
 from ..notifications import models as _notifications  # noqa: F401
 from ..agents import models as _agents  # noqa: F401
 from ..sso import models as _sso  # noqa: F401
+from ..scim import models as _scim  # noqa: F401

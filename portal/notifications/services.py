@@ -67,7 +67,7 @@ def actor_name(ctx) -> str:
     if ctx.membership is not None:
         return ctx.membership.user.display_name
     client = getattr(ctx, "client", None)
-    return f"API client {client.name}" if client is not None else "Someone"
+    return f"{client.kind} {client.name}" if client is not None else "Someone"
 
 
 def base_url() -> str:

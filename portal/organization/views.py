@@ -23,10 +23,12 @@ bp = tenant_blueprint("settings", __name__, "/settings")
 
 
 # The sections of the settings, in the order of the section nav: (endpoint, label). Every one needs
-# tenant:manage, as every form on them does (owners by default); "Single sign-on" needs sso:manage (owners).
+# tenant:manage, as every form on them does (owners by default); "Single sign-on" and "Provisioning"
+# (portal/scim) need sso:manage (owners).
 SECTIONS = (("settings.general", "General"), ("settings.branding", "Branding"), ("settings.security", "Security"),
             ("settings.plan", "Plan and usage"), ("settings.export", "Data export"),
-            ("sso_settings.index", "Single sign-on"), ("settings.danger", "Danger zone"))
+            ("sso_settings.index", "Single sign-on"), ("provisioning.index", "Provisioning"),
+            ("settings.danger", "Danger zone"))
 
 
 def _usage(ctx) -> list[tuple[str, int, int]]:

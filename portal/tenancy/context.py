@@ -24,6 +24,7 @@ class ClientPrincipal:
     id: UUID
     name: str
     site_ids: tuple[UUID, ...] | None = None
+    kind: str = "API client"  # how messages name it: "API client Billing sync", "SCIM token Okta"
 
 
 @dataclass(frozen=True)

@@ -245,12 +245,43 @@ def _suspend(shop, state, t, r):
     return _post(c, f"/admin/users/{member.id}/status", {"action": action, "reason": "Concurrency test"})
 
 
+def _scim_prepare(shop, threads, rounds):
+    """A SCIM token, one provisioned person per thread (to switch on and off) and one group."""
+    from test_scim import make_token
+    token = make_token(shop.app, shop.t["id"])
+    c, auth = shop.app.test_client(), {"Authorization": f"Bearer {token}"}
+    people = []
+    for t in range(threads):
+        made = c.post("/scim/v2/Users", headers=auth, json={"userName": f"scim-{shop.next()}@example.com"})
+        assert made.status_code == 201, made.get_data(as_text=True)
+        people.append(made.get_json()["id"])
+    group = c.post("/scim/v2/Groups", headers=auth, json={"displayName": f"Field {shop.next()}"})
+    assert group.status_code == 201, group.get_data(as_text=True)
+    return {"auth": auth, "people": people, "group": group.get_json()["id"]}
+
+
+def _scim(shop, state, t, r):
+    """An identity provider: provisions someone, suspends or reactivates someone, moves someone in
+    or out of a group (the tenant lock, membership rows, roles through group mappings, audit)."""
+    c, auth, person = shop.app.test_client(), state["auth"], state["people"][t]
+    patch = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"]}
+    if r % 3 == 0:
+        return c.post("/scim/v2/Users", headers=auth, json={"userName": f"scim-{shop.next()}@example.com"})
+    if r % 3 == 1:
+        return c.patch(f"/scim/v2/Users/{person}", headers=auth, json={
+            **patch, "Operations": [{"op": "replace", "path": "active", "value": r % 2 == 0}]})
+    op = {"op": "add", "path": "members", "value": [{"value": person}]} if (r // 3) % 2 == 0 else \
+        {"op": "remove", "path": f'members[value eq "{person}"]'}
+    return c.patch(f"/scim/v2/Groups/{state['group']}", headers=auth, json={**patch, "Operations": [op]})
+
+
 PATHS = {
     "invite": (None, _invite), "accept": (_accept_prepare, _accept), "bring-back": (None, _bring_back),
     "status": (None, _status), "bulk-status": (None, _bulk), "import": (None, _import), "role": (None, _role),
     "assign": (None, _assign), "task": (None, _task), "heartbeat": (None, _heartbeat), "api": (None, _api),
     "oauth": (_oauth_prepare, _oauth),
     "suspend": (_suspend_prepare, _suspend),
+    "scim": (_scim_prepare, _scim),
 }
 PAIRS = list(itertools.combinations_with_replacement(PATHS, 2))
 
