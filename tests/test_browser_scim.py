@@ -5,24 +5,12 @@ from __future__ import annotations
 
 import httpx2
 import pytest
+from browser_support import sign_in
 from conftest import PASSWORD
 from test_browser_pages import check_page
 from test_browser_workspace import new_tab
 
 pytestmark = pytest.mark.browser
-
-
-def sign_in(page, email: str, password: str):
-    """Email first (home-realm discovery asks for it alone), then the password."""
-    from playwright.sync_api import expect
-    page.goto("/login")
-    page.get_by_label("Email").fill(email)
-    if not page.get_by_label("Password").is_visible():
-        page.get_by_role("button", name="Continue").click()
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_load_state()
-    return expect
 
 
 @pytest.fixture(scope="module")

@@ -458,8 +458,10 @@ def test_tls_uses_the_name_for_sni_and_the_certificate(tmp_path, monkeypatch, dn
 # --- Configuration -------------------------------------------------------------------------------
 
 def _production(**overrides):
+    from conftest import TEST_MASTER_KEY
     return config_module.load({"PORTAL_ENV": "production", "SECRET_KEY": "k" * 40, "DATABASE_URL": "postgresql://x/y",
-                               "BASE_URL": "https://portal.example.com", **overrides})
+                               "BASE_URL": "https://portal.example.com", "PORTAL_MASTER_KEYS": TEST_MASTER_KEY,
+                               **overrides})
 
 
 def test_configuration_of_private_destinations(monkeypatch):

@@ -449,6 +449,7 @@ def test_deprovisioning_ends_access_at_once(app, live_server, org, factory):
     assert browser.get(f"/t/{slug}/devices/").status_code in (302, 404)  # signed out, or shut out
     client.modify(UserModel, linked.id, PatchOp[UserModel](operations=[
         PatchOperation[UserModel](op="replace", path="active", value=True)]))
+    browser = app.test_client()  # the old session may live on (sessions are not per organization)
     login(browser, ned.email)
     assert browser.get(f"/t/{slug}/").status_code == 200
     client.delete(UserModel, linked.id)
