@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
 
-.PHONY: run test test-concurrency test-fast migrate seed check clean-db bench bench-http bench-instructions bench-audit bench-api bench-analytics bench-notifications bench-agents bench-webhooks receivers clean-bench load
+.PHONY: run test test-extended test-concurrency test-fast migrate seed check clean-db bench bench-http bench-instructions bench-audit bench-api bench-analytics bench-notifications bench-agents bench-webhooks receivers clean-bench load
 
 $(STAMP): requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
@@ -19,7 +19,12 @@ run: $(STAMP)
 # TEST_WORKERS=0 runs in one process.
 TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --ignore=tests/concurrency $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --ignore=tests/concurrency -m "not extended" $(PYTEST_ARGS)
+
+# The long tests (marked `extended`: the page sweeps of four roles, schemathesis over the whole API,
+# the dev server's restarts, PostgreSQL restarts, thousand-request leak checks). `.ci/run` runs them.
+test-extended: $(STAMP)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --ignore=tests/concurrency -m extended $(PYTEST_ARGS)
 
 # Every write path against every other in many threads (tests/concurrency): 0 deadlocks, 0 5xx,
 # the audit chain verifies. A few minutes; `.ci/run` runs it after `make test`.

@@ -68,6 +68,7 @@ def test_every_check_of_schemathesis_is_used():
     assert len(CHECKS_USED) == len(ALL_CHECKS)
 
 
+@pytest.mark.extended
 @pytest.mark.filterwarnings("ignore")
 def test_schemathesis_over_the_whole_document(app, live_server, world):
     schema = schemathesis.openapi.from_url(f"{live_server}/api/v1/openapi.json")

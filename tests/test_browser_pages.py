@@ -212,7 +212,10 @@ def axe():
     return Axe()
 
 
-@pytest.mark.parametrize("role", ["owner", "member", "viewer", "lonely", "sysadmin"])
+# The long sweeps are `make test-extended` (run by .ci/run); `make test` keeps the shortest one,
+# so the sweep's own checks run on every `make test`.
+@pytest.mark.parametrize("role", [pytest.param(r, marks=pytest.mark.extended) for r in ("owner", "member", "viewer")]
+                         + ["lonely", pytest.param("sysadmin", marks=pytest.mark.extended)])
 def test_every_page_at_both_widths(chromium, live_server, sweep, axe, role):
     context = chromium.new_context(base_url=live_server, viewport={"width": 1280, "height": 900})
     context.set_default_timeout(TIMEOUT_MS)

@@ -34,7 +34,9 @@ def postgres_for(pgdata: Path) -> list[psutil.Process]:
 
 @pytest.mark.slow
 @pytest.mark.skipif(bool(os.environ.get("TEST_DATABASE_URL")), reason="exercises the embedded database only")
-@pytest.mark.parametrize("signum, via_make", [(signal.SIGTERM, False), (signal.SIGINT, False), (signal.SIGTERM, True)],
+@pytest.mark.parametrize("signum, via_make", [pytest.param(signal.SIGTERM, False, marks=pytest.mark.extended),
+                                              (signal.SIGINT, False),
+                                              pytest.param(signal.SIGTERM, True, marks=pytest.mark.extended)],
                          ids=["SIGTERM", "Ctrl-C", "SIGTERM to make run"])
 def test_dev_server_sets_up_serves_and_stops_cleanly(tmp_path, signum, via_make):
     port = free_port()
@@ -100,6 +102,7 @@ def start_devserver(instance: Path) -> tuple[subprocess.Popen, int]:
 
 @pytest.mark.slow
 @pytest.mark.skipif(bool(os.environ.get("TEST_DATABASE_URL")), reason="exercises the embedded database only")
+@pytest.mark.extended
 def test_a_run_after_a_crash_takes_over_the_orphaned_database(tmp_path):
     instance = tmp_path / "instance"
     pgdata = (instance / "pgdata").resolve()

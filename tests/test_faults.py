@@ -87,6 +87,7 @@ def sign_in(client, email):
 
 
 @pytest.mark.slow
+@pytest.mark.extended
 def test_postgres_restart_gives_503_then_recovers_without_restarting_the_app(own_server, restartable_app, caplog):
     app = restartable_app
     alice = app.test_client()

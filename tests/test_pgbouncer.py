@@ -110,6 +110,7 @@ def test_isolation_through_pgbouncer(check, serving_through_bouncer, world):
     check(serving_through_bouncer, world)
 
 
+@pytest.mark.extended
 def test_a_thousand_alternating_requests_through_pgbouncer_do_not_leak(db_urls, bouncer, world):
     """Two clients, two tenants, one pooled client connection each side, two server connections behind."""
     app = make_app({**db_urls, "app": bouncer}, DB_PREPARED_STATEMENTS=False,

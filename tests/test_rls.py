@@ -115,6 +115,7 @@ def test_serving_role_cannot_bypass_rls(serving):
             conn.execute(sa.text("ALTER TABLE devices DISABLE ROW LEVEL SECURITY"))
 
 
+@pytest.mark.extended
 def test_a_thousand_alternating_requests_over_one_connection_do_not_leak(db_urls, world, factory):
     """Pool of one: every request reuses the same connection, alternating tenants."""
     from conftest import make_app
