@@ -33,7 +33,7 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BUDGETS = ROOT / "bench" / "budgets.toml"
+BUDGETS = Path(os.environ.get("BUDGETS_FILE") or ROOT / "bench" / "budgets.toml")  # another file: to try the check
 DATABASE, OWNER, APP_ROLE = "portal_budgets", "portal_budgets_owner", "portal_budgets_app"
 SLUG = "budget"
 PASSWORD = "budget-password-not-secret"
