@@ -363,7 +363,7 @@ def unpinned_tables(statement: str, tables: frozenset[str]) -> tuple[str, ...]:
 
 _captured: list[tuple[str, tuple[str, ...], str]] = []
 _allowed: dict[str, int] = {}
-_counts = {"statements": 0, "tenant tables": 0, "unpinned, by tests": 0}
+_counts = {"statements": 0, "unpinned, by tests": 0}
 
 
 def _portal_frames():
