@@ -95,6 +95,7 @@ bench-agents: $(STAMP)
 
 # Load test (not part of `make test`): gunicorn with 2 workers and a job worker on an embedded database
 # with the sample data, 20 users for 60 s with locust (LOAD_USERS, LOAD_SECONDS); see docs/performance.md.
+# LOAD_SIGNINS_PER_SECOND=2 adds the sign-in storm mix (pages' p95 and sign-in latency reported apart).
 # locust lives in a venv of its own: it pulls newer requests and a pytest plugin into whatever it joins.
 load: $(STAMP)
 	test -x .venv-load/bin/python || $(PYTHON) -m venv .venv-load
