@@ -103,7 +103,7 @@ load: $(STAMP)
 	LOCUST=.venv-load/bin/locust $(BIN)/python -m bench.load
 
 clean-db:
-	rm -rf instance/pgdata instance/pgtest instance/run instance/load instance/agents-bench
+	rm -rf instance/pgdata instance/pgtest instance/run instance/load instance/agents-bench instance/budgets
 
 # The benchmark's data set (about 2 GB), kept between runs of `make bench`.
 clean-bench:
