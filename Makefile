@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
 
-.PHONY: run test test-extended test-concurrency test-fast migrate seed check clean-db bench bench-http bench-instructions bench-audit bench-api bench-analytics bench-notifications bench-agents bench-webhooks receivers clean-bench load
+.PHONY: run test test-extended test-concurrency test-fast migrate seed check clean-db bench bench-http bench-instructions bench-audit bench-api bench-analytics bench-notifications bench-agents bench-webhooks receivers clean-bench load test-shard-ready check-budgets
 
 $(STAMP): requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
@@ -34,6 +34,18 @@ test-concurrency: $(STAMP)
 # What the sample integrations point at (webhook receiver, JSON source, inbound sender), beside `make run`.
 receivers: $(STAMP)
 	PORTAL_ENV=$${PORTAL_ENV:-development} $(BIN)/flask --app wsgi integrations sample-receivers
+
+# Shard-ready queries (issue 27, docs/scaling.md): these test files with every portal statement on a
+# tenant table parsed (pglast); a statement that does not pin tenant_id by equality fails its test.
+# Not in `make test` (parsing costs time); `.ci/run` runs it.
+SHARD_READY_TESTS ?= tests/test_authz_matrix.py tests/test_pages.py tests/test_list_pages.py \
+	tests/test_api.py tests/test_agents.py tests/test_jobs.py tests/test_tasks.py tests/test_notifications.py \
+	tests/test_analytics.py tests/test_export.py tests/test_deletion.py tests/test_console.py \
+	tests/test_audit_retention.py tests/test_audit_viewer.py tests/test_device_csv.py tests/test_search.py \
+	tests/test_members.py tests/test_invitations.py tests/test_settings.py tests/test_workspace.py \
+	tests/test_roles.py tests/test_sso.py tests/test_security_events.py
+test-shard-ready: $(STAMP)
+	SHARD_CHECK=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -q $(SHARD_READY_TESTS) $(PYTEST_ARGS)
 
 migrate: $(STAMP)
 	PORTAL_ENV=$${PORTAL_ENV:-development} $(BIN)/flask --app wsgi db upgrade
@@ -71,6 +83,12 @@ bench-instructions: $(STAMP)
 	command -v valgrind >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -q valgrind >/dev/null; } || true
 	$(BIN)/python -m bench.instructions $(BENCH_ARGS)
 
+# Instruction budgets (issue 27): the hot requests counted by callgrind on a small data set built in
+# seconds, against bench/budgets.toml; more than 5% over a budget fails. `.ci/run` runs it.
+check-budgets: $(STAMP)
+	command -v valgrind >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -q valgrind >/dev/null; } || true
+	$(BIN)/python -m bench.budgets $(BENCH_ARGS)
+
 # Audit trail benchmark: write overhead of the hash chain, export memory at 1,000,000 rows.
 bench-audit: $(STAMP)
 	$(BIN)/python -m bench.audit $(BENCH_ARGS)
@@ -90,6 +108,7 @@ bench-agents: $(STAMP)
 
 # Load test (not part of `make test`): gunicorn with 2 workers and a job worker on an embedded database
 # with the sample data, 20 users for 60 s with locust (LOAD_USERS, LOAD_SECONDS); see docs/performance.md.
+# LOAD_SIGNINS_PER_SECOND=2 adds the sign-in storm mix (pages' p95 and sign-in latency reported apart).
 # locust lives in a venv of its own: it pulls newer requests and a pytest plugin into whatever it joins.
 load: $(STAMP)
 	test -x .venv-load/bin/python || $(PYTHON) -m venv .venv-load
@@ -97,7 +116,7 @@ load: $(STAMP)
 	LOCUST=.venv-load/bin/locust $(BIN)/python -m bench.load
 
 clean-db:
-	rm -rf instance/pgdata instance/pgtest instance/run instance/load instance/agents-bench
+	rm -rf instance/pgdata instance/pgtest instance/run instance/load instance/agents-bench instance/budgets
 
 # The benchmark's data set (about 2 GB), kept between runs of `make bench`.
 clean-bench:

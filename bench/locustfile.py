@@ -3,14 +3,21 @@
 Each simulated user signs in once as one of the sample admins, then mostly reads (dashboard, device
 list with search and paging, a site page) and sometimes writes (a device status change, an invitation
 that is then cancelled, so the plan's seats never run out). Sign-in itself is measured too.
+
+The sign-in storm mix (`LOAD_SIGNINS_PER_SECOND=2 make load`, issue 27) adds `SignInStorm` users, one
+sign-in a second each (the next one on the sign-in page, then out again), beside the admins. Every
+request's time is also written by group to LOAD_GROUPS_FILE when locust stops: the pages (everything
+but the sign-in POSTs) and the sign-ins, so their percentiles are reported apart.
 """
 from __future__ import annotations
 
 import itertools
+import json
+import os
 import random
 import re
 
-from locust import HttpUser, between, task
+from locust import HttpUser, between, constant_throughput, events, task
 
 PASSWORD = "portal-demo-2026"
 TENANT = "acme-corp"
@@ -94,3 +101,39 @@ class TenantAdmin(HttpUser):
         self.client.post("/logout", data={"csrf_token": self.csrf(self.client.get("/account", name="account").text)},
                          name="sign out", allow_redirects=False)
         self.sign_in()
+
+
+class SignInStorm(HttpUser):
+    """One sign-in a second (bench/load.py starts LOAD_SIGNINS_PER_SECOND of these)."""
+    wait_time = constant_throughput(1)
+    fixed_count = int(os.environ.get("LOCUST_STORM_USERS") or 0)
+
+    @task
+    def sign_in_and_out(self):
+        token = CSRF.search(self.client.get("/login", name="storm: sign-in page").text).group(1)
+        with self.client.post("/login", data={"email": "bob@acme.com", "password": PASSWORD, "csrf_token": token},
+                              name="storm: sign in", allow_redirects=False, catch_response=True) as response:
+            if response.status_code != 303:
+                response.failure(f"sign-in answered {response.status_code}")
+                return
+        page = self.client.get("/account", name="storm: account").text
+        self.client.post("/logout", data={"csrf_token": CSRF.search(page).group(1)}, name="storm: sign out",
+                         allow_redirects=False)
+
+
+SIGN_INS = {"sign in", "storm: sign in"}
+_groups: dict[str, list[float]] = {"pages": [], "sign-ins": []}
+
+
+@events.request.add_listener
+def _by_group(name, response_time, exception=None, **_):
+    if exception is None:
+        _groups["sign-ins" if name in SIGN_INS else "pages"].append(response_time)
+
+
+@events.quitting.add_listener
+def _write_groups(environment, **_):
+    path = os.environ.get("LOAD_GROUPS_FILE")
+    if path:
+        with open(path, "w") as out:
+            json.dump(_groups, out)

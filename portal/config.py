@@ -170,6 +170,8 @@ def load(overrides: dict | None = None) -> dict:
         "INVITATION_RESEND_COOLDOWN": int(env.get("INVITATION_RESEND_COOLDOWN") or 60),
         "LOG_LEVEL": env.get("LOG_LEVEL") or "INFO",
         "DB_POOL_SIZE": int(env.get("DB_POOL_SIZE") or 5),
+        # argon2 computations at once per web process (accounts/passwords.py): sign-ins queue.
+        "PASSWORD_HASH_CONCURRENCY": int(env.get("PASSWORD_HASH_CONCURRENCY") or 1),
         # Bounds of every request's transaction (database.conflicts): PostgreSQL durations.
         "DB_LOCK_TIMEOUT": env.get("DB_LOCK_TIMEOUT") or "5s",
         "DB_STATEMENT_TIMEOUT": env.get("DB_STATEMENT_TIMEOUT") or "30s",

@@ -29,6 +29,9 @@ from portal.tenants.models import Tenant
 
 # One Playwright per session for every browser test module.
 pytest_plugins = ["browser_support", "dns_support"]
+# Shard-ready queries (make test-shard-ready): every portal statement on a tenant table is parsed.
+if os.environ.get("SHARD_CHECK") == "1":
+    pytest_plugins.append("shard_ready")
 
 ROOT = Path(__file__).resolve().parent.parent
 # Per-run database: concurrent runs (two checkouts, a helper) never drop each other's data.

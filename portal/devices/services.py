@@ -92,7 +92,7 @@ def in_service(tenant_id: UUID) -> int:
 # limit comes in the same statement (the request's tenant row does not carry it).
 _ROOM = """
 SELECT t.max_devices AS allowed,
-       (SELECT count(*) FROM (SELECT FROM devices d WHERE d.tenant_id = t.id AND d.status <> 'decommissioned'
+       (SELECT count(*) FROM (SELECT FROM devices d WHERE d.tenant_id = %(tenant_id)s AND d.status <> 'decommissioned'
                               LIMIT t.max_devices) counted) AS used
   FROM tenants t WHERE t.id = %(tenant_id)s"""
 

@@ -12,6 +12,7 @@ from uuid import UUID
 
 from flask import g
 from sqlalchemy import func, select
+from sqlalchemy.orm import joinedload
 
 from ..extensions import db
 from .models import Membership, MembershipRole, MembershipStatus, TenantRole, TenantRolePermission
@@ -69,8 +70,11 @@ def custom_role(row: TenantRole) -> Role:
 
 
 def custom_roles(tenant_id: UUID) -> list[Role]:
+    # The grants in the same statement, joined on (tenant_id, id): a selectin load would ask for
+    # them by a list of (tenant_id, role_id) pairs, which a sharded database sends to every shard.
     rows = db.session.scalars(select(TenantRole).where(TenantRole.tenant_id == tenant_id)
-                              .order_by(func.lower(TenantRole.name)))
+                              .options(joinedload(TenantRole.grants))
+                              .order_by(func.lower(TenantRole.name))).unique()
     return [custom_role(r) for r in rows]
 
 
