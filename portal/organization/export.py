@@ -14,6 +14,7 @@ from uuid import UUID
 from flask import current_app
 from sqlalchemy import select, text
 
+from ..database import replica
 from ..database.context import tenant_scope
 from ..extensions import db
 from ..tenants.models import Tenant
@@ -93,7 +94,9 @@ def run(export_id: UUID, tenant_id: UUID) -> None:
         export = db.session.get(TenantExport, (tenant_id, export_id))
         tenant = db.session.get(Tenant, tenant_id)
         try:
-            token, rows, path = write(export_id, tenant_id)
+            # On the replica once it has replayed everything committed before now (the request too).
+            with replica.reads(fresh=True):
+                token, rows, path = write(export_id, tenant_id)
         except Exception as exc:  # noqa: BLE001 (recorded on the export, shown to the owner)
             db.session.rollback()
             export = db.session.get(TenantExport, (tenant_id, export_id))
