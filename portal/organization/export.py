@@ -86,7 +86,9 @@ def run(export_id: UUID, tenant_id: UUID) -> None:
     with tenant_scope(db.session, tenant_id):
         export = db.session.scalar(select(TenantExport).where(TenantExport.tenant_id == tenant_id,
                                                               TenantExport.id == export_id).with_for_update())
-        if export is None or export.status != "queued":
+        # "running": the worker that started it was lost (killed mid-export) and jobs.requeue_stalled gave
+        # the job back to the queue only after that worker's heartbeats stopped: run it again, whole.
+        if export is None or export.status not in ("queued", "running"):
             return
         export.status = "running"
         db.session.commit()
