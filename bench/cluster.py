@@ -119,7 +119,19 @@ class Cluster:
         proc = self.procs.pop(name, None)
         if proc is None or proc.poll() is not None:
             return
-        proc.send_signal(sig)
+        if sig == signal.SIGKILL:  # a node lost: gunicorn's workers with its master, at once
+            os.killpg(proc.pid, sig)
+            proc.wait(timeout)
+            deadline = time.time() + timeout
+            while time.time() < deadline:  # until its orphaned workers are gone too
+                try:
+                    os.killpg(proc.pid, 0)
+                except ProcessLookupError:
+                    return
+                time.sleep(0.01)
+            return
+        else:
+            proc.send_signal(sig)
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -190,7 +202,7 @@ log_disconnections = 0
         wait_for_port(self.bouncer_port, proc=proc)
 
     def restart_bouncer(self) -> None:
-        self._stop("pgbouncer")
+        self._stop("pgbouncer", signal.SIGINT)  # a safe shutdown: transactions in flight finish first
         self.start_bouncer()
 
     def start_redis(self) -> None:
