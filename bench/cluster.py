@@ -28,6 +28,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -99,6 +100,8 @@ class Cluster:
         self.server = None
         self.replica = None
         self.urls: dict[str, str] = {}
+        self.restarts: list[str] = []
+        self._watching = threading.Event()
 
     @property
     def base_url(self) -> str:
@@ -235,6 +238,10 @@ log_disconnections = 0
         port = self.node_ports[i]
         proc = self._spawn(f"web{i + 1}", [BIN / "gunicorn", "--workers", self.web_workers, "--threads", 4,
                                            "--bind", f"127.0.0.1:{port}", "--graceful-timeout", 10,
+                                           # Idle connections from HAProxy kept longer than HAProxy keeps them
+                                           # (pool-purge-delay, 5 s): gunicorn's default of 2 s closed some
+                                           # just as HAProxy sent a request on them.
+                                           "--keep-alive", 75,
                                            "--access-logfile", "-", "wsgi:app"], env=self.env())
         wait_for_port(port, timeout=60, proc=proc)
         return proc
@@ -255,8 +262,12 @@ log_disconnections = 0
         config.write_text(f"""
 global
     maxconn 2000
+    log stdout format raw local0
 defaults
     mode http
+    log global
+    option httplog
+    option dontlog-normal  # only the requests that failed
     timeout connect 2s
     timeout client 60s
     timeout server 60s
@@ -295,7 +306,26 @@ backend nodes
             self.start_node(i)
         self.start_balancer()
         self.wait_ready()
+        threading.Thread(target=self._watch, name="cluster-watch", daemon=True).start()
         return self
+
+    def _watch(self) -> None:
+        """As a supervisor (systemd's Restart=always) would: a node or worker that exited on its own (one that
+        could not reach the database while starting, say) is started again. Those stopped on purpose
+        (`_stop`, `kill_node`, `kill_worker`) are no longer in `procs`."""
+        starters = {f"web{i + 1}": (lambda i=i: self.start_node(i)) for i in range(2)}
+        starters |= {f"worker{i + 1}": (lambda i=i: self.start_worker(i)) for i in range(2)}
+        while not self._watching.wait(1):
+            for name, start in starters.items():
+                proc = self.procs.get(name)
+                if proc is not None and proc.poll() is not None and not self._watching.is_set():
+                    print(f" ! {name} exited with {proc.returncode}: starting it again (see {self.logs / name}.log)",
+                          flush=True)
+                    self.restarts.append(name)
+                    try:
+                        start()
+                    except (RuntimeError, TimeoutError) as exc:
+                        print(f" ! {name} did not start: {exc}", flush=True)
 
     def wait_ready(self, timeout: float = 60) -> None:
         deadline = time.time() + timeout
@@ -306,6 +336,7 @@ backend nodes
         raise TimeoutError(f"{self.base_url}/readyz did not answer 200 in {timeout} s (see {self.logs})")
 
     def stop(self) -> None:
+        self._watching.set()
         for name in ["haproxy", "web1", "web2", "worker1", "worker2", "pgbouncer", "redis"]:
             self._stop(name)
         for name in list(self.procs):
@@ -339,10 +370,11 @@ def main() -> int:
     try:
         cluster.start()
         print(cluster.describe(), flush=True)
-        while True:
-            for name, proc in list(cluster.procs.items()):
-                if proc.poll() is not None:
-                    print(f" ! {name} exited with {proc.returncode} (see {cluster.logs / (name + '.log')})", flush=True)
+        while True:  # nodes and workers are started again by the watch thread
+            for name in ("haproxy", "pgbouncer", "redis"):
+                proc = cluster.procs.get(name)
+                if proc is not None and proc.poll() is not None:
+                    print(f" ! {name} exited with {proc.returncode} (see {cluster.logs / name}.log)", flush=True)
                     cluster.procs.pop(name)
             time.sleep(1)
     except KeyboardInterrupt:

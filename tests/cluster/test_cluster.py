@@ -15,6 +15,7 @@ Prints the figures (docs/performance.md, "The cluster"). Not part of `make test`
 from __future__ import annotations
 
 import re
+import shutil
 from collections import Counter
 import signal
 import socket
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 
 import psycopg
 import pytest
+import redis
 import requests
 
 from bench.cluster import ROOT, Cluster, port_free
@@ -50,6 +52,7 @@ def cluster():
         yield c
     finally:
         c.stop()
+        shutil.rmtree(c.folder, ignore_errors=True)  # a fresh cluster each run
 
 
 def signed_in(cluster, email: str = "alice@acme.com") -> requests.Session:
@@ -111,6 +114,14 @@ def replica_transactions(cluster) -> int:
 
 def test_web_node_killed_and_restarted(cluster):
     sessions = [signed_in(cluster) for _ in range(CLIENTS)]
+    # A failed sign-in is counted in the cluster's Redis, where every node's rate limits are kept.
+    s = requests.Session()
+    token = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"',
+                      s.get(f"{cluster.base_url}/login", timeout=10).text).group(1)
+    refused = s.post(f"{cluster.base_url}/login", data={"email": "nobody@example.com", "password": "wrong",
+                                                        "csrf_token": token}, allow_redirects=False, timeout=30)
+    assert refused.status_code >= 400
+    assert redis.Redis.from_url(cluster.redis_url).keys("LIMITS:LIMITER/*login*")
     with Load(sessions, f"/t/{TENANT}/devices/", cluster.base_url) as load:
         time.sleep(2)
         t0 = time.monotonic()
@@ -147,6 +158,12 @@ def test_worker_killed_mid_export_pgbouncer_restarted_replica_stopped(cluster):
         conn.execute("INSERT INTO analytics_events (tenant_id, occurred_at, event_type, properties) "
                      "SELECT %s, now() - (g %% 20) * interval '1 day', 'bulk.test', jsonb_build_object('n', g, "
                      "'note', repeat('x', 60)) FROM generate_series(1, %s) g", (tenant_id, BULK_EVENTS))
+        written = conn.execute("SELECT pg_current_wal_lsn()").fetchone()[0]
+        t = time.monotonic()
+    cluster.replica.wait_caught_up(60)
+    print(f"\ncluster: the replica replayed a {BULK_EVENTS:,}-row insert {time.monotonic() - t:.2f} s after its commit")
+    with psycopg.connect(libpq(cluster.replica.admin_url()), autocommit=True) as conn:
+        assert conn.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (written,)).fetchone()[0]
     # Only worker 1 takes the export: worker 2 is stopped (gracefully) until the export runs.
     cluster._stop("worker2")
     page = owner.get(f"{cluster.base_url}/t/{TENANT}/settings/export", timeout=10).text
@@ -158,7 +175,11 @@ def test_worker_killed_mid_export_pgbouncer_restarted_replica_stopped(cluster):
         export_id = _wait_for(lambda: conn.execute(
             "SELECT id FROM tenant_exports WHERE tenant_id = %s AND status = 'running'", (tenant_id,)).fetchone(),
             60, "the export to start")[0]
-    cluster.start_worker(1)
+    with admin(cluster) as conn:
+        seen = conn.execute("SELECT coalesce(max(id), 0) FROM procrastinate_workers").fetchone()[0]
+        cluster.start_worker(1)
+        _wait_for(lambda: conn.execute("SELECT 1 FROM procrastinate_workers WHERE id > %s", (seen,)).fetchone(),
+                  60, "worker 2 to start")
     cluster.kill_worker(0)
     killed_at = time.monotonic()
     with admin(cluster) as conn:
