@@ -93,6 +93,8 @@ def test_replica_reads_keep_isolation_and_a_persons_writes(replica_app, standby,
         standby.sql("SELECT pg_wal_replay_resume()")
     standby.wait_caught_up()
     assert sentence in reader.get(f"/t/{a['slug']}/audit/").get_data(as_text=True)
+    with replica_app.app_context(), routing.reads(fresh=True, wait=2) as where:
+        assert where == "replica"  # a job gets the replica once it has replayed what came before the job
     assert statuses(reader, a["slug"])[device_name] == "maintenance"
 
     # The replica stopped: the same pages read the primary, no error.

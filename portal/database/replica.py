@@ -108,15 +108,22 @@ def usable(needed: int = 0):
 
 
 @contextmanager
-def reads(session=None, *, fresh: bool = False):
+def reads(session=None, *, fresh: bool = False, wait: float = 0):
     """Run the block's statements on the replica when it may serve them (see the module's doc);
-    yields "replica" or why not. Nested blocks keep the outer block's choice."""
+    yields "replica" or why not. Nested blocks keep the outer block's choice. `wait`: seconds to
+    give a replica that is up but not yet at the position needed (a job's: the commit that queued
+    it is milliseconds old, and the job is long)."""
     from ..extensions import db
     session = session if session is not None else db.session()
     if session._replica is not None or "replica_engine" not in current_app.extensions:
         yield "replica" if session._replica is not None else "none"
         return
-    engine, where = usable(_needed(fresh, session))
+    needed = _needed(fresh, session)
+    engine, where = usable(needed)
+    deadline = time.monotonic() + wait
+    while where == "behind_write" and time.monotonic() < deadline:
+        time.sleep(0.02)
+        engine, where = usable(needed)
     _count(where)
     if engine is None:
         yield where

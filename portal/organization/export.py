@@ -97,7 +97,7 @@ def run(export_id: UUID, tenant_id: UUID) -> None:
         tenant = db.session.get(Tenant, tenant_id)
         try:
             # On the replica once it has replayed everything committed before now (the request too).
-            with replica.reads(fresh=True):
+            with replica.reads(fresh=True, wait=2):
                 token, rows, path = write(export_id, tenant_id)
         except Exception as exc:  # noqa: BLE001 (recorded on the export, shown to the owner)
             db.session.rollback()

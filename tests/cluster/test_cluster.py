@@ -28,7 +28,7 @@ import pytest
 import redis
 import requests
 
-from bench.cluster import ROOT, Cluster, port_free
+from bench.cluster import ROOT, Cluster, http_status, port_free
 from bench.pgnodes import libpq
 
 PASSWORD = "portal-demo-2026"
@@ -136,6 +136,8 @@ def test_web_node_killed_and_restarted(cluster):
         one_node = load.ok_per_second(t1, time.monotonic())
         starting_at = time.monotonic()
         cluster.start_node(0)
+        _wait_for(lambda: http_status(f"http://127.0.0.1:{cluster.node_ports[0]}/readyz") == 200, 60,
+                  "the restarted node to be ready")
         restarted_at = time.monotonic()
         time.sleep(6)  # /readyz twice (rise 2), then both nodes again
         t2 = time.monotonic()
@@ -146,7 +148,7 @@ def test_web_node_killed_and_restarted(cluster):
     kinds = Counter(e[2] for e in errors)
     print(f"\ncluster: {two_nodes:.0f} pages/s through the balancer with two nodes, {one_node:.0f} with one, "
           f"{again:.0f} after the restart; {len(load.results)} requests, {len(errors)} errors "
-          f"({len(in_flight)} in flight on the killed node: {dict(kinds)}); node listening {restarted_at - starting_at:.1f} s after its start")
+          f"({len(in_flight)} in flight on the killed node: {dict(kinds)}); node ready (/readyz) {restarted_at - starting_at:.1f} s after its start")
     assert errors == in_flight, f"errors not in flight at the kill: {[e for e in errors if e not in in_flight][:5]}"
     assert len(in_flight) <= CLIENTS
     assert one_node > 0 and two_nodes > 0 and again > 0
