@@ -21,6 +21,7 @@ The `Cluster` class is also what `make test-cluster` (tests/cluster) drives.
 """
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 import shutil
@@ -216,13 +217,19 @@ log_disconnections = 0
         wait_for_port(self.redis_port, proc=proc)
 
     def env(self) -> dict:
-        key_file = self.folder / "secret_key"
-        if not key_file.exists():
-            self.folder.mkdir(parents=True, exist_ok=True)
-            key_file.write_text(secrets.token_hex(32))
-            key_file.chmod(0o600)
+        # Production's keys, generated once: SECRET_KEY, and the keyring's master key (PORTAL_MASTER_KEYS,
+        # URL-safe base64 of 32 bytes) for versions that require it.
+        keys = {}
+        for name, make in (("secret_key", lambda: secrets.token_hex(32)),
+                           ("master_key", lambda: base64.urlsafe_b64encode(os.urandom(32)).decode())):
+            path = self.folder / name
+            if not path.exists():
+                self.folder.mkdir(parents=True, exist_ok=True)
+                path.write_text(make())
+                path.chmod(0o600)
+            keys[name] = path.read_text().strip()
         env = {**os.environ,
-               "PORTAL_ENV": "production", "SECRET_KEY": key_file.read_text().strip(),
+               "PORTAL_ENV": "production", "SECRET_KEY": keys["secret_key"], "PORTAL_MASTER_KEYS": keys["master_key"],
                "INSTANCE_PATH": str(self.folder), "EXPORT_DIR": str(self.folder / "exports"),
                "DATABASE_URL": self.urls["bouncer"], "MIGRATION_DATABASE_URL": self.urls["owner"],
                "DATABASE_REPLICA_URL": self.urls["replica"],
