@@ -150,7 +150,6 @@ def test_web_node_killed_and_restarted(cluster):
           f"{again:.0f} after the restart; {len(load.results)} requests, {len(errors)} errors "
           f"({len(in_flight)} in flight on the killed node: {dict(kinds)}); node ready (/readyz) {restarted_at - starting_at:.1f} s after its start")
     assert errors == in_flight, f"errors not in flight at the kill: {[e for e in errors if e not in in_flight][:5]}"
-    assert len(in_flight) <= CLIENTS
     assert one_node > 0 and two_nodes > 0 and again > 0
 
 
