@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
 
-.PHONY: run test test-extended test-concurrency test-fast migrate seed check clean-db bench bench-http bench-instructions bench-audit bench-api bench-analytics bench-notifications bench-agents bench-webhooks receivers clean-bench load test-shard-ready check-budgets
+.PHONY: run test test-extended test-concurrency cluster test-cluster test-fast migrate seed check clean-db bench bench-http bench-instructions bench-audit bench-api bench-analytics bench-notifications bench-agents bench-webhooks receivers clean-bench load test-shard-ready check-budgets
 
 $(STAMP): requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
@@ -19,12 +19,12 @@ run: $(STAMP)
 # TEST_WORKERS=0 runs in one process.
 TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --ignore=tests/concurrency -m "not extended" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --ignore=tests/concurrency --ignore=tests/cluster -m "not extended" $(PYTEST_ARGS)
 
 # The long tests (marked `extended`: the page sweeps of four roles, schemathesis over the whole API,
 # the dev server's restarts, PostgreSQL restarts, thousand-request leak checks). `.ci/run` runs them.
 test-extended: $(STAMP)
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --ignore=tests/concurrency -m extended $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --ignore=tests/concurrency --ignore=tests/cluster -m extended $(PYTEST_ARGS)
 
 # Every write path against every other in many threads (tests/concurrency): 0 deadlocks, 0 5xx,
 # the audit chain verifies. A few minutes; `.ci/run` runs it after `make test`.
@@ -46,6 +46,17 @@ SHARD_READY_TESTS ?= tests/test_authz_matrix.py tests/test_pages.py tests/test_l
 	tests/test_roles.py tests/test_sso.py tests/test_security_events.py
 test-shard-ready: $(STAMP)
 	SHARD_CHECK=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -q $(SHARD_READY_TESTS) $(PYTEST_ARGS)
+
+# The production shape on one machine until Ctrl-C (not part of `make test`): HAProxy on CLUSTER_PORT
+# (8000) in front of two gunicorn nodes, two job workers, PgBouncer, a primary and a streaming replica,
+# Redis; Debian's packages installed when missing and root. See README and docs/operations.md.
+cluster: $(STAMP)
+	$(BIN)/python -m bench.cluster
+
+# The cluster under load while a web node, a worker, PgBouncer and the replica are broken (tests/cluster):
+# a few minutes; `.ci/run` runs it after test-concurrency. Figures in docs/performance.md.
+test-cluster: $(STAMP)
+	$(BIN)/python -m pytest -n 0 -s tests/cluster $(PYTEST_ARGS)
 
 migrate: $(STAMP)
 	PORTAL_ENV=$${PORTAL_ENV:-development} $(BIN)/flask --app wsgi db upgrade
@@ -116,7 +127,7 @@ load: $(STAMP)
 	LOCUST=.venv-load/bin/locust $(BIN)/python -m bench.load
 
 clean-db:
-	rm -rf instance/pgdata instance/pgtest instance/run instance/load instance/agents-bench instance/budgets
+	rm -rf instance/pgdata instance/pgtest instance/run instance/load instance/agents-bench instance/budgets instance/cluster
 
 # The benchmark's data set (about 2 GB), kept between runs of `make bench`.
 clean-bench:

@@ -6,7 +6,7 @@ from flask_sqlalchemy.session import Session as FlaskSession
 
 from . import config as config_module
 from .config import ROOT, ConfigError
-from .database import context, embedded, guard, liveness
+from .database import context, embedded, guard, liveness, replica
 from .extensions import csrf, db, htmx, limiter, login_manager, migrate
 from .routing import UrlMap
 
@@ -90,6 +90,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     _hooks_in_one_pass(app)
     with app.app_context():
         liveness.install(db.engine)
+    replica.install(app)
     if app.config.get("CHECK_RLS", True):
         _refuse_rls_bypass(app)
     return app

@@ -142,6 +142,11 @@ def load(overrides: dict | None = None) -> dict:
         "KEYS_RESEAL_BATCH": int(env.get("KEYS_RESEAL_BATCH") or 500),  # rows per transaction of a key rotation
         "DATABASE_URL": env.get("DATABASE_URL"),
         "MIGRATION_DATABASE_URL": env.get("MIGRATION_DATABASE_URL"),
+        # A streaming replica for heavy reads (database.replica): skipped when down or lagging more than
+        # DATABASE_REPLICA_MAX_LAG seconds; a replica found down is tried again after RETRY_SECONDS.
+        "DATABASE_REPLICA_URL": env.get("DATABASE_REPLICA_URL") or "",
+        "DATABASE_REPLICA_MAX_LAG": float(env.get("DATABASE_REPLICA_MAX_LAG") or 10),
+        "DATABASE_REPLICA_RETRY_SECONDS": float(env.get("DATABASE_REPLICA_RETRY_SECONDS") or 5),
         "DB_APP_ROLE": env.get("DB_APP_ROLE"),
         "ALLOW_RLS_BYPASS": _bool(env.get("ALLOW_RLS_BYPASS")),
         "SEED_PASSWORD": env.get("SEED_PASSWORD") or "portal-demo-2026",
@@ -266,7 +271,7 @@ def load(overrides: dict | None = None) -> dict:
     except MasterKeyError as exc:
         raise ConfigError(str(exc)) from None
 
-    for key in ("DATABASE_URL", "MIGRATION_DATABASE_URL"):
+    for key in ("DATABASE_URL", "MIGRATION_DATABASE_URL", "DATABASE_REPLICA_URL"):
         if cfg[key]:
             cfg[key] = _sqlalchemy_url(cfg[key])
     return cfg

@@ -18,6 +18,8 @@ from sqlalchemy import DateTime, Enum, MetaData, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from .database.replica import RoutingSession
+
 # Named constraints, so every migration can be downgraded.
 NAMING = {
     "ix": "ix_%(column_0_N_label)s",
@@ -32,7 +34,8 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
-db = SQLAlchemy(model_class=Base)
+# Its session sends a `database.replica.reads()` block's statements to the read replica.
+db = SQLAlchemy(model_class=Base, session_options={"class_": RoutingSession})
 migrate = Migrate()
 csrf = CSRFProtect()
 

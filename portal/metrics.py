@@ -25,6 +25,8 @@ REQUEST_SECONDS = Histogram("portal_request_duration_seconds", "Time to answer a
 RESPONSES = Counter("portal_responses_total", "Responses sent, by status code.", ["status"])
 REQUEST_RETRIES = Counter("portal_request_retries_total", "Requests run a second time after a deadlock, a "
                           "serialization failure or a lock timeout (database.conflicts).")
+REPLICA_READS = Counter("portal_replica_reads_total", "Blocks of heavy reads (database.replica), by where they ran: "
+                        "replica, or why not (down, lag, behind_write, not_standby).", ["target"])
 
 _QUEUES = text("""
 SELECT (SELECT count(*) FROM email_outbox WHERE status = 'pending') AS outbox_pending,

@@ -5,6 +5,7 @@ from urllib.parse import unquote_to_bytes
 
 from flask import Flask, abort, current_app, g, request
 
+from .database import replica
 from .errors import safe_rollback
 from .extensions import db
 from .mail import deliver_after_response
@@ -16,7 +17,10 @@ def commit_or_rollback(response):
         session = db.session()
         # A request that never used the database (no transaction, nothing added) has nothing to end.
         if session.in_transaction() or session.new or session.dirty or session.deleted:
+            wrote = replica.wrote(session)  # False at no cost without a read replica
             session.commit()
+            if wrote:  # read-your-writes: this person's replica reads wait for this commit
+                replica.remember_position()
         response = deliver_after_response(current_app._get_current_object(), response)
     else:
         safe_rollback()  # also when the error was the database going away

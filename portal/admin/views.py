@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from ..accounts.models import User
 from ..audit.models import AuditLog
+from ..database import replica
 from ..database.context import tenant_scope
 from ..extensions import db, htmx
 from ..rules import RuleViolation
@@ -37,6 +38,7 @@ def _system_admins_only():
 
 
 @bp.get("/tenants")
+@replica.on_replica
 def tenants():
     args = request.args
     state = {"q": args.get("q", "").strip()[:100], "status": args.get("status", ""), "plan": args.get("plan", ""),
@@ -148,6 +150,7 @@ def tenant_features(slug: str):
 
 
 @bp.get("/users")
+@replica.on_replica
 def users():
     q = request.args.get("q", "").strip()[:100]
     rows, next_after = services.find_users(q, request.args.get("after", "")[:320])
@@ -204,6 +207,7 @@ def send_reset(user_id: UUID):
 
 
 @bp.get("/security-events")
+@replica.on_replica
 def security_events():
     """Every account event (seed 004's security log), filtered, newest first."""
     state = Filter.from_args(request.args)

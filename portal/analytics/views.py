@@ -6,6 +6,7 @@ from datetime import date, datetime, timedelta, timezone
 
 from flask import Response, flash, redirect, render_template, request, url_for
 
+from ..database import replica
 from ..extensions import db, htmx
 from ..jsondata import JsonValueError, parse_object
 from ..tenancy import Permission, current, requires, tenant_blueprint
@@ -50,6 +51,7 @@ def type_chart(tenant_id, kind: str, first: date, last: date) -> charts.Chart:
 
 @bp.get("/")
 @requires(Permission.ANALYTICS_VIEW)
+@replica.on_replica
 def index():
     ctx = current()
     form = ChartForm(request.args)

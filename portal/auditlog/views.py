@@ -8,6 +8,7 @@ from flask import Response, flash, redirect, render_template, request, stream_wi
 from sqlalchemy import text as sa_text
 
 from .. import audit
+from ..database import replica
 from ..extensions import db, htmx
 from ..rules import RuleViolation
 from ..audit import retention
@@ -20,6 +21,7 @@ bp = tenant_blueprint("audit", __name__, "/audit")
 
 @bp.get("/")
 @requires(Permission.AUDIT_VIEW)
+@replica.on_replica
 def index():
     ctx = current()
     state = queries.AuditFilter.from_args(request.args)
@@ -76,7 +78,8 @@ def _export(fmt: str) -> Response:
     audit.record(ctx.tenant_id, ctx.user_id, "audit.export", "audit", None, format=fmt, filter=state.describe())
     mimetype, extension = export.FORMATS[fmt]
     filename = f"audit-{ctx.tenant.slug}-{date.today():%Y%m%d}.{extension}"
-    return Response(stream_with_context(export.lines(ctx.tenant_id, state, fmt)), mimetype=mimetype,
+    # Read on the replica once it has replayed the commit of the row above (read-your-writes).
+    return Response(stream_with_context(replica.streamed(export.lines(ctx.tenant_id, state, fmt))), mimetype=mimetype,
                     headers={"Content-Disposition": f'attachment; filename="{filename}"',
                              "Cache-Control": "no-store"})
 

@@ -10,6 +10,7 @@ from flask import (Response, abort, flash, make_response, redirect, render_templ
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from .. import ui
+from ..database import replica
 from ..errors import render_error
 from ..extensions import db, htmx
 from ..rules import RuleViolation
@@ -77,7 +78,7 @@ def export():
     state = queries.ListState.from_args(request.args)
     filename = f"devices-{current().tenant.slug}-{date.today():%Y%m%d}.csv"
     lines = csvio.export_lines(current(), state)
-    return Response(stream_with_context(lines), mimetype="text/csv",
+    return Response(stream_with_context(replica.streamed(lines)), mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{filename}"',
                              "Cache-Control": "no-store"})
 

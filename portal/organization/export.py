@@ -15,6 +15,7 @@ from flask import current_app
 from sqlalchemy import select, text
 
 from .. import keys
+from ..database import replica
 from ..database.context import tenant_scope
 from ..extensions import db
 from ..tenants.models import Tenant
@@ -92,7 +93,9 @@ def run(export_id: UUID, tenant_id: UUID) -> None:
     with tenant_scope(db.session, tenant_id):
         export = db.session.scalar(select(TenantExport).where(TenantExport.tenant_id == tenant_id,
                                                               TenantExport.id == export_id).with_for_update())
-        if export is None or export.status != "queued":
+        # "running": the worker that started it was lost (killed mid-export) and jobs.requeue_stalled gave
+        # the job back to the queue only after that worker's heartbeats stopped: run it again, whole.
+        if export is None or export.status not in ("queued", "running"):
             return
         export.status = "running"
         db.session.commit()
@@ -100,7 +103,9 @@ def run(export_id: UUID, tenant_id: UUID) -> None:
         export = db.session.get(TenantExport, (tenant_id, export_id))
         tenant = db.session.get(Tenant, tenant_id)
         try:
-            token, rows, path = write(export_id, tenant_id)
+            # On the replica once it has replayed everything committed before now (the request too).
+            with replica.reads(fresh=True, wait=2):
+                token, rows, path = write(export_id, tenant_id)
         except Exception as exc:  # noqa: BLE001 (recorded on the export, shown to the owner)
             db.session.rollback()
             export = db.session.get(TenantExport, (tenant_id, export_id))
