@@ -38,6 +38,8 @@ DATABASE, OWNER, APP_ROLE = "portal_budgets", "portal_budgets_owner", "portal_bu
 SLUG = "budget"
 PASSWORD = "budget-password-not-secret"
 SECRET = "budgets-" + "s" * 32
+# The keyring's master key for this throwaway data set (production mode requires one).
+MASTER_KEY = "YnVkZ2V0cy1tYXN0ZXIta2V5LTMyLWJ5dGVzLWxvbmc="
 SITES, DEVICES, BATCH = 5, 500, 100
 TOLERANCE = 0.05
 
@@ -72,7 +74,8 @@ def make_app(admin: str):
     """The portal as deployed (bench/http_apps.py:portal), on the budgets database."""
     from bench.devices import _add_floor_route
     from portal import create_app
-    app = create_app({"PORTAL_ENV": "production", "SECRET_KEY": SECRET, "LOG_LEVEL": "WARNING",
+    app = create_app({"PORTAL_ENV": "production", "SECRET_KEY": SECRET, "PORTAL_MASTER_KEYS": MASTER_KEY,
+                      "LOG_LEVEL": "WARNING",
                       "BASE_URL": "http://127.0.0.1", "SESSION_COOKIE_SECURE": False,
                       # Counting the requests, not the limiter's refusals.
                       "API_RATE_LIMIT": "100000000 per minute", **_urls(admin)})
@@ -105,7 +108,7 @@ def prepare(admin: str) -> dict:
     with app.app_context():
         upgrade()
         tenant = Tenant(name="Budget Tenant", slug=SLUG, plan="enterprise", max_devices=100_000, max_sites=100,
-                        max_integrations=10)
+                        max_integrations=10, max_api_clients=10)
         db.session.add(tenant)
         db.session.flush()
         tenant_id = tenant.id
