@@ -43,7 +43,9 @@ SHARD_READY_TESTS ?= tests/test_authz_matrix.py tests/test_pages.py tests/test_l
 	tests/test_analytics.py tests/test_export.py tests/test_deletion.py tests/test_console.py \
 	tests/test_audit_retention.py tests/test_audit_viewer.py tests/test_device_csv.py tests/test_search.py \
 	tests/test_members.py tests/test_invitations.py tests/test_settings.py tests/test_workspace.py \
-	tests/test_roles.py tests/test_sso.py tests/test_security_events.py
+	tests/test_roles.py tests/test_sso.py tests/test_security_events.py \
+	tests/test_integrations.py tests/test_scim.py tests/test_sso_org.py tests/test_oauth_apps.py tests/test_keys.py \
+	tests/test_passkeys.py tests/test_account_life.py
 test-shard-ready: $(STAMP)
 	SHARD_CHECK=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -q $(SHARD_READY_TESTS) $(PYTEST_ARGS)
 

@@ -59,6 +59,12 @@ ALLOW = {
     # Single sign-on's first sign-in asks whether the verified email has a pending invitation
     # anywhere (invitation_email_read). Rare (first sign-in only): a multi-shard query is fine.
     "sso/services.py:has_pending_invitation": "first SSO sign-in: invitations by email, any tenant",
+    # A person's own account pages list their memberships everywhere, as the switcher does:
+    # deleting the account (last-owner check) and their personal data export. Rare, multi-shard.
+    "profile/deletion.py:memberships": "account deletion: the person's organizations",
+    "profile/export.py:collect": "personal data export: the person's organizations",
+    # `flask keys adopt` (restoring a backup) reads every tenant's wrapped keys: an operator command.
+    "keys/rotation.py:adopt": "operator command over every tenant's keys",
 }
 
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s|%s")
