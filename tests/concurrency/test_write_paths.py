@@ -228,10 +228,18 @@ def _oauth(shop, state, t, r):
 
 
 def _suspend_prepare(shop, threads, rounds):
-    """A system admin (the console suspends and reactivates the tenant's members)."""
+    """A system admin, and members of the shop's tenant of its own to suspend and reactivate (a
+    pair may end with one suspended: the shared members must stay able to sign in for other paths)."""
     from portal.accounts.models import UserType
+    people = [shop.factory.user(name=f"Suspendable {i}") for i in range(4)]
+    with shop.app.app_context(), tenant_scope(db.session, shop.t["id"]):
+        for person in people:
+            db.session.execute(sa.text(
+                "INSERT INTO user_tenant_associations (id, tenant_id, user_id, role, status) "
+                "VALUES (gen_random_uuid(), :t, :u, 'member', 'active')"), {"t": shop.t["id"], "u": person.id})
+        db.session.commit()
     return {"admin": shop.factory.user(user_type=UserType.SYSTEM_ADMIN, name="Console Admin"),
-            "clients": threading.local()}
+            "people": people, "clients": threading.local()}
 
 
 def _suspend(shop, state, t, r):
@@ -240,7 +248,7 @@ def _suspend(shop, state, t, r):
         c = state["clients"].c = shop.app.test_client()
         login(c, state["admin"].email)
         c.csrf = csrf_token(c)
-    member = shop.members[(t + r) % len(shop.members)]
+    member = state["people"][(t + r) % len(state["people"])]
     action = ("suspend", "reactivate")[r % 2]  # 422 when another thread got there first
     return _post(c, f"/admin/users/{member.id}/status", {"action": action, "reason": "Concurrency test"})
 
