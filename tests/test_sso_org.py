@@ -376,7 +376,14 @@ def test_domains_are_verified_by_dns_lost_and_claimed_once(sso_app, make, dns):
     # A's record disappears: the worker's pass flags it and tells A's owners; then B may verify.
     dns.records[(f"_portal.{name}.", "TXT")] = [f"portal-verification={row_b.token}"]
     with sso_app.app_context():
-        assert recheck_all() >= 1
+        # A lookup that times out changes nothing (the next pass tries again); it happened once at
+        # load 15, so a second pass stands for the worker's next one.
+        changed = recheck_all() or recheck_all()
+    if changed < 1:  # say why
+        with sso_app.app_context(), tenant_scope(db.session, a["id"]):
+            state = db.session.execute(sa.select(SsoDomain.verified_at, SsoDomain.check_error)
+                                       .where(SsoDomain.id == row_a.id)).one()
+        pytest.fail(f"the worker's pass changed nothing; A's domain: {state}, records: {dict(dns.records)}")
     assert "record lost" in ca.get(f"/t/{a['slug']}/settings/sso/").get_data(as_text=True)
     with sso_app.app_context(), user_scope(db.session, first.id):
         kinds = list(db.session.execute(sa.text("SELECT kind FROM notifications WHERE user_id = :u"),
