@@ -247,3 +247,21 @@ def test_request_context_functions_are_not_executable_by_public(serving, db_urls
             "SELECT p.proname, has_function_privilege('public', p.oid, 'EXECUTE') FROM pg_proc p "
             "WHERE p.proname IN ('portal_request_context', 'portal_enter_tenant') ORDER BY 1")).all()
     assert rows == [("portal_enter_tenant", False), ("portal_request_context", False)]
+
+
+def test_a_change_made_in_a_tenant_scope_is_written_under_its_context(app, factory):
+    """A job changes a row inside `tenant_scope` and commits after leaving it: the change is
+    flushed on leaving, under the tenant's RLS context (flushed at commit, the policy would hide
+    the row and the UPDATE would match none: the domain re-check's StaleDataError)."""
+    from portal.database.context import tenant_scope
+    from portal.extensions import db
+    from portal.sites.models import Site
+    t = factory.tenant(sites=1)
+    with app.app_context():
+        with tenant_scope(db.session, t["id"]):
+            db.session.get(Site, (t["id"], t["sites"][0])).name = "Renamed in its scope"
+        db.session.commit()
+        db.session.expire_all()
+        with tenant_scope(db.session, t["id"]):
+            assert db.session.get(Site, (t["id"], t["sites"][0])).name == "Renamed in its scope"
+        db.session.rollback()

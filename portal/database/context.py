@@ -87,7 +87,13 @@ class tenant_scope:
         set_context(self.session, tenant_id=self.tenant_id)
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, exc_type, *exc):
+        if exc_type is None:
+            # Changes made in the scope are written under its RLS context: flushed later (at
+            # commit, outside it) the policies would hide their rows and the UPDATE match none.
+            session = self.session() if hasattr(self.session, "registry") else self.session
+            if session.new or session.dirty or session.deleted:
+                session.flush()
         set_context(self.session, tenant_id=self.previous or None)
 
 
