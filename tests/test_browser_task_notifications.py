@@ -69,6 +69,7 @@ def test_alice_assigns_bob_completes_and_both_bells_follow(tab: Tab, second_tab:
                                              "in Acme Corporation"))
     assigned.get_by_role("link").click()
     expect(bob.page.get_by_role("heading", level=1)).to_have_text(title)
+    bob.page.wait_for_load_state()  # htmx (deferred) hears the change once the page has loaded
     bob.page.get_by_label(f"Change the status of ‘{title}’").select_option("done")
     expect(bob.page.locator("#toasts")).to_contain_text(f"‘{title}’ is now done.")
     expect(bob.page.locator("#task-status .badge")).to_have_text("done")
