@@ -168,7 +168,8 @@ def test_phone_drawer_by_keyboard_and_no_sideways_scroll(open_context):
     page.keyboard.press("Enter")
     expect(menu).to_have_attribute("aria-expanded", "true")
     expect(nav.get_by_role("link", name="Settings")).to_be_visible()
-    assert focused_inside(page, "#site-nav")
+    # The script moves the focus in once the drawer shows: wait for it rather than read it at once.
+    page.wait_for_function("document.querySelector('#site-nav').contains(document.activeElement)", timeout=5000)
     for _ in range(3):
         page.keyboard.press("Tab")
         assert focused_inside(page, "#site-nav")
