@@ -15,12 +15,12 @@ from sqlalchemy import func, select
 from .. import audit
 from ..accounts.models import User
 from ..accounts.services import create_user as create_account
+from ..accounts import lifecycle
 from ..accounts.services import find_user_by_email
 from ..extensions import db
 from ..invitations.services import seats_used
 from ..members import services as members
 from ..rules import RuleViolation
-from ..security import sessions
 from ..tenancy import TenantContext, roles
 from ..tenancy.limits import require_room
 from ..tenancy.models import Membership, MembershipStatus
@@ -30,12 +30,6 @@ from .errors import ScimError
 from .models import ScimGroup, ScimToken, ScimUser
 from .resources import UserData
 
-try:  # the account area's one way to end a person's access (sessions, tokens, grants)
-    from ..accounts.lifecycle import end_access as _end_access
-except ModuleNotFoundError as exc:  # until it lands (branch account): sessions end through the security area
-    if exc.name != "portal.accounts.lifecycle":
-        raise
-    _end_access = None
 
 NAME_MAX = 100
 PROVISIONED_ROLE = groups.PROVISIONED_ROLE
@@ -223,10 +217,6 @@ def delete_user(ctx: TenantContext, row: ScimUser, membership: Membership) -> No
 
 
 def end_access(ctx: TenantContext, user_id: UUID, reason: str) -> None:
-    """End the person's sessions and tokens now, not at their next request. The membership's
-    status already closes the organization to them (every request enters it anew)."""
-    if _end_access is not None:
-        _end_access(user_id, tenant_id=ctx.tenant_id, reason=reason)
-    else:
-        # Sessions are the account's, not one organization's: all of them end.
-        sessions.revoke_all(user_id)
+    """End the person's tokens and grants in this organization now, not at their next request
+    (accounts.lifecycle). The membership's status already closes the organization to them."""
+    lifecycle.end_access(user_id, tenant_id=ctx.tenant_id, reason=reason)
