@@ -11,7 +11,7 @@ from sqlalchemy import event
 
 # setting name -> attribute of flask.g holding its value for this app context
 SETTINGS = {"app.tenant_id": "db_tenant_id", "app.user_id": "db_user_id", "app.token_hash": "db_token_hash",
-            "app.verified_email": "db_verified_email"}
+            "app.verified_email": "db_verified_email", "app.permissions": "db_permissions"}
 _SET = "SELECT " + ", ".join(f"set_config('{name}', %({attr})s, true)" for name, attr in SETTINGS.items())
 _UNSET = object()
 # A request's transactions are also bounded (database.conflicts); jobs and commands are not. The
@@ -68,9 +68,12 @@ def set_context(session, *, tenant_id=_UNSET, user_id=_UNSET, token_hash=_UNSET,
         session.connection().exec_driver_sql(*_bounded(_current()))
 
 
-def adopt(*, tenant_id=_UNSET, user_id=_UNSET) -> None:
+def adopt(*, tenant_id=_UNSET, user_id=_UNSET, permissions=_UNSET) -> None:
     """Record values that the current statement has already set with set_config (see
-    tenancy.queries.enter_tenant, security.sessions.load), so later transactions get them too."""
+    tenancy.queries.enter_tenant, security.sessions.load), so later transactions get them too.
+    `permissions`: the codes `portal_enter_tenant` put in app.permissions."""
+    if permissions is not _UNSET:
+        g.db_permissions = ",".join(sorted(permissions)) if permissions else ""
     for attr, value in (("db_tenant_id", tenant_id), ("db_user_id", user_id)):
         if value is not _UNSET:
             setattr(g, attr, str(value) if value else "")

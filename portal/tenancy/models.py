@@ -93,7 +93,27 @@ class TenantRolePermission(db.Model):
     permission: Mapped[str] = mapped_column(ForeignKey("permissions.name", ondelete="CASCADE"), primary_key=True)
 
 
-# A membership or invitation holds exactly one role: a system role, or a custom role of the
+class UserRole(db.Model):
+    """A further custom role a member holds besides their base role (seed 003's user_roles).
+    System roles nest, so a member holds at most one (the base role); permissions are the union."""
+
+    __tablename__ = "user_roles"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "membership_id"], ["user_tenant_associations.tenant_id",
+                                                              "user_tenant_associations.id"],
+                             name="fk_user_roles_membership", ondelete="CASCADE"),
+        ForeignKeyConstraint(["tenant_id", "role_id"], ["tenant_roles.tenant_id", "tenant_roles.id"],
+                             name="fk_user_roles_role", ondelete="CASCADE"),
+        Index("ix_user_roles_tenant_role", "tenant_id", "role_id"),
+    )
+
+    tenant_id: Mapped[UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
+    membership_id: Mapped[UUID] = mapped_column(primary_key=True)
+    role_id: Mapped[UUID] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+# A membership or invitation holds exactly one base role: a system role, or a custom role of the
 # same tenant (the foreign key includes tenant_id, so another tenant's role cannot be named).
 ONE_ROLE = "num_nonnulls(role, custom_role_id) = 1"
 

@@ -40,7 +40,8 @@ def enter_tenant(slug: str, user_id: UUID) -> Entry | None:
     if entry is None:
         return None
     if entry[0].is_readable:
-        adopt(tenant_id=entry[0].id)  # the function has set it (not for a suspended tenant)
+        # The function has set both (not for a suspended tenant): the write policies read app.permissions.
+        adopt(tenant_id=entry[0].id, permissions=[p.value for p in entry[2].permissions])
     return entry
 
 
