@@ -19,7 +19,7 @@ from .invitations.models import Invitation
 from .notifications import Kind, notify
 from .sites.models import Site, SiteAssignment
 from .tenancy import roles
-from .tenancy.models import Membership, MembershipRole, TenantRole, TenantRolePermission
+from .tenancy.models import Membership, MembershipRole, TenantRole, TenantRolePermission, UserRole
 from .tenancy.permissions import Permission
 from .tenants.models import Plan, Tenant, TenantStatus, TenantType
 from .tenants.plans import PLAN_OF_TYPE, apply_plan
@@ -142,9 +142,15 @@ def _load_tenant(tenant, spec, data, users, admin) -> None:
 
     for m in spec.get("members", []):
         user = users[m["email"]]
-        owner = owner or (user if role(m["role"]).is_owner else None)
-        db.session.add(Membership(tenant_id=tenant.id, user_id=user.id, invited_at=func.now(),
-                                  accepted_at=func.now(), **role(m["role"]).columns()))
+        base, *further = m.get("roles") or [m["role"]]  # the base role first, then further custom roles
+        owner = owner or (user if role(base).is_owner else None)
+        membership = Membership(tenant_id=tenant.id, user_id=user.id, invited_at=func.now(),
+                                accepted_at=func.now(), **role(base).columns())
+        db.session.add(membership)
+        if further:
+            db.session.flush()  # the membership's id keys its further roles
+            db.session.add_all(UserRole(tenant_id=tenant.id, membership_id=membership.id, role_id=role(r).custom_id)
+                               for r in further)
     db.session.flush()  # memberships and sites must exist before assignments reference them
     for m in spec.get("members", []):
         for site_name in m.get("sites", []):

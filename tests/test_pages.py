@@ -223,6 +223,6 @@ def test_token_links_are_masked_in_the_request_log(client, caplog):
 
 
 def test_member_without_sites_is_told_why_the_device_list_is_empty(client):
-    login(client, "carol@acme.com", SEED_PASSWORD)  # a viewer with no assigned site
-    html = client.get("/t/acme-corp/devices/").get_data(as_text=True)
-    assert "you see the devices of the sites you are assigned to" in html and "<code>ACME" not in html
+    login(client, "consultant@external.com", SEED_PASSWORD)  # a viewer at Beta Solutions, with no assigned site
+    html = client.get("/t/beta-solutions/devices/").get_data(as_text=True)
+    assert "you see the devices of the sites you are assigned to" in html and "<code>BETA" not in html

@@ -16,7 +16,7 @@ from portal.extensions import db
 from portal.invitations.models import Invitation
 from portal.sites.models import SiteAssignment
 from portal.tenancy.models import (Membership, MembershipRole, MembershipStatus, PermissionRecord,
-                                   SystemRolePermission, TenantRole, TenantRolePermission)
+                                   SystemRolePermission, TenantRole, TenantRolePermission, UserRole)
 from portal.tenancy.permissions import CATALOGUE, SYSTEM_ROLES, Permission
 from portal.tenancy.queries import enter_tenant
 from portal.tenants.models import Tenant, TenantStatus
@@ -104,7 +104,9 @@ def worlds(draw):
     membership statuses, in a tenant of a random status."""
     custom = draw(st.lists(st.frozensets(st.sampled_from(PERMISSIONS)), min_size=0, max_size=3))
     choices = [("system", k) for k in MembershipRole] + [("custom", i) for i in range(len(custom))]
-    people = draw(st.lists(st.tuples(st.sampled_from(choices), st.sampled_from(list(MembershipStatus))),
+    # A base role, then further custom roles (role sets, issue 26).
+    further = st.frozensets(st.sampled_from(range(len(custom)))) if custom else st.just(frozenset())
+    people = draw(st.lists(st.tuples(st.sampled_from(choices), st.sampled_from(list(MembershipStatus)), further),
                            min_size=1, max_size=4))
     status = draw(st.sampled_from(list(TenantStatus)))
     return custom, people, status
@@ -117,14 +119,19 @@ def test_user_has_permission_agrees_with_the_python_check(app, factory, world):
     t = factory.tenant(sites=0, status=status)
     role_ids = [make_role(app, t["id"], f"r{i}", held) for i, held in enumerate(custom)]
     members = []
-    for (kind, which), member_status in people:
+    for (kind, which), member_status, further in people:
         user = factory.user()
+        further = sorted(further - ({which} if kind == "custom" else set()))
         with app.app_context(), tenant_scope(db.session, t["id"]):
-            db.session.add(Membership(tenant_id=t["id"], user_id=user.id, status=member_status,
-                                      role=which if kind == "system" else None,
-                                      custom_role_id=role_ids[which] if kind == "custom" else None))
+            membership = Membership(tenant_id=t["id"], user_id=user.id, status=member_status,
+                                    role=which if kind == "system" else None,
+                                    custom_role_id=role_ids[which] if kind == "custom" else None)
+            db.session.add(membership)
+            db.session.flush()
+            db.session.add_all(UserRole(tenant_id=t["id"], membership_id=membership.id, role_id=UUID(role_ids[i]))
+                               for i in further)
             db.session.commit()
-        expected = SYSTEM_ROLES[which][2] if kind == "system" else custom[which] | frozenset()
+        expected = (SYSTEM_ROLES[which][2] if kind == "system" else custom[which]).union(*(custom[i] for i in further))
         members.append((user, member_status, expected))
     usable = status in (TenantStatus.ACTIVE, TenantStatus.PENDING)
     read_only = status in (TenantStatus.ARCHIVED, TenantStatus.PENDING_DELETION)

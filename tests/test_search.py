@@ -1,6 +1,6 @@
 """The command palette's search (/t/<slug>/search): what each role finds, through the same
 visibility rules as the pages, in the sample data (alice owns Acme; bob is a member assigned to
-Acme Headquarters only; carol is a viewer with no site), and that odd input is never a 5xx."""
+Acme Headquarters only; carol is a viewer and field technician at the Acme Warehouse), and that odd input is never a 5xx."""
 from __future__ import annotations
 
 import re
@@ -103,9 +103,9 @@ def test_every_page_offered_opens(request, who):
                              "New task"}
 
 
-def test_a_viewer_without_sites_finds_no_site_or_device(carol):
+def test_a_member_finds_only_the_sites_and_devices_assigned_to_them(carol):
     groups = found(carol, "acme")
-    assert not labels(groups, "Sites") and not labels(found(carol, "HQ"), "Devices")
+    assert labels(groups, "Sites") == ["Acme Warehouse"] and not labels(found(carol, "HQ"), "Devices")
 
 
 def test_another_tenants_things_never_appear(alice, app):

@@ -141,14 +141,14 @@ def test_unassigning_takes_access_away_at_once(app, org):
 
 
 def test_sample_data_visibility(app):
-    """bob (member, Acme Headquarters), carol (viewer, no site), the consultant (admin)."""
+    """bob (member, Acme Headquarters), carol (viewer and field technician, Acme Warehouse), the consultant (admin)."""
     seen = {}
     for email in ("bob@acme.com", "carol@acme.com", "consultant@external.com"):
         client = app.test_client()
         login(client, email, SEED_PASSWORD)
         seen[email] = serials(client.get("/t/acme-corp/devices/").get_data(as_text=True))
     assert seen["bob@acme.com"] == {"ACME-HVAC-0001", "ACME-CAM-0001", "ACME-GW-0001", "ACME-SEN-0001", "ACME-WS-0001"}
-    assert seen["carol@acme.com"] == set()
+    assert seen["carol@acme.com"] == {"ACME-CAM-0002", "ACME-MTR-0001", "ACME-ACT-0001", "ACME-BCN-0001"}
     assert len(seen["consultant@external.com"]) == 9
 
 

@@ -14,12 +14,17 @@ class InviteForm(FlaskForm):
                            description="One or several, separated by commas or new lines.",
                            render_kw={"rows": 3, "autocomplete": "off"})
     role = SelectField("Role", default=DEFAULT.key)
+    further_roles = SelectMultipleField("Further roles (optional)", coerce=str,
+                                        description="Custom roles given besides the role above: they add what they allow.",
+                                        option_widget=widgets.CheckboxInput(),
+                                        widget=widgets.ListWidget(prefix_label=False))
     sites = SelectMultipleField("Pre-assign to sites (optional)", coerce=str,
                                 option_widget=widgets.CheckboxInput(), widget=widgets.ListWidget(prefix_label=False))
 
     def __init__(self, *args, roles: list[Role], sites: list, **kwargs):
         super().__init__(*args, **kwargs)
         self.role.choices = [SelectChoice(r.key, r.name) for r in roles]
+        self.further_roles.choices = [SelectChoice(r.key, r.name) for r in roles if r.is_custom]
         self.sites.choices = [SelectChoice(str(s.id), s.name) for s in sites]
 
 

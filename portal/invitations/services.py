@@ -12,7 +12,7 @@ from uuid import UUID
 
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app, url_for
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
 from .. import audit
@@ -111,11 +111,21 @@ def _may_give(ctx: TenantContext, role: roles.Role, field: str | None = None) ->
 
 
 def invite(ctx: TenantContext, emails: list[str], role: roles.Role | None,
-           site_ids: list[UUID] | None = None) -> list[Invitation]:
+           site_ids: list[UUID] | None = None, further: list[roles.Role] | None = None) -> list[Invitation]:
+    """`role`: the base role; `further`: custom roles given besides it (tenancy.roles)."""
     tenant = ctx.tenant
     if role is None:
         raise RuleViolation("Choose one of this organization's roles.", field="role")
     _may_give(ctx, role, "role")
+    if any(r is None for r in further or []):
+        raise RuleViolation("One of the chosen roles no longer exists: choose again.", field="further_roles")
+    further = [r for r in dict((r.key, r) for r in further or []).values() if r.key != role.key]
+    for extra in further:
+        if not extra.is_custom:
+            raise RuleViolation("Further roles are custom roles: the base role is the built-in one.",
+                                field="further_roles")
+        _may_give(ctx, extra, "further_roles")
+    role = roles.with_further(role, further)
     site_ids = list(dict.fromkeys(site_ids or []))
     if site_ids:
         known = set(db.session.scalars(select(Site.id).where(
@@ -147,7 +157,8 @@ def invite(ctx: TenantContext, emails: list[str], role: roles.Role | None,
     for email in emails:
         token, digest = new_token()
         invitation = Invitation(tenant_id=tenant.id, email=email, token_hash=digest, invited_by=ctx.user_id,
-                                site_ids=site_ids, expires_at=_expiry(), **role.columns())
+                                site_ids=site_ids, expires_at=_expiry(), **role.columns(),
+                                extra_role_ids=[r.custom_id for r in role.further])
         db.session.add(invitation)
         db.session.flush()  # the id goes into the audit row
         _send(tenant, inviter, invitation, token)
@@ -280,6 +291,11 @@ def accept(found: Found, user: User) -> Membership:
         .on_conflict_do_nothing(index_elements=["tenant_id", "user_id"]).returning(Membership.id)).scalar()
     if inserted is None:
         raise RuleViolation(f"You are already a member of {tenant.name}.")
+    if invitation.extra_role_ids:  # those deleted since the invitation was sent are skipped
+        db.session.execute(text(
+            "INSERT INTO user_roles (tenant_id, membership_id, role_id) SELECT :t, :m, r.id FROM tenant_roles r "
+            "WHERE r.tenant_id = :t AND r.id = ANY(:ids)"), {"t": tenant.id, "m": inserted,
+                                                             "ids": list(invitation.extra_role_ids)})
     live_sites = []
     if invitation.site_ids:
         live_sites = db.session.scalars(select(Site.id).where(

@@ -51,7 +51,8 @@ def create():
         try:
             emails = services.parse_emails(form.emails.data)
             created = services.invite(current(), emails, roles.resolve(current().tenant_id, form.role.data),
-                                      [UUID(s) for s in form.sites.data])
+                                      [UUID(s) for s in form.sites.data],
+                                      [roles.resolve(current().tenant_id, k) for k in form.further_roles.data])
         except RuleViolation as exc:
             db.session.rollback()
             getattr(form, exc.field or "emails").errors.append(exc.message)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from sqlalchemy import func, literal, or_, select
+from sqlalchemy import delete, func, insert, literal, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from .. import audit
@@ -22,7 +22,7 @@ from ..extensions import db
 from ..notifications import Kind, actor_name, notify
 from ..rules import RuleViolation
 from ..tenancy import TenantContext, roles
-from ..tenancy.models import Membership, MembershipStatus
+from ..tenancy.models import Membership, MembershipStatus, UserRole
 from ..tenancy.queries import lock_tenant
 
 PAGE_SIZE = 50
@@ -128,7 +128,8 @@ def _change(ctx: TenantContext, target: Membership, action: str, then=None, **va
 
 
 def change_role(ctx: TenantContext, target: Membership, role: roles.Role) -> Membership:
-    if role == roles.role_of(target):
+    """Change the base role (further roles stay: set_further_roles)."""
+    if role.key == roles.role_of(target).key:
         return target
     if target.user_id == ctx.user_id and not ctx.is_owner:
         raise RuleViolation("You cannot change your own role; ask an owner.")
@@ -146,6 +147,45 @@ def change_role(ctx: TenantContext, target: Membership, role: roles.Role) -> Mem
                {"actor": actor_name(ctx), "tenant": ctx.tenant.name, "before": before,
                 "after": role.name}, f"/t/{ctx.tenant.slug}/")
     return changed
+
+
+def set_further_roles(ctx: TenantContext, target: Membership, further: list[roles.Role]) -> Membership:
+    """Give exactly these further custom roles besides the base role. Only custom roles (system
+    roles nest: the base role says which one); none the actor could not grant (may_grant)."""
+    current_role = roles.role_of(target)
+    wanted = {r.key: r for r in further if r.key != current_role.key}
+    if any(not r.is_custom for r in wanted.values()):
+        raise RuleViolation("Further roles are custom roles: the base role is the built-in one.")
+    held = {r.key for r in current_role.further}
+    if set(wanted) == held:
+        return target
+    if target.user_id == ctx.user_id and not ctx.is_owner:
+        raise RuleViolation("You cannot change your own roles; ask an owner.")
+    _may_manage(ctx, target)
+    # Only what changes is checked: a role someone else gave stays, even if this actor could not give it.
+    for key in set(wanted) - held:
+        if not roles.may_grant(ctx, wanted[key]):
+            raise RuleViolation(f"You cannot give the role {wanted[key].name}: it allows more than your own role does.")
+    for key in held - set(wanted):
+        dropped = next(r for r in current_role.further if r.key == key)
+        if not roles.may_grant(ctx, dropped):
+            raise RuleViolation(f"You cannot take away the role {dropped.name}: it allows more than your own role does.")
+    lock_tenant(ctx.tenant)
+    before = _snapshot(target)
+    db.session.execute(delete(UserRole).where(UserRole.tenant_id == ctx.tenant_id,
+                                              UserRole.membership_id == target.id))
+    if wanted:
+        db.session.execute(insert(UserRole), [{"tenant_id": ctx.tenant_id, "membership_id": target.id,
+                                               "role_id": r.custom_id} for r in wanted.values()])
+    roles.forget()
+    after_role = roles.role_of(target)
+    audit.record(ctx.tenant_id, ctx.user_id, "member.role_change", "membership", target.user_id, before=before,
+                 after=_snapshot(target))
+    if target.user_id != ctx.user_id:
+        notify(ctx.tenant_id, [target.user_id], Kind.ROLE_CHANGED,
+               {"actor": actor_name(ctx), "tenant": ctx.tenant.name, "before": current_role.name,
+                "after": after_role.name}, f"/t/{ctx.tenant.slug}/")
+    return target
 
 
 def set_status(ctx: TenantContext, target: Membership, status: MembershipStatus) -> Membership:

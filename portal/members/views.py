@@ -12,7 +12,7 @@ from ..sites.queries import site_access
 from ..tenancy import Permission, current, requires, roles, tenant_blueprint
 from ..tenancy.models import MembershipStatus
 from . import services
-from .forms import RoleForm
+from .forms import FurtherRolesForm, RoleForm
 
 bp = tenant_blueprint("members", __name__, "/members")
 
@@ -72,6 +72,20 @@ def change_role(user_id: UUID):
     if role is None:
         abort(400, "Choose one of this organization's roles.")
     return _act(user_id, lambda t: services.change_role(ctx, t, role), f"Role changed to {role.name}.")
+
+
+@bp.post("/<uuid:user_id>/further-roles")
+@requires(Permission.MEMBERS_MANAGE)
+def further_roles(user_id: UUID):
+    ctx = current()
+    form = FurtherRolesForm()
+    if not form.validate():
+        abort(400, "Choose among this organization's custom roles.")
+    keys = list(dict.fromkeys(form.roles.data or []))[:100]
+    chosen = [roles.resolve(ctx.tenant_id, key) for key in keys]
+    if any(r is None for r in chosen):
+        abort(400, "Choose among this organization's custom roles.")
+    return _act(user_id, lambda t: services.set_further_roles(ctx, t, chosen), "Roles saved.")
 
 
 @bp.post("/<uuid:user_id>/suspend")

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select, update
+from sqlalchemy import any_, func, select, update
 
 from .. import audit
 from ..extensions import db
 from ..rules import RuleViolation
 from ..tenancy import TenantContext, roles
-from ..tenancy.models import Membership, TenantRole, TenantRolePermission
+from ..tenancy.models import Membership, TenantRole, TenantRolePermission, UserRole
 from ..tenancy.permissions import Permission
 from ..tenancy.queries import lock_tenant
 from ..invitations.models import Invitation
@@ -41,7 +41,12 @@ def member_counts(ctx: TenantContext) -> dict[str, int]:
     """Members (active or suspended) per role key."""
     rows = db.session.execute(select(Membership.role, Membership.custom_role_id, func.count()).where(
         Membership.tenant_id == ctx.tenant_id).group_by(Membership.role, Membership.custom_role_id))
-    return {(system.value if system else str(custom)): n for system, custom, n in rows}
+    counts = {(system.value if system else str(custom)): n for system, custom, n in rows}
+    further = db.session.execute(select(UserRole.role_id, func.count()).where(
+        UserRole.tenant_id == ctx.tenant_id).group_by(UserRole.role_id))
+    for role_id, n in further:  # held as a further role counts too
+        counts[str(role_id)] = counts.get(str(role_id), 0) + n
+    return counts
 
 
 def get_role(ctx: TenantContext, key: str) -> roles.Role | None:
@@ -154,6 +159,22 @@ def delete_role(ctx: TenantContext, role: roles.Role, fallback: roles.Role | Non
         db.session.execute(update(Invitation).where(Invitation.tenant_id == ctx.tenant_id,
                                                     Invitation.custom_role_id == role.custom_id)
                            .values(**fallback.columns()).execution_options(synchronize_session=False))
+    # Those who hold it as a further role keep their base role and lose this one (the foreign
+    # key cascades); each change is audited. Invitations forget it.
+    further = db.session.scalars(select(Membership).join(UserRole, (UserRole.tenant_id == Membership.tenant_id)
+                                                         & (UserRole.membership_id == Membership.id)).where(
+        UserRole.tenant_id == ctx.tenant_id, UserRole.role_id == role.custom_id)).all()
+    if further:
+        audit.record_many(ctx.tenant_id, ctx.user_id, "member.role_change", "membership",
+                          [(m.user_id, roles.role_of(m).snapshot() | {"status": m.status.value},
+                            roles.with_further(roles.base_of(m), [r for r in roles.role_of(m).further
+                                                                  if r.key != role.key]).snapshot()
+                            | {"status": m.status.value}) for m in further],
+                          reason=f"role {role.name} deleted")
+    db.session.execute(update(Invitation).where(Invitation.tenant_id == ctx.tenant_id,
+                                                role.custom_id == any_(Invitation.extra_role_ids))
+                       .values(extra_role_ids=func.array_remove(Invitation.extra_role_ids, role.custom_id))
+                       .execution_options(synchronize_session=False))
     db.session.delete(_row(ctx, role))
     db.session.flush()  # the foreign keys rule here: no member may still hold the role
     db.session.expire_all()  # memberships changed behind the ORM's back

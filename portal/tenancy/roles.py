@@ -1,7 +1,9 @@
 """Roles as the rest of the portal sees them, and the rules about roles, written once.
 
 A role is a system role (owner, admin, member, viewer: the same in every tenant) or one of
-the tenant's custom roles. Everything that names a role by its kind is in this module: the
+the tenant's custom roles. A member holds a base role (one of either kind: the owner rules read
+it) and any number of further custom roles (`user_roles`); what they may do is the union.
+System roles nest, so holding two of them would mean the higher one: at most one is held. Everything that names a role by its kind is in this module: the
 owner rules, who may manage whom, and which roles an actor may hand out.
 """
 from __future__ import annotations
@@ -15,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
 
 from ..extensions import db
-from .models import Membership, MembershipRole, MembershipStatus, TenantRole, TenantRolePermission
+from .models import Membership, MembershipRole, MembershipStatus, TenantRole, TenantRolePermission, UserRole
 from .permissions import SYSTEM_ROLES, Permission, parse
 
 if TYPE_CHECKING:
@@ -30,6 +32,7 @@ class Role:
     permissions: frozenset[Permission]
     system: MembershipRole | None = None
     custom_id: UUID | None = None
+    further: tuple[Role, ...] = ()  # further custom roles held besides this base role
 
     @property
     def is_owner(self) -> bool:
@@ -43,14 +46,29 @@ class Role:
     def is_custom(self) -> bool:
         return self.custom_id is not None
 
+    @property
+    def base_name(self) -> str:
+        return self.name.split(" + ", 1)[0] if self.further else self.name
+
     def columns(self) -> dict:
-        """The values of a membership's or invitation's (role, custom_role_id)."""
+        """The values of a membership's or invitation's base role (role, custom_role_id)."""
         return {"role": self.system, "custom_role_id": self.custom_id}
 
     def snapshot(self) -> dict:
-        """How audit rows name a role."""
-        return {"role": self.system.value if self.system else self.name,
-                **({"custom_role_id": str(self.custom_id)} if self.custom_id else {})}
+        """How audit rows name a role (and the further roles, when there are any)."""
+        return {"role": self.system.value if self.system else self.base_name,
+                **({"custom_role_id": str(self.custom_id)} if self.custom_id else {}),
+                **({"further_roles": [r.name for r in self.further]} if self.further else {})}
+
+
+def with_further(base: Role, further: list[Role]) -> Role:
+    """The base role and further roles as one: their names joined, the union of permissions."""
+    further = tuple(sorted((r for r in further if r.key != base.key), key=lambda r: r.name.lower()))
+    if not further:
+        return base
+    return Role(base.key, " + ".join([base.name, *(r.name for r in further)]), base.description,
+                base.permissions.union(*(r.permissions for r in further)), system=base.system,
+                custom_id=base.custom_id, further=further)
 
 
 def system_role(key: MembershipRole) -> Role:
@@ -106,19 +124,46 @@ def book(tenant_id: UUID) -> dict[str, Role]:
 
 
 def forget() -> None:
-    """After a change to roles: the next `book()` reads them again."""
+    """After a change to roles or to who holds them: the next `book()` reads them again."""
     g.pop("role_book", None)
+    g.pop("further_roles", None)
+
+
+def _lookup(tenant_id: UUID, key: str) -> Role | None:
+    found = book(tenant_id).get(key)
+    if found is None:  # created in this request after the book was read
+        forget()
+        found = book(tenant_id).get(key)
+    return found
+
+
+def further_keys(tenant_id: UUID) -> dict[UUID, list[str]]:
+    """Membership id -> the further roles' keys, for a whole tenant, read once per request."""
+    cache = g.setdefault("further_roles", {})
+    if tenant_id not in cache:
+        rows = db.session.execute(select(UserRole.membership_id, UserRole.role_id)
+                                  .where(UserRole.tenant_id == tenant_id))
+        found: dict[UUID, list[str]] = {}
+        for membership_id, role_id in rows:
+            found.setdefault(membership_id, []).append(str(role_id))
+        cache[tenant_id] = found
+    return cache[tenant_id]
+
+
+def base_of(holder) -> Role:
+    """The base role of a Membership or an Invitation."""
+    return system_role(holder.role) if holder.role is not None else _lookup(holder.tenant_id, str(holder.custom_role_id))
 
 
 def role_of(holder) -> Role:
-    """The role of a Membership or an Invitation."""
-    if holder.role is not None:
-        return system_role(holder.role)
-    found = book(holder.tenant_id).get(str(holder.custom_role_id))
-    if found is None:  # created in this request after the book was read
-        forget()
-        found = book(holder.tenant_id)[str(holder.custom_role_id)]
-    return found
+    """The role of a Membership or an Invitation: its base role with any further roles."""
+    base = base_of(holder)
+    if isinstance(holder, Membership) or getattr(holder, "model", None) is Membership:
+        keys = further_keys(holder.tenant_id).get(holder.id, ())
+    else:
+        keys = [str(k) for k in (getattr(holder, "extra_role_ids", None) or ())]
+    further = [r for r in (_lookup(holder.tenant_id, k) for k in keys) if r is not None]
+    return with_further(base, further)
 
 
 # --- The rules. Owners are the only role named in a rule. ---------------------------------
@@ -165,7 +210,11 @@ def holds_condition(permission: Permission):
     systems = [role for role, (_, _, granted) in SYSTEM_ROLES.items() if permission in granted]
     custom = select(TenantRolePermission.role_id).where(TenantRolePermission.tenant_id == Membership.tenant_id,
                                                         TenantRolePermission.permission == permission.value)
-    return Membership.role.in_(systems) | Membership.custom_role_id.in_(custom)
+    further = select(UserRole.membership_id).join(
+        TenantRolePermission, (TenantRolePermission.tenant_id == UserRole.tenant_id)
+        & (TenantRolePermission.role_id == UserRole.role_id)).where(
+        UserRole.tenant_id == Membership.tenant_id, TenantRolePermission.permission == permission.value)
+    return Membership.role.in_(systems) | Membership.custom_role_id.in_(custom) | Membership.id.in_(further)
 
 
 def owner_condition():
