@@ -31,6 +31,13 @@ depends_on = None
 TENANT_PREDICATE = "tenant_id = (SELECT nullif(current_setting('app.tenant_id', true), ''))::uuid"
 USER_SETTING = "(SELECT nullif(current_setting('app.user_id', true), ''))::uuid"
 
+# The custom roles the transaction's user holds, base or further, in every tenant.
+HELD = f"""SELECT m.tenant_id, m.custom_role_id FROM user_tenant_associations m WHERE m.user_id = {USER_SETTING}
+           UNION ALL
+           SELECT ur.tenant_id, ur.role_id FROM user_roles ur
+             JOIN user_tenant_associations m ON m.tenant_id = ur.tenant_id AND m.id = ur.membership_id
+            WHERE m.user_id = {USER_SETTING}"""
+
 MEMBER_PERMISSIONS = """
 CREATE FUNCTION public.portal_member_permissions(p_tenant_id uuid, p_membership_id uuid,
                                                  p_role membership_role, p_custom_role_id uuid)
@@ -188,13 +195,10 @@ def upgrade(app_role: str = "") -> None:
         (tenant_id, membership_id) IN (SELECT m.tenant_id, m.id FROM user_tenant_associations m
                                         WHERE m.user_id = {USER_SETTING}))""")
     op.execute("DROP POLICY tenant_role_holder_read ON tenant_roles")
-    op.execute(f"""CREATE POLICY tenant_role_holder_read ON tenant_roles FOR SELECT USING (
-        (tenant_id, id) IN (SELECT m.tenant_id, m.custom_role_id FROM user_tenant_associations m
-                             WHERE m.user_id = {USER_SETTING}
-                            UNION ALL
-                            SELECT ur.tenant_id, ur.role_id FROM user_roles ur
-                              JOIN user_tenant_associations m ON m.tenant_id = ur.tenant_id AND m.id = ur.membership_id
-                             WHERE m.user_id = {USER_SETTING}))""")
+    op.execute(f"CREATE POLICY tenant_role_holder_read ON tenant_roles FOR SELECT USING ((tenant_id, id) IN ({HELD}))")
+    # With only app.user_id set (seed 003), user_has_permission answers for the roles the user holds.
+    op.execute(f"CREATE POLICY tenant_role_holder_read ON tenant_role_permissions FOR SELECT "
+               f"USING ((tenant_id, role_id) IN ({HELD}))")
 
     for signature, body in NEW_FUNCTIONS.items():
         op.execute(body)
@@ -217,6 +221,7 @@ def downgrade(app_role: str = "") -> None:  # noqa: ARG001
     op.execute(_token_function(False))
     for signature in NEW_FUNCTIONS:
         op.execute(f"DROP FUNCTION {signature}")
+    op.execute("DROP POLICY tenant_role_holder_read ON tenant_role_permissions")
     op.execute("DROP POLICY tenant_role_holder_read ON tenant_roles")
     op.execute(f"""CREATE POLICY tenant_role_holder_read ON tenant_roles FOR SELECT USING (
         (tenant_id, id) IN (SELECT m.tenant_id, m.custom_role_id FROM user_tenant_associations m

@@ -78,7 +78,8 @@ def entered(row, user_id: UUID) -> Entry | None:
     if system is not None:
         role = system_role(system)
         # The table is what the database enforces; the code's meaning must match it (drift test).
-        role = Role(role.key, role.name, role.description, permissions, system=system)
+        # The name is the database's: "Viewer + Field technician" for a member with further roles.
+        role = Role(role.key, row.r_name or role.name, role.description, permissions, system=system)
     else:
         role = Role(str(row.m_custom_role_id), row.r_name or "", "", permissions, custom_id=row.m_custom_role_id)
     return tenant, membership, role
