@@ -41,6 +41,7 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("devices.index", "GET"): READ_ALL,
     ("members.index", "GET"): READ_ALL,
     ("members.change_role", "POST"): expect(400, 400, 403, 403),   # no role given
+    ("members.further_roles", "POST"): expect(303, 303, 403, 403),  # none given: none held, nothing changes
     ("members.suspend", "POST"): expect(303, 303, 403, 403),
     ("members.reactivate", "POST"): expect(303, 303, 403, 403),
     ("members.remove", "POST"): expect(303, 303, 403, 403),
