@@ -365,7 +365,10 @@ def test_roles_and_sites_follow_the_groups(app, live_server, org):
     group raises the role, leaving it drops back to what provisioning gives, the sites follow."""
     from portal.sites.models import SiteAssignment
     from portal.sso.models import SsoConnection, SsoGroupMapping
+    from test_role_sets import further_of
+    from test_roles import make_role
     tenant_id, site = org["tenant"]["id"], org["tenant"]["sites"][0]
+    keeper = make_role(app, tenant_id, "Status keeper", ["tenant:view", "devices:status"])
     with app.app_context(), tenant_scope(db.session, tenant_id):
         connection = SsoConnection(tenant_id=tenant_id, name="Okta", issuer="https://idp.example.com",
                                    client_id="portal")
@@ -375,7 +378,8 @@ def test_roles_and_sites_follow_the_groups(app, live_server, org):
             SsoGroupMapping(tenant_id=tenant_id, connection_id=connection.id, group_name="/Admins", role_key="admin"),
             SsoGroupMapping(tenant_id=tenant_id, connection_id=connection.id, group_name="/Technicians",
                             role_key="member", site_ids=[site]),
-            SsoGroupMapping(tenant_id=tenant_id, connection_id=connection.id, group_name="/Owners", role_key="owner")])
+            SsoGroupMapping(tenant_id=tenant_id, connection_id=connection.id, group_name="/Owners", role_key="owner"),
+            SsoGroupMapping(tenant_id=tenant_id, connection_id=connection.id, group_name="/Keepers", role_key=keeper)])
         db.session.commit()
 
     def role_and_sites(email):
@@ -400,11 +404,22 @@ def test_roles_and_sites_follow_the_groups(app, live_server, org):
     owners = client.create(Group(display_name="Owners", members=[GroupMember(value=ada.id)]))
     assert role_and_sites("ada@example.com")[0] == "admin"
     client.delete(Group, owners.id)
+    # A group mapped to a custom role adds it besides the base role (role sets), and takes it back.
+    with app.app_context():
+        ada_id = db.session.scalar(sa.text("SELECT id FROM users WHERE email = 'ada@example.com'"))
+    keepers = client.create(Group(display_name="Keepers", members=[GroupMember(value=ada.id)]))
+    assert role_and_sites("ada@example.com")[0] == "admin" and further_of(app, tenant_id, ada_id) == {keeper}
+    client.delete(Group, keepers.id)
+    assert further_of(app, tenant_id, ada_id) == set()
+    keepers = client.create(Group(display_name="Keepers", members=[GroupMember(value=ada.id)]))
     assert patch(admins, {"op": "remove", "path": f'members[value eq "{ada.id}"]'}).status_code == 200
-    assert role_and_sites("ada@example.com")[0] == "member"
+    assert role_and_sites("ada@example.com")[0] == "member" and further_of(app, tenant_id, ada_id) == {keeper}
+    client.delete(Group, keepers.id)
+    assert further_of(app, tenant_id, ada_id) == set()
     assert patch(techs, {"op": "remove", "path": "members"}).status_code == 200
     # No mapped group left: what provisioning gives, without the sites the groups gave.
     assert role_and_sites("ada@example.com") == ("viewer", [])
+    assert further_of(app, tenant_id, ada_id) == set()
     owner = app.test_client()
     login(owner, org["owner"].email)
     log = owner.get(f"/t/{org['tenant']['slug']}/audit/").get_data(as_text=True)

@@ -176,6 +176,7 @@ def follow(ctx: TenantContext, before: dict[UUID, list[str]]) -> None:
 def _fall_back(ctx: TenantContext, membership: Membership, had) -> None:
     """Out of every mapped group: the role provisioning gives, without the sites the groups gave."""
     try:
+        members.set_further_roles(ctx, membership, [])  # the groups gave them too
         members.change_role(ctx, membership, PROVISIONED_ROLE)
         for site in db.session.scalars(select(Site).where(Site.tenant_id == ctx.tenant_id,
                                                           Site.id.in_(had.site_ids or ())).order_by(Site.id)):

@@ -1,8 +1,9 @@
 """Provider groups become roles and sites (issue 25; also the SCIM Groups of portal/scim).
 
 `resolve(tenant_id, group_names)`: the mappings the groups match, folded into one grant: the
-most powerful mapped role wins (a role whose permissions include another's is stronger; between
-roles that do not compare, the one with more permissions, then the system role); the sites are the
+most powerful mapped role is the base role (a role whose permissions include another's is stronger;
+between roles that do not compare, the one with more permissions, then the system role), and every
+other mapped custom role is held besides it (role sets, tenancy.roles); the sites are the
 union of the matched mappings' sites. A mapping to the owner role counts only when its connection
 allows ownership by mapping (an owner turned it on); otherwise it is skipped.
 
@@ -27,7 +28,7 @@ from ..notifications import Kind, notify
 from ..members.services import active_owner_count
 from ..sites.models import Site, SiteAssignment
 from ..tenancy import roles
-from ..tenancy.models import Membership, MembershipStatus
+from ..tenancy.models import Membership, MembershipStatus, UserRole
 from ..tenancy.queries import lock_tenant
 from ..tenants.models import Tenant
 from .models import SsoConnection, SsoGroupMapping
@@ -38,7 +39,7 @@ MAX_GROUPS = 500  # a provider sending more is cut here (a claim is not a bulk A
 
 @dataclass(frozen=True)
 class GroupGrant:
-    role: roles.Role
+    role: roles.Role  # the base role, with the further roles (roles.with_further)
     site_ids: frozenset[UUID] | None  # None: no matched mapping names sites
     groups: tuple[str, ...] = field(default=())  # the groups that matched a mapping
 
@@ -93,7 +94,7 @@ def resolve(tenant_id: UUID, group_names, *, connection_id: UUID | None = None) 
             .where(SsoGroupMapping.tenant_id == tenant_id))
     if connection_id is not None:
         stmt = stmt.where(SsoGroupMapping.connection_id == connection_id)
-    role, sites, matched = None, None, []
+    role, sites, matched, customs = None, None, [], {}
     for mapping, owner_allowed in db.session.execute(stmt.order_by(SsoGroupMapping.group_name)):
         if not _matches(mapping, groups):
             continue
@@ -104,11 +105,13 @@ def resolve(tenant_id: UUID, group_names, *, connection_id: UUID | None = None) 
             continue
         matched.append(mapping.group_name)
         role = mapped if role is None else stronger(role, mapped)
+        if mapped.is_custom:
+            customs[mapped.key] = mapped
         if mapping.site_ids:
             sites = (sites or frozenset()) | frozenset(mapping.site_ids)
     if role is None:
         return None
-    return GroupGrant(role, sites, tuple(matched))
+    return GroupGrant(roles.with_further(role, list(customs.values())), sites, tuple(matched))
 
 
 def _owner_allowed(tenant_id: UUID, connection_id: UUID | None) -> bool:
@@ -140,7 +143,7 @@ def apply(membership: Membership, group_names, *, source: str, connection_id: UU
 def _follow_role(membership: Membership, current: roles.Role, grant: GroupGrant, tenant: Tenant, source: str,
                  connection_id: UUID | None) -> bool:
     target = grant.role
-    if target == current or (target.key == current.key):
+    if target.key == current.key and {r.key for r in target.further} == {r.key for r in current.further}:
         return False
     if current.is_owner and not _owner_allowed(membership.tenant_id, connection_id):
         return False  # ownership is not the mappings' to take away unless an owner allowed it
@@ -150,6 +153,12 @@ def _follow_role(membership: Membership, current: roles.Role, grant: GroupGrant,
     before = current.snapshot() | {"status": membership.status.value}
     membership.role, membership.custom_role_id = target.system, target.custom_id
     db.session.flush()  # the last-owner trigger is deferred to commit; checked above for a clear outcome
+    db.session.execute(delete(UserRole).where(UserRole.tenant_id == membership.tenant_id,
+                                              UserRole.membership_id == membership.id))
+    if target.further:
+        db.session.execute(insert(UserRole), [{"tenant_id": membership.tenant_id, "membership_id": membership.id,
+                                               "role_id": r.custom_id} for r in target.further])
+    roles.forget()
     audit.record(membership.tenant_id, _actor(membership, source, connection_id), "member.role_change", "membership",
                  membership.user_id, before=before, after=target.snapshot() | {"status": membership.status.value},
                  source=source, groups=list(grant.groups))
