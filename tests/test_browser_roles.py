@@ -107,3 +107,52 @@ def test_owner_creates_a_custom_role_and_the_member_sees_less(chromium, live_ser
         tab.assert_no_csp_errors()
     finally:
         context.close()
+
+
+def test_owner_gives_a_further_role_by_keyboard_and_the_member_holds_both(app, chromium, live_server, factory):
+    """Role sets (issue 26): the member row's "Further roles" disclosure, by keyboard, saved
+    with htmx; the member's dashboard names both roles and their pages grow by what it adds."""
+    from test_roles import make_role
+    owner, member = factory.user(name="Rita Owner"), factory.user(name="Vic Viewer")
+    t = factory.tenant(members={"owner": owner, "viewer": member}, sites=1, devices=1,
+                       slug=f"ws-sets-{factory._unique()}")
+    slug = t["slug"]
+    make_role(app, t["id"], "Site planner", ["tenant:view", "sites:view", "sites:write"])
+
+    context, tab = new_tab(chromium, live_server)
+    try:
+        page = tab.page
+        expect = sign_in(page, owner.email, PASSWORD)
+        page.goto(f"/t/{slug}/members/")
+        page.wait_for_load_state()
+        page.evaluate("window.__sameDocument = true")
+        row_ = page.locator(f'tr[data-email="{member.email}"]')
+        summary = row_.locator("details.further-roles summary")
+        expect(summary).to_contain_text("Further roles")
+        summary.focus()
+        page.keyboard.press("Enter")  # opens the disclosure
+        box = row_.get_by_label("Site planner")
+        expect(box).to_be_visible()
+        box.focus()
+        page.keyboard.press("Space")
+        expect(box).to_be_checked()
+        page.keyboard.press("Tab")
+        page.keyboard.press("Enter")  # "Save roles"
+        expect(page.locator(f'tr[data-email="{member.email}"] details.further-roles summary')) \
+            .to_contain_text("+ Site planner")
+        page.wait_for_load_state("networkidle", timeout=TIMEOUT_MS)
+        assert page.evaluate("window.__sameDocument") is True, "saving the roles reloaded the page"
+        tab.assert_no_csp_errors()
+    finally:
+        context.close()
+
+    context, tab = new_tab(chromium, live_server)
+    try:
+        page = tab.page
+        expect = sign_in(page, member.email, PASSWORD)
+        page.goto(f"/t/{slug}/")
+        expect(page.get_by_text("Your role:")).to_contain_text("Viewer + Site planner")
+        assert page.goto(f"/t/{slug}/sites/new").status == 200  # what the further role adds
+        tab.assert_no_csp_errors()
+    finally:
+        context.close()
