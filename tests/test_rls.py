@@ -94,11 +94,20 @@ def test_audit_log_is_append_only_for_the_serving_role(serving, world):
 
 
 def test_membership_self_read_shows_only_own_memberships(serving, world, factory):
+    """With only the user set: their own memberships, and (seed 003, `member_read`) the members
+    of the organizations where they may see members; never another organization's."""
     owner = world["users"]["owner"]
     with serving.begin() as conn:
         as_tenant(conn, None, owner.id)
         rows = conn.execute(sa.text("SELECT tenant_id, user_id FROM user_tenant_associations")).all()
-    assert rows == [(world["a"]["id"], owner.id)]
+    assert sorted(rows) == sorted((world["a"]["id"], u.id) for u in world["users"].values())
+    outsider = world["outsider"]
+    with serving.begin() as conn:
+        as_tenant(conn, None, world["b_owner"].id)
+        rows = conn.execute(sa.text("SELECT tenant_id, user_id FROM user_tenant_associations")).all()
+        assert rows == [(world["b"]["id"], world["b_owner"].id)]
+        as_tenant(conn, None, outsider.id)
+        assert conn.execute(sa.text("SELECT count(*) FROM user_tenant_associations")).scalar() == 0
     with pytest.raises(DBAPIError, match="row-level security|0 rows|violates"):
         with serving.begin() as conn:
             as_tenant(conn, None, owner.id)
@@ -192,6 +201,9 @@ def test_request_context_sets_nothing_without_a_valid_session(serving, world, si
                 tx.rollback()
 
 
+NIL = "00000000-0000-0000-0000-000000000000"
+
+
 def test_request_context_enters_only_a_tenant_the_user_belongs_to(serving, world, signed_in):
     token_hash, user_id = signed_in
     a, b = world["a"], world["b"]
@@ -204,16 +216,20 @@ def test_request_context_enters_only_a_tenant_the_user_belongs_to(serving, world
     for slug in (b["slug"], "no-such-tenant", None):
         with serving.begin() as conn:
             (row,) = _context(conn, token_hash, user_id, slug)
-            # Signed in, but nothing about a tenant the user may not enter comes back or is set.
+            # Signed in, but nothing about a tenant the user may not enter comes back or is set;
+            # a tenant URL gets the nil tenant, so not even the user's own organizations' rows
+            # (which pages outside tenants read, seed 003's member_read).
             assert row.s_id is not None and row.t_id is None and row.t_name is None and row.m_id is None, slug
-            assert _settings(conn) == (str(user_id), ""), slug
-            assert conn.execute(sa.text("SELECT count(*) FROM devices")).scalar() == 0, slug
+            assert _settings(conn) == (str(user_id), NIL if slug else ""), slug
+            seen = conn.execute(sa.text("SELECT tenant_id FROM devices")).scalars().all()
+            # Outside any tenant URL (None), the user's own organization only (member_read).
+            assert seen == ([] if slug else [a["id"]] * len(a["devices"])), slug
     with serving.begin() as conn:
         # A failed entry also ends an earlier tenant of the transaction.
         conn.execute(sa.text("SELECT set_config('app.tenant_id', :b, true)"), {"b": str(b["id"])})
         assert conn.execute(sa.text("SELECT * FROM portal_enter_tenant(:u, :s)"),
                             {"u": user_id, "s": b["slug"]}).all() == []
-        assert _settings(conn)[1] == "" and conn.execute(sa.text("SELECT count(*) FROM devices")).scalar() == 0
+        assert _settings(conn)[1] == NIL and conn.execute(sa.text("SELECT count(*) FROM devices")).scalar() == 0
     for status in ("suspended",):
         with serving.connect() as conn:
             with conn.begin() as tx:
@@ -222,7 +238,7 @@ def test_request_context_enters_only_a_tenant_the_user_belongs_to(serving, world
                 # Its member is told the tenant's status (to be shown why), and nothing else: no
                 # permissions, no tenant context, so not one of its rows.
                 assert (row.t_id, row.t_status, row.r_permissions) == (a["id"], status, None), status
-                assert _settings(conn) == (str(user_id), ""), status
+                assert _settings(conn) == (str(user_id), NIL), status
                 assert conn.execute(sa.text("SELECT count(*) FROM devices")).scalar() == 0, status
                 tx.rollback()
     for status in ("archived", "pending_deletion"):
@@ -237,7 +253,7 @@ def test_request_context_enters_only_a_tenant_the_user_belongs_to(serving, world
             with conn.begin() as tx:
                 conn.execute(sa.text("UPDATE tenants SET status = :s WHERE id = :t"), {"s": status, "t": b["id"]})
                 (row,) = _context(conn, token_hash, user_id, b["slug"])
-                assert row.t_id is None and row.t_status is None and _settings(conn) == (str(user_id), ""), status
+                assert row.t_id is None and row.t_status is None and _settings(conn) == (str(user_id), NIL), status
                 tx.rollback()
 
 

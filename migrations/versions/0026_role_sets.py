@@ -8,7 +8,8 @@
   are skipped at acceptance.
 - `portal_member_permissions(...)`: the union, in one place, used by `portal_enter_tenant`,
   `user_has_permission` and `portal_api_enter_token`.
-- `portal_enter_tenant` also sets `app.permissions` (comma-separated codes, reads only in an
+- `portal_enter_tenant` sets app.tenant_id to the nil id until it has entered the tenant (a
+  tenant URL that may not be entered reads nothing), and also sets `app.permissions` (comma-separated codes, reads only in an
   archived tenant, empty when no tenant is entered) for the transaction: the write policies
   check it. It clears it first, whatever happens.
 
@@ -77,8 +78,10 @@ RETURNS TABLE (t_id uuid, t_name varchar, t_slug varchar, t_type tenant_type, t_
                r_name varchar, r_permissions text[])
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, public AS $$
 BEGIN
-    -- Whatever happens below, no earlier tenant or permission set stays in force.
-    PERFORM set_config('app.tenant_id', '', true);
+    -- Whatever happens below, no earlier tenant or permission set stays in force. Until the
+    -- tenant is entered, the nil id: a tenant URL reads its tenant or nothing (never the user's
+    -- organizations, which only pages outside tenants read: policy member_read).
+    PERFORM set_config('app.tenant_id', '00000000-0000-0000-0000-000000000000', true);
     PERFORM set_config('app.permissions', '', true);
     SELECT tn.id, tn.name, tn.slug, tn.type, tn.status, tn.domain, tn.max_users, tn.settings, tn.created_at,
            m.id, m.role, m.custom_role_id, m.status, m.last_active_at, m.accepted_at, m.created_at

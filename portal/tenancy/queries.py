@@ -16,6 +16,7 @@ from .permissions import parse
 from .roles import Role, system_role
 
 _ENTER_TENANT = "SELECT * FROM portal_enter_tenant(%(user_id)s, %(slug)s)"
+NO_TENANT = "00000000-0000-0000-0000-000000000000"  # what portal_enter_tenant sets until it enters
 
 Entry = tuple[Tenant, Membership, Role]
 
@@ -37,11 +38,13 @@ def enter_tenant(slug: str, user_id: UUID) -> Entry | None:
     else:
         row = first_row(db.session, _ENTER_TENANT, {"user_id": user_id, "slug": slug})
         entry = entered(row, user_id)
-    if entry is None:
-        return None
-    if entry[0].is_readable:
-        # The function has set both (not for a suspended tenant): the write policies read app.permissions.
-        adopt(tenant_id=entry[0].id, permissions=[p.value for p in entry[2].permissions])
+    if entry is None or not entry[0].is_readable:
+        # The function has set the nil tenant: this request reads nothing of any tenant, in its
+        # later transactions too (not the user's other organizations: policy member_read).
+        adopt(tenant_id=NO_TENANT, permissions=())
+        return entry
+    # The function has set both: the write policies read app.permissions.
+    adopt(tenant_id=entry[0].id, permissions=[p.value for p in entry[2].permissions])
     return entry
 
 

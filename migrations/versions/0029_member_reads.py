@@ -1,0 +1,68 @@
+"""Seed 003's "users automatically see only their org's data" (issue 26).
+
+With only `app.user_id` set (no tenant entered: "My tasks", the switcher, seed 003's
+`SET app.current_user_id`), the tables seed 003 names answer for every organization the user
+belongs to and no other: policy `member_read` on each, a SELECT policy that applies only when no
+tenant is entered, for the tenants where the user is an active member holding the table's
+reading permission (`portal_member_tenants(permission)`: readable tenants, not pending deletion,
+reading permissions only in a read-only tenant, as user_has_permission answers).
+
+With a tenant entered, nothing changes: `tenant_isolation` alone decides, as before.
+
+Revision ID: 0029
+Revises: 0026
+Create Date: 2026-12-07 10:00:00
+"""
+from alembic import op
+
+revision = "0029"
+down_revision = "0026"
+branch_labels = None
+depends_on = None
+
+# table -> the permission that reads it (the one its page requires)
+READS = {"user_tenant_associations": "members:view", "user_roles": "members:view", "sites": "sites:view",
+         "devices": "devices:view", "tasks": "tasks:view", "agent_tasks": "agents:run",
+         "agent_results": "agents:run", "audit_logs": "audit:view"}
+
+MEMBER_TENANTS = """
+CREATE FUNCTION public.portal_member_tenants(p_permission text) RETURNS uuid[]
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+    -- Definer: it reads the user's memberships across tenants, which the policies that call it
+    -- guard (reading them as the invoker would recurse). Only the transaction's own user.
+    SELECT coalesce(array_agg(m.tenant_id), '{}')
+      FROM public.user_tenant_associations m
+      JOIN public.tenants t ON t.id = m.tenant_id
+     WHERE m.user_id = nullif(current_setting('app.user_id', true), '')::uuid
+       AND m.status = 'active' AND t.status <> 'pending_deletion'
+       AND (public.portal_tenant_usable(t.status)
+            OR (public.portal_tenant_readable(t.status) AND split_part(p_permission, ':', 2) IN ('view', 'see-all')))
+       AND p_permission = ANY (public.portal_member_permissions(m.tenant_id, m.id, m.role, m.custom_role_id))
+$$
+"""
+SIGNATURE = "public.portal_member_tenants(text)"
+NO_TENANT = "nullif(current_setting('app.tenant_id', true), '') IS NULL"
+
+
+def _app_role(app_role: str) -> str | None:
+    bind = op.get_bind()
+    if not app_role or app_role == bind.exec_driver_sql("SELECT current_user").scalar():
+        return None
+    return bind.dialect.identifier_preparer.quote(app_role)
+
+
+def upgrade(app_role: str = "") -> None:
+    op.execute(MEMBER_TENANTS)
+    op.execute(f"REVOKE ALL ON FUNCTION {SIGNATURE} FROM PUBLIC")
+    role = _app_role(app_role)
+    if role:
+        op.execute(f"GRANT EXECUTE ON FUNCTION {SIGNATURE} TO {role}")
+    for table, permission in READS.items():
+        op.execute(f"CREATE POLICY member_read ON {table} FOR SELECT USING ({NO_TENANT} AND "
+                   f"tenant_id = ANY ((SELECT public.portal_member_tenants('{permission}'))::uuid[]))")
+
+
+def downgrade(app_role: str = "") -> None:  # noqa: ARG001
+    for table in READS:
+        op.execute(f"DROP POLICY member_read ON {table}")
+    op.execute(f"DROP FUNCTION {SIGNATURE}")
