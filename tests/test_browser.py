@@ -118,13 +118,14 @@ def test_sign_in_with_totp(tab, factory, app):
 
     from conftest import PASSWORD
     from portal.accounts.models import User
+    from portal.database.context import user_scope
     from portal.extensions import db
     from portal.security import mfa
 
     user = factory.user(name="Tina Totp")
     factory.tenant(members={"owner": user}, name="Totp Org", sites=0)
     secret = mfa.new_secret()
-    with app.app_context(), app.test_request_context():
+    with app.app_context(), app.test_request_context(), user_scope(db.session, user.id):  # as the person (RLS)
         mfa.enable(db.session.get(User, user.id), secret)
         db.session.execute(sa.text("UPDATE users SET totp_last_step = 0 WHERE id = :i"), {"i": user.id})
         db.session.commit()

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from browser_support import DASHBOARD, open_tab, sign_in
 from conftest import PASSWORD
 from portal.accounts.models import User
+from portal.database.context import user_scope
 from portal.extensions import db
 from portal.passkeys.models import Authenticator
 
@@ -61,7 +62,7 @@ def presence(cdp, authenticator_id, on: bool):
 
 
 def names_of(app, user_id) -> list[str]:
-    with app.app_context():
+    with app.app_context(), user_scope(db.session, user_id):  # the person's own rows (RLS)
         return db.session.scalars(sa.select(Authenticator.friendly_name).where(Authenticator.user_id == user_id)
                                   .order_by(Authenticator.created_at)).all()
 
@@ -125,7 +126,7 @@ def test_second_factor_wrong_origin_and_replay(chromium, portal, app, factory):
         cdp, authenticator_id = device(tab)
         expect = sign_in(page, person.email, PASSWORD)
         add_passkey(page, expect, "Laptop")
-        with app.test_request_context():
+        with app.test_request_context(), user_scope(db.session, person.id):  # as the person (RLS)
             mfa.enable(db.session.get(User, person.id), pyotp.random_base32())
             db.session.commit()
         sign_out(page, cdp, authenticator_id)

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from conftest import csrf_from, csrf_token, login, make_app
 from mailbox import Inbox, RefusingInbox, SmtpServer
 from portal.accounts.models import UserType
-from portal.database.context import tenant_scope
+from portal.database.context import tenant_scope, user_scope
 from portal.extensions import db
 from portal.invitations.models import Invitation, InvitationStatus
 from portal.jobs.engine import bind
@@ -196,7 +196,7 @@ def test_expiry_job_marks_overdue_invitations_in_every_tenant(app, factory):
 def test_prune_job_removes_old_sign_in_events_and_ended_sessions(app, factory):
     from portal.security.tasks import prune
     user = factory.user()
-    with app.app_context():
+    with app.app_context(), user_scope(db.session, user.id):  # the person's own rows (RLS)
         long_ago = sa.func.now() - timedelta(days=400)
         db.session.add_all([
             LoginEvent(user_id=user.id, email=user.email, success=True, reason="ok", created_at=long_ago),
@@ -210,7 +210,7 @@ def test_prune_job_removes_old_sign_in_events_and_ended_sessions(app, factory):
     bind(app)
     counts = prune(int(time.time()))
     assert counts["login_events"] >= 1 and counts["sessions"] >= 1
-    with app.app_context():
+    with app.app_context(), user_scope(db.session, user.id):
         assert db.session.scalar(sa.select(sa.func.count()).select_from(LoginEvent)
                                  .where(LoginEvent.user_id == user.id)) == 1
         assert db.session.scalar(sa.select(sa.func.count()).select_from(UserSession)

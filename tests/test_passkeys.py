@@ -9,6 +9,7 @@ import hashlib
 import json
 import secrets
 import struct
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import cbor2
@@ -19,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from conftest import PASSWORD, csrf_from, csrf_token, login
 from portal.accounts.models import User
+from portal.database.context import user_scope
 from portal.extensions import db
 from portal.passkeys.models import Authenticator, WebAuthnChallenge
 from portal.security.models import LoginEvent, SecurityEvent
@@ -106,6 +108,13 @@ def signed_in(client) -> bool:
     return client.get("/account/profile").status_code == 200
 
 
+@contextmanager
+def as_person(app, user_id, *, request: bool = False):
+    """An app context whose transactions read and write the person's own rows (RLS user_own)."""
+    with app.test_request_context() if request else app.app_context(), user_scope(db.session, user_id):
+        yield
+
+
 def events_of(app, user_id, kind: str) -> list[SecurityEvent]:
     """The user's events as the serving role reads them (RLS: their own, with app.user_id)."""
     from portal.database.context import set_context
@@ -130,7 +139,7 @@ def enrolled(app, factory):
 
 def test_register_then_sign_in_with_the_passkey_alone(app, enrolled):
     user, key, client = enrolled
-    with app.app_context():
+    with as_person(app, user.id):
         row = db.session.scalar(sa.select(Authenticator).where(Authenticator.user_id == user.id))
         assert (row.friendly_name, row.device_type, row.backed_up, row.transports) == \
             ("Laptop", "multi_device", True, ["internal"])
@@ -138,7 +147,7 @@ def test_register_then_sign_in_with_the_passkey_alone(app, enrolled):
     response, _, _ = passkey_signin(client, key)
     assert response.status_code == 303 and response.location.endswith("/t/" + response.location.split("/t/")[1])
     assert signed_in(client)
-    with app.app_context():
+    with as_person(app, user.id):
         assert db.session.scalar(sa.select(Authenticator.counter).where(Authenticator.user_id == user.id)) == 1
         event = db.session.scalars(sa.select(LoginEvent).where(LoginEvent.user_id == user.id)
                                    .order_by(LoginEvent.created_at.desc())).first()
@@ -191,7 +200,7 @@ def test_a_counter_going_backwards_is_refused_and_recorded(app, enrolled):
     [event] = events_of(app, user.id, "passkey.counter_regressed")
     assert event.severity == "critical"
     assert (event.details["stored_counter"], event.details["presented_counter"]) == (5, 3)
-    with app.app_context():
+    with as_person(app, user.id):
         assert db.session.scalar(sa.select(Authenticator.counter).where(Authenticator.user_id == user.id)) == 5
     # The same counter again is no better; a higher one works.
     passkey_signin(client, key, counter=5)
@@ -257,7 +266,7 @@ def test_registration_checks(app, factory):
     options(client, "/account/passkeys/options", token)
     client.post("/account/passkeys", data={"csrf_token": token, "name": "No JS", "credential": ""})
     assert "Your browser sent no passkey" in said()
-    with app.app_context():
+    with as_person(app, user.id):
         names = db.session.scalars(sa.select(Authenticator.friendly_name).where(Authenticator.user_id == user.id)).all()
     assert names == ["Unknown browser"]
 
@@ -266,7 +275,7 @@ def test_adding_needs_a_recent_confirmation(app, factory):
     user = factory.user()
     client = app.test_client()
     login(client, user.email)
-    with app.app_context():
+    with as_person(app, user.id):
         db.session.execute(sa.text("UPDATE user_sessions SET reauth_at = now() - interval '1 hour' "
                                    "WHERE user_id = :u"), {"u": user.id})
         db.session.commit()
@@ -285,7 +294,7 @@ def test_rename_and_remove_but_never_the_last_way_in(app, factory):
     add_passkey(client, first, name="Phone")
     add_passkey(client, second, name="Key")
     token = csrf_token(client)
-    with app.app_context():
+    with as_person(app, user.id):
         ids = dict(db.session.execute(sa.select(Authenticator.friendly_name, Authenticator.id)
                                       .where(Authenticator.user_id == user.id)).all())
         # Without a password (an account made by single sign-on, say) the passkeys are the way in.
@@ -303,7 +312,7 @@ def test_rename_and_remove_but_never_the_last_way_in(app, factory):
     other_client = app.test_client()
     login(other_client, other.email)
     other_client.post(f"/account/passkeys/{ids['Phone']}/remove", data={"csrf_token": csrf_token(other_client)})
-    with app.app_context():
+    with as_person(app, user.id):
         left = db.session.scalars(sa.select(Authenticator.friendly_name).where(Authenticator.user_id == user.id)).all()
     assert left == ["Pixel"]
     kinds = [e.event for e in sorted(events_of(app, user.id, "passkey.rename") + events_of(app, user.id, "passkey.remove"),
@@ -319,7 +328,7 @@ def test_a_passkey_as_the_second_factor_after_the_password(app, factory):
     login(client, user.email)
     key = SoftKey()
     add_passkey(client, key, name="Phone")
-    with app.test_request_context():
+    with as_person(app, user.id, request=True):  # as the account page does, for the signed-in person
         row = db.session.get(User, user.id)
         mfa.enable(row, pyotp.random_base32())
         db.session.commit()
@@ -334,7 +343,7 @@ def test_a_passkey_as_the_second_factor_after_the_password(app, factory):
     assert answer  # allowCredentials named the user's passkey
     response = client.post("/login/verify/passkey", data={"csrf_token": token, "credential": json.dumps(answer)})
     assert response.status_code == 303 and signed_in(client)
-    with app.app_context():
+    with as_person(app, user.id):
         event = db.session.scalars(sa.select(LoginEvent).where(LoginEvent.user_id == user.id, LoginEvent.success)
                                    .order_by(LoginEvent.created_at.desc())).first()
     assert event.method == "password+passkey"
@@ -369,7 +378,7 @@ def test_confirming_a_change_with_a_passkey(app, factory):
     login(client, user.email)
     key = SoftKey()
     add_passkey(client, key)
-    with app.app_context():
+    with as_person(app, user.id):
         db.session.execute(sa.text("UPDATE user_sessions SET reauth_at = now() - interval '1 hour' "
                                    "WHERE user_id = :u"), {"u": user.id})
         db.session.commit()
@@ -419,6 +428,7 @@ def test_forget_takes_every_passkey_of_a_deleted_account(app, enrolled):
     with app.app_context():
         assert services.forget(user.id) == 1
         db.session.commit()
+    with as_person(app, user.id):
         assert services.count(user.id) == 0
     passkey_signin(client, key)
     assert not signed_in(client)

@@ -169,6 +169,7 @@ def signed_in(serving, world):
     token_hash = hashlib.sha256(uuid.uuid4().bytes).digest()
     owner = world["users"]["owner"]
     with serving.begin() as conn:
+        as_tenant(conn, None, owner.id)  # a session is its user's own row (RLS user_own)
         conn.execute(sa.text("INSERT INTO user_sessions (user_id, token_hash, expires_at) "
                              "VALUES (:u, :h, now() + interval '1 hour')"), {"u": owner.id, "h": token_hash})
     return token_hash, owner.id
@@ -192,7 +193,9 @@ def test_request_context_sets_nothing_without_a_valid_session(serving, world, si
         with serving.connect() as conn:
             with conn.begin() as tx:
                 if change:
-                    conn.execute(sa.text(change), {"h": token_hash})
+                    as_tenant(conn, None, user_id)
+                    assert conn.execute(sa.text(change), {"h": token_hash}).rowcount == 1, name
+                    as_tenant(conn, None, None)
                 assert _context(conn, presented, claimed, a["slug"]) == [], name
                 assert _settings(conn) == ("", ""), name
                 # Nothing set, so RLS shows none of the user's memberships and no tenant rows.

@@ -9,7 +9,8 @@ import os
 
 from conftest import drop_database, make_app
 from portal.database.provision import provision, url_for_role
-from portal.database.validate import TENANT_TABLES_SQL, serving_role_problems, tenant_table_problems
+from portal.database.validate import (TENANT_TABLES_SQL, USER_TABLES_SQL, serving_role_problems,
+                                     tenant_table_problems, user_table_problems)
 
 
 
@@ -43,6 +44,40 @@ def test_schema_check_catches_an_unprotected_table(owner_conn):
         assert "tenant_id is nullable" in problems
         assert "no index leads with tenant_id" in problems
         assert any("primary key" in p for p in problems)
+    finally:
+        trans.rollback()
+
+
+# A person's own rows, under forced RLS keyed on app.user_id (tests/test_user_rls.py checks what
+# each shows; docs/isolation.md "Per-user tables" lists their policies).
+USER_TABLES = {"user_sessions", "login_events", "mfa_backup_codes", "account_tokens", "authenticators",
+               "webauthn_challenges", "security_events", "notifications", "notification_preferences",
+               "user_avatars", "account_exports"}
+
+
+def test_every_user_table_is_under_row_level_security(owner_conn):
+    tables = {r[1] for r in owner_conn.execute(sa.text(USER_TABLES_SQL))}
+    assert USER_TABLES <= tables
+    assert user_table_problems(owner_conn) == {}
+
+
+def test_schema_check_catches_an_unprotected_user_table(owner_conn):
+    """A new table of a person's rows without forced RLS on app.user_id is reported, as is one
+    whose policy reads every row."""
+    trans = owner_conn.begin()
+    try:
+        owner_conn.execute(sa.text("CREATE TABLE careless_user (id uuid PRIMARY KEY, user_id uuid)"))
+        owner_conn.execute(sa.text("CREATE TABLE leaky_user (id uuid PRIMARY KEY, user_id uuid)"))
+        owner_conn.execute(sa.text("ALTER TABLE leaky_user ENABLE ROW LEVEL SECURITY"))
+        owner_conn.execute(sa.text("ALTER TABLE leaky_user FORCE ROW LEVEL SECURITY"))
+        owner_conn.execute(sa.text(
+            "CREATE POLICY user_own ON leaky_user USING "
+            "(user_id = (SELECT nullif(current_setting('app.user_id', true), ''))::uuid)"))
+        owner_conn.execute(sa.text("CREATE POLICY everyone ON leaky_user FOR SELECT USING (true)"))
+        problems = user_table_problems(owner_conn)
+        assert problems["careless_user"] == ["row-level security is not enabled and forced",
+                                             "no policy reads by app.user_id (with nullif)"]
+        assert problems["leaky_user"] == ["a policy lets every row be read"]
     finally:
         trans.rollback()
 

@@ -14,6 +14,7 @@ from argon2 import PasswordHasher
 from conftest import PASSWORD, csrf_from, csrf_token, login, make_app
 from mailbox import SmtpServer
 from portal.accounts.models import User
+from portal.database.context import user_scope
 from portal.extensions import db
 from portal.security.models import AccountToken, UserSession
 
@@ -23,8 +24,11 @@ def attempt(client, email, password, path="/login"):
     return client.post(path, data={"email": email, "password": password, "csrf_token": token})
 
 
-def sql(app, statement, **params):
+def sql(app, statement, as_user=None, **params):
+    """As the serving role; `as_user` for a person's own rows (sessions, sign-ins, links: RLS)."""
     with app.app_context():
+        if as_user is not None:
+            db.session.execute(sa.text("SELECT set_config('app.user_id', :u, true)"), {"u": str(as_user)})
         result = db.session.execute(sa.text(statement), params)
         rows = result.all() if result.returns_rows else None
         db.session.commit()
@@ -106,7 +110,7 @@ def test_account_lockout_is_bounded_and_spares_known_browsers(app, person):
     assert attempt(known, person.email, PASSWORD).status_code == 303
     # And the lock lifts as the failures age out of the window.
     sql(app, "UPDATE login_events SET created_at = created_at - interval '16 minutes' WHERE lower(email) = :e",
-        e=person.email)
+        as_user=person.id, e=person.email)
     assert attempt(app.test_client(), person.email, PASSWORD).status_code == 303
 
 
@@ -128,7 +132,7 @@ def test_login_history_on_the_profile(app, person):
 # --- sessions --------------------------------------------------------------------------------
 
 def session_rows(app, user_id):
-    with app.app_context():
+    with app.app_context(), user_scope(db.session, user_id):
         return db.session.scalars(sa.select(UserSession).where(UserSession.user_id == user_id)
                                   .order_by(UserSession.created_at)).all()
 
@@ -167,8 +171,10 @@ def test_idle_and_absolute_timeouts(app, member):
     login(idle, person.email)
     login(old, person.email)
     first, second = session_rows(app, person.id)[-2:]
-    sql(app, "UPDATE user_sessions SET last_seen_at = now() - interval '31 minutes' WHERE id = :i", i=first.id)
-    sql(app, "UPDATE user_sessions SET expires_at = now() - interval '1 second' WHERE id = :i", i=second.id)
+    sql(app, "UPDATE user_sessions SET last_seen_at = now() - interval '31 minutes' WHERE id = :i", person.id,
+        i=first.id)
+    sql(app, "UPDATE user_sessions SET expires_at = now() - interval '1 second' WHERE id = :i", person.id,
+        i=second.id)
     for client in (idle, old):
         assert client.get(f"/t/{tenant['slug']}/").headers["Location"].startswith("/login")
 
@@ -222,7 +228,8 @@ def test_tenant_policy_caps_sessions_and_shortens_idle_time(app, member):
     assert clients[0].get("/account/profile").status_code == 302  # the oldest was signed out
     assert clients[2].get(f"/t/{tenant['slug']}/").status_code == 200
     newest = session_rows(app, person.id)[-1]
-    sql(app, "UPDATE user_sessions SET last_seen_at = now() - interval '10 minutes' WHERE id = :i", i=newest.id)
+    sql(app, "UPDATE user_sessions SET last_seen_at = now() - interval '10 minutes' WHERE id = :i", person.id,
+        i=newest.id)
     r = clients[2].get(f"/t/{tenant['slug']}/")
     assert r.status_code == 303 and r.headers["Location"].startswith("/login")
 
@@ -300,14 +307,14 @@ def test_reset_link_expires_after_an_hour(db_urls, app, person, smtp):
     page = client.get("/password/forgot").get_data(as_text=True)
     client.post("/password/forgot", data={"email": person.email, "csrf_token": csrf_from(page)}, buffered=True)
     path = reset_link(smtp, person.email)
-    with mail_app.app_context():
+    with mail_app.app_context(), user_scope(db.session, person.id):
         expiry = db.session.scalar(sa.select(AccountToken.expires_at).where(AccountToken.user_id == person.id)
                                    .order_by(AccountToken.created_at.desc()))
         created = db.session.scalar(sa.select(AccountToken.created_at).where(AccountToken.user_id == person.id)
                                     .order_by(AccountToken.created_at.desc()))
     assert timedelta(minutes=59) < expiry - created <= timedelta(hours=1, seconds=5)
     sql(mail_app, "UPDATE account_tokens SET expires_at = now() - interval '1 second' WHERE user_id = :u",
-        u=person.id)
+        person.id, u=person.id)
     assert client.get(path).status_code == 410
 
 
@@ -315,7 +322,8 @@ def test_email_change_needs_reauthentication_and_verification(db_urls, app, pers
     mail_app = make_app(db_urls, SMTP_URL=smtp.url, BASE_URL="https://portal.example.com")
     client = mail_app.test_client()
     login(client, person.email)
-    sql(mail_app, "UPDATE user_sessions SET reauth_at = now() - interval '1 hour' WHERE user_id = :u", u=person.id)
+    sql(mail_app, "UPDATE user_sessions SET reauth_at = now() - interval '1 hour' WHERE user_id = :u", person.id,
+        u=person.id)
     new_email = f"renamed-{person.id.hex[:8]}@example.com"
     r = client.post("/account/email", data={"email": new_email, "csrf_token": csrf_token(client)})
     assert r.headers["Location"].startswith("/account/confirm")
@@ -419,7 +427,7 @@ def test_second_factor_limit_holds_for_a_known_browser(app, person):
     assert attempt(app.test_client(), person.email, PASSWORD).status_code == 429
     # Once the failures age out of the window, the right code works again.
     sql(app, "UPDATE login_events SET created_at = created_at - interval '16 minutes' WHERE lower(email) = :e",
-        e=person.email)
+        as_user=person.id, e=person.email)
     assert second_factor(client, codes[0]).status_code == 303
 
 

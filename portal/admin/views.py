@@ -18,7 +18,7 @@ from ..extensions import db, htmx
 from ..rules import RuleViolation
 from ..security.events import KINDS, describe
 from ..security.services import request_password_reset
-from ..security.sessions import active_sessions, last_activity
+from ..security.sessions import activity
 from ..tenancy.models import Membership
 from ..tenants.models import LIMITS, Tenant, TenantStatus, TenantTombstone
 from ..tenants.plans import FEATURES, get_plan, plans
@@ -165,9 +165,10 @@ def _user_or_404(user_id: UUID) -> User:
 def _user_page(account: User, *, status_form=None, code: int = 200):
     from ..sso.connections import links_of_user
     memberships = services.memberships_of(account)
+    sessions, last_activity = activity(account.id)
     return render_template("admin/user.html", account=account, memberships=memberships,
                            sso_links=links_of_user(account.id, [t.id for t, _, _ in memberships]),
-                           sessions=len(active_sessions(account.id)), last_activity=last_activity(account.id),
+                           sessions=sessions, last_activity=last_activity,
                            changed_by=db.session.get(User, account.status_changed_by) if account.status_changed_by
                            else None, status_form=status_form or UserStatusForm()), code
 

@@ -100,17 +100,31 @@ class tenant_scope:
         set_context(self.session, tenant_id=self.previous or None)
 
 
+def _flush(session) -> None:
+    session = session() if hasattr(session, "registry") else session
+    if session.new or session.dirty or session.deleted:
+        session.flush()
+
+
 class user_scope:
-    """`with user_scope(session, user_id):` reads what that user reads of their own rows (their
-    memberships in every tenant, through `membership_self_read`), for the system console."""
+    """`with user_scope(session, user_id):` reads and writes what that user may of their own rows
+    (sessions, sign-ins, passkeys, links, notifications: the `user_own` policies; their
+    memberships in every tenant through `membership_self_read`), for the paths that act for a
+    person who is not the signed-in user: the console, jobs, sign-in before it completes."""
 
     def __init__(self, session, user_id):
         self.session, self.user_id = session, user_id
 
     def __enter__(self):
         self.previous = g.get("db_user_id", "")
+        # What was changed before is written under the context it was changed in: flushed inside
+        # the scope (autoflush), another user's policies would hide its rows (an UPDATE of the
+        # signed-in person's session record would match none).
+        _flush(self.session)
         set_context(self.session, user_id=self.user_id)
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, exc_type, *exc):
+        if exc_type is None:
+            _flush(self.session)  # and what was changed inside, under this user's context
         set_context(self.session, user_id=self.previous or None)

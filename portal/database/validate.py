@@ -2,8 +2,9 @@
 
 Every table with tenant_id is isolated (NOT NULL, forced RLS, a tenant policy) and distributable
 (a tenant-leading index, tenant_id in its primary key, unique constraints and foreign keys to other
-tenant tables); the serving role cannot bypass RLS and holds only the privileges it needs; the
-database is at the migrations' head and the models match it.
+tenant tables); every table that belongs to a user instead (a user_id, no tenant_id) has forced RLS
+and a policy that reads by app.user_id; the serving role cannot bypass RLS and holds only the
+privileges it needs; the database is at the migrations' head and the models match it.
 """
 from __future__ import annotations
 
@@ -55,6 +56,37 @@ def tenant_table_problems(conn) -> dict[str, list[str]]:
         for conname, target, cols in fks:
             if target in tenant_table_names and tenant_attnum not in cols:
                 found.append(f"foreign key {conname} to tenant table {target} lacks tenant_id")
+        if found:
+            problems[name] = found
+    return problems
+
+
+USER_TABLES_SQL = """
+SELECT c.oid, c.relname, c.relrowsecurity, c.relforcerowsecurity
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'user_id' AND NOT a.attisdropped
+WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')
+  AND NOT EXISTS (SELECT 1 FROM pg_attribute t WHERE t.attrelid = c.oid AND t.attname = 'tenant_id'
+                  AND NOT t.attisdropped)
+ORDER BY c.relname
+"""
+
+
+def user_table_problems(conn) -> dict[str, list[str]]:
+    """{table: [problem, ...]} for every public table with user_id and no tenant_id (a person's own
+    rows: sessions, sign-ins, passkeys...) that is not under forced RLS keyed on app.user_id."""
+    problems: dict[str, list[str]] = {}
+    for oid, name, rls, forced in conn.execute(sa.text(USER_TABLES_SQL)).all():
+        found = []
+        if not (rls and forced):
+            found.append("row-level security is not enabled and forced")
+        policies = conn.execute(sa.text(
+            "SELECT pg_get_expr(polqual, polrelid), polcmd FROM pg_policy WHERE polrelid = :o"), {"o": oid}).all()
+        reading = [using for using, cmd in policies if cmd in ("*", "r")]
+        if not any(using and "app.user_id" in using and "nullif" in using for using in reading):
+            found.append("no policy reads by app.user_id (with nullif)")
+        if any(using is None or using.strip("() ") == "true" for using in reading):
+            found.append("a policy lets every row be read")
         if found:
             problems[name] = found
     return problems
@@ -138,6 +170,6 @@ def validate(app) -> list[str]:
     found = drift_problems(app)
     with db.engine.connect() as conn:
         found += serving_role_problems(conn)
-        for table, problems in tenant_table_problems(conn).items():
+        for table, problems in (tenant_table_problems(conn) | user_table_problems(conn)).items():
             found += [f"{table}: {problem}" for problem in problems]
     return found

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from uuid import UUID
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import delete, func, insert, or_, select, text, update
 from webauthn import (generate_authentication_options, generate_registration_options, verify_authentication_response,
                       verify_registration_response)
 from webauthn.helpers import (options_to_json_dict, parse_authentication_credential_json, parse_client_data_json,
@@ -25,6 +25,7 @@ from webauthn.helpers.structs import (AuthenticatorSelectionCriteria, Authentica
                                       UserVerificationRequirement)
 
 from ..accounts.models import User
+from ..database.context import user_scope
 from ..extensions import db
 from ..oneline import control_character
 from ..rules import RuleViolation
@@ -98,6 +99,8 @@ def _take(purpose: str, user_id: UUID | None, answered: bytes) -> bytes:
                    WebAuthnChallenge.user_id.is_(None) if user_id is None else WebAuthnChallenge.user_id == user_id)
             .values(used_at=func.now()).returning(WebAuthnChallenge.challenge))
     with db.engine.begin() as conn:
+        if user_id is not None:  # an account's challenge is its own row (RLS): taken as the account
+            conn.execute(select(func.set_config("app.user_id", str(user_id), True)))
         row = conn.execute(stmt).first()
     if row is None:
         raise PasskeyError(EXPIRED, "passkey_expired")
@@ -177,7 +180,7 @@ def register(user: User, credential: str, name: str | None, *, fallback_name: st
     except (WebAuthnException, ValueError, TypeError, KeyError) as exc:
         raise PasskeyError("The browser's answer could not be verified, so no passkey was added. "
                            "Please try again.") from exc
-    if db.session.scalar(select(Authenticator.user_id).where(Authenticator.credential_id == verified.credential_id)):
+    if owner_of(verified.credential_id) is not None:  # on this account or any other
         raise PasskeyError("That passkey is already registered.")
     transports = [t.value for t in (parsed.response.transports or []) if t.value in KNOWN_TRANSPORTS]
     authenticator = Authenticator(
@@ -213,16 +216,32 @@ def _critical(kind: str, user: User, **details) -> None:
         conn.execute(insert(SecurityEvent).values(**events.event_row(kind, user.id, user.email, details)))
 
 
+def owner_of(credential_id: bytes) -> UUID | None:
+    """The account a credential id is registered to, whoever asks (portal_passkey_owner: the one
+    read of passkeys across accounts, for a sign-in that names no account yet)."""
+    return db.session.scalar(text("SELECT portal_passkey_owner(:c)"), {"c": credential_id})
+
+
 def verify_assertion(purpose: str, credential: str, user: User | None = None) -> Verified:
     """Check the browser's answer to authentication_options(purpose, user): the challenge (used
     up whatever happens next), the passkey (registered, and the user's when one is expected),
-    the signature, origin, relying party and user verification, then the counter."""
+    the signature, origin, relying party and user verification, then the counter. The passkey
+    is read and updated as its account (RLS); a sign-in learns which account from the
+    credential id first."""
     rp = _require_rp()
     try:
         parsed = parse_authentication_credential_json(credential or "")
     except (WebAuthnException, ValueError, TypeError, KeyError) as exc:
         raise PasskeyError(NOT_ACCEPTED) from exc
     challenge = _take(purpose, user.id if user is not None else None, _answered(parsed.response.client_data_json))
+    owner_id = user.id if user is not None else owner_of(parsed.raw_id)
+    if owner_id is None:
+        raise PasskeyError(UNKNOWN, "passkey_unknown")
+    with user_scope(db.session, owner_id):
+        return _verify(parsed, challenge, rp, user)
+
+
+def _verify(parsed, challenge: bytes, rp: str, user: User | None) -> Verified:
     authenticator = db.session.scalar(select(Authenticator).where(Authenticator.credential_id == parsed.raw_id))
     if authenticator is None or (user is not None and authenticator.user_id != user.id):
         raise PasskeyError(UNKNOWN, "passkey_unknown")
@@ -302,6 +321,7 @@ def remove(user: User, passkey_id: UUID) -> str:
 
 def forget(user_id: UUID) -> int:
     """Every passkey and pending challenge of an account that is being deleted (no last-way-in
-    rule: nobody signs in to it again). Returns how many passkeys went."""
-    db.session.execute(delete(WebAuthnChallenge).where(WebAuthnChallenge.user_id == user_id))
-    return db.session.execute(delete(Authenticator).where(Authenticator.user_id == user_id)).rowcount
+    rule: nobody signs in to it again). Returns how many passkeys went. As the account (RLS)."""
+    with user_scope(db.session, user_id):
+        db.session.execute(delete(WebAuthnChallenge).where(WebAuthnChallenge.user_id == user_id))
+        return db.session.execute(delete(Authenticator).where(Authenticator.user_id == user_id)).rowcount

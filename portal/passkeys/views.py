@@ -17,6 +17,7 @@ from flask_login import current_user, login_required
 from .. import ui
 from ..accounts import lifecycle
 from ..accounts.models import User
+from ..database.context import user_scope
 from ..extensions import db, limiter
 from ..profile.views import fresh_auth_required
 from ..redirects import safe_next
@@ -80,9 +81,13 @@ def my_passkeys() -> dict:
 
 @bp.app_template_global()
 def pending_passkeys() -> int:
-    """How many passkeys the account waiting at the second-factor step has."""
+    """How many passkeys the account waiting at the second-factor step has (read as that
+    account: its password is proved, its session not yet made)."""
     user = _pending_user()
-    return services.count(user.id) if user is not None else 0
+    if user is None:
+        return 0
+    with user_scope(db.session, user.id):
+        return services.count(user.id)
 
 
 @bp.app_template_global()
@@ -244,7 +249,8 @@ def second_factor_options():
     user = _pending_user()
     if user is None:
         return jsonify(error="Please sign in again.", redirect=url_for("accounts.login")), 401
-    return _options(lambda: services.authentication_options("second_factor", user))
+    with user_scope(db.session, user.id):  # the pending account's passkeys and its challenge
+        return _options(lambda: services.authentication_options("second_factor", user))
 
 
 @bp.post("/login/verify/passkey")

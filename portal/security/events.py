@@ -10,7 +10,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from flask import g, has_request_context, request
-from sqlalchemy import insert
+from sqlalchemy import func, insert, select
 
 from ..extensions import db
 from .models import LoginEvent, SecurityEvent
@@ -76,8 +76,9 @@ def security(kind: str, user, **details: Any) -> None:
 
 def record(email: str, *, success: bool, reason: str, user_id: UUID | None = None,
            method: str = "password") -> None:
-    values = {"email": (email or "")[:320], "success": success, "reason": reason, "user_id": user_id,
-              "method": method}
+    # The id is made here, as event_row's: a failure with no account is a row nobody may read back.
+    values = {"id": uuid4(), "email": (email or "")[:320], "success": success, "reason": reason,
+              "user_id": user_id, "method": method}
     context = _context()
     values["ip_address"], values["user_agent"] = context["ip_address"], context["user_agent"]
     kind = "signin.success" if success else "signin.failure"
@@ -88,6 +89,11 @@ def record(email: str, *, success: bool, reason: str, user_id: UUID | None = Non
         db.session.add(SecurityEvent(**event))
         return
     with db.engine.begin() as conn:
+        # A sign-in row is its account's own (RLS user_own): this transaction, which writes
+        # these two rows and nothing else, writes it as the account tried. No account: user_id
+        # NULL, which anyone may insert and nobody reads (login_events_unknown_account_insert).
+        if user_id is not None:
+            conn.execute(select(func.set_config("app.user_id", str(user_id), True)))
         conn.execute(insert(LoginEvent).values(**values))
         conn.execute(insert(SecurityEvent).values(**event))
 

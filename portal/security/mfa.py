@@ -11,6 +11,7 @@ from sqlalchemy import delete, func, select, update
 
 from ..accounts.models import User
 from .. import keys
+from ..database.context import user_scope
 from ..extensions import db
 from . import events
 from .models import BackupCode
@@ -119,10 +120,12 @@ def verify(user: User, code: str) -> str | None:
                 db.session.refresh(user, ["totp_last_step"])
                 return "totp"
         return None
-    used = db.session.execute(update(BackupCode).where(
-        BackupCode.user_id == user.id, BackupCode.used_at.is_(None),
-        BackupCode.code_hash == _code_hash(code.lower()))
-        .values(used_at=func.now()).returning(BackupCode.id)).scalar()
-    if used:
-        events.security("mfa.backup_code_used", user, remaining=remaining_backup_codes(user))
+    # As the account (RLS): at sign-in its password is proved and the session not yet made.
+    with user_scope(db.session, user.id):
+        used = db.session.execute(update(BackupCode).where(
+            BackupCode.user_id == user.id, BackupCode.used_at.is_(None),
+            BackupCode.code_hash == _code_hash(code.lower()))
+            .values(used_at=func.now()).returning(BackupCode.id)).scalar()
+        if used:
+            events.security("mfa.backup_code_used", user, remaining=remaining_backup_codes(user))
     return "backup_code" if used else None

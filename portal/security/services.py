@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from flask import current_app, url_for
-from sqlalchemy import delete, func, or_, text
+from sqlalchemy import delete, func, text
 
 from uuid import UUID
 
@@ -10,6 +10,7 @@ from ..accounts import lifecycle
 from ..accounts.models import User, UserStatus
 from ..accounts.passwords import hash_password
 from ..accounts.services import find_user_by_email, normalise_email
+from ..database.context import user_scope
 from ..extensions import db
 from ..mail.outbox import enqueue
 from ..rules import RuleViolation
@@ -63,9 +64,10 @@ def cancel_deletion(user: User) -> None:
 def scrub(user_id: UUID) -> int:
     """accounts.lifecycle's scrubber: a deleted account's second factor, sessions, links and
     sign-in history (with its addresses). The security events stay: they are the account's
-    security log, and read 'Deleted user' once the account is scrubbed."""
-    return sum(db.session.execute(delete(model).where(model.user_id == user_id)).rowcount
-               for model in (BackupCode, UserSession, AccountToken, LoginEvent))
+    security log, and read 'Deleted user' once the account is scrubbed. As the account (RLS)."""
+    with user_scope(db.session, user_id):
+        return sum(db.session.execute(delete(model).where(model.user_id == user_id)).rowcount
+                   for model in (BackupCode, UserSession, AccountToken, LoginEvent))
 
 
 def request_password_reset(email: str) -> None:
@@ -85,11 +87,12 @@ def reset_password(token: str, new_password: str) -> User:
     record = tokens.find(token, TokenPurpose.RESET_PASSWORD)
     if record is None:
         raise RuleViolation("This reset link is not valid any more. Ask for a new one.")
-    from ..extensions import db
-    user = db.session.get(User, record.user_id)
-    set_password(user, new_password, keep_current_session=False)
-    if not tokens.consume(record):
-        raise RuleViolation("This reset link was just used. Ask for a new one.")
+    # The link proves the person: their sessions end and their link is used as them (RLS).
+    with user_scope(db.session, record.user_id):
+        user = db.session.get(User, record.user_id)
+        set_password(user, new_password, keep_current_session=False)
+        if not tokens.consume(record):
+            raise RuleViolation("This reset link was just used. Ask for a new one.")
     return user
 
 
@@ -108,7 +111,6 @@ def request_email_change(user: User, new_email: str) -> None:
 
 
 def confirm_email_change(user: User, token: str) -> str:
-    from ..extensions import db
     record = tokens.find(token, TokenPurpose.VERIFY_EMAIL)
     if record is None or record.user_id != user.id:
         raise RuleViolation("This confirmation link is not valid any more.")
@@ -125,10 +127,10 @@ def confirm_email_change(user: User, token: str) -> str:
 
 
 def prune_history(events_days: int, sessions_days: int) -> dict:
-    """Delete sign-in events older than `events_days` and sessions ended more than `sessions_days` ago."""
-    events = db.session.execute(delete(LoginEvent).where(
-        LoginEvent.created_at < func.now() - text("make_interval(days => :d)").bindparams(d=events_days))).rowcount
-    cutoff = func.now() - text("make_interval(days => :s)").bindparams(s=sessions_days)
-    ended = db.session.execute(delete(UserSession).where(
-        or_(UserSession.expires_at < cutoff, UserSession.revoked_at < cutoff))).rowcount
-    return {"login_events": events, "sessions": ended}
+    """Delete sign-in events older than `events_days`, sessions ended more than `sessions_days`
+    ago and passkey challenges expired an hour ago, of every account (portal_prune_signin_history:
+    these rows are each their user's under RLS)."""
+    row = db.session.execute(text("SELECT * FROM portal_prune_signin_history(:e, :s)"),
+                             {"e": events_days, "s": sessions_days}).one()
+    return {"login_events": row.pruned_login_events, "sessions": row.pruned_sessions,
+            "challenges": row.pruned_challenges}

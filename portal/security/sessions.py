@@ -9,10 +9,10 @@ from typing import NamedTuple
 from uuid import UUID
 
 from flask import current_app, g, request, session
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 
 from ..accounts.models import User, UserStatus, UserType
-from ..database.context import BOUNDS, adopt, timeouts
+from ..database.context import BOUNDS, adopt, timeouts, user_scope
 from ..database.driver import first_row
 from ..database.liveness import retrying_once
 from ..database.loaded import Loaded, attach
@@ -193,14 +193,27 @@ def revoke_all(user_id: UUID, *, except_current: bool = False) -> int:
 
 def end_all(user_id: UUID, tenant_id: UUID | None) -> int:
     """accounts.lifecycle's ender: every web session of the account. Sessions are not a
-    tenant's: ending access in one tenant leaves them (its membership keeps them out of it)."""
-    return 0 if tenant_id is not None else revoke_all(user_id)
+    tenant's: ending access in one tenant leaves them (its membership keeps them out of it).
+    Run by the console, jobs and commands for someone else: under the account's own policy."""
+    if tenant_id is not None:
+        return 0
+    with user_scope(db.session, user_id):
+        return revoke_all(user_id)
 
 
 def last_activity(user_id: UUID) -> datetime | None:
     """When the person last used the portal: their sessions' last request (touched at most once
     a minute), kept for ENDED_SESSIONS_RETENTION_DAYS after a session ends."""
     return db.session.scalar(select(func.max(UserSession.last_seen_at)).where(UserSession.user_id == user_id))
+
+
+def activity(user_id: UUID) -> tuple[int, datetime | None]:
+    """The console's view of another account: how many sessions are active and when it was last
+    used; counts, not rows (portal_account_sessions answers a system admin only)."""
+    idle, _ = limits()
+    row = db.session.execute(text("SELECT active_sessions, last_activity FROM portal_account_sessions(:u, :i)"),
+                             {"u": user_id, "i": int(idle.total_seconds())}).first()
+    return (row.active_sessions, row.last_activity) if row is not None else (0, None)
 
 
 def active_sessions(user_id: UUID) -> list[UserSession]:

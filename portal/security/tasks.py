@@ -1,4 +1,4 @@
-"""Scheduled: prune old sign-in events and ended sessions."""
+"""Scheduled: prune old sign-in events, ended sessions and stale passkey challenges."""
 from __future__ import annotations
 
 from ..extensions import db
@@ -13,5 +13,6 @@ def prune(timestamp: int) -> dict:
     with app.app_context():
         counts = prune_history(app.config["SIGNIN_EVENTS_RETENTION_DAYS"], app.config["ENDED_SESSIONS_RETENTION_DAYS"])
         db.session.commit()
-        app.logger.info("pruned %(login_events)s sign-in event(s) and %(sessions)s session(s)", counts)
+        app.logger.info("pruned %(login_events)s sign-in event(s), %(sessions)s session(s) and %(challenges)s "
+                        "passkey challenge(s)", counts)
         return counts

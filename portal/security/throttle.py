@@ -13,10 +13,9 @@ from datetime import datetime, timedelta, timezone
 
 from flask import current_app, request
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy import func, select
+from sqlalchemy import text
 
 from ..extensions import db
-from .models import LoginEvent
 
 DEVICE_COOKIE = "portal_device"
 COUNTED = ("bad_password", "bad_second_factor", "bad_reauth")
@@ -62,10 +61,11 @@ def second_factor_retry_after(email: str) -> int:
 
 def _wait(email: str, reasons: tuple[str, ...]) -> int:
     window = timedelta(minutes=current_app.config["LOGIN_FAILURE_WINDOW_MINUTES"])
+    # Before anyone is signed in, across accounts (an address may have none): sign-in rows are
+    # each account's own under RLS, so a count through portal_signin_failures, never the rows.
     count, oldest = db.session.execute(
-        select(func.count(), func.min(LoginEvent.created_at)).where(
-            func.lower(LoginEvent.email) == email.lower(), LoginEvent.success.is_(False),
-            LoginEvent.reason.in_(reasons), LoginEvent.created_at > func.now() - window)).one()
+        text("SELECT failures, oldest FROM portal_signin_failures(:e, CAST(:r AS text[]), :w)"),
+        {"e": email, "r": list(reasons), "w": int(window.total_seconds())}).one()
     if count < current_app.config["LOGIN_MAX_FAILURES"]:
         return 0
     return max(1, int((oldest + window - datetime.now(timezone.utc)).total_seconds()))
