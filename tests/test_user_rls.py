@@ -1,5 +1,5 @@
 """A person's own rows (sessions, sign-ins, backup codes, links, passkeys, challenges...) under
-row-level security keyed on app.user_id, as the serving role (migration 0027); and the narrow
+row-level security keyed on app.user_id, as the serving role (migration 0028); and the narrow
 functions that read across people or before anyone is signed in."""
 from __future__ import annotations
 
@@ -224,18 +224,7 @@ def test_users_see_only_their_own_sessions(app, serving):
     assert alice.get("/account/sessions").status_code == 200
 
 
-def test_only_app_user_id_shows_the_persons_memberships_in_every_organization(serving):
-    """Seed 003: with only app.user_id set, the memberships answer for every organization the
-    person belongs to and no other (membership_self_read); no tenant's rows are readable."""
-    with serving.begin() as conn:
-        people = dict(conn.execute(sa.text(
-            "SELECT email, id FROM users WHERE email IN ('alice@acme.com', 'charlie@techstart.io')")).all())
-        slugs = dict(conn.execute(sa.text("SELECT id, slug FROM tenants")).all())
-        for email, expected in (("alice@acme.com", {"acme-corp"}), ("charlie@techstart.io", {"techstart", "delta-retail"})):
-            as_user(conn, people[email])
-            tenants = conn.execute(sa.text("SELECT tenant_id, user_id FROM user_tenant_associations")).all()
-            assert {slugs[t] for t, _ in tenants} == expected and {u for _, u in tenants} == {people[email]}
-            assert count(conn, "devices") == 0 and count(conn, "sites") == 0
+# With only app.user_id set, what the person reads of their organizations: tests/test_seed_003.py.
 
 
 def test_the_console_sees_counts_and_ends_another_persons_sessions(app, factory, serving):

@@ -10,13 +10,13 @@ reading permissions only in a read-only tenant, as user_has_permission answers).
 With a tenant entered, nothing changes: `tenant_isolation` alone decides, as before.
 
 Revision ID: 0029
-Revises: 0026
+Revises: 0028
 Create Date: 2026-12-07 10:00:00
 """
 from alembic import op
 
 revision = "0029"
-down_revision = "0026"
+down_revision = "0028"
 branch_labels = None
 depends_on = None
 

@@ -1,6 +1,6 @@
 """Passkeys (WebAuthn credentials, seed 004's Authenticators) and their server-side challenges.
 Global tables: a passkey belongs to a person, not to an organization (like user_sessions), and
-is read and written only as that person (RLS `user_own`, migration 0027)."""
+is read and written only as that person (RLS `user_own`, migration 0028)."""
 from __future__ import annotations
 
 from datetime import datetime

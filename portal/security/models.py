@@ -1,7 +1,7 @@
 """Account security records: server-side sessions, sign-in history, single-use account
 tokens and two-factor backup codes. Global tables: they belong to a user, not a tenant, and a
 transaction reads and writes only its own user's rows (RLS `user_own` on app.user_id, migration
-0027; docs/isolation.md "Per-user tables")."""
+0028; docs/isolation.md "Per-user tables")."""
 from __future__ import annotations
 
 import enum

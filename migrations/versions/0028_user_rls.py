@@ -27,13 +27,13 @@ TOTP lives in columns of `users` (not under RLS: signing in reads it by email). 
 stays a tenant table with its tenant policy only: a provider's callback finds the account by the
 link itself, before anyone is known, and the organization's connection page lists its members'.
 
-Revision ID: 0027
-Revises: 0025 (provisional: the lead renumbers on merge)
+Revision ID: 0028
+Revises: 0026
 """
 from alembic import op
 
-revision = "0027"
-down_revision = "0025"
+revision = "0028"
+down_revision = "0026"
 branch_labels = None
 depends_on = None
 
