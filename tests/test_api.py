@@ -182,6 +182,10 @@ ROUTES = {
     "api.decommission_device": ("POST", "/api/v1/devices/{device}/decommission", "devices:write"),
     "api.bulk_status": ("POST", "/api/v1/devices/bulk-status", "devices:status"),
     "api.record_events": ("POST", "/api/v1/events", "events:write"),
+    "members_api.list_roles": ("GET", "/api/v1/roles", "members:view"),
+    "members_api.list_members": ("GET", "/api/v1/members", "members:view"),
+    "members_api.get_member": ("GET", "/api/v1/members/{member}", "members:view"),
+    "members_api.update_member": ("PATCH", "/api/v1/members/{member}", "members:manage"),
     "integrations_api.list_integrations": ("GET", "/api/v1/integrations", "integrations:view"),
     "integrations_api.create_integration": ("POST", "/api/v1/integrations", "integrations:manage"),
     "integrations_api.get_integration": ("GET", "/api/v1/integrations/{integration}", "integrations:view"),
@@ -213,13 +217,14 @@ def test_scope_matrix(app, client, world, scope):
     """A token with only `scope` reaches exactly the routes that need it (403 elsewhere), and
     another tenant's ids are 404 wherever it reaches."""
     a, b = world["a"], world["b"]
+    members = {a["id"]: world["users"]["viewer"].id, b["id"]: world["b_owner"].id}
     token = token_for(app, client, a["id"], [scope])
     failures = []
     for endpoint, (method, template, needed) in ROUTES.items():
         for tenant, expect_foreign in ((a, False), (b, True)):
             # No integration exists: an id of none (404 once the scope lets the request through).
             url = template.format(site=tenant["sites"][0], device=tenant["devices"][0], integration=uuid.UUID(int=1),
-                                  entry=uuid.UUID(int=2))
+                                  entry=uuid.UUID(int=2), member=members[tenant["id"]])
             got = client.open(url, method=method, json={}, headers=bearer(token)).status_code
             if needed != scope:
                 if got != 403:

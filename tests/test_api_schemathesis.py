@@ -76,9 +76,11 @@ def test_schemathesis_over_the_whole_document(app, live_server, world):
     rejection = schema.config.checks.negative_data_rejection
     rejection.expected_statuses = [*rejection.expected_statuses, "413"]
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 32  # 26 of /api/v1 (12 of them integrations), 3 of the agents, 3 of /oauth
+    # 30 of /api/v1 (12 of them integrations, 4 roles and members), 3 of the agents, 3 of /oauth
+    assert len(operations) == 36
     a = world["a"]
-    real = {"site_id": str(a["sites"][0]), "device_id": str(a["devices"][0])}
+    real = {"site_id": str(a["sites"][0]), "device_id": str(a["devices"][0]),
+            "user_id": str(world["users"]["viewer"].id)}
     started = time.monotonic()
     with app.test_client() as http:
         tokens = {scope: {"Authorization": f"Bearer {token_for(app, http, a['id'], [scope])}"} for scope in EVERYTHING}
@@ -100,7 +102,8 @@ def test_schemathesis_over_the_whole_document(app, live_server, world):
             label = f"{operation.method.upper()} {operation.path}"
             if label == "GET /api/v1/agent/tasks" and mode is GenerationMode.POSITIVE:
                 fixed["query"] = {"wait": 0}  # a valid wait is a real wait: up to 25 s with no task queued
-            if label in ("GET /api/v1/devices", "GET /api/v1/sites", "GET /api/v1/integrations/{integration_id}/log") \
+            if label in ("GET /api/v1/devices", "GET /api/v1/sites", "GET /api/v1/members",
+                         "GET /api/v1/integrations/{integration_id}/log") \
                     and mode is GenerationMode.POSITIVE:
                 fixed["query"] = {"cursor": ""}  # a cursor is opaque: a random one is refused, rightly
             raw = operation.definition.raw

@@ -61,6 +61,30 @@ def query(schema: Schema) -> dict:
         raise Problem(422, "Some query parameters are not valid.", errors=field_errors(exc.messages)) from None
 
 
+BAD_CURSOR = "Not a cursor of this list: use the `next` link of a page."
+
+
+def bad_cursor() -> Problem:
+    return Problem(422, "Some query parameters are not valid.", errors=field_error("cursor", BAD_CURSOR))
+
+
+def cursor(position: str) -> str:
+    """A list's position (a name, an email) as an opaque cursor."""
+    return base64.urlsafe_b64encode(position.encode()).decode().rstrip("=")
+
+
+def uncursor(value: str) -> str:
+    """The position of a cursor `cursor()` made; a 422 naming `cursor` for anything else."""
+    try:
+        # validate: the lenient default skips stray characters, and a mangled cursor became a name
+        text = base64.b64decode(value + "=" * (-len(value) % 4), altchars=b"-_", validate=True).decode()
+    except (ValueError, UnicodeDecodeError):
+        raise bad_cursor() from None
+    if "\x00" in text:
+        raise bad_cursor()
+    return text
+
+
 def refused(exc: RuleViolation) -> Problem:
     """A rule's refusal: 422 naming the field, or 409 when it is about the resource's state."""
     if exc.field:

@@ -42,6 +42,7 @@ QUERY_NOTE = (" A query parameter that is not one of these, is given twice or is
               "included) is a 422 whose `errors` name it; a NUL character anywhere is a 400.")
 DEVICE_FILTERS = [{"in": "query", "schema": schemas.DeviceListArgs}]
 SITE_FILTERS = [{"in": "query", "schema": schemas.SiteListArgs}]
+MEMBER_FILTERS = [{"in": "query", "schema": schemas.MemberListArgs}]
 
 # endpoint -> (summary, parameters, request body schema, {status: response})
 OPERATIONS = {
@@ -79,11 +80,24 @@ OPERATIONS = {
     "api.record_events": ("Record up to 1,000 custom analytics events (all or none)", [], "EventsIn",
                           {"201": _json("EventsOut", description="Recorded"), "400": PROBLEM, "415": PROBLEM,
                            "422": PROBLEM}),
+    # Served by portal/members/api.py (the members area imports portal.api, so its views live there).
+    "members_api.list_roles": ("List the organization's roles (built-in first, then its own)", [], None,
+                               {"200": _json("RoleList")}),
+    "members_api.list_members": ("List members by email (cursor pages)", MEMBER_FILTERS, None,
+                                 {"200": _json("MemberPage"), "400": PROBLEM, "422": PROBLEM}),
+    "members_api.get_member": ("Read a member: their roles, permissions and sites", [], None,
+                               {"200": _json("MemberOut", ETAG), "404": PROBLEM}),
+    "members_api.update_member": ("Set a member's roles (a base role and further custom roles)", [IF_MATCH],
+                                  "MemberPatch",
+                                  {"200": _json("MemberOut", ETAG), "400": PROBLEM, "404": PROBLEM, "409": PROBLEM,
+                                   "412": PROBLEM, "415": PROBLEM, "422": PROBLEM, "428": PROBLEM}),
 }
 COMPONENTS = {"SiteIn": schemas.SiteIn, "SitePatch": schemas.SitePatch, "SiteOut": schemas.SiteOut,
               "SitePage": schemas.SitePage, "DeviceIn": schemas.DeviceIn, "DevicePatch": schemas.DevicePatch,
               "DeviceOut": schemas.DeviceOut, "DevicePage": schemas.DevicePage, "BulkStatusIn": schemas.BulkStatusIn,
               "BulkStatusOut": schemas.BulkStatusOut,
+              "RoleOut": schemas.RoleOut, "RoleList": schemas.RoleList, "RoleRef": schemas.RoleRef,
+              "MemberOut": schemas.MemberOut, "MemberPage": schemas.MemberPage, "MemberPatch": schemas.MemberPatch,
               "EventIn": schemas.EventIn, "EventsIn": schemas.EventsIn, "EventsOut": schemas.EventsOut, "Problem": schemas.ProblemOut,
               "TokenIn": schemas.TokenIn, "TokenOut": schemas.TokenOut, "TokenRef": schemas.TokenRef,
               "Introspection": schemas.Introspection, "OAuthError": schemas.OAuthError, **agent_doc.COMPONENTS}
@@ -178,7 +192,7 @@ def _path_parameters(rule) -> list[dict]:
 
 def document() -> dict:
     spec = APISpec(title="Portal API", version="1", openapi_version="3.1.0", plugins=[MarshmallowPlugin()],
-                   info={"description": "Sites and devices of one organization, for OAuth 2.0 clients "
+                   info={"description": "Sites, devices, members and roles of one organization, for OAuth 2.0 clients "
                                         "(client credentials at /oauth/token); the devices' agents' own API "
                                         "under /api/v1/agent. See the README."})
     scopes = {p.value: p.description for p in _permissions()}

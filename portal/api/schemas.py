@@ -219,6 +219,62 @@ class EventsOut(Schema):
     recorded = fields.Integer(required=True)
 
 
+# --- Roles and members ---------------------------------------------------------------------
+
+ROLE_KINDS = ("system", "custom")
+ROLE_SET_MAX = 51  # one built-in role and at most 50 custom roles (roles.services.MAX_CUSTOM_ROLES)
+
+
+class RoleOut(Schema):
+    key = fields.String(required=True, metadata={"description": "A built-in role's name (owner, admin, member, "
+                                                                "viewer) or a custom role's id: what PATCH takes"})
+    name = fields.String(required=True)
+    description = fields.String(required=True)
+    kind = fields.String(required=True, validate=validate.OneOf(ROLE_KINDS))
+    permissions = fields.List(fields.String(), required=True)
+
+
+class RoleList(Schema):
+    items = fields.List(fields.Nested(RoleOut), required=True,
+                        metadata={"description": "The built-in roles first, then the organization's own by name"})
+
+
+class RoleRef(Schema):
+    key = fields.String(required=True)
+    name = fields.String(required=True)
+
+
+class MemberOut(Schema):
+    user_id = fields.UUID(required=True)
+    email = fields.String(required=True)
+    name = fields.String(allow_none=True, required=True)
+    status = fields.String(required=True, validate=validate.OneOf(["active", "invited", "suspended"]))
+    role = fields.String(required=True, metadata={"description": "The base role's key (the owner rules read it)"})
+    roles = fields.List(fields.Nested(RoleRef), required=True,
+                        metadata={"description": "Every role held: the base role first, then further custom roles"})
+    permissions = fields.List(fields.String(), required=True, metadata={"description": "The union of the roles'"})
+    all_sites = fields.Boolean(required=True, metadata={"description": "The roles see every site (sites:see-all)"})
+    site_ids = fields.List(fields.UUID(), required=True, metadata={"description": "The active sites assigned"})
+
+
+class MemberPage(Schema):
+    items = fields.List(fields.Nested(MemberOut), required=True)
+    next = fields.String(allow_none=True, required=True, metadata={"description": "URL of the next page, or null"})
+
+
+class MemberListArgs(Query):
+    q = Text(validate=validate.Length(max=100), metadata={"description": "Part of the name or email"})
+    cursor = Cursor()
+
+
+class MemberPatch(Strict):
+    roles = fields.List(fields.String(validate=validate.Length(min=1, max=64)), required=True,
+                        validate=validate.Length(min=1, max=ROLE_SET_MAX),
+                        metadata={"description": "Role keys (GET /api/v1/roles): at most one built-in role, which "
+                                                 "is the base role; without one, the first listed is. The others are "
+                                                 "held besides it. Exactly these roles afterwards."})
+
+
 class FieldError(Schema):
     field = fields.String(required=True)
     detail = fields.String(required=True)

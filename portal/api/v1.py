@@ -2,7 +2,6 @@
 limits and audit as the pages. Views parse JSON, call one service, answer JSON."""
 from __future__ import annotations
 
-import base64
 from dataclasses import replace
 from decimal import Decimal
 from uuid import UUID
@@ -19,7 +18,7 @@ from ..sites import queries as site_queries
 from ..sites import services as site_services
 from ..tenancy import Permission, current
 from . import auth, openapi, schemas
-from .conventions import body, check_if_match, document, idempotent, query, refused
+from .conventions import bad_cursor, body, check_if_match, cursor, document, idempotent, query, refused, uncursor
 from .problems import Problem, field_error
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -83,36 +82,14 @@ def _decimal(value):
     return Decimal(str(value)) if value is not None else None
 
 
-def _cursor(value: str) -> str:
-    return base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
-
-
-BAD_CURSOR = "Not a cursor of this list: use the `next` link of a page."
-
-
-def _bad_cursor() -> Problem:
-    return Problem(422, "Some query parameters are not valid.", errors=field_error("cursor", BAD_CURSOR))
-
-
-def _uncursor(value: str) -> str:
-    try:
-        # validate: the lenient default skips stray characters, and a mangled cursor became a name
-        text = base64.b64decode(value + "=" * (-len(value) % 4), altchars=b"-_", validate=True).decode()
-    except (ValueError, UnicodeDecodeError):
-        raise _bad_cursor() from None
-    if "\x00" in text:
-        raise _bad_cursor()
-    return text
-
-
 @bp.get("/sites")
 @auth.scope(Permission.SITES_VIEW)
 def list_sites():
     args = query(schemas.SiteListArgs())
     archived = args["archived"]
-    after = _uncursor(args["cursor"]) if args.get("cursor") else ""
+    after = uncursor(args["cursor"]) if args.get("cursor") else ""
     rows, next_name, _, _ = site_queries.site_page(current(), after=after, archived=archived)
-    next_url = url_for(".list_sites", cursor=_cursor(next_name), **({"archived": "true"} if archived else {})) \
+    next_url = url_for(".list_sites", cursor=cursor(next_name), **({"archived": "true"} if archived else {})) \
         if next_name else None
     headers = {"Link": f'<{next_url}>; rel="next"'} if next_url else {}
     return document({"items": [site_document(site) for site, _ in rows], "next": next_url}, etag=False,
@@ -230,7 +207,7 @@ def list_devices():
     state = device_queries.ListState.from_args(request.args)
     state = replace(state, after=args.get("cursor", ""), before="")
     if state.after and not device_queries.readable_cursor(state.after, state.sort):
-        raise _bad_cursor()  # the page starts over on a bad cursor; a client is told
+        raise bad_cursor()  # the page starts over on a bad cursor; a client is told
     limit = args.get("limit", device_queries.PAGE_SIZE)
     page = device_queries.device_page(current(), state, limit)
     # The hot path: plain dicts, as schemas.DeviceItem documents them (the rows are psycopg's own

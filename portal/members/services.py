@@ -136,12 +136,20 @@ def change_role(ctx: TenantContext, target: Membership, role: roles.Role) -> Mem
     _may_manage(ctx, target)
     if not roles.may_grant(ctx, role):
         raise RuleViolation("Only an owner can make someone an owner." if role.is_owner else
-                            f"You cannot give the role {role.name}: it allows more than your own role does.")
+                            f"You cannot give the role {role.name}: it allows more than your own role does.",
+                            field="role")
     lock_tenant(ctx.tenant)
     if not role.is_owner:
         _keeps_an_owner(ctx, target)
     before = roles.role_of(target).name
-    changed = _change(ctx, target, "member.role_change", **role.columns())
+
+    def no_longer_further():  # a custom role that becomes the base is not also held besides it
+        db.session.execute(delete(UserRole).where(UserRole.tenant_id == ctx.tenant_id,
+                                                  UserRole.membership_id == target.id,
+                                                  UserRole.role_id == role.custom_id))
+        roles.forget()
+    changed = _change(ctx, target, "member.role_change", then=no_longer_further if role.is_custom else None,
+                      **role.columns())
     if target.user_id != ctx.user_id:
         notify(ctx.tenant_id, [target.user_id], Kind.ROLE_CHANGED,
                {"actor": actor_name(ctx), "tenant": ctx.tenant.name, "before": before,
@@ -155,7 +163,7 @@ def set_further_roles(ctx: TenantContext, target: Membership, further: list[role
     current_role = roles.role_of(target)
     wanted = {r.key: r for r in further if r.key != current_role.key}
     if any(not r.is_custom for r in wanted.values()):
-        raise RuleViolation("Further roles are custom roles: the base role is the built-in one.")
+        raise RuleViolation("Further roles are custom roles: the base role is the built-in one.", field="roles")
     held = {r.key for r in current_role.further}
     if set(wanted) == held:
         return target
@@ -165,11 +173,13 @@ def set_further_roles(ctx: TenantContext, target: Membership, further: list[role
     # Only what changes is checked: a role someone else gave stays, even if this actor could not give it.
     for key in set(wanted) - held:
         if not roles.may_grant(ctx, wanted[key]):
-            raise RuleViolation(f"You cannot give the role {wanted[key].name}: it allows more than your own role does.")
+            raise RuleViolation(f"You cannot give the role {wanted[key].name}: it allows more than your own role does.",
+                                field="roles")
     for key in held - set(wanted):
         dropped = next(r for r in current_role.further if r.key == key)
         if not roles.may_grant(ctx, dropped):
-            raise RuleViolation(f"You cannot take away the role {dropped.name}: it allows more than your own role does.")
+            raise RuleViolation(f"You cannot take away the role {dropped.name}: it allows more than your own role does.",
+                                field="roles")
     lock_tenant(ctx.tenant)
     before = _snapshot(target)
     db.session.execute(delete(UserRole).where(UserRole.tenant_id == ctx.tenant_id,
