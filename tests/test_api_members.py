@@ -208,3 +208,15 @@ def test_an_app_acting_for_an_admin_changes_roles_as_the_admin(app, team):
     # Capped by what the token carries: without members:manage, no change.
     weak = bearer(person_token(app, t["id"], users["member"].id, ["members:view", "members:manage"], "Other App"))
     assert patch(http, weak, viewer, ["viewer"]).status_code == 403  # a member's role lacks members:manage
+
+
+def test_an_app_acting_for_an_owner_with_a_few_scopes_cannot_grant_ownership(app, team):
+    """An owner's standing goes with every permission, not with the person: an app allowed only
+    the members scopes acts as what those allow (it cannot make owners nor change an owner)."""
+    http, t, users = team["http"], team["t"], team["users"]
+    narrow = bearer(person_token(app, t["id"], users["owner"].id, READ + ["members:manage"], "Narrow App"))
+    r = patch(http, narrow, users["viewer"].id, ["owner"])
+    assert r.status_code == 422 and "Only an owner can make someone an owner" in r.get_data(as_text=True)
+    assert patch(http, narrow, users["admin"].id, ["viewer"]).status_code == 409  # an admin holds more than the token
+    full = bearer(person_token(app, t["id"], users["owner"].id, EVERYTHING, "Full App"))
+    assert patch(http, full, users["viewer"].id, ["owner"]).status_code == 200

@@ -84,8 +84,11 @@ def _as_person(row, tenant) -> TenantContext:
     Which sites they see follows the person (sites:see-all is visibility, not an action)."""
     _, membership, role = entered(row, row.u_id)
     allowed = parse_scopes(row.k_scopes) | {Permission.SITES_SEE_ALL}
-    capped = Role(role.key, role.name, role.description, role.permissions & allowed, system=role.system,
-                  custom_id=role.custom_id)
+    permissions = role.permissions & allowed
+    # An owner's standing (grant or take ownership, manage anyone) only goes with every permission:
+    # an app holding a few of an owner's scopes acts as what those scopes allow, nothing more.
+    system = role.system if not role.is_owner or permissions == role.permissions else None
+    capped = Role(role.key, role.name, role.description, permissions, system=system, custom_id=role.custom_id)
     if request.method in ("GET", "HEAD") and (row.g_last_used_at is None
                                               or datetime.now(UTC) - row.g_last_used_at > GRANT_TOUCH):
         # "Last used" on the person's connected apps; only reads write it (a change request takes
