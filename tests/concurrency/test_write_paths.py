@@ -24,6 +24,7 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from conftest import csrf_token, login
 from test_agents import issue
 from test_api import get_token, make_client
+from test_roles import make_role
 
 from portal import metrics
 from portal.audit.chain import verify_tenant
@@ -52,6 +53,7 @@ class Shop:
                     "INSERT INTO user_tenant_associations (id, tenant_id, user_id, role, status) "
                     "VALUES (gen_random_uuid(), :t, :u, 'member', 'active')"), {"t": self.t["id"], "u": m.id})
             db.session.commit()
+        self.keeper = make_role(app, self.t["id"], "Status keeper", ["tenant:view", "devices:status"])
         self.slug = self.t["slug"]
         self.base = f"/t/{self.slug}"
         self.devices = [str(d) for d in self.t["devices"]]
@@ -160,6 +162,13 @@ def _import(shop, state, t, r):
 def _role(shop, state, t, r):
     member = shop.members[(t + r) % len(shop.members)]
     return _post(shop.client(), f"{shop.base}/members/{member.id}/role", {"role": ("viewer", "member")[r % 2]})
+
+
+def _further(shop, state, t, r):
+    """Give and take a further role (role sets): the tenant lock, then user_roles, then the audit chain."""
+    member = shop.members[(t + r) % len(shop.members)]
+    return _post(shop.client(), f"{shop.base}/members/{member.id}/further-roles",
+                 {"roles": [shop.keeper] if r % 2 == 0 else []})
 
 
 def _assign(shop, state, t, r):
@@ -286,6 +295,7 @@ def _scim(shop, state, t, r):
 PATHS = {
     "invite": (None, _invite), "accept": (_accept_prepare, _accept), "bring-back": (None, _bring_back),
     "status": (None, _status), "bulk-status": (None, _bulk), "import": (None, _import), "role": (None, _role),
+    "further-roles": (None, _further),
     "assign": (None, _assign), "task": (None, _task), "heartbeat": (None, _heartbeat), "api": (None, _api),
     "oauth": (_oauth_prepare, _oauth),
     "suspend": (_suspend_prepare, _suspend),
