@@ -145,6 +145,9 @@ EXPECTED: dict[tuple[str, str], dict[str, int | tuple[int, ...]]] = {
         ("delete_integration", "DELETE"), ("update_integration", "PATCH"), ("replace_credentials", "POST"), ("enable_integration", "POST"), ("disable_integration", "POST"),
         ("test_integration", "POST"), ("sync_integration", "POST"), ("integration_log", "GET"),
         ("replay_delivery", "POST"))},
+    # Members and roles in the API (issue 26): a bearer token or nothing.
+    **{(f"members_api.{name}", method): each(401, 401) for name, method in (
+        ("list_roles", "GET"), ("list_members", "GET"), ("get_member", "GET"), ("update_member", "PATCH"))},
     ("static", "GET"): each(200, 200),
     ("favicon", "GET"): each(200, 200),
 }

@@ -28,7 +28,8 @@ def with_a_full_history(app, factory):
     than the pages list, from a browser with a long user agent."""
     person = factory.user(name="Hana History")
     headers, environ = {"User-Agent": BROWSER}, {"REMOTE_ADDR": "2001:db8:85a3::8a2e:370:7334"}
-    with app.test_request_context("/login", headers=headers, environ_base=environ):
+    from portal.database.context import user_scope
+    with app.test_request_context("/login", headers=headers, environ_base=environ), user_scope(db.session, person.id):
         for i in range(HISTORY + 5):
             events.record(person.email, success=i % 3 != 0, reason="ok" if i % 3 else "bad_password",
                           user_id=person.id)
