@@ -26,7 +26,10 @@ _SET_BOUNDED = _SET + ", " + BOUNDS
 def _current() -> dict[str, str]:
     if not has_app_context():
         return {attr: "" for attr in SETTINGS.values()}
-    return {attr: g.get(attr, "") for attr in SETTINGS.values()}
+    values = {attr: g.get(attr, "") for attr in SETTINGS.values()}
+    if not isinstance(values["db_permissions"], str):  # adopted as codes: joined only when needed
+        values["db_permissions"] = ",".join(sorted(str(p) for p in values["db_permissions"]))
+    return values
 
 
 def _bounded(values: dict[str, str]) -> tuple[str, dict[str, str]]:
@@ -73,7 +76,8 @@ def adopt(*, tenant_id=_UNSET, user_id=_UNSET, permissions=_UNSET) -> None:
     tenancy.queries.enter_tenant, security.sessions.load), so later transactions get them too.
     `permissions`: the codes `portal_enter_tenant` put in app.permissions."""
     if permissions is not _UNSET:
-        g.db_permissions = ",".join(sorted(permissions)) if permissions else ""
+        # Kept as given: most requests begin no later transaction, so never need the text (_current).
+        g.db_permissions = permissions or ""
     for attr, value in (("db_tenant_id", tenant_id), ("db_user_id", user_id)):
         if value is not _UNSET:
             setattr(g, attr, str(value) if value else "")

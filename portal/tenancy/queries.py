@@ -44,7 +44,7 @@ def enter_tenant(slug: str, user_id: UUID) -> Entry | None:
         adopt(tenant_id=NO_TENANT, permissions=())
         return entry
     # The function has set both: the write policies read app.permissions.
-    adopt(tenant_id=entry[0].id, permissions=[p.value for p in entry[2].permissions])
+    adopt(tenant_id=entry[0].id, permissions=entry[2].permissions)
     return entry
 
 
