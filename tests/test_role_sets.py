@@ -204,3 +204,22 @@ def test_deleting_a_role_held_as_a_further_role_keeps_the_base_role_and_audits_i
     assert change.before["further_roles"] == ["Status keeper"] and "further_roles" not in change.after
     assert change.after["role"] == "member"
     assert team["c"]["member"].get(f"/t/{slug}/devices/").status_code == 200
+
+
+def test_a_later_transaction_of_the_request_keeps_the_permissions(app):
+    """The write policies read app.permissions: a request that commits and goes on writing must
+    still carry them (database.context re-sets them as each transaction begins)."""
+    from portal.database.context import set_context
+    from portal.tenancy.queries import enter_tenant
+    with app.app_context():
+        carol = db.session.scalar(sa.text("SELECT id FROM users WHERE email = 'carol@acme.com'"))
+    with app.test_request_context():
+        set_context(db.session, user_id=carol)
+        entry = enter_tenant("acme-corp", carol)
+        first = db.session.scalar(sa.text("SELECT current_setting('app.permissions', true)"))
+        db.session.commit()
+        later = db.session.scalar(sa.text("SELECT current_setting('app.permissions', true)"))
+        db.session.rollback()
+    codes = sorted(p.value for p in entry[2].permissions)
+    assert first.split(",") == codes == later.split(",")
+    assert "devices:status" in codes and "devices:write" not in codes
