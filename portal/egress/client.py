@@ -121,15 +121,16 @@ def user_agent(base_url: str = "") -> str:
     return f"{USER_AGENT} (+{base_url})" if base_url else USER_AGENT
 
 
-def check_url(url: str, *, timeout: float = 5.0) -> None:
+def check_url(url: str, *, timeout: float = 5.0, unresolvable: type[EgressError] = Refused) -> None:
     """Refused (a sentence) unless `url` is an http(s) URL whose host resolves only to addresses the
     portal may reach. For validating what someone typed into a form: a name that cannot be looked up
-    is refused too, with the reason. The request itself checks again when it is made."""
+    is refused too, with the reason (`unresolvable=Failed` keeps that a failure, which may pass later).
+    The request itself checks again when it is made."""
     allow_private, _ = _settings()
     try:
         destinations.resolve(url, allow_private=allow_private, deadline=time.monotonic() + timeout)
     except Failed as error:
-        raise Refused(str(error)) from None
+        raise unresolvable(str(error)) from None
 
 
 def _prepare_headers(headers) -> dict[str, str]:
