@@ -106,6 +106,7 @@ REASONS = {
     "bad_second_factor": "wrong two-factor code",
     "bad_reauth": "wrong password when confirming a sensitive change",
     "oidc_bad_state": "single sign-on link expired or reused", "oidc_provider_error": "single sign-on provider error",
+    "oidc_provider_refused": "single sign-on provider at an address the portal does not connect to",
     "oidc_denied": "refused at the single sign-on provider", "oidc_no_subject": "single sign-on gave no identity",
     "oidc_no_email": "single sign-on gave no email address",
     "oidc_email_unverified": "email not verified by the single sign-on provider",

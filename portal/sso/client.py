@@ -1,5 +1,10 @@
 """The provider, through authlib's Flask client: discovery, authorization code flow with
-PKCE (S256), state and nonce (authlib keeps them in the signed session until the callback)."""
+PKCE (S256), state and nonce (authlib keeps them in the signed session until the callback).
+
+Unlike organizations' providers (provider.py), this one does not go through portal.egress: the
+operator names it (OIDC_ISSUER, in the environment) and it is as trusted as the database URL. It is
+often on the operator's own network, and letting egress reach it would mean listing it in
+INTEGRATIONS_ALLOW_PRIVATE, which would open it to every organization's integrations as well."""
 from __future__ import annotations
 
 from authlib.integrations.flask_client import OAuth

@@ -22,6 +22,7 @@ from joserfc.errors import JoseError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from .. import egress
 from ..accounts.models import User
 from ..accounts.services import normalise_email
 from ..database.conflicts import not_repeatable
@@ -40,8 +41,27 @@ METHOD = "sso"
 MAX_PENDING = 4
 UNAVAILABLE = ("Your organization's single sign-on is not available right now. Try again later, or ask its "
                "admins for help.")
-PROVIDER_ERRORS = (AuthlibBaseError, JoseError, requests.RequestException, provider.MisconfiguredProvider,
-                   Unreadable, ValueError, KeyError, TypeError)
+# The provider's address (or an endpoint its discovery document names) is one the portal does not
+# connect to: the organization's admins must change it; trying again will not help.
+REFUSED = ("Your organization's single sign-on provider is at an address this portal will not connect to "
+           "(a private or internal network), so you cannot sign in with it. Ask your organization's admins "
+           "to check its single sign-on connection.")
+# egress.Failed (DNS, connection, timeout) is one of these; egress.Refused is caught before them.
+PROVIDER_ERRORS = (AuthlibBaseError, JoseError, requests.RequestException, egress.EgressError,
+                   provider.MisconfiguredProvider, Unreadable, ValueError, KeyError, TypeError)
+
+
+def provider_error(exc: Exception) -> str:
+    """What went wrong, for the organization's admins (the test page, the log): egress's sentence
+    as it is, anything else with its kind."""
+    if isinstance(exc, egress.EgressError):
+        return str(exc)
+    return f"{type(exc).__name__}: {str(exc)[:300]}"
+
+
+def _refused(connection: SsoConnection, exc: egress.Refused, when: str) -> None:
+    current_app.logger.warning("Organization single sign-on refused (%s, tenant %s, connection %s): %s", when,
+                               connection.tenant_id, connection.id, exc)
 
 
 def redirect_uri() -> str:
@@ -114,6 +134,9 @@ def start():
         return _back(UNAVAILABLE, target)
     try:
         return begin(connection, target=target, email=email)
+    except egress.Refused as exc:
+        _refused(connection, exc, "start")
+        return _back(REFUSED, target)
     except PROVIDER_ERRORS as exc:
         current_app.logger.warning("Organization single sign-on could not start: %r", exc)
         return _back(UNAVAILABLE, target)
@@ -150,10 +173,16 @@ def callback():
     except MismatchingStateError:
         events.record("", success=False, reason="oidc_bad_state", method=METHOD)
         return _back("That single sign-on attempt has expired or was not started here. Please try again.", target)
+    except egress.Refused as exc:
+        _refused(connection, exc, "callback")
+        if testing:
+            return _test_page(connection, error=str(exc))
+        events.record("", success=False, reason="oidc_provider_refused", method=METHOD)
+        return _back(REFUSED, target)
     except PROVIDER_ERRORS as exc:
         current_app.logger.warning("Organization single sign-on callback failed: %r", exc)
         if testing:
-            return _test_page(connection, error=f"{type(exc).__name__}: {str(exc)[:300]}")
+            return _test_page(connection, error=provider_error(exc))
         events.record("", success=False, reason="oidc_provider_error", method=METHOD)
         return _back(UNAVAILABLE, target)
     if testing:

@@ -7,13 +7,14 @@ from uuid import UUID
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from werkzeug.routing import BuildError
 
+from .. import egress
 from ..extensions import db
 from ..rules import RuleViolation
 from ..sites.queries import visible_sites
 from ..tenancy import Permission, current, requires, roles, tenant_blueprint
 from . import connections as services, domains
 from .forms import ConnectionForm, DomainForm, MappingForm
-from .org_views import PROVIDER_ERRORS, begin, redirect_uri
+from .org_views import PROVIDER_ERRORS, begin, provider_error, redirect_uri
 
 bp = tenant_blueprint("sso_settings", __name__, "/settings/sso")
 SECTION = "sso_settings.index"
@@ -179,10 +180,15 @@ def test(connection_id: UUID):
     connection = _connection_or_404(connection_id)
     try:
         return begin(connection, target=None, test_by=ctx.user_id)
+    except egress.Refused as exc:
+        current_app.logger.warning("Connection test refused (tenant %s, connection %s): %s", ctx.tenant_id,
+                                   connection.id, exc)
+        flash(f"The test could not start: single sign-on cannot reach this provider. {exc}", "error")
+        return redirect(url_for(".show", connection_id=connection.id), 303)
     except PROVIDER_ERRORS as exc:
         current_app.logger.info("Connection test could not start: %r", exc)
         flash(f"The test could not start: the provider at {connection.issuer} could not be reached or its discovery "
-              f"document is not usable ({type(exc).__name__}).", "error")
+              f"document is not usable ({provider_error(exc)}).", "error")
         return redirect(url_for(".show", connection_id=connection.id), 303)
 
 
