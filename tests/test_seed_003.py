@@ -20,9 +20,10 @@ from sqlalchemy.exc import DBAPIError
 
 from conftest import SEED_PASSWORD, login
 
-# Seed 003's tables with a tenant, as the portal names them.
-TABLES = ["user_tenant_associations", "user_roles", "sites", "devices", "tasks", "agent_tasks", "agent_results",
-          "audit_logs"]
+# Seed 003's tables with a tenant, as the portal names them; and the portal's own, which answer
+# only inside a tenant (with only the user set: nothing).
+TABLES = ["user_tenant_associations", "user_roles", "agent_tasks", "agent_results", "audit_logs"]
+TENANT_ONLY = ["sites", "devices", "tasks", "tenant_invitations", "api_clients", "integrations"]
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +50,7 @@ def as_user(conn, user_id):
 
 def tenants_seen(conn) -> dict[str, set]:
     return {table: set(conn.execute(sa.text(f"SELECT DISTINCT tenant_id FROM {table}")).scalars())
-            for table in TABLES}
+            for table in TABLES + TENANT_ONLY}
 
 
 def test_the_serving_role_is_no_superuser_and_cannot_bypass_rls(serving):
@@ -66,9 +67,10 @@ def test_alice_sees_only_acme_corp_data(serving, sample):
         organizations = set(conn.execute(sa.text(
             "SELECT t.slug FROM tenants t JOIN user_tenant_associations m ON m.tenant_id = t.id")).scalars())
     assert all(found <= {acme} for found in seen.values()), seen
-    # and she does see it: Acme's members, roles held, sites, devices, tasks and audit trail
-    for table in ("user_tenant_associations", "user_roles", "sites", "devices", "tasks", "audit_logs"):
+    # and she does see it: Acme's members, the roles they hold, its audit trail
+    for table in ("user_tenant_associations", "user_roles", "audit_logs"):
         assert seen[table] == {acme}, table
+    assert all(not seen[table] for table in TENANT_ONLY), seen
     assert organizations == {"acme-corp"}
 
 
@@ -83,8 +85,7 @@ def test_charlie_sees_only_tech_startup_data(serving, sample):
     # (the switcher shows it, to cancel the deletion) and nothing else of it.
     assert elsewhere == {charlie}
     assert all(found <= {techstart} for table, found in seen.items() if table != "user_tenant_associations"), seen
-    for table in ("sites", "devices", "tasks", "audit_logs"):
-        assert seen[table] == {techstart}, table
+    assert seen["audit_logs"] == {techstart} and all(not seen[table] for table in TENANT_ONLY), seen
 
 
 def test_bob_cannot_see_charlies_data(serving, sample):
@@ -92,7 +93,7 @@ def test_bob_cannot_see_charlies_data(serving, sample):
     charlie = sample["people"]["charlie@techstart.io"]
     with serving.begin() as conn:
         as_user(conn, bob)
-        for table in TABLES:
+        for table in TABLES + TENANT_ONLY:
             assert conn.execute(sa.text(f"SELECT count(*) FROM {table} WHERE tenant_id = :t"),
                                 {"t": techstart}).scalar() == 0, table
         assert conn.execute(sa.text("SELECT count(*) FROM user_tenant_associations WHERE user_id = :c"),
