@@ -20,7 +20,7 @@ def post(client, url, **data):
 def test_owner_asks_members_are_told_an_owner_cancels(app, factory):
     owner, other_owner, member = factory.user(), factory.user(), factory.user()
     t = factory.tenant(members={"owner": owner, "member": member}, sites=1, devices=1)
-    with app.app_context(), tenant_scope(db.session, t["id"]):
+    with app.app_context(), tenant_scope(db.session, t["id"], actor="test:setup"):
         db.session.execute(sa.text("INSERT INTO user_tenant_associations (tenant_id, user_id, role) "
                                    "VALUES (:t, :u, 'owner')"), {"t": t["id"], "u": other_owner.id})
         db.session.commit()
@@ -48,7 +48,7 @@ def test_owner_asks_members_are_told_an_owner_cancels(app, factory):
     assert "Cancel the deletion" in clients["other"].get(f"/t/{t['slug']}/").get_data(as_text=True)
     assert post(clients["other"], f"/t/{t['slug']}/settings/cancel-deletion").status_code == 303
     assert "will be deleted on" not in clients["member"].get(f"/t/{t['slug']}/").get_data(as_text=True)
-    with app.app_context(), tenant_scope(db.session, t["id"]):
+    with app.app_context(), tenant_scope(db.session, t["id"], actor="test:setup"):
         actions = db.session.scalars(sa.text(
             "SELECT action FROM audit_logs WHERE resource_type = 'tenant' ORDER BY seq")).all()
     assert actions == ["tenant.delete_request", "tenant.delete_cancel"]

@@ -19,7 +19,11 @@ def serving(db_urls):
 
 
 def as_tenant(conn, tenant_id=None, user_id=None):
-    conn.execute(sa.text("SELECT set_config('app.tenant_id', :t, true), set_config('app.user_id', :u, true)"),
+    """The tenant (and user) of the transaction, as a system actor: the permission and site policies
+    (migration 0027, tests/test_permission_policies.py) let it do anything inside the tenant, so
+    what these tests see is the tenant wall alone, for the most privileged principal there is."""
+    conn.execute(sa.text("SELECT set_config('app.tenant_id', :t, true), set_config('app.user_id', :u, true), "
+                         "set_config('app.actor', 'test:rls', true)"),
                  {"t": str(tenant_id or ""), "u": str(user_id or "")})
 
 
@@ -258,10 +262,10 @@ def test_a_change_made_in_a_tenant_scope_is_written_under_its_context(app, facto
     from portal.sites.models import Site
     t = factory.tenant(sites=1)
     with app.app_context():
-        with tenant_scope(db.session, t["id"]):
+        with tenant_scope(db.session, t["id"], actor="test:setup"):
             db.session.get(Site, (t["id"], t["sites"][0])).name = "Renamed in its scope"
         db.session.commit()
         db.session.expire_all()
-        with tenant_scope(db.session, t["id"]):
+        with tenant_scope(db.session, t["id"], actor="test:setup"):
             assert db.session.get(Site, (t["id"], t["sites"][0])).name == "Renamed in its scope"
         db.session.rollback()

@@ -95,7 +95,7 @@ def _scope(tenant_id):
     """The tenant's RLS scope for a key lookup; nothing to enter when already in it."""
     if tenant_id is None or g.get("db_tenant_id", "") == str(tenant_id):
         return nullcontext()
-    return tenant_scope(db.session, tenant_id)
+    return tenant_scope(db.session, tenant_id, actor=None)
 
 
 _KEY_ROW = {

@@ -1,0 +1,315 @@
+"""The database refuses what the role does not allow (issue 26).
+
+- `portal_may(code)`: true when `code` is in `app.permissions` (set by the statement that
+  authenticated the request: a member's roles, an API token's scopes, an inbound hook's
+  `events:write`), or when the transaction runs as an explicit system actor (`app.actor`, set
+  only by `tenant_scope(..., actor=...)`/`acting_as(...)` in Python and by the entry functions of
+  device agents and the OAuth endpoints; a SCIM token gets its provisioning role's permissions). `portal_must(codes...)` is the same check for
+  DELETE policies, raising insufficient_privilege instead of hiding rows (PostgreSQL filters an
+  UPDATE's or DELETE's USING silently; WITH CHECK raises).
+- RESTRICTIVE policies (AND-ed with `tenant_isolation`) for INSERT, UPDATE and DELETE on every
+  tenant table whose writes a permission guards (POLICIES below). UPDATE policies check WITH
+  CHECK only: `SELECT ... FOR UPDATE` also applies UPDATE's USING, and a member who may read and
+  lock a row to be told why they may not change it must not get a 404 instead.
+- A RESTRICTIVE SELECT policy `site_scope` on sites, devices, tasks and agent tasks: without
+  `sites:see-all`, only the sites of `portal_site_scope()` (an API client's or a token's list in
+  `app.site_ids`, otherwise the signed-in member's assignments).
+- Memberships: a member may delete their own (leaving) and touch their own `last_active_at`;
+  the trigger `membership_self_update` refuses any other change of one's own row without
+  `members:manage`.
+- The entry functions clear `app.actor`, `app.permissions` and `app.site_ids` first and set what
+  their principal may do.
+- Tables written as a side effect of other actions carry no permission policy: the list is
+  `portal.database.validate.SIDE_EFFECT_TABLES`, which `flask db validate` checks against.
+
+Revision ID: 0027
+Revises: 0026
+Create Date: 2026-12-07 10:00:00
+"""
+import importlib.util
+from pathlib import Path
+
+from alembic import op
+
+revision = "0027"
+down_revision = "0026"
+branch_labels = None
+depends_on = None
+
+USER = "(SELECT portal_user())"
+SEES_ALL = "(SELECT portal_may('sites:see-all'))"
+IN_SCOPE = "= ANY ((SELECT portal_site_scope())::uuid[])"  # an expression, not ANY (subquery)
+
+FUNCTIONS = {
+    "public.portal_may(text)": """
+CREATE FUNCTION public.portal_may(p_code text) RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog AS $$
+    -- An explicit system actor (a job, a command, an agent, SCIM, the OAuth endpoints), or a
+    -- code of the permission set the request's entry statement chose.
+    SELECT coalesce(current_setting('app.actor', true), '') <> ''
+        OR p_code = ANY (string_to_array(coalesce(current_setting('app.permissions', true), ''), ','))
+$$""",
+    "public.portal_must(text[])": """
+CREATE FUNCTION public.portal_must(VARIADIC p_codes text[]) RETURNS boolean
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, public AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM unnest(p_codes) c WHERE public.portal_may(c)) THEN
+        RETURN true;
+    END IF;
+    -- A DELETE's USING cannot raise by itself: rows it refuses would simply not be deleted.
+    IF public.portal_system() THEN
+        RETURN true;
+    END IF;
+    RAISE EXCEPTION 'permission denied: %', coalesce('the role does not allow ' || nullif(array_to_string(p_codes, ' or '), ''),
+                                                     'only a system actor may do this')
+        USING ERRCODE = 'insufficient_privilege';
+END
+$$""",
+    "public.portal_system()": """
+CREATE FUNCTION public.portal_system() RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog AS $$
+    SELECT coalesce(current_setting('app.actor', true), '') <> ''
+$$""",
+    "public.portal_user()": """
+CREATE FUNCTION public.portal_user() RETURNS uuid
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog AS $$
+    SELECT nullif(current_setting('app.user_id', true), '')::uuid
+$$""",
+    "public.portal_site_scope()": """
+CREATE FUNCTION public.portal_site_scope() RETURNS uuid[]
+LANGUAGE sql STABLE SET search_path = pg_catalog, public AS $$
+    -- The sites a principal without sites:see-all may see: an API client's or a token's list
+    -- (app.site_ids, set by portal_api_enter_token), otherwise the member's assignments (read
+    -- here, under RLS, so an assignment counts from the statement after it is made).
+    SELECT CASE WHEN coalesce(current_setting('app.site_ids', true), '') <> ''
+                THEN current_setting('app.site_ids', true)::uuid[]
+                ELSE ARRAY(SELECT a.site_id FROM public.user_site_assignments a
+                            WHERE a.tenant_id = nullif(current_setting('app.tenant_id', true), '')::uuid
+                              AND a.user_id = nullif(current_setting('app.user_id', true), '')::uuid) END
+$$""",
+}
+
+
+def may(*codes: str) -> str:
+    return "(" + " OR ".join(f"(SELECT portal_may('{c}'))" for c in codes) + ")"
+
+
+def must(*codes: str) -> str:
+    return "(SELECT portal_must(" + ", ".join(f"'{c}'" for c in codes) + "))"
+
+
+SYSTEM = "(SELECT portal_system())"
+SYSTEM_ONLY = "(SELECT portal_must(VARIADIC '{}'::text[]))"  # no code: only a system actor passes
+# Custom events only with events:write; the portal's own (device status, sign-ins, agent tasks)
+# are side effects of other actions (analytics.events.RESERVED).
+OWN_EVENT = "(source = 'portal' AND split_part(event_type, '.', 1) IN ('device', 'member', 'agent', 'portal'))"
+ASSIGNED_TASK = (f"EXISTS (SELECT 1 FROM tasks t WHERE t.tenant_id = task_comments.tenant_id "
+                 f"AND t.id = task_comments.task_id AND t.assignee_id = {USER})")
+
+# table -> (INSERT WITH CHECK, UPDATE WITH CHECK, DELETE USING)
+POLICIES = {
+    "sites": (may("sites:write"), may("sites:write"), must("sites:write")),
+    "user_site_assignments": (may("sites:assign"), may("sites:assign"), must("sites:assign")),
+    "devices": (may("devices:write"), may("devices:write", "devices:status"), must("devices:write")),
+    "tasks": (may("tasks:write"),
+              f"({may('tasks:write')} OR ({may('tasks:work')} AND assignee_id = {USER}))",
+              must("tasks:write")),
+    "task_comments": (f"({may('tasks:work')} AND ({may('tasks:write')} OR {ASSIGNED_TASK}))",
+                      may("tasks:write"), must("tasks:write")),
+    "agent_credentials": (may("agents:manage"), may("agents:manage"), must("agents:manage")),
+    "agent_tasks": (may("agents:run", "agents:manage"), may("agents:run", "agents:manage"), must("agents:manage")),
+    # Written by device agents and the expiry job only (system actors).
+    "agent_results": (SYSTEM, SYSTEM, SYSTEM_ONLY),
+    "api_clients": (may("api:manage"), may("api:manage"), must("api:manage")),
+    # Issued, revoked and pruned by the OAuth endpoints and jobs (actors), or by api:manage.
+    "api_tokens": (may("api:manage"), may("api:manage"), must("api:manage")),
+    "integrations": (may("integrations:manage"), may("integrations:manage"), must("integrations:manage")),
+    "scim_tokens": (may("sso:manage"), may("sso:manage"), must("sso:manage")),
+    "scim_users": (may("sso:manage"), may("sso:manage"), must("sso:manage")),
+    "scim_groups": (may("sso:manage"), may("sso:manage"), must("sso:manage")),
+    "scim_group_members": (may("sso:manage"), may("sso:manage"), must("sso:manage")),
+    "sso_connections": (may("sso:manage"), may("sso:manage"), must("sso:manage")),
+    "sso_domains": (may("sso:manage"), may("sso:manage"), must("sso:manage")),
+    "sso_group_mappings": (may("sso:manage"), may("sso:manage"), must("sso:manage")),
+    "sso_identities": (may("sso:manage"), may("sso:manage"), must("sso:manage")),
+    "tenant_exports": (may("tenant:manage"), may("tenant:manage"), must("tenant:manage")),
+    "tenant_logos": (may("tenant:manage"), may("tenant:manage"), must("tenant:manage")),
+    "tenant_slug_redirects": (may("tenant:manage"), may("tenant:manage"), must("tenant:manage")),
+    "tenant_invitations": (may("invitations:manage"), may("invitations:manage"), must("invitations:manage")),
+    "tenant_roles": (may("roles:manage"), may("roles:manage"), must("roles:manage")),
+    "tenant_role_permissions": (may("roles:manage"), may("roles:manage"), must("roles:manage")),
+    "user_roles": (may("members:manage"), may("members:manage"), must("members:manage")),
+    # Leaving deletes one's own membership; one's own last_active_at is touched by every reader
+    # (the trigger below keeps the rest of one's own row).
+    "user_tenant_associations": (
+        may("members:manage"),
+        f"({may('members:manage')} OR user_id = {USER})",
+        f"(CASE WHEN user_id = {USER} THEN true ELSE {must('members:manage')} END)"),
+    # Never updated; deleted by retention (a job) only.
+    "analytics_events": (f"({may('events:write')} OR {OWN_EVENT})", SYSTEM, SYSTEM_ONLY),
+}
+
+# table -> what a principal without sites:see-all may read
+SITE_SCOPE = {
+    "sites": f"id {IN_SCOPE}",
+    "devices": f"site_id {IN_SCOPE}",
+    "tasks": f"site_id IS NULL OR site_id {IN_SCOPE} OR assignee_id = {USER} OR created_by = {USER}",
+    # A device's agent tasks: as its device (the devices policy applies inside).
+    "agent_tasks": ("EXISTS (SELECT 1 FROM devices d WHERE d.tenant_id = agent_tasks.tenant_id "
+                    "AND d.id = agent_tasks.device_id)"),
+}
+
+SELF_UPDATE = """
+CREATE FUNCTION public.membership_self_update() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, public AS $$
+BEGIN
+    -- The UPDATE policy lets a member change their own row (every page view touches its
+    -- last_active_at); anything else of it needs members:manage, as for anyone else's.
+    IF NOT public.portal_may('members:manage')
+       AND to_jsonb(NEW) - 'last_active_at' - 'updated_at' IS DISTINCT FROM to_jsonb(OLD) - 'last_active_at' - 'updated_at' THEN
+        RAISE EXCEPTION 'permission denied: only last_active_at of one''s own membership may change without members:manage'
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN NEW;
+END
+$$"""
+
+CLEAR = ("PERFORM set_config('app.actor', '', true);\n"
+         "    PERFORM set_config('app.permissions', '', true);\n"
+         "    PERFORM set_config('app.site_ids', '', true);")
+
+
+def _module(name: str):
+    path = Path(__file__).with_name(name)
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _replace(body: str, old: str, new: str) -> str:
+    assert body.count(old) == 1, old
+    return body.replace(old, new)
+
+
+def _or_replace(body: str) -> str:
+    return body.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
+
+
+def _entry_functions(new: bool) -> list[str]:
+    """The entry functions: as 0026 left them, or clearing and setting what their principal may do."""
+    m13, m14, m22, m24, m25, m26 = (_module(n) for n in (
+        "0013_api_clients_and_tokens.py", "0014_device_agents.py", "0022_oauth.py", "0024_integrations.py",
+        "0025_scim.py", "0026_role_sets.py"))
+    enter_tenant = m26.ENTER_TENANT
+    token = _or_replace(m22.ENTER_TOKEN.replace(m26.OLD_TOKEN_ROLE, m26.NEW_TOKEN_ROLE))
+    client = _or_replace(m13.CLIENT_AUTH)
+    app = _or_replace(m22.OAUTH_APP)
+    agent = _or_replace(m14.CREDENTIAL)
+    inbound = _or_replace(m24.INBOUND)
+    scim = _or_replace(m25.ENTER)
+    if not new:
+        return [enter_tenant, token, client, app, agent, inbound, scim]
+    enter_tenant = _replace(enter_tenant, "PERFORM set_config('app.permissions', '', true);", CLEAR)
+    tenant_clear = "PERFORM set_config('app.tenant_id', '', true);"
+    token = _replace(token, tenant_clear, tenant_clear + "\n    " + CLEAR)
+    token = _replace(token, "AS $$\nBEGIN", "AS $$\nDECLARE\n    v_codes text[];\nBEGIN")
+    token = _replace(token, "        -- As portal_enter_tenant: tenants differ", TOKEN_PERMISSIONS
+                     + "        -- As portal_enter_tenant: tenants differ")
+    # A client authenticated at the OAuth endpoints issues, revokes and reads its own tokens.
+    client = _replace(client, tenant_clear, tenant_clear + "\n    " + CLEAR)
+    client = _replace(client, "PERFORM set_config('app.tenant_id', t_id::text, true);",
+                      "PERFORM set_config('app.tenant_id', t_id::text, true);\n"
+                      "        PERFORM set_config('app.actor', 'oauth:' || c_id, true);")
+    app = _replace(app, "        PERFORM set_config('app.tenant_id', '', true);",
+                   "        PERFORM set_config('app.tenant_id', '', true);\n        " + CLEAR.replace("\n    ", "\n        "))
+    app = _replace(app, "PERFORM set_config('app.tenant_id', t_id::text, true);",
+                   "PERFORM set_config('app.tenant_id', t_id::text, true);\n"
+                   "        PERFORM set_config('app.actor', 'oauth:' || c_id, true);")
+    # A device's agent: its heartbeats, task claims and results, for its device (or a gateway's).
+    agent = _replace(agent, tenant_clear, tenant_clear + "\n    " + CLEAR)
+    agent = _replace(agent, "PERFORM set_config('app.tenant_id', a_tenant_id::text, true);",
+                     "PERFORM set_config('app.tenant_id', a_tenant_id::text, true);\n"
+                     "    PERFORM set_config('app.actor', 'agent:' || a_device_id, true);")
+    # An inbound hook, before its signature is checked: it may record events, nothing else.
+    inbound = _replace(inbound, tenant_clear, tenant_clear + "\n    " + CLEAR)
+    inbound = _replace(inbound, "PERFORM set_config('app.tenant_id', found::text, true);",
+                       "PERFORM set_config('app.tenant_id', found::text, true);\n"
+                       "        PERFORM set_config('app.permissions', 'events:write', true);")
+    # A SCIM token: the provisioning role (scim.auth.PROVISIONING), every permission, reads only
+    # in an archived tenant; the owner rules are the application's, as for people.
+    scim = _replace(scim, tenant_clear, tenant_clear + "\n    " + CLEAR)
+    scim = _replace(scim, "PERFORM set_config('app.tenant_id', t_id::text, true);",
+                    "PERFORM set_config('app.tenant_id', t_id::text, true);\n"
+                    "        PERFORM set_config('app.permissions', (SELECT string_agg(pm.name, ',' ORDER BY pm.name)\n"
+                    "            FROM public.permissions pm WHERE public.portal_tenant_usable(t_status)\n"
+                    "                OR pm.action IN ('view', 'see-all')), true);")
+    return [enter_tenant, token, client, app, agent, inbound, scim]
+
+
+# In portal_api_enter_token, once the tenant is entered: a client's scopes (sites:see-all when it
+# is not limited to sites, app.site_ids when it is); a person's permissions within the token's
+# scopes, their site scope following them. Reads only in an archived tenant, as for members.
+TOKEN_PERMISSIONS = """        IF g_id IS NULL THEN
+            v_codes := ARRAY(SELECT DISTINCT s::text FROM unnest(k_scopes) s
+                              WHERE s::text <> 'sites:see-all' AND s IN (SELECT pm.name FROM public.permissions pm));
+            IF c_site_ids IS NULL THEN
+                v_codes := v_codes || 'sites:see-all'::text;
+            ELSE
+                PERFORM set_config('app.site_ids', c_site_ids::text, true);
+            END IF;
+        ELSE
+            v_codes := ARRAY(SELECT p FROM unnest(r_permissions) p
+                              WHERE p = ANY (k_scopes::text[]) OR p = 'sites:see-all');
+            IF NOT 'sites:see-all' = ANY (v_codes) THEN
+                PERFORM set_config('app.site_ids', ARRAY(
+                    SELECT a.site_id FROM public.user_site_assignments a
+                     WHERE a.tenant_id = t_id AND a.user_id = u_id)::text, true);
+            END IF;
+        END IF;
+        PERFORM set_config('app.permissions', array_to_string(ARRAY(
+            SELECT p FROM unnest(v_codes) p
+             WHERE public.portal_tenant_usable(t_status) OR split_part(p, ':', 2) IN ('view', 'see-all')), ','), true);
+"""
+
+
+def _app_role(app_role: str) -> str | None:
+    bind = op.get_bind()
+    if not app_role or app_role == bind.exec_driver_sql("SELECT current_user").scalar():
+        return None
+    return bind.dialect.identifier_preparer.quote(app_role)
+
+
+def upgrade(app_role: str = "") -> None:
+    for signature, body in FUNCTIONS.items():
+        op.execute(body)
+        op.execute(f"REVOKE ALL ON FUNCTION {signature} FROM PUBLIC")
+    for body in _entry_functions(True):
+        op.execute(body)
+    for table, (insert, update, delete) in POLICIES.items():
+        op.execute(f"CREATE POLICY may_insert ON {table} AS RESTRICTIVE FOR INSERT WITH CHECK ({insert})")
+        op.execute(f"CREATE POLICY may_update ON {table} AS RESTRICTIVE FOR UPDATE USING (true) WITH CHECK ({update})")
+        op.execute(f"CREATE POLICY may_delete ON {table} AS RESTRICTIVE FOR DELETE USING ({delete})")
+    for table, condition in SITE_SCOPE.items():
+        op.execute(f"CREATE POLICY site_scope ON {table} AS RESTRICTIVE FOR SELECT USING ({SEES_ALL} OR {condition})")
+    op.execute(SELF_UPDATE)
+    op.execute("CREATE TRIGGER membership_self_update BEFORE UPDATE ON user_tenant_associations "
+               "FOR EACH ROW EXECUTE FUNCTION membership_self_update()")
+    role = _app_role(app_role)
+    if role:
+        for signature in FUNCTIONS:
+            op.execute(f"GRANT EXECUTE ON FUNCTION {signature} TO {role}")
+
+
+def downgrade(app_role: str = "") -> None:  # noqa: ARG001
+    op.execute("DROP TRIGGER membership_self_update ON user_tenant_associations")
+    op.execute("DROP FUNCTION membership_self_update()")
+    for table in SITE_SCOPE:
+        op.execute(f"DROP POLICY site_scope ON {table}")
+    for table in POLICIES:
+        for name in ("may_insert", "may_update", "may_delete"):
+            op.execute(f"DROP POLICY {name} ON {table}")
+    for body in _entry_functions(False):
+        op.execute(body)
+    for signature in reversed(list(FUNCTIONS)):
+        op.execute(f"DROP FUNCTION {signature}")
