@@ -227,11 +227,13 @@ class Bench:
         self.direct = psycopg.connect(self.app_url, row_factory=namedtuple_row)
 
     def enter_directly(self, role: str) -> None:
-        """The direct path's context, like the portal's: tenant, user and custom plans for the
-        transaction, in one statement."""
+        """The direct path's context, like the portal's: tenant, user, the role's permissions (the
+        permission and site policies read them) and custom plans for the transaction, in one statement."""
+        permissions = ",".join(sorted(p.value for p in self.context(role).permissions))
         self.direct.execute("SELECT set_config('app.tenant_id', %s, true) AS t, set_config('app.user_id', %s, true) AS u, "
+                            "set_config('app.permissions', %s, true) AS r, "
                             "set_config('plan_cache_mode', 'force_custom_plan', true) AS p",
-                            (str(self.world["tenant_id"]), str(self.world["users"][role]["id"])))
+                            (str(self.world["tenant_id"]), str(self.world["users"][role]["id"]), permissions))
 
     def context(self, role: str):
         """The TenantContext the portal builds for this role (from the known ids, no query)."""

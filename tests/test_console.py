@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from conftest import csrf_token, login
 from portal.accounts.models import UserType
-from portal.database.context import tenant_scope
+from portal.database.context import acting_as, tenant_scope
 from portal.devices.models import Device
 from portal.extensions import db
 from portal.invitations.models import Invitation
@@ -49,7 +49,7 @@ def tenant_row(app, slug) -> Tenant:
 
 
 def set_limits(app, tenant_id, **limits):
-    with app.app_context():
+    with app.app_context(), acting_as(db.session, "test:console"):  # as the console would
         db.session.execute(sa.update(Tenant).where(Tenant.id == tenant_id).values(**limits))
         db.session.commit()
 

@@ -22,7 +22,7 @@ from click.testing import CliRunner  # noqa: F401 (the app's runner is used)
 from standardwebhooks import Webhook
 
 from conftest import csrf_token, login, make_app
-from portal.database.context import tenant_scope
+from portal.database.context import acting_as, tenant_scope
 from portal.extensions import db
 from portal.integrations.models import Integration, IntegrationStatus, LogEntry
 
@@ -397,7 +397,7 @@ def test_limit_counts_integrations_and_features_gate_providers(app, factory, cli
              events="task.created")
     assert r.status_code == 422 and "allows 1 integrations and 0 are free" in r.get_data(as_text=True)
     # A feature given to this tenant on top of its plan (the console's checkboxes).
-    with app.app_context():
+    with app.app_context(), acting_as(db.session, "test:console"):
         db.session.execute(sa.text("UPDATE tenants SET features = ARRAY['inbound_events']::varchar(32)[], "
                                    "max_integrations = 5 WHERE id = :t"), {"t": t["id"]})
         db.session.commit()

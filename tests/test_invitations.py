@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from conftest import PASSWORD, Factory, csrf_from, csrf_token, login, make_app, without_csrf
 from mailbox import SmtpServer, link_in
-from portal.database.context import tenant_scope
+from portal.database.context import acting_as, tenant_scope
 from portal.extensions import db
 from portal.invitations.models import Invitation, InvitationStatus
 from portal.mail.models import OutboxMessage, OutboxStatus
@@ -252,7 +252,7 @@ def test_plan_limit_counts_members_and_pending_invitations(mail_app, smtp, team)
     assert invite(owner, t["slug"], "three@example.com").status_code == 422
     # Enforced on accept too: the plan shrank after the invitations went out.
     path = link_in(smtp.inbox.wait_for(1, "one@example.com")[0], BASE)
-    with mail_app.app_context():
+    with mail_app.app_context(), acting_as(db.session, "test:console"):
         db.session.execute(sa.text("UPDATE tenants SET max_users = 2 WHERE id = :i"), {"i": t["id"]})
         db.session.commit()
     guest = mail_app.test_client()

@@ -7,7 +7,7 @@ from sqlalchemy import text
 
 from portal import keys
 from portal.extensions import db
-from portal.database.context import tenant_scope
+from portal.database.context import acting_as, tenant_scope
 from portal.keys import cipher
 
 
@@ -352,7 +352,7 @@ def test_purge_shreds_a_tenants_keys_even_in_a_restored_backup(app, db_urls, fac
 
     gone, kept = factory.tenant(sites=0, devices=0), factory.tenant(sites=0, devices=0)
     gone_rows, kept_rows = store(app, gone["id"], [b"gone-secret"]), store(app, kept["id"], [b"kept-secret"])
-    with app.app_context():
+    with app.app_context(), acting_as(db.session, "test:setup"):
         db.session.execute(text("UPDATE tenants SET status = 'pending_deletion', deletion_requested_at = now(), "
                                 "purge_after = now() - interval '1 day' WHERE id = :t"), {"t": gone["id"]})
         db.session.commit()

@@ -18,6 +18,13 @@ def serving(db_urls):
     engine.dispose()
 
 
+def set_status(conn, values):
+    """A tenant's status, changed as the console would (a system actor: migration 0027's guard);
+    the request-context function called next clears the actor."""
+    conn.execute(sa.text("SELECT set_config('app.actor', 'test:console', true)"))
+    conn.execute(sa.text("UPDATE tenants SET status = :s WHERE id = :t"), values)
+
+
 def as_tenant(conn, tenant_id=None, user_id=None):
     """The tenant (and user) of the transaction, as a system actor: the permission and site policies
     (migration 0027, tests/test_permission_policies.py) let it do anything inside the tenant, so
@@ -221,7 +228,7 @@ def test_request_context_enters_only_a_tenant_the_user_belongs_to(serving, world
     for status in ("suspended",):
         with serving.connect() as conn:
             with conn.begin() as tx:
-                conn.execute(sa.text("UPDATE tenants SET status = :s WHERE id = :t"), {"s": status, "t": a["id"]})
+                set_status(conn, {"s": status, "t": a["id"]})
                 (row,) = _context(conn, token_hash, user_id, a["slug"])
                 # Its member is told the tenant's status (to be shown why), and nothing else: no
                 # permissions, no tenant context, so not one of its rows.
@@ -232,14 +239,14 @@ def test_request_context_enters_only_a_tenant_the_user_belongs_to(serving, world
     for status in ("archived", "pending_deletion"):
         with serving.connect() as conn:
             with conn.begin() as tx:  # read-only for members (the application refuses changes)
-                conn.execute(sa.text("UPDATE tenants SET status = :s WHERE id = :t"), {"s": status, "t": a["id"]})
+                set_status(conn, {"s": status, "t": a["id"]})
                 (row,) = _context(conn, token_hash, user_id, a["slug"])
                 assert row.t_id == a["id"] and _settings(conn) == (str(user_id), str(a["id"])), status
                 tx.rollback()
     for status in ("suspended", "archived"):
         with serving.connect() as conn:  # and a stranger to the tenant still gets nothing at all
             with conn.begin() as tx:
-                conn.execute(sa.text("UPDATE tenants SET status = :s WHERE id = :t"), {"s": status, "t": b["id"]})
+                set_status(conn, {"s": status, "t": b["id"]})
                 (row,) = _context(conn, token_hash, user_id, b["slug"])
                 assert row.t_id is None and row.t_status is None and _settings(conn) == (str(user_id), ""), status
                 tx.rollback()

@@ -14,6 +14,7 @@ from argon2 import PasswordHasher
 from conftest import PASSWORD, csrf_from, csrf_token, login, make_app
 from mailbox import SmtpServer
 from portal.accounts.models import User
+from portal.database.context import acting_as
 from portal.extensions import db
 from portal.security.models import AccountToken, UserSession
 
@@ -24,7 +25,7 @@ def attempt(client, email, password, path="/login"):
 
 
 def sql(app, statement, **params):
-    with app.app_context():
+    with app.app_context(), acting_as(db.session, "test:setup"):  # test set-up, as an operator would
         result = db.session.execute(sa.text(statement), params)
         rows = result.all() if result.returns_rows else None
         db.session.commit()

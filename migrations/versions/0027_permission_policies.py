@@ -10,13 +10,16 @@
 - RESTRICTIVE policies (AND-ed with `tenant_isolation`) for INSERT, UPDATE and DELETE on every
   tenant table whose writes a permission guards (POLICIES below). UPDATE policies check WITH
   CHECK only: `SELECT ... FOR UPDATE` also applies UPDATE's USING, and a member who may read and
-  lock a row to be told why they may not change it must not get a 404 instead.
+  lock a row to be told why they may not change it must not get a 404 instead. DELETE policies
+  call `(SELECT portal_must(...))`, a pseudo-constant the planner tests once before any row.
 - A RESTRICTIVE SELECT policy `site_scope` on sites, devices, tasks and agent tasks: without
   `sites:see-all`, only the sites of `portal_site_scope()` (an API client's or a token's list in
   `app.site_ids`, otherwise the signed-in member's assignments).
-- Memberships: a member may delete their own (leaving) and touch their own `last_active_at`;
-  the trigger `membership_self_update` refuses any other change of one's own row without
-  `members:manage`.
+- What a policy cannot say (it sees the old row or the new one, never both), BEFORE UPDATE
+  triggers do: a member may touch their own membership's `last_active_at` (and delete it:
+  leaving) but change nothing else of it without `members:manage`; `devices:status` changes a
+  device's status only; the `tenants` row (no RLS: it has no tenant_id) changes only in the tenant
+  the request entered, with `tenant:manage`, or `audit:manage` for the audit log's retention.
 - The entry functions clear `app.actor`, `app.permissions` and `app.site_ids` first and set what
   their principal may do.
 - Tables written as a side effect of other actions carry no permission policy: the list is
@@ -100,9 +103,9 @@ def must(*codes: str) -> str:
 
 SYSTEM = "(SELECT portal_system())"
 SYSTEM_ONLY = "(SELECT portal_must(VARIADIC '{}'::text[]))"  # no code: only a system actor passes
-# Custom events only with events:write; the portal's own (device status, sign-ins, agent tasks)
-# are side effects of other actions (analytics.events.RESERVED).
-OWN_EVENT = "(source = 'portal' AND split_part(event_type, '.', 1) IN ('device', 'member', 'agent', 'portal'))"
+# Custom events only with events:write; the portal's own (device status, sign-ins, agent tasks:
+# the namespaces analytics.events.RESERVED keeps from custom events) are side effects of other actions.
+OWN_EVENT = "(split_part(event_type, '.', 1) IN ('device', 'member', 'agent', 'portal'))"
 ASSIGNED_TASK = (f"EXISTS (SELECT 1 FROM tasks t WHERE t.tenant_id = task_comments.tenant_id "
                  f"AND t.id = task_comments.task_id AND t.assignee_id = {USER})")
 
@@ -140,11 +143,13 @@ POLICIES = {
     "tenant_role_permissions": (may("roles:manage"), may("roles:manage"), must("roles:manage")),
     "user_roles": (may("members:manage"), may("members:manage"), must("members:manage")),
     # Leaving deletes one's own membership; one's own last_active_at is touched by every reader
-    # (the trigger below keeps the rest of one's own row).
+    # (the trigger below keeps the rest of one's own row). The DELETE check depends on the row, so
+    # it filters rather than raises (a raising check could meet rows the statement never deletes,
+    # in whatever order the planner tests them): members.services.remove counts what it deleted.
     "user_tenant_associations": (
         may("members:manage"),
         f"({may('members:manage')} OR user_id = {USER})",
-        f"(CASE WHEN user_id = {USER} THEN true ELSE {must('members:manage')} END)"),
+        f"({may('members:manage')} OR user_id = {USER})"),
     # Never updated; deleted by retention (a job) only.
     "analytics_events": (f"({may('events:write')} OR {OWN_EVENT})", SYSTEM, SYSTEM_ONLY),
 }
@@ -159,15 +164,63 @@ SITE_SCOPE = {
                     "AND d.id = agent_tasks.device_id)"),
 }
 
-SELF_UPDATE = """
-CREATE FUNCTION public.membership_self_update() RETURNS trigger
+# Column-level rules no policy can state (a policy sees the old row or the new one, never both).
+# The serving role only: the tables' owner (migrations, SECURITY DEFINER functions) is not held to
+# them, as it is not to row-level security.
+GUARD_UPDATE = """
+CREATE FUNCTION public.portal_guard_update() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, public AS $$
+DECLARE
+    v_new jsonb := to_jsonb(NEW);
+    v_old jsonb := to_jsonb(OLD);
 BEGIN
-    -- The UPDATE policy lets a member change their own row (every page view touches its
-    -- last_active_at); anything else of it needs members:manage, as for anyone else's.
-    IF NOT public.portal_may('members:manage')
-       AND to_jsonb(NEW) - 'last_active_at' - 'updated_at' IS DISTINCT FROM to_jsonb(OLD) - 'last_active_at' - 'updated_at' THEN
-        RAISE EXCEPTION 'permission denied: only last_active_at of one''s own membership may change without members:manage'
+    -- TG_ARGV[0]: the permission that allows any change the policies allow; TG_ARGV[1:]: the
+    -- columns that may change without it (generated columns follow the others).
+    IF public.portal_may(TG_ARGV[0])
+       OR pg_has_role(current_user, (SELECT c.relowner FROM pg_class c WHERE c.oid = TG_RELID), 'USAGE') THEN
+        RETURN NEW;
+    END IF;
+    FOR i IN 1 .. TG_NARGS - 1 LOOP
+        v_new := v_new - TG_ARGV[i];
+        v_old := v_old - TG_ARGV[i];
+    END LOOP;
+    IF v_new IS DISTINCT FROM v_old THEN
+        RAISE EXCEPTION 'permission denied: without % only % of a % row may change', TG_ARGV[0],
+            array_to_string(TG_ARGV[1:TG_NARGS - 1], ', '), TG_TABLE_NAME USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN NEW;
+END
+$$"""
+# table -> (trigger, permission that allows any change, columns that may change without it)
+GUARDED_UPDATES = {
+    # Every page view touches one's own last_active_at (the UPDATE policy lets a member change their
+    # own row for it); the rest of one's own row needs members:manage, as anyone else's.
+    "user_tenant_associations": ("membership_self_update", "members:manage", ("last_active_at", "updated_at")),
+    # devices:status changes the status of devices one sees, nothing else of them.
+    "devices": ("device_status_only", "devices:write",
+                ("status", "updated_at", "name_key", "serial_key", "last_seen_key")),
+}
+
+# The tenant's own row (tenants has no tenant_id, so no RLS): a request changes only the tenant it
+# entered, its settings with tenant:manage, the audit log's retention with audit:manage. The
+# console, jobs and commands are system actors; the owner is not held to it.
+TENANT_GUARD = """
+CREATE FUNCTION public.tenant_update_guard() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, public AS $$
+DECLARE
+    v_code text := 'tenant:manage';
+BEGIN
+    IF public.portal_system()
+       OR pg_has_role(current_user, (SELECT c.relowner FROM pg_class c WHERE c.oid = TG_RELID), 'USAGE') THEN
+        RETURN NEW;
+    END IF;
+    IF to_jsonb(NEW) - 'settings' - 'updated_at' = to_jsonb(OLD) - 'settings' - 'updated_at'
+       AND coalesce(NEW.settings, '{}') - 'audit' = coalesce(OLD.settings, '{}') - 'audit' THEN
+        v_code := 'audit:manage';  -- only the audit log's retention (audit.retention)
+    END IF;
+    IF OLD.id IS DISTINCT FROM nullif(current_setting('app.tenant_id', true), '')::uuid
+       OR NOT public.portal_may(v_code) THEN
+        RAISE EXCEPTION 'permission denied: the role does not allow % of this organization', v_code
             USING ERRCODE = 'insufficient_privilege';
     END IF;
     RETURN NEW;
@@ -292,9 +345,14 @@ def upgrade(app_role: str = "") -> None:
         op.execute(f"CREATE POLICY may_delete ON {table} AS RESTRICTIVE FOR DELETE USING ({delete})")
     for table, condition in SITE_SCOPE.items():
         op.execute(f"CREATE POLICY site_scope ON {table} AS RESTRICTIVE FOR SELECT USING ({SEES_ALL} OR {condition})")
-    op.execute(SELF_UPDATE)
-    op.execute("CREATE TRIGGER membership_self_update BEFORE UPDATE ON user_tenant_associations "
-               "FOR EACH ROW EXECUTE FUNCTION membership_self_update()")
+    op.execute(GUARD_UPDATE)
+    for table, (trigger, code, columns) in GUARDED_UPDATES.items():
+        args = ", ".join(f"'{a}'" for a in (code, *columns))
+        op.execute(f"CREATE TRIGGER {trigger} BEFORE UPDATE ON {table} FOR EACH ROW "
+                   f"EXECUTE FUNCTION portal_guard_update({args})")
+    op.execute(TENANT_GUARD)
+    op.execute("CREATE TRIGGER tenant_update_guard BEFORE UPDATE ON tenants FOR EACH ROW "
+               "EXECUTE FUNCTION tenant_update_guard()")
     role = _app_role(app_role)
     if role:
         for signature in FUNCTIONS:
@@ -302,8 +360,11 @@ def upgrade(app_role: str = "") -> None:
 
 
 def downgrade(app_role: str = "") -> None:  # noqa: ARG001
-    op.execute("DROP TRIGGER membership_self_update ON user_tenant_associations")
-    op.execute("DROP FUNCTION membership_self_update()")
+    op.execute("DROP TRIGGER tenant_update_guard ON tenants")
+    op.execute("DROP FUNCTION tenant_update_guard()")
+    for table, (trigger, _, _) in GUARDED_UPDATES.items():
+        op.execute(f"DROP TRIGGER {trigger} ON {table}")
+    op.execute("DROP FUNCTION portal_guard_update()")
     for table in SITE_SCOPE:
         op.execute(f"DROP POLICY site_scope ON {table}")
     for table in POLICIES:

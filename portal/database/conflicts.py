@@ -38,7 +38,12 @@ TOO_SLOW = (psycopg.errors.QueryCanceled,)
 
 # insufficient_privilege: a row-level security policy refused the write (the role does not allow
 # it: migration 0027), or a privilege the serving role lacks. The request edge answers 403.
-REFUSED = (psycopg.errors.InsufficientPrivilege,)
+class Refused(Exception):
+    """A write the database let through to no row (a DELETE's USING filters silently): raised by
+    the service that counted, answered like a policy's error."""
+
+
+REFUSED = (psycopg.errors.InsufficientPrivilege, Refused)
 REFUSED_MESSAGE = "You do not have permission to do that."
 
 TRY_AGAIN = "Someone else was changing the same data at the same moment, so nothing was saved. Please try again."
