@@ -210,3 +210,180 @@ def test_a_forgotten_permission_check_meets_the_database(app, org, monkeypatch, 
     done = request_(org | {"client": org["c"][strong]})
     assert done.status_code in (200, 303), (name, done.status_code, done.get_data(as_text=True)[:500])
     assert _written(app, org, what) == 1, f"{name}: {strong} could not"
+
+
+# --- Who writes as the system ----------------------------------------------------------------
+
+def test_a_job_writes_as_its_actor_and_a_scope_without_one_only_reads(app, org):
+    tid = org["t"]["id"]
+    with app.app_context():
+        with tenant_scope(db.session, tid, actor="job:test.policies"):
+            db.session.add(Site(tenant_id=tid, name="Made by a job", timezone="UTC"))
+            db.session.execute(sa.update(Device).where(Device.tenant_id == tid).values(firmware_version="9.9"))
+        db.session.commit()
+        with pytest.raises(sa.exc.ProgrammingError, match="row-level security policy"):
+            with tenant_scope(db.session, tid, actor=None):
+                # It reads every site (no member's scope applies to a job) ...
+                assert db.session.scalar(sa.select(sa.func.count()).select_from(Device)) == 4
+                db.session.add(Site(tenant_id=tid, name="Not by a reader", timezone="UTC"))
+                db.session.flush()  # ... and writes nothing a permission guards
+        db.session.rollback()
+        with pytest.raises(ValueError, match="kind:what"):
+            tenant_scope(db.session, tid, actor="no reason given")
+    assert count(app, tid, Site, Site.name == "Made by a job") == 1
+    assert count(app, tid, Site, Site.name == "Not by a reader") == 0
+    assert count(app, tid, Device, Device.firmware_version == "9.9") == 4
+
+
+def probe(monkeypatch, app, sql: str, params=None):
+    """The dashboard's view replaced by one statement of raw SQL, run in the member's request as
+    the request left the database (tenant, user, permissions): no application filter at all."""
+    def view():
+        result = db.session.execute(sa.text(sql), params or {})
+        return {"rows": [[str(v) for v in row] for row in result.all()] if result.returns_rows else result.rowcount}
+    monkeypatch.setitem(app.view_functions, "dashboard.index", view)
+
+
+def test_a_members_request_has_their_permissions_and_never_an_actor(app, org, monkeypatch):
+    probe(monkeypatch, app, "SELECT current_setting('app.actor', true), current_setting('app.permissions', true), "
+                            "current_setting('app.site_ids', true)")
+    for role in ("viewer", "owner"):
+        actor, permissions, site_ids = org["c"][role].get(f"/t/{org['slug']}/").get_json()["rows"][0]
+        assert actor == "" and site_ids == ""
+        expected = {"viewer": {"tenant:view", "sites:view", "devices:view", "members:view", "tasks:view"}}
+        assert role != "viewer" or set(permissions.split(",")) == expected["viewer"]
+        assert role != "owner" or {"tenant:manage", "sites:see-all", "audit:manage"} <= set(permissions.split(","))
+
+
+def test_the_site_scope_holds_in_the_database(app, org, monkeypatch):
+    probe(monkeypatch, app, "SELECT (SELECT count(*) FROM sites), (SELECT count(*) FROM devices), "
+                            "(SELECT count(*) FROM tasks)")
+    with app.app_context(), tenant_scope(db.session, org["t"]["id"], actor="test:setup"):
+        for site, title in ((org["t"]["sites"][0], "Here"), (org["t"]["sites"][1], "There"), (None, "Nowhere")):
+            db.session.add(Task(tenant_id=org["t"]["id"], title=title, site_id=site, created_by=org["users"]["owner"].id))
+        db.session.commit()
+    # Assigned to site 0 of 2: its site, its 2 devices, its task and the one at no site.
+    assert org["c"]["viewer"].get(f"/t/{org['slug']}/").get_json()["rows"] == [["1", "2", "2"]]
+    assert org["c"]["owner"].get(f"/t/{org['slug']}/").get_json()["rows"] == [["2", "4", "3"]]
+
+
+def test_ones_own_membership_changes_only_by_its_last_activity(app, org, monkeypatch):
+    viewer = org["users"]["viewer"].id
+    probe(monkeypatch, app, "UPDATE user_tenant_associations SET last_active_at = now() WHERE user_id = :u",
+          {"u": viewer})
+    assert org["c"]["viewer"].get(f"/t/{org['slug']}/").get_json() == {"rows": 1}
+    probe(monkeypatch, app, "UPDATE user_tenant_associations SET role = 'owner' WHERE user_id = :u", {"u": viewer})
+    refused = org["c"]["viewer"].get(f"/t/{org['slug']}/")
+    assert refused.status_code == 403 and REFUSED in refused.get_data(as_text=True)
+    assert count(app, org["t"]["id"], Membership, Membership.user_id == viewer, Membership.role == "owner") == 0
+
+
+def test_the_tenant_row_changes_only_in_its_own_tenant_with_the_permission(app, org, monkeypatch):
+    probe(monkeypatch, app, "UPDATE tenants SET name = 'Taken over' WHERE id = :t", {"t": org["other"]["id"]})
+    assert org["c"]["owner"].get(f"/t/{org['slug']}/").status_code == 403  # another tenant's row
+    probe(monkeypatch, app, "UPDATE tenants SET name = 'Renamed' WHERE id = :t", {"t": org["t"]["id"]})
+    assert org["c"]["admin"].get(f"/t/{org['slug']}/").status_code == 403  # admins lack tenant:manage
+    assert org["c"]["owner"].get(f"/t/{org['slug']}/").get_json() == {"rows": 1}
+    with app.app_context():
+        names = dict(db.session.execute(sa.select(Tenant.id, Tenant.name).where(
+            Tenant.id.in_([org["t"]["id"], org["other"]["id"]]))).all())
+    assert names[org["t"]["id"]] == "Renamed" and names[org["other"]["id"]] != "Taken over"
+
+
+# --- Principals that are not members ---------------------------------------------------------
+
+@pytest.fixture
+def serving(db_urls):
+    engine = sa.create_engine(db_urls["app"], poolclass=sa.pool.NullPool)
+    yield engine
+    engine.dispose()
+
+
+def settings(conn) -> tuple[str, str, str]:
+    return conn.execute(sa.text("SELECT current_setting('app.actor', true), current_setting('app.permissions', true), "
+                                "current_setting('app.site_ids', true)")).one()
+
+
+def test_an_api_token_may_do_what_its_scopes_say_on_its_sites(app, org, serving, client):
+    from portal.api import credentials
+    from test_api import token_for
+    site = org["t"]["sites"][0]
+    token = token_for(app, client, org["t"]["id"], ["devices:view", "sites:view"], site_ids=[site])
+    with serving.begin() as conn:
+        conn.execute(sa.text("SELECT set_config('app.actor', 'test:stale', true)"))
+        conn.execute(sa.text("SELECT * FROM portal_api_enter_token(:h)"), {"h": credentials.token_hash(token)}).one()
+        assert settings(conn) == ("", "devices:view,sites:view", "{%s}" % site)  # the actor is cleared first
+        assert conn.execute(sa.text("SELECT count(*) FROM devices")).scalar() == 2  # its one site's
+        with pytest.raises(sa.exc.ProgrammingError, match="row-level security policy"):
+            conn.execute(sa.text("INSERT INTO sites (tenant_id, name) VALUES (:t, 'By a token')"), {"t": org["t"]["id"]})
+
+
+def test_an_api_view_that_forgets_its_scope_meets_the_database(app, org, client, monkeypatch):
+    from test_api import bearer, token_for
+    token = token_for(app, client, org["t"]["id"], ["sites:view"])
+    monkeypatch.setattr(TenantContext, "can", lambda self, permission: True)
+    r = client.post("/api/v1/sites", json={"name": "By a reading token", "timezone": "UTC"}, headers=bearer(token))
+    assert r.status_code == 403 and r.get_json()["detail"] == REFUSED
+    assert count(app, org["t"]["id"], Site, Site.name == "By a reading token") == 0
+
+
+def test_agents_scim_and_hooks_enter_with_what_they_may_do(app, org, serving):
+    from portal.agents.credentials import hash_secret
+    from portal.agents.models import AgentCredential
+    from portal.scim.models import ScimToken
+    from portal.scim.tokens import token_hash
+    tid, device = org["t"]["id"], org["t"]["devices"][0]
+    with app.app_context(), tenant_scope(db.session, tid, actor="test:setup"):
+        db.session.add(AgentCredential(tenant_id=tid, device_id=device, secret_hash=hash_secret("pda_policy")))
+        db.session.add(ScimToken(tenant_id=tid, name="IdP", token_hash=token_hash("scim-policy")))
+        hook = Integration(tenant_id=tid, name="Doors", provider="inbound", config={}, enabled=True)
+        db.session.add(hook)
+        db.session.flush()
+        hook_id = hook.id
+        db.session.commit()
+    with serving.begin() as conn:
+        conn.execute(sa.text("SELECT * FROM portal_agent_credential(:h)"), {"h": hash_secret("pda_policy")}).one()
+        assert settings(conn) == (f"agent:{device}", "", "")
+    with serving.begin() as conn:
+        conn.execute(sa.text("SELECT * FROM portal_scim_enter(:h)"), {"h": token_hash("scim-policy")}).one()
+        actor, permissions, _ = settings(conn)
+        assert actor == "" and {"members:manage", "sso:manage"} <= set(permissions.split(","))
+    with serving.begin() as conn:
+        assert conn.execute(sa.text("SELECT portal_integration_inbound(:i)"), {"i": hook_id}).scalar() == tid
+        assert settings(conn) == ("", "events:write", "")  # before its signature is checked: events only
+        with pytest.raises(sa.exc.ProgrammingError, match="row-level security policy"):
+            conn.execute(sa.text("UPDATE integrations SET name = 'Renamed by a hook' WHERE id = :i"), {"i": hook_id})
+
+
+def test_validate_reports_a_tenant_table_without_permission_policies(db_urls, monkeypatch):
+    from portal.database import validate
+    engine = sa.create_engine(db_urls["owner"], poolclass=sa.pool.NullPool)
+    with engine.connect() as conn, conn.begin() as tx:
+        conn.execute(sa.text("CREATE TABLE careless (tenant_id uuid NOT NULL, id uuid, PRIMARY KEY (tenant_id, id))"))
+        conn.execute(sa.text("ALTER TABLE careless ENABLE ROW LEVEL SECURITY"))
+        conn.execute(sa.text("ALTER TABLE careless FORCE ROW LEVEL SECURITY"))
+        conn.execute(sa.text("CREATE POLICY tenant_isolation ON careless USING (tenant_id = (SELECT nullif("
+                             "current_setting('app.tenant_id', true), ''))::uuid) WITH CHECK (tenant_id = (SELECT "
+                             "nullif(current_setting('app.tenant_id', true), ''))::uuid)"))
+        [problem] = validate.tenant_table_problems(conn)["careless"]
+        assert problem.startswith("writes have no permission policy (INSERT, UPDATE, DELETE)")
+        conn.execute(sa.text("CREATE POLICY may_insert ON careless AS RESTRICTIVE FOR INSERT "
+                             "WITH CHECK ((SELECT portal_may('sites:write')))"))
+        assert "(UPDATE, DELETE)" in validate.tenant_table_problems(conn)["careless"][0]
+        monkeypatch.setitem(validate.SIDE_EFFECT_TABLES, "careless", "written beside every change")
+        assert "careless" not in validate.tenant_table_problems(conn)
+        tx.rollback()
+    engine.dispose()
+
+
+def test_the_portals_own_events_are_the_reserved_namespaces():
+    """The analytics_events INSERT policy lets anyone record the portal's own events (side effects);
+    its list of namespaces is the one custom events may not use."""
+    import importlib.util
+    from pathlib import Path
+    from portal.analytics.events import RESERVED
+    path = Path(__file__).parent.parent / "migrations" / "versions" / "0027_permission_policies.py"
+    spec = importlib.util.spec_from_file_location("m0027", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.OWN_EVENT == "(split_part(event_type, '.', 1) IN (%s))" % ", ".join(f"'{n}'" for n in RESERVED)

@@ -112,6 +112,18 @@ def _actor(actor: str | None) -> str:
     return actor or ""
 
 
+def _restore(session, failed: bool, **values) -> None:
+    """set_context on leaving a scope. After an error the transaction may be unusable (it is
+    rolled back next, and the next one begins with these values): the error is the one to see."""
+    try:
+        set_context(session, **values)
+    except Exception:
+        if not failed:
+            raise
+        for name, value in values.items():
+            setattr(g, f"db_{name}", str(value) if value else "")
+
+
 def _flush_inside(session) -> None:
     # Changes made in a scope are written under its RLS context: flushed later (at commit,
     # outside it) the policies would hide their rows and the UPDATE match none, or refuse them.
@@ -140,7 +152,7 @@ class tenant_scope:
     def __exit__(self, exc_type, *exc):
         if exc_type is None:
             _flush_inside(self.session)
-        set_context(self.session, **{name: value or None for name, value in self.previous.items()})
+        _restore(self.session, exc_type is not None, **{name: value or None for name, value in self.previous.items()})
 
 
 class acting_as:
@@ -162,7 +174,7 @@ class acting_as:
     def __exit__(self, exc_type, *exc):
         if exc_type is None:
             _flush_inside(self.session)
-        set_context(self.session, actor=self.previous or None)
+        _restore(self.session, exc_type is not None, actor=self.previous or None)
 
 
 class user_scope:
