@@ -376,6 +376,16 @@ def test_validate_reports_a_tenant_table_without_permission_policies(db_urls, mo
     engine.dispose()
 
 
+def test_the_definer_functions_owner_bypasses_row_level_security(db_urls):
+    """The SECURITY DEFINER doors read before a tenant is entered: their owner must bypass RLS
+    (and so the permission policies too; each door sets what its principal may do afterwards)."""
+    from portal.database.validate import definer_owner_problems
+    engine = sa.create_engine(db_urls["owner"], poolclass=sa.pool.NullPool)
+    with engine.connect() as conn:
+        assert definer_owner_problems(conn) == []
+    engine.dispose()
+
+
 def test_the_portals_own_events_are_the_reserved_namespaces():
     """The analytics_events INSERT policy lets anyone record the portal's own events (side effects);
     its list of namespaces is the one custom events may not use."""

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from conftest import PASSWORD, Factory, csrf_from, csrf_token, login, make_app
 from portal.accounts.models import User, UserType
 from portal.audit.models import AuditLog
-from portal.database.context import tenant_scope, user_scope
+from portal.database.context import acting_as, tenant_scope, user_scope
 from portal.extensions import db
 from portal.sites.models import SiteAssignment
 from portal.sso.sealing import seal
@@ -439,7 +439,8 @@ def test_just_in_time_membership_respects_the_plan(sso_app, make, providers):
     org = organization(sso_app, make, alpha, verified=domain())
     with sso_app.app_context():
         from portal.tenants.models import Tenant
-        db.session.get(Tenant, org["id"]).max_users = 1  # the owner fills it
+        with acting_as(db.session, "test:console"):  # as the console would
+            db.session.get(Tenant, org["id"]).max_users = 1  # the owner fills it
         db.session.commit()
     email = f"late-{secrets.token_hex(3)}@{org['domain']}"
     client = sso_app.test_client()

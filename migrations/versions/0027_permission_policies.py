@@ -1,12 +1,12 @@
 """The database refuses what the role does not allow (issue 26).
 
 - `portal_may(code)`: true when `code` is in `app.permissions` (set by the statement that
-  authenticated the request: a member's roles, an API token's scopes, an inbound hook's
-  `events:write`), or when the transaction runs as an explicit system actor (`app.actor`, set
-  only by `tenant_scope(..., actor=...)`/`acting_as(...)` in Python and by the entry functions of
-  device agents and the OAuth endpoints; a SCIM token gets its provisioning role's permissions). `portal_must(codes...)` is the same check for
-  DELETE policies, raising insufficient_privilege instead of hiding rows (PostgreSQL filters an
-  UPDATE's or DELETE's USING silently; WITH CHECK raises).
+  authenticated the request: a member's roles, an API token's scopes, a SCIM token's provisioning
+  role, an inbound hook's `events:write`), or when the transaction runs as an explicit system
+  actor (`app.actor`, set only by `tenant_scope(..., actor=...)`/`acting_as(...)` in Python and by
+  the entry functions of device agents and the OAuth endpoints). `portal_must(codes...)` is the
+  same check for DELETE policies, raising insufficient_privilege instead of hiding rows
+  (PostgreSQL filters an UPDATE's or DELETE's USING silently; WITH CHECK raises).
 - RESTRICTIVE policies (AND-ed with `tenant_isolation`) for INSERT, UPDATE and DELETE on every
   tenant table whose writes a permission guards (POLICIES below). UPDATE policies check WITH
   CHECK only: `SELECT ... FOR UPDATE` also applies UPDATE's USING, and a member who may read and

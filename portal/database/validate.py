@@ -138,6 +138,23 @@ def serving_role_problems(conn) -> list[str]:
     return found
 
 
+# The SECURITY DEFINER entry functions read rows before any tenant is entered (a bearer token's, an
+# agent's credential, an SSO domain's route), under forced RLS: only an owner that bypasses it
+# finds them. They are the narrow doors (docs/isolation.md); the permission policies do not apply
+# inside them either.
+_DEFINER_OWNERS = sa.text("""
+SELECT r.rolname, r.rolsuper OR r.rolbypassrls AS bypasses, count(*) AS functions
+FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_roles r ON r.oid = p.proowner
+WHERE n.nspname = 'public' AND p.prosecdef GROUP BY 1, 2
+""")
+
+
+def definer_owner_problems(conn) -> list[str]:
+    return [f"{role!r} owns {n} SECURITY DEFINER function(s) but cannot bypass row-level security: they would find "
+            f"nothing before a tenant is entered (ALTER ROLE {role} BYPASSRLS)"
+            for role, bypasses, n in conn.execute(_DEFINER_OWNERS).all() if not bypasses]
+
+
 def drift_problems(app) -> list[str]:
     """Pending migrations, and differences between the models and the migrated schema (`flask db check`)."""
     from alembic.autogenerate import compare_metadata
@@ -180,6 +197,7 @@ def validate(app) -> list[str]:
     found = drift_problems(app)
     with db.engine.connect() as conn:
         found += serving_role_problems(conn)
+        found += definer_owner_problems(conn)
         for table, problems in tenant_table_problems(conn).items():
             found += [f"{table}: {problem}" for problem in problems]
     return found

@@ -40,8 +40,9 @@ def enter_tenant(slug: str, user_id: UUID) -> Entry | None:
     if entry is None:
         return None
     if entry[0].is_readable:
-        # The function has set both (not for a suspended tenant): the write policies read app.permissions.
-        adopt(tenant_id=entry[0].id, permissions=[p.value for p in entry[2].permissions])
+        # The function has set both (not for a suspended tenant) and cleared any actor and site list:
+        # the permission and site policies read them (migration 0027).
+        adopt(tenant_id=entry[0].id, permissions=[p.value for p in entry[2].permissions], actor="", site_ids="")
     return entry
 
 
