@@ -158,8 +158,10 @@ class tenant_scope:
 class acting_as:
     """`with acting_as(session, "invitation:accept"):` writes in the current tenant as an explicit
     system actor, for a request whose principal is not (yet) a member with the permission: an
-    invitee accepting, a person connecting an app. The policies let the actor write what the
-    tenant policy allows; the previous actor (none, in a request) comes back when it ends."""
+    invitee accepting, a signed inbound hook writing its integration's state, an owner cancelling
+    the tenant's deletion (its members' permissions are reads only then). The policies let the
+    actor write what the tenant policy allows; the previous actor (none, in a request) comes back
+    when it ends."""
 
     def __init__(self, session, actor: str):
         if not actor:
