@@ -41,10 +41,14 @@ def org(app, factory):
     # Two custom roles that only open the organization: a viewer could give one (it holds as much),
     # and `target` holds the first, so a viewer may change their role as far as the rules go.
     roles = {name: new_role(app, t["id"], f"Minimal {name}", ["tenant:view"]) for name in ("minimal", "other")}
+    # Sees every site, changes none: without sites:write even a site they would see is refused.
+    roles["seer"] = new_role(app, t["id"], "Seer", ["tenant:view", "sites:view", "sites:see-all"])
+    users["seer"] = factory.user(name="Seer Policy")
     with app.app_context(), tenant_scope(db.session, t["id"], actor="test:setup"):
         for role in ("member", "viewer"):  # both see site 0 only
             db.session.add(SiteAssignment(tenant_id=t["id"], site_id=t["sites"][0], user_id=users[role].id))
         db.session.add(Membership(tenant_id=t["id"], user_id=target.id, custom_role_id=roles["minimal"]))
+        db.session.add(Membership(tenant_id=t["id"], user_id=users["seer"].id, custom_role_id=roles["seer"]))
         connection = SsoConnection(tenant_id=t["id"], name="Doomed IdP", issuer="https://idp.example.com",
                                    client_id="portal")
         db.session.add(connection)
@@ -175,7 +179,7 @@ def _written(app, o, what):
 
 GUARDED = [
     # view, the role that lacks the permission, one that holds it, what it writes
-    ("site create (sites:write)", _site, "viewer", "admin", "site"),
+    ("site create (sites:write)", _site, "seer", "admin", "site"),
     ("device edit (devices:write)", _device_edit, "viewer", "admin", "device"),
     # devices:status lets a member change a device's status, nothing else of it
     ("device edit with devices:status only", _device_edit, "member", "owner", "device"),
@@ -210,6 +214,20 @@ def test_a_forgotten_permission_check_meets_the_database(app, org, monkeypatch, 
     done = request_(org | {"client": org["c"][strong]})
     assert done.status_code in (200, 303), (name, done.status_code, done.get_data(as_text=True)[:500])
     assert _written(app, org, what) == 1, f"{name}: {strong} could not"
+
+
+def test_only_someone_who_sees_every_site_creates_one(app, org):
+    """A new site is nobody's assignment yet: the database would refuse to show it to its creator
+    (and so to write it), so a sites:write holder without sites:see-all is told before."""
+    role = new_role(app, org["t"]["id"], "Site builder", ["tenant:view", "sites:view", "sites:write"])
+    with app.app_context(), tenant_scope(db.session, org["t"]["id"], actor="test:setup"):
+        db.session.execute(sa.update(Membership).where(Membership.tenant_id == org["t"]["id"],
+                                                       Membership.user_id == org["users"]["viewer"].id)
+                           .values(role=None, custom_role_id=role))
+        db.session.commit()
+    r = _site(org | {"client": org["c"]["viewer"]})
+    assert r.status_code == 422 and "Only someone who sees every site can create one" in r.get_data(as_text=True)
+    assert _written(app, org, "site") == 0
 
 
 # --- Who writes as the system ----------------------------------------------------------------
