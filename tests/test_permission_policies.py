@@ -8,7 +8,6 @@ is written. The same request by a role that holds the permission succeeds; the w
 """
 from __future__ import annotations
 
-import hashlib
 import secrets
 
 import pytest
@@ -16,8 +15,7 @@ import sqlalchemy as sa
 
 from conftest import csrf_token, login
 from portal.api.models import ApiClient
-from portal.audit.models import AuditLog
-from portal.database.context import acting_as, tenant_scope
+from portal.database.context import tenant_scope
 from portal.devices.models import Device
 from portal.extensions import db
 from portal.integrations.models import Integration
