@@ -39,7 +39,7 @@ def _token(bench) -> str:
     from portal.tenancy.roles import Role
     from portal.tenants.models import Tenant
     app = bench.app
-    with app.app_context(), tenant_scope(db.session, bench.world["tenant_id"]):
+    with app.app_context(), tenant_scope(db.session, bench.world["tenant_id"], actor="bench:setup"):
         tenant = db.session.get(Tenant, bench.world["tenant_id"])
         ctx = TenantContext(tenant, None, Role("bench", "Bench", "", frozenset(Permission)))
         client, secret = services.create_client(ctx, services.ClientData("bench", ["devices:view"]))

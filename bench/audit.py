@@ -89,7 +89,7 @@ def setup(admin: str) -> dict:
             tenant = Tenant(name="Audit Bench", slug=SLUG)
             db.session.add_all([user, tenant])
             db.session.flush()
-            with tenant_scope(db.session, tenant.id):
+            with tenant_scope(db.session, tenant.id, actor="bench:setup"):
                 db.session.add(Membership(tenant_id=tenant.id, user_id=user.id, role=MembershipRole.OWNER))
                 site = Site(tenant_id=tenant.id, name="Bench Site")
                 db.session.add(site)
@@ -99,7 +99,7 @@ def setup(admin: str) -> dict:
                 db.session.flush()  # inside the tenant scope: RLS checks rows as they are written
             db.session.commit()
         user_id = db.session.scalar(select(User.id).where(User.email == EMAIL))
-        with tenant_scope(db.session, tenant.id):
+        with tenant_scope(db.session, tenant.id, actor="bench:setup"):
             device_id = db.session.scalar(select(Device.id).where(Device.tenant_id == tenant.id))
         db.session.commit()
         return {"tenant_id": tenant.id, "user_id": user_id, "device_id": device_id}
@@ -134,7 +134,7 @@ def overhead(admin: str, world: dict, changes: int) -> dict:
             status = ("online", "offline")[i % 2]
             for mode in modes:
                 started = time.perf_counter()
-                with tenant_scope(db.session, tenant):
+                with tenant_scope(db.session, tenant, actor="bench:setup"):
                     db.session.execute(change, {"s": status, "t": tenant, "d": device})
                     if mode == "plain":
                         db.session.execute(plain, {"t": tenant, "u": user, "d": str(device),
@@ -162,7 +162,7 @@ def fill(admin: str, world: dict, rows: int) -> dict:
     from portal.extensions import db
     app = make_app(admin)
     with app.app_context():
-        with tenant_scope(db.session, world["tenant_id"]):
+        with tenant_scope(db.session, world["tenant_id"], actor="bench:setup"):
             have = db.session.execute(text("SELECT count(*) FROM audit_logs")).scalar()
         db.session.commit()
         missing = rows - have
@@ -173,7 +173,7 @@ def fill(admin: str, world: dict, rows: int) -> dict:
         batch = 5000
         for start in range(0, missing, batch):
             n = min(batch, missing - start)
-            with tenant_scope(db.session, world["tenant_id"]):
+            with tenant_scope(db.session, world["tenant_id"], actor="bench:setup"):
                 audit.record_many(world["tenant_id"], world["user_id"], "device.update", "device",
                                   [(uuid.uuid4(), {"name": f"Bench device {start + i}", "status": "online"},
                                     {"name": f"Bench device {start + i}", "status": "maintenance",

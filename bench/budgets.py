@@ -114,7 +114,7 @@ def prepare(admin: str) -> dict:
         tenant_id = tenant.id
         user = create_user("budget-owner@example.com", "Budget Owner", PASSWORD,
                            email_verified_at=sa.func.now())
-        with tenant_scope(db.session, tenant_id):
+        with tenant_scope(db.session, tenant_id, actor="bench:setup"):
             db.session.add(Membership(tenant_id=tenant_id, user_id=user.id, role=MembershipRole.OWNER))
             db.session.flush()
         db.session.commit()
@@ -122,7 +122,7 @@ def prepare(admin: str) -> dict:
         for statement in GENERATE.split(";\n")[:2]:  # one statement per execute (parameters)
             conn.execute(statement, {"t": tenant_id})
         conn.execute("VACUUM ANALYZE")
-    with app.app_context(), tenant_scope(db.session, tenant_id):
+    with app.app_context(), tenant_scope(db.session, tenant_id, actor="bench:setup"):
         devices = [str(i) for i in db.session.scalars(sa.text(
             "SELECT id FROM devices WHERE tenant_id = :t ORDER BY serial_number LIMIT :n"),
             {"t": tenant_id, "n": BATCH})]

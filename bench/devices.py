@@ -225,13 +225,23 @@ class Bench:
         self.timer = ServerTimer(self.app.wsgi_app)
         self.app.wsgi_app = self.timer
         self.direct = psycopg.connect(self.app_url, row_factory=namedtuple_row)
+        # What portal_enter_tenant puts in app.site_ids for each role (the sites of a member who
+        # does not see every site), for the direct path's context.
+        with self.app.app_context():
+            with psycopg.connect(libpq(admin, DATABASE)) as conn:
+                self.site_ids = {role: "" if self.context(role).sees_all else conn.execute(
+                    "SELECT ARRAY(SELECT site_id FROM user_site_assignments WHERE tenant_id = %s AND user_id = %s)::text",
+                    (self.world["tenant_id"], user["id"])).fetchone()[0] for role, user in world["users"].items()}
 
     def enter_directly(self, role: str) -> None:
-        """The direct path's context, like the portal's: tenant, user and custom plans for the
-        transaction, in one statement."""
+        """The direct path's context, like the portal's: tenant, user, the role's permissions (the
+        permission and site policies read them) and custom plans for the transaction, in one statement."""
+        permissions = ",".join(sorted(p.value for p in self.context(role).permissions))
         self.direct.execute("SELECT set_config('app.tenant_id', %s, true) AS t, set_config('app.user_id', %s, true) AS u, "
+                            "set_config('app.permissions', %s, true) AS r, set_config('app.site_ids', %s, true) AS s, "
                             "set_config('plan_cache_mode', 'force_custom_plan', true) AS p",
-                            (str(self.world["tenant_id"]), str(self.world["users"][role]["id"])))
+                            (str(self.world["tenant_id"]), str(self.world["users"][role]["id"]), permissions,
+                             self.site_ids[role]))
 
     def context(self, role: str):
         """The TenantContext the portal builds for this role (from the known ids, no query)."""

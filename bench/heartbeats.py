@@ -73,7 +73,7 @@ def prepare(env: dict) -> dict:
                             max_sites=1000)
             db.session.add(tenant)
             db.session.flush()
-        with tenant_scope(db.session, tenant.id):
+        with tenant_scope(db.session, tenant.id, actor="bench:setup"):
             site = db.session.scalar(sa.select(Site).where(Site.tenant_id == tenant.id))
             if site is None:
                 site = Site(tenant_id=tenant.id, name="Bench site", timezone="UTC")

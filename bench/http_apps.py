@@ -45,8 +45,9 @@ def portal():
 
 _LOOKUP = ("SELECT s.user_id FROM user_sessions s WHERE s.token_hash = %s AND s.revoked_at IS NULL "
            "AND s.expires_at > now()")
+# The owner's permissions too: the permission and site policies read them (migration 0027).
 _ENTER = ("SELECT set_config('app.tenant_id', %s, true) AS t, set_config('app.user_id', %s, true) AS u, "
-          "set_config('plan_cache_mode', 'force_custom_plan', true) AS p")
+          "set_config('app.permissions', %s, true) AS r, set_config('plan_cache_mode', 'force_custom_plan', true) AS p")
 
 
 def bare():
@@ -87,7 +88,7 @@ def bare():
             found = conn.execute(_LOOKUP, (hashlib.sha256(token.encode()).digest(),)).fetchone()
             if found is None:
                 abort(403)
-            conn.execute(_ENTER, (str(tenant_id), str(found[0])))
+            conn.execute(_ENTER, (str(tenant_id), str(found[0]), ",".join(sorted(p.value for p in Permission))))
             return conn.execute(c.string, c.construct_params(values)).fetchall()
 
     def index(tenant_slug):

@@ -107,7 +107,7 @@ def main() -> int:
             db.session.flush()
             keys.create_tenant_key(tenant.id)
             tenant_id = tenant.id
-            with tenant_scope(db.session, tenant_id):
+            with tenant_scope(db.session, tenant_id, actor="bench:setup"):
                 for i in range(args.endpoints):
                     endpoint = Integration(tenant_id=tenant_id, name=f"Endpoint {i}", provider="webhook",
                                            enabled=True, config={"url": f"http://127.0.0.1:{port}/hook/{i}",
@@ -131,7 +131,7 @@ def main() -> int:
         start = time.perf_counter()
         asyncio.run(run_async(worker_app, concurrency=args.concurrency, wait=False, install_signal_handlers=False))
         elapsed = time.perf_counter() - start
-        with app.app_context(), tenant_scope(db.session, tenant_id):
+        with app.app_context(), tenant_scope(db.session, tenant_id, actor="bench:setup"):
             states = dict(db.session.execute(sa.select(LogEntry.state, sa.func.count()).group_by(LogEntry.state)).all())
         rate = states.get("succeeded", 0) / elapsed
         log(f"{states} in {elapsed:.1f} s: {rate:,.0f} deliveries/s")

@@ -4,8 +4,8 @@ from __future__ import annotations
 import psycopg
 import psycopg_pool
 import sqlalchemy.exc
-from flask import Flask, g, render_template, request
-from werkzeug.exceptions import HTTPException, InternalServerError
+from flask import Flask, current_app, g, render_template, request
+from werkzeug.exceptions import Forbidden, HTTPException, InternalServerError
 
 from .database import conflicts
 from .extensions import db, htmx, login_manager
@@ -88,6 +88,17 @@ def try_again(message: str):
     return body, code, {"Retry-After": "1"}
 
 
+def refused(exc: BaseException):
+    """403 for a write the database refused because the role does not allow it: a view that
+    forgot its permission check meets the policy (migration 0027), never a 500."""
+    safe_rollback()
+    current_app.logger.warning("the database refused a write: %s", getattr(exc, "original_exception", None) or exc)
+    machine = _machine_renderer()
+    if machine is not None:
+        return machine(Forbidden(conflicts.REFUSED_MESSAGE))
+    return render_error(403, conflicts.REFUSED_MESSAGE)
+
+
 def init_app(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):
@@ -106,6 +117,8 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
+        if conflicts.refused(exc):
+            return refused(exc)
         conflict = conflicts.kind(exc)
         if conflict == "retry" and conflicts.may_repeat():
             raise conflicts.RetryRequest() from exc  # the request edge runs it once more (Portal)

@@ -48,7 +48,7 @@ def load_sample(password: str) -> bool:
             tenant.deletion_requested_by = users[spec["members"][0]["email"]].id
         db.session.add(tenant)
         db.session.flush()  # tenant.id scopes everything below
-        with tenant_scope(db.session, tenant.id):
+        with tenant_scope(db.session, tenant.id, actor="sample:tenants"):
             keys.create_tenant_key(tenant.id)
             _load_tenant(tenant, spec, data, users, admin)
     from .auditlog import sample
@@ -78,7 +78,7 @@ def _integrations_sample(data: dict) -> None:
     for tenant in db.session.scalars(select(Tenant).where(Tenant.slug.in_([t["slug"] for t in data["tenants"]]))):
         tenant.max_integrations = max(tenant.max_integrations, len(kinds))
         tenant.features = sorted(set(tenant.features or []) | {"webhooks", "json_source", "inbound_events"})
-        with tenant_scope(db.session, tenant.id):
+        with tenant_scope(db.session, tenant.id, actor="sample:integrations"):
             for provider, name, config, credentials in kinds:
                 row = Integration(tenant_id=tenant.id, name=name, provider=provider, config=config, enabled=True,
                                   status=IntegrationStatus.PENDING,
@@ -94,7 +94,7 @@ def _analytics_sample(slug: str) -> None:
     """A month of analytics events for the first sample tenant (acme-corp)."""
     from .analytics import sample
     tenant = db.session.scalar(select(Tenant).where(Tenant.slug == slug))
-    with tenant_scope(db.session, tenant.id):
+    with tenant_scope(db.session, tenant.id, actor="sample:analytics"):
         devices = [(d.id, d.site_id, DeviceStatus(d.status).value) for d in db.session.scalars(
             select(Device).where(Device.tenant_id == tenant.id))]
         members = list(db.session.scalars(select(Membership.user_id).where(Membership.tenant_id == tenant.id)))

@@ -5,8 +5,8 @@ from urllib.parse import unquote_to_bytes
 
 from flask import Flask, abort, current_app, g, request
 
-from .database import replica
-from .errors import safe_rollback
+from .database import conflicts, replica
+from .errors import refused, safe_rollback
 from .extensions import db
 from .mail import deliver_after_response
 
@@ -18,7 +18,14 @@ def commit_or_rollback(response):
         # A request that never used the database (no transaction, nothing added) has nothing to end.
         if session.in_transaction() or session.new or session.dirty or session.deleted:
             wrote = replica.wrote(session)  # False at no cost without a read replica
-            session.commit()
+            try:
+                session.commit()
+            except Exception as exc:
+                if not conflicts.refused(exc):
+                    raise
+                # A write the database refused as it was flushed at the edge (a permission policy,
+                # migration 0027): the 403 it would have been mid-request, instead of the view's answer.
+                return security_headers(current_app.make_response(refused(exc)))
             if wrote:  # read-your-writes: this person's replica reads wait for this commit
                 replica.remember_position()
         response = deliver_after_response(current_app._get_current_object(), response)

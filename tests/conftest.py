@@ -170,7 +170,7 @@ class Factory:
             db.session.add(t)
             db.session.flush()
             info = {"id": t.id, "slug": slug, "sites": [], "devices": []}
-            with tenant_scope(db.session, t.id):
+            with tenant_scope(db.session, t.id, actor="test:setup"):
                 keys.create_tenant_key(t.id)  # as the console's create_tenant does
                 for role, user in (members or {}).items():
                     db.session.add(Membership(tenant_id=t.id, user_id=user.id, role=MembershipRole(role)))

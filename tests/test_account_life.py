@@ -213,7 +213,7 @@ def test_deletion_grace_period_cancel_then_erasure(app, mail_app, smtp, factory)
                                  .where(AccountToken.user_id == person.id)) == 0
         emails = set(db.session.scalars(sa.select(SecurityEvent.email).where(SecurityEvent.user_id == person.id)))
         assert emails == {f"deleted-{person.id}@invalid"}  # the security log stays, without the address
-        with tenant_scope(db.session, t["id"]):
+        with tenant_scope(db.session, t["id"], actor="test:setup"):
             members = db.session.scalars(sa.text("SELECT user_id FROM user_tenant_associations")).all()
             assert person.id not in members
     # The organization's history reads "Deleted user", and the old address opens nothing.

@@ -52,7 +52,7 @@ def beat(client, secret, **body):
 
 
 def rows(app, tenant_id, stmt):
-    with app.app_context(), tenant_scope(db.session, tenant_id):
+    with app.app_context(), tenant_scope(db.session, tenant_id, actor="test:setup"):
         return db.session.execute(stmt).all()
 
 
@@ -230,7 +230,7 @@ def test_task_rules_and_expiry(app, client, shop):
     assert queue(client, t["slug"], device, command="custom", parameters='{"script": "status"}').status_code == 303
 
     now = datetime.now(UTC)
-    with app.app_context(), tenant_scope(db.session, t["id"]):
+    with app.app_context(), tenant_scope(db.session, t["id"], actor="test:setup"):
         db.session.add(AgentTask(tenant_id=t["id"], device_id=device, command=Command.REBOOT,
                                  created_at=now - timedelta(hours=2), expires_at=now - timedelta(hours=1)))
         db.session.commit()

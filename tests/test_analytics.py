@@ -27,13 +27,13 @@ def month_after(day: date, months: int) -> date:
 
 
 def add(app, tenant_id, rows):
-    with app.app_context(), tenant_scope(db.session, tenant_id):
+    with app.app_context(), tenant_scope(db.session, tenant_id, actor="test:setup"):
         events.record_many(tenant_id, rows)
         db.session.commit()
 
 
 def count(app, tenant_id, sql="SELECT count(*) FROM analytics_events", **params):
-    with app.app_context(), tenant_scope(db.session, tenant_id):
+    with app.app_context(), tenant_scope(db.session, tenant_id, actor="test:setup"):
         return db.session.execute(sa.text(sql), params).scalar()
 
 
@@ -63,7 +63,7 @@ def test_recorded_by_the_pages_and_never_counted_for_another_tenant(app, world):
     assert re.search(r"<strong data-total>1</strong>", page)
     # B's five sign-ins are B's only, whichever way they are asked for.
     assert count(app, a["id"], "SELECT count(*) FROM analytics_events WHERE tenant_id = :b", b=b["id"]) == 0
-    with app.app_context(), tenant_scope(db.session, a["id"]):
+    with app.app_context(), tenant_scope(db.session, a["id"], actor="test:setup"):
         assert sum(n for _, n in queries.per_day(b["id"], "member.signin", NOW().date() - timedelta(days=1),
                                                   NOW().date())) == 0
 
@@ -173,7 +173,7 @@ def test_the_batch_validator():
 
 def test_record_custom_is_one_statement_and_all_or_nothing(app, world):
     a, owner = world["a"], world["users"]["owner"]
-    with app.app_context(), tenant_scope(db.session, a["id"]):
+    with app.app_context(), tenant_scope(db.session, a["id"], actor="test:setup"):
         tenant = db.session.get(Tenant, a["id"])
         member = db.session.scalar(sa.select(Membership).where(Membership.tenant_id == a["id"],
                                                                Membership.user_id == owner.id))
@@ -202,7 +202,7 @@ def test_devices_online_are_rebuilt_from_status_changes(app, factory):
                        events.event("device.status", {"from": "online", "to": "offline"}, at(0)),
                        events.event("device.status", {"from": None, "to": "online"}, at(10)),
                        events.event("device.status", {"from": "online", "to": "error"}, at(0), source="api")])
-    with app.app_context(), tenant_scope(db.session, t["id"]):
+    with app.app_context(), tenant_scope(db.session, t["id"], actor="test:setup"):
         online = dict(queries.online_per_day(t["id"], 1, today, 30))
     assert [online[today - timedelta(days=d)] for d in (0, 1, 2, 3, 4, 9, 10, 11)] == [1, 2, 2, 2, 1, 1, 1, 0]
 
@@ -240,7 +240,7 @@ def test_a_tenants_30_days_per_day_prune_to_their_months(app, world):
     a = world["a"]
     last = NOW().date()
     first = last - timedelta(days=29)
-    with app.app_context(), tenant_scope(db.session, a["id"]):
+    with app.app_context(), tenant_scope(db.session, a["id"], actor="test:setup"):
         plan = "\n".join(db.session.scalars(sa.text("EXPLAIN " + queries._PER_DAY.text), {
             "t": a["id"], "type": "door.opened", "lo": queries.utc_midnight(first),
             "hi": queries.utc_midnight(last + timedelta(days=1))}))

@@ -22,7 +22,7 @@ ALL = Role("test", "Test", "", frozenset(Permission))
 
 
 def make_client(app, tenant_id, scopes, site_ids=None, name="test client"):
-    with app.app_context(), tenant_scope(db.session, tenant_id):
+    with app.app_context(), tenant_scope(db.session, tenant_id, actor="test:setup"):
         tenant = db.session.get(Tenant, tenant_id)
         client, secret = services.create_client(TenantContext(tenant, None, ALL),
                                                 services.ClientData(name, list(scopes), site_ids))
@@ -83,7 +83,7 @@ def test_token_issue_by_basic_and_form_and_use(app, client, world):
     assert get_token(client, client_id, "pcs_wrong").status_code == 401
     assert get_token(client, "not-a-uuid", secret).status_code == 401
     # Stored hashed only.
-    with app.app_context(), tenant_scope(db.session, world["a"]["id"]):
+    with app.app_context(), tenant_scope(db.session, world["a"]["id"], actor="test:setup"):
         from portal.api.models import ApiClient, ApiToken
         row = db.session.get(ApiClient, (world["a"]["id"], client_id))
         assert row.secret_hash == credentials.secret_hash(secret) and secret.encode() not in row.secret_hash
@@ -110,7 +110,7 @@ def test_tokens_expire_and_are_revoked_and_introspected(app, client, world):
                        headers=basic(client_id, secret)).get_json() == {"active": False}
     # Expiry.
     expired = get_token(client, client_id, secret).get_json()["access_token"]
-    with app.app_context(), tenant_scope(db.session, world["a"]["id"]):
+    with app.app_context(), tenant_scope(db.session, world["a"]["id"], actor="test:setup"):
         db.session.execute(db.text("UPDATE api_tokens SET expires_at = now() - interval '1 second' "
                                    "WHERE token_hash = :h"), {"h": credentials.token_hash(expired)})
         db.session.commit()
@@ -120,21 +120,21 @@ def test_tokens_expire_and_are_revoked_and_introspected(app, client, world):
 def test_rotation_keeps_the_old_secret_for_the_grace_period_and_disable_stops_tokens(app, client, world):
     client_id, secret = make_client(app, world["a"]["id"], ["devices:view"])
     token = get_token(client, client_id, secret).get_json()["access_token"]
-    with app.test_request_context(), tenant_scope(db.session, world["a"]["id"]):
+    with app.test_request_context(), tenant_scope(db.session, world["a"]["id"], actor="test:setup"):
         tenant = db.session.get(Tenant, world["a"]["id"])
         row = services.get_client(TenantContext(tenant, None, ALL), client_id)
         new_secret = services.rotate_secret(TenantContext(tenant, None, ALL), row)
         db.session.commit()
     assert get_token(client, client_id, new_secret).status_code == 200
     assert get_token(client, client_id, secret).status_code == 200  # within the grace period
-    with app.app_context(), tenant_scope(db.session, world["a"]["id"]):
+    with app.app_context(), tenant_scope(db.session, world["a"]["id"], actor="test:setup"):
         db.session.execute(db.text("UPDATE api_clients SET previous_secret_expires_at = now() - interval '1 second' "
                                    "WHERE id = :i"), {"i": client_id})
         db.session.execute(db.text("UPDATE api_clients SET disabled_at = now() WHERE id = :i"), {"i": client_id})
         db.session.commit()
     assert client.get("/api/v1/devices", headers=bearer(token)).status_code == 401  # disabled: tokens stop
     assert get_token(client, client_id, new_secret).status_code == 401
-    with app.app_context(), tenant_scope(db.session, world["a"]["id"]):
+    with app.app_context(), tenant_scope(db.session, world["a"]["id"], actor="test:setup"):
         db.session.execute(db.text("UPDATE api_clients SET disabled_at = NULL WHERE id = :i"), {"i": client_id})
         db.session.commit()
     assert get_token(client, client_id, secret).status_code == 401  # grace over
@@ -268,7 +268,7 @@ def test_create_read_update_with_etag_and_idempotency(api):
     assert bad.status_code == 422
     assert {e["field"] for e in bad.get_json()["errors"]} == {"type", "name"}
     # The audit log names the client.
-    with api["app"].app_context(), tenant_scope(db.session, a["id"]):
+    with api["app"].app_context(), tenant_scope(db.session, a["id"], actor="test:setup"):
         from portal.audit.models import AuditLog
         row = db.session.query(AuditLog).filter_by(resource_id=first.get_json()["id"], action="device.create").one()
         assert row.user_id is None and row.details["actor"]["type"] == "api_client"
@@ -411,13 +411,13 @@ def test_prune_removes_long_expired_tokens_and_idempotency_records(app, client, 
     from portal.api.tasks import prune
     from portal.jobs.engine import bind
     token = token_for(app, client, world["a"]["id"], ["devices:view"])
-    with app.app_context(), tenant_scope(db.session, world["a"]["id"]):
+    with app.app_context(), tenant_scope(db.session, world["a"]["id"], actor="test:setup"):
         db.session.execute(db.text("UPDATE api_tokens SET expires_at = now() - interval '2 days' "
                                    "WHERE token_hash = :h"), {"h": credentials.token_hash(token)})
         db.session.commit()
     bind(app)
     assert prune(int(time.time())) >= 1
-    with app.app_context(), tenant_scope(db.session, world["a"]["id"]):
+    with app.app_context(), tenant_scope(db.session, world["a"]["id"], actor="test:setup"):
         left = db.session.execute(db.text("SELECT count(*) FROM api_tokens WHERE token_hash = :h"),
                                   {"h": credentials.token_hash(token)}).scalar()
     assert left == 0
@@ -429,7 +429,7 @@ def test_custom_events_are_recorded_all_or_none(api):
     app, http, headers = api["app"], api["http"], bearer(api["token"])
 
     def recorded(kind):
-        with app.app_context(), tenant_scope(db.session, api["a"]["id"]):
+        with app.app_context(), tenant_scope(db.session, api["a"]["id"], actor="test:setup"):
             return db.session.execute(sa.text("SELECT count(*) FROM analytics_events WHERE event_type = :t"),
                                       {"t": kind}).scalar()
 

@@ -16,7 +16,7 @@ from portal.tenants.models import Tenant
 
 
 def agent_secret(app, tenant_id, device_id, gateway=False) -> str:
-    with app.test_request_context(), tenant_scope(db.session, tenant_id):
+    with app.test_request_context(), tenant_scope(db.session, tenant_id, actor="test:setup"):
         ctx = TenantContext(db.session.get(Tenant, tenant_id), None, ALL)
         device = db.session.get(Device, (tenant_id, device_id))
         secret = agent_credentials.issue(ctx, device, gateway=gateway)
@@ -25,7 +25,7 @@ def agent_secret(app, tenant_id, device_id, gateway=False) -> str:
 
 
 def _tokens_of(app, tenant_id, client_id) -> int:
-    with app.app_context(), tenant_scope(db.session, tenant_id):
+    with app.app_context(), tenant_scope(db.session, tenant_id, actor="test:setup"):
         return db.session.execute(sa.text("SELECT count(*) FROM api_tokens WHERE client_ref = :c"),
                                   {"c": client_id}).scalar()
 

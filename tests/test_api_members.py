@@ -31,7 +31,7 @@ def team(app, client, factory):
 
 
 def audit_of(app, tenant_id, user_id):
-    with app.app_context(), tenant_scope(db.session, tenant_id):
+    with app.app_context(), tenant_scope(db.session, tenant_id, actor="test:setup"):
         return db.session.execute(sa.text(
             "SELECT user_id, before, after, details FROM audit_logs WHERE tenant_id = :t "
             "AND action = 'member.role_change' AND resource_id = :r ORDER BY seq"),
@@ -48,7 +48,7 @@ def test_carol_is_listed_and_read_as_viewer_and_field_technician(app, client):
     with app.app_context():
         acme, carol = db.session.execute(sa.text(
             "SELECT t.id, u.id FROM tenants t, users u WHERE t.slug = 'acme-corp' AND u.email = 'carol@acme.com'")).one()
-    with app.app_context(), tenant_scope(db.session, acme):
+    with app.app_context(), tenant_scope(db.session, acme, actor="test:setup"):
         warehouse = db.session.scalar(sa.text("SELECT id FROM sites WHERE name = 'Acme Warehouse'"))
     headers = bearer(token_for(app, client, acme, ["members:view"]))
     found, url = [], "/api/v1/members"
@@ -121,7 +121,7 @@ def test_a_client_gives_and_takes_further_roles_and_the_audit_log_names_it(app, 
     assert further_of(app, t["id"], viewer.id) == set()
     back = patch(http, headers, viewer.id, ["viewer"]).get_json()
     assert back["roles"] == [{"key": "viewer", "name": "Viewer"}] and back["permissions"] == sorted(READ)
-    with app.app_context(), tenant_scope(db.session, t["id"]):
+    with app.app_context(), tenant_scope(db.session, t["id"], actor="test:setup"):
         m = db.session.scalar(sa.select(Membership).where(Membership.tenant_id == t["id"],
                                                           Membership.user_id == viewer.id))
         assert roles.role_of(m).name == "Viewer"
@@ -182,7 +182,7 @@ def person_token(app, tenant_id, user_id, scopes, name="Team App") -> str:
     """An app's access token for a person, as the code flow would leave it (tests/test_oauth_apps.py
     drives the flow itself)."""
     token = credentials.new_token()
-    with app.test_request_context(), tenant_scope(db.session, tenant_id):
+    with app.test_request_context(), tenant_scope(db.session, tenant_id, actor="test:setup"):
         tenant = db.session.get(Tenant, tenant_id)
         everything = roles.Role("test", "Test", "", frozenset(Permission))
         client, _ = grants.create_app(TenantContext(tenant, None, everything),

@@ -35,7 +35,7 @@ def serving(db_urls):
 
 def write(app, tenant_id, count: int, actor=None) -> None:
     with app.app_context():
-        with tenant_scope(db.session, tenant_id):
+        with tenant_scope(db.session, tenant_id, actor="test:setup"):
             for i in range(count):
                 audit.record(tenant_id, actor, "device.update", "device", uuid.uuid4(),
                              before={"name": f"Old {i}", "ratio": 0.1 * i}, after={"name": f"Ünïcode {i} ✓"},
@@ -68,7 +68,7 @@ def test_an_untouched_chain_verifies(app, chained):
 
 
 def test_rows_are_numbered_and_linked(app, chained):
-    with app.app_context(), tenant_scope(db.session, chained["id"]):
+    with app.app_context(), tenant_scope(db.session, chained["id"], actor="test:setup"):
         rows = db.session.execute(sa.text(
             "SELECT seq, prev_hash, row_hash FROM audit_logs ORDER BY seq")).all()
     assert [r.seq for r in rows] == [1, 2, 3, 4, 5]
@@ -86,7 +86,7 @@ def test_an_update_behind_the_portals_back_is_detected(app, chained, owner_engin
 
 
 def test_an_update_that_recomputes_the_rows_own_hash_breaks_the_next_link(app, chained, owner_engine):
-    with app.app_context(), tenant_scope(db.session, chained["id"]):
+    with app.app_context(), tenant_scope(db.session, chained["id"], actor="test:setup"):
         row = db.session.execute(sa.text(chain._ROWS.text.replace("ORDER BY seq", "AND seq = 2")),
                                  {"tenant": chained["id"]}).one()
     forged = row._asdict() | {"action": "device.view"}
@@ -176,7 +176,7 @@ def test_concurrent_writers_in_one_tenant_never_fork_the_chain(app, factory):
 def test_bulk_writes_chain_like_single_ones(app, factory):
     t = factory.tenant(sites=0)
     with app.app_context():
-        with tenant_scope(db.session, t["id"]):
+        with tenant_scope(db.session, t["id"], actor="test:setup"):
             audit.record_many(t["id"], None, "device.import", "device",
                               [(uuid.uuid4(), None, {"name": f"D{i}"}) for i in range(300)], source="test.csv")
             audit.record(t["id"], None, "device.create", "device", uuid.uuid4(), after={"name": "one more"})

@@ -28,7 +28,7 @@ def org(factory):
 
 def write(app, tenant_id, count):
     with app.app_context():
-        with tenant_scope(db.session, tenant_id):
+        with tenant_scope(db.session, tenant_id, actor="test:setup"):
             for i in range(count):
                 audit.record(tenant_id, None, "site.update", "site", uuid.uuid4(), before={"n": i}, after={"n": i + 1})
         db.session.commit()
@@ -91,7 +91,7 @@ def test_prune_deletes_old_rows_in_chain_order_and_the_rest_verifies(app, org, o
     verified = cli(app, "audit", "verify", "--tenant", t["slug"])
     assert verified.exit_code == 0, verified.output
     assert "4 rows verified, head row 7" in verified.output  # rows 4-6 and the prune's own row 7
-    with app.app_context(), tenant_scope(db.session, t["id"]):
+    with app.app_context(), tenant_scope(db.session, t["id"], actor="test:setup"):
         left = db.session.execute(sa.text("SELECT seq, action FROM audit_logs ORDER BY seq")).all()
         checkpoint = db.session.execute(sa.text("SELECT seq, pruned_rows FROM audit_checkpoints")).one()
     assert [r.seq for r in left] == [4, 5, 6, 7] and left[-1].action == "audit.prune"

@@ -107,7 +107,7 @@ def test_bad_filter_values_get_a_message_not_an_error(app, org):
 
 def test_keyset_pages_are_stable_and_complete(app, org):
     t = org["t"]
-    with app.app_context(), tenant_scope(db.session, t["id"]):
+    with app.app_context(), tenant_scope(db.session, t["id"], actor="test:setup"):
         audit.record_many(t["id"], org["owner"].id, "device.update", "device",
                           [(uuid.uuid4(), {"name": f"n{i}"}, {"name": f"m{i}"}) for i in range(120)])
         db.session.commit()
@@ -159,7 +159,7 @@ def test_export_csv_follows_the_filter_and_is_itself_audited(app, org):
 def test_export_jsonl_and_formula_cells(app, org, factory):
     t = org["t"]
     prankster = factory.user(name="=HYPERLINK(\"http://evil\")")
-    with app.app_context(), tenant_scope(db.session, t["id"]):
+    with app.app_context(), tenant_scope(db.session, t["id"], actor="test:setup"):
         audit.record(t["id"], prankster.id, "device.create", "device", uuid.uuid4(), after={"name": "-1+1"})
         db.session.commit()
     client = app.test_client()
@@ -176,7 +176,7 @@ def test_export_jsonl_and_formula_cells(app, org, factory):
 def test_another_tenants_entries_never_show(app, org, factory):
     t = org["t"]
     other = factory.tenant(members={"owner": factory.user()})
-    with app.app_context(), tenant_scope(db.session, other["id"]):
+    with app.app_context(), tenant_scope(db.session, other["id"], actor="test:setup"):
         audit.record(other["id"], None, "device.create", "device", other["devices"][0], after={"name": "Secret"})
         db.session.commit()
     client = app.test_client()
@@ -197,6 +197,6 @@ def test_members_are_refused_and_strangers_see_nothing(app, org, factory):
     stranger = app.test_client()
     login(stranger, factory.user().email)
     assert stranger.get(f"/t/{t['slug']}/audit/export.jsonl").status_code == 404
-    with app.app_context(), tenant_scope(db.session, t["id"]):
+    with app.app_context(), tenant_scope(db.session, t["id"], actor="test:setup"):
         exports = db.session.execute(sa.text("SELECT count(*) FROM audit_logs WHERE action = 'audit.export'")).scalar()
     assert exports == 0  # refused exports are not written

@@ -202,13 +202,13 @@ class Context:
 
     def new_member(self, role: str = "viewer"):
         user = self.factory.user(name="matrix target")
-        with self.app.app_context(), tenant_scope(db.session, self.tenant["id"]):
+        with self.app.app_context(), tenant_scope(db.session, self.tenant["id"], actor="test:setup"):
             db.session.add(Membership(tenant_id=self.tenant["id"], user_id=user.id, role=MembershipRole(role)))
             db.session.commit()
         return user.id
 
     def new_role(self, permissions=(Permission.TENANT_VIEW,)) -> str:
-        with self.app.app_context(), tenant_scope(db.session, self.tenant["id"]):
+        with self.app.app_context(), tenant_scope(db.session, self.tenant["id"], actor="test:setup"):
             role = TenantRole(tenant_id=self.tenant["id"], name=f"matrix role {secrets.token_hex(4)}")
             db.session.add(role)
             db.session.flush()
@@ -219,7 +219,7 @@ class Context:
 
     def new_api_client(self):
         from portal.api.models import ApiClient
-        with self.app.app_context(), tenant_scope(db.session, self.tenant["id"]):
+        with self.app.app_context(), tenant_scope(db.session, self.tenant["id"], actor="test:setup"):
             client = ApiClient(tenant_id=self.tenant["id"], name="matrix client", scopes=["devices:view"],
                                secret_hash=hashlib.sha256(secrets.token_bytes(16)).digest())
             db.session.add(client)
@@ -228,7 +228,7 @@ class Context:
 
     def new_oauth_app(self):
         from portal.api.models import ApiClient
-        with self.app.app_context(), tenant_scope(db.session, self.tenant["id"]):
+        with self.app.app_context(), tenant_scope(db.session, self.tenant["id"], actor="test:setup"):
             client = ApiClient(tenant_id=self.tenant["id"], name="matrix app", scopes=["devices:view"], kind="app",
                                is_public=True, redirect_uris=["http://127.0.0.1/cb"])
             db.session.add(client)
@@ -239,7 +239,7 @@ class Context:
         from portal.api.models import OAuthGrant
         app_id = self.new_oauth_app()
         user_id = self.new_member()
-        with self.app.app_context(), tenant_scope(db.session, self.tenant["id"]):
+        with self.app.app_context(), tenant_scope(db.session, self.tenant["id"], actor="test:setup"):
             grant = OAuthGrant(tenant_id=self.tenant["id"], client_ref=app_id, user_id=user_id, scopes=["devices:view"])
             db.session.add(grant)
             db.session.commit()
@@ -247,7 +247,7 @@ class Context:
 
     def new_scim_token(self):
         from portal.scim.models import ScimToken
-        with self.app.app_context(), tenant_scope(db.session, self.tenant["id"]):
+        with self.app.app_context(), tenant_scope(db.session, self.tenant["id"], actor="test:setup"):
             token = ScimToken(tenant_id=self.tenant["id"], name="matrix token",
                               token_hash=hashlib.sha256(secrets.token_bytes(16)).digest())
             db.session.add(token)
@@ -256,14 +256,14 @@ class Context:
 
     def new_task(self):
         from portal.tasks.models import Task
-        with self.app.app_context(), tenant_scope(db.session, self.tenant["id"]):
+        with self.app.app_context(), tenant_scope(db.session, self.tenant["id"], actor="test:setup"):
             task = Task(tenant_id=self.tenant["id"], title="matrix task", site_id=self.tenant["sites"][0])
             db.session.add(task)
             db.session.commit()
             return task.id
 
     def new_agent_task(self):
-        with self.app.app_context(), tenant_scope(db.session, self.tenant["id"]):
+        with self.app.app_context(), tenant_scope(db.session, self.tenant["id"], actor="test:setup"):
             now = datetime.now(timezone.utc)
             task = AgentTask(tenant_id=self.tenant["id"], device_id=self.tenant["devices"][0], command=Command.REBOOT,
                              created_at=now, expires_at=now + timedelta(hours=1))
@@ -273,7 +273,7 @@ class Context:
 
     def new_sso_connection(self):
         from portal.sso.models import SsoConnection
-        with self.app.app_context(), tenant_scope(db.session, self.tenant["id"]):
+        with self.app.app_context(), tenant_scope(db.session, self.tenant["id"], actor="test:setup"):
             # An issuer nothing answers at: "Test connection" ends with a message, quickly.
             row = SsoConnection(tenant_id=self.tenant["id"], name="matrix idp", issuer="http://127.0.0.1:9",
                                 client_id="portal")
@@ -284,7 +284,7 @@ class Context:
     def new_sso_mapping(self):
         from portal.sso.models import SsoGroupMapping
         connection_id = self.new_sso_connection()
-        with self.app.app_context(), tenant_scope(db.session, self.tenant["id"]):
+        with self.app.app_context(), tenant_scope(db.session, self.tenant["id"], actor="test:setup"):
             row = SsoGroupMapping(tenant_id=self.tenant["id"], connection_id=connection_id, group_name="/matrix",
                                   role_key="viewer")
             db.session.add(row)
@@ -293,7 +293,7 @@ class Context:
 
     def new_sso_domain(self):
         from portal.sso.models import SsoDomain
-        with self.app.app_context(), tenant_scope(db.session, self.tenant["id"]):
+        with self.app.app_context(), tenant_scope(db.session, self.tenant["id"], actor="test:setup"):
             row = SsoDomain(tenant_id=self.tenant["id"], domain=f"matrix-{secrets.token_hex(4)}.invalid", token="t")
             db.session.add(row)
             db.session.commit()
@@ -302,7 +302,7 @@ class Context:
         """An enabled webhook endpoint (and, for routes that name one, a delivery in its log)."""
         from portal.integrations.models import Integration, LogEntry
         from portal.integrations.services import seal_credentials
-        with self.app.app_context(), tenant_scope(db.session, self.tenant["id"]):
+        with self.app.app_context(), tenant_scope(db.session, self.tenant["id"], actor="test:setup"):
             integration = Integration(tenant_id=self.tenant["id"], name="matrix webhook", provider="webhook",
                                       config={"url": "http://127.0.0.1:9/hook", "events": ["task.created"]},
                                       enabled=True)
@@ -325,7 +325,7 @@ class Context:
         return self.__dict__.pop("entry_integration", None) or self.new_integration()
 
     def new_invitation(self):
-        with self.app.app_context(), tenant_scope(db.session, self.tenant["id"]):
+        with self.app.app_context(), tenant_scope(db.session, self.tenant["id"], actor="test:setup"):
             inv = Invitation(tenant_id=self.tenant["id"], role=MembershipRole.MEMBER, email=f"matrix-{secrets.token_hex(4)}@example.com",
                              token_hash=hashlib.sha256(secrets.token_bytes(16)).digest(),
                              expires_at=datetime.now(timezone.utc) + timedelta(days=1),
@@ -377,7 +377,7 @@ def test_every_tenant_route_has_expectations(app):
 def _give_logo(app, tenant_id):
     png = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4"
            b"\x89\x00\x00\x00\rIDATx\x9cc\xf8\x0f\x00\x00\x01\x01\x00\x05\x18\xd8N\x00\x00\x00\x00IEND\xaeB`\x82")
-    with app.app_context(), tenant_scope(db.session, tenant_id):
+    with app.app_context(), tenant_scope(db.session, tenant_id, actor="test:setup"):
         db.session.add(TenantLogo(tenant_id=tenant_id, media_type="image/png", content=png, sha256="0" * 64,
                                   width=1, height=1))
         db.session.commit()
@@ -468,7 +468,7 @@ def test_custom_role_matrix(app, matrix_world, permission):
     home = matrix_world["home"]
     user = home.factory.user(name=f"matrix {permission.value}")
     role_id = home.new_role([permission])
-    with app.app_context(), tenant_scope(db.session, home.tenant["id"]):
+    with app.app_context(), tenant_scope(db.session, home.tenant["id"], actor="test:setup"):
         db.session.add(Membership(tenant_id=home.tenant["id"], user_id=user.id, custom_role_id=role_id))
         db.session.flush()
         db.session.add(SiteAssignment(tenant_id=home.tenant["id"], site_id=home.tenant["sites"][0], user_id=user.id))

@@ -133,7 +133,7 @@ def test_accent_colour_is_checked_shown_in_its_tenant_only_and_reset(app, org):
     assert "brand.css" not in owner.get("/account/profile").get_data(as_text=True)  # outside a tenant: no branding
     r = owner.post(f"/t/{slug}/settings/accent/reset", data={"csrf_token": token})
     assert r.status_code == 303 and "brand.css" not in owner.get(f"/t/{slug}/").get_data(as_text=True)
-    with app.app_context(), tenant_scope(db.session, org["id"]):
+    with app.app_context(), tenant_scope(db.session, org["id"], actor="test:setup"):
         actions = [(a.action, a.after) for a in db.session.query(AuditLog).filter(
             AuditLog.tenant_id == org["id"], AuditLog.action == "tenant.accent").order_by(AuditLog.created_at)]
     assert actions == [("tenant.accent", {"accent": "#0b6e4f"}), ("tenant.accent", {"accent": None})]

@@ -51,7 +51,7 @@ def test_owner_creates_a_webhook_and_the_pages_pass_the_checks(chromium, live_se
         expect(page.get_by_role("heading", name="Orders to the ERP")).to_be_visible()
         assert secret not in page.content()
         integration_id = page.url.rstrip("/").rsplit("/", 1)[1]
-        with app.app_context(), tenant_scope(db.session, t["id"]):
+        with app.app_context(), tenant_scope(db.session, t["id"], actor="test:setup"):
             db.session.add(LogEntry(tenant_id=t["id"], integration_id=integration_id, kind="delivery",
                                     event_type="device.status_changed", state="failed", attempts=16,
                                     payload={"type": "device.status_changed", "data": {}},
@@ -76,7 +76,7 @@ def test_owner_creates_a_webhook_and_the_pages_pass_the_checks(chromium, live_se
         expect(page.get_by_text("shown only this once")).to_be_visible()
         assert page.locator("#signing-secret").input_value() not in ("", secret)
         tab.assert_no_csp_errors()
-        with app.app_context(), tenant_scope(db.session, t["id"]):
+        with app.app_context(), tenant_scope(db.session, t["id"], actor="test:setup"):
             assert db.session.scalar(sa.select(sa.func.count()).select_from(Integration)) == 1
     finally:
         context.close()

@@ -64,7 +64,7 @@ def sweep(app, password_hash):
     lonely = factory.user(name="Sweep Lonely")
     t = factory.tenant(members={**users}, sites=2, devices=3, slug=f"sweep-{factory._unique()}",
                        name="Sweep Industries")
-    with app.app_context(), tenant_scope(db.session, t["id"]):
+    with app.app_context(), tenant_scope(db.session, t["id"], actor="test:setup"):
         devices = {d.id: d for d in db.session.scalars(sa.select(Device).where(Device.tenant_id == t["id"]))}
         devices[t["devices"][0]].name = LONG_NAME
         devices[t["devices"][1]].status = DeviceStatus.ERROR

@@ -26,7 +26,7 @@ def fleet(app, password_hash):
     factory = Factory(app, password_hash)
     owner, member = factory.user(name="Pat Palette"), factory.user(name="Max Member")
     t = factory.tenant(members={"owner": owner, "member": member}, sites=2, devices=2, name="Palette Works")
-    with app.app_context(), tenant_scope(db.session, t["id"]):
+    with app.app_context(), tenant_scope(db.session, t["id"], actor="test:setup"):
         db.session.add(SiteAssignment(tenant_id=t["id"], site_id=t["sites"][0], user_id=member.id))
         db.session.commit()
     return {"t": t, "owner": owner, "member": member}

@@ -101,7 +101,7 @@ def branded_tenants(factory, app, owner) -> list[dict]:
     picture = io.BytesIO()
     Image.new("RGB", (300, 200), (180, 35, 24)).save(picture, "PNG")  # a tall-ish logo, 3:2
     image = decode_logo(picture.getvalue(), "logo.png")
-    with app.app_context(), tenant_scope(db.session, logo["id"]):
+    with app.app_context(), tenant_scope(db.session, logo["id"], actor="test:setup"):
         db.session.add(TenantLogo(tenant_id=logo["id"], media_type=image.media_type, content=image.content,
                                   sha256=image.sha256, width=image.width, height=image.height))
         tenant = db.session.get(Tenant, logo["id"])

@@ -44,7 +44,7 @@ def _invite(client, slug, email, token):
 
 
 def _invitations(app, tenant_id, email):
-    with app.app_context(), tenant_scope(db.session, tenant_id):
+    with app.app_context(), tenant_scope(db.session, tenant_id, actor="test:setup"):
         return db.session.scalar(sa.select(sa.func.count()).select_from(Invitation).where(
             Invitation.tenant_id == tenant_id, Invitation.email == email))
 

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from conftest import csrf_token, login
 from portal.accounts.models import UserType
-from portal.database.context import tenant_scope
+from portal.database.context import acting_as, tenant_scope
 from portal.devices.models import Device
 from portal.extensions import db
 from portal.invitations.models import Invitation
@@ -49,7 +49,7 @@ def tenant_row(app, slug) -> Tenant:
 
 
 def set_limits(app, tenant_id, **limits):
-    with app.app_context():
+    with app.app_context(), acting_as(db.session, "test:console"):  # as the console would
         db.session.execute(sa.update(Tenant).where(Tenant.id == tenant_id).values(**limits))
         db.session.commit()
 
@@ -69,7 +69,7 @@ def test_system_admin_creates_a_tenant_and_invites_its_first_owner(app, sysadmin
     assert r.status_code == 303 and r.headers["Location"] == f"/admin/tenants/{slug}"
     t = tenant_row(app, slug)
     assert (t.plan, t.max_users, t.max_sites, t.max_devices, t.status) == ("starter", 10, 5, 500, TenantStatus.ACTIVE)
-    with app.app_context(), tenant_scope(db.session, t.id):
+    with app.app_context(), tenant_scope(db.session, t.id, actor="test:setup"):
         [inv] = db.session.scalars(sa.select(Invitation).where(Invitation.tenant_id == t.id)).all()
         assert (inv.email, inv.role) == ("first@example.com", MembershipRole.OWNER)
         actions = db.session.scalars(sa.text("SELECT action FROM audit_logs")).all()
@@ -108,7 +108,7 @@ def test_suspended_tenant_shows_its_members_the_reason_and_nothing_else(app, sys
     r = member.post(f"/t/{slug}/devices/{org['t']['devices'][0]}/status",
                     data={"csrf_token": csrf_token(member), "status": "error"})
     assert r.status_code == 423
-    with app.app_context(), tenant_scope(db.session, org["t"]["id"]):
+    with app.app_context(), tenant_scope(db.session, org["t"]["id"], actor="test:setup"):
         assert db.session.get(Device, (org["t"]["id"], org["t"]["devices"][0])).status.value == "online"
     # Strangers still learn nothing; the console still shows it; the switcher marks it.
     outsider = app.test_client()
@@ -117,7 +117,7 @@ def test_suspended_tenant_shows_its_members_the_reason_and_nothing_else(app, sys
     assert sysadmin.get(f"/admin/tenants/{slug}").status_code == 200
     assert post(sysadmin, f"/admin/tenants/{slug}/status", action="reactivate", reason="").status_code == 303
     assert member.get(f"/t/{slug}/devices/").status_code == 200
-    with app.app_context(), tenant_scope(db.session, org["t"]["id"]):
+    with app.app_context(), tenant_scope(db.session, org["t"]["id"], actor="test:setup"):
         history = db.session.scalars(sa.text(
             "SELECT action FROM audit_logs WHERE resource_type = 'tenant' ORDER BY created_at")).all()
     assert history == ["tenant.suspend", "tenant.reactivate"]
@@ -220,7 +220,7 @@ def test_twenty_concurrent_creations_at_the_limit_leave_exactly_the_limit(app, o
     for th in threads:
         th.join()
     assert results.count(303) == 3 and results.count(422) == 17, results
-    with app.app_context(), tenant_scope(db.session, t["id"]):
+    with app.app_context(), tenant_scope(db.session, t["id"], actor="test:setup"):
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Device).where(Device.tenant_id == t["id"])) == 5
 
 
@@ -243,7 +243,7 @@ def test_system_admin_finds_a_user_and_suspends_then_reactivates_them(app, sysad
     assert "is suspended; 1 session ended" in page and "Reason: Left the company" in page
     assert 'data-status="suspended"' in page and "Reactivate the account" in page
     assert member.get(f"/t/{org['slug']}/").status_code == 302  # signed out: its session ended
-    with app.app_context(), tenant_scope(db.session, org["t"]["id"]):
+    with app.app_context(), tenant_scope(db.session, org["t"]["id"], actor="test:setup"):
         assert "user.suspend" in db.session.scalars(sa.text("SELECT action FROM audit_logs")).all()
     audit = member_of_audit(app, org)
     assert f"suspended the account of {person.email} (system console): Left the company" in audit

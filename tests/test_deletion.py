@@ -7,7 +7,7 @@ import sqlalchemy as sa
 
 from conftest import PASSWORD, csrf_token, login
 from portal.accounts.models import UserType
-from portal.database.context import tenant_scope
+from portal.database.context import acting_as, tenant_scope
 from portal.extensions import db
 from portal.mail.models import OutboxMessage
 from test_schema import TENANT_TABLES_SQL
@@ -20,7 +20,7 @@ def post(client, url, **data):
 def test_owner_asks_members_are_told_an_owner_cancels(app, factory):
     owner, other_owner, member = factory.user(), factory.user(), factory.user()
     t = factory.tenant(members={"owner": owner, "member": member}, sites=1, devices=1)
-    with app.app_context(), tenant_scope(db.session, t["id"]):
+    with app.app_context(), tenant_scope(db.session, t["id"], actor="test:setup"):
         db.session.execute(sa.text("INSERT INTO user_tenant_associations (tenant_id, user_id, role) "
                                    "VALUES (:t, :u, 'owner')"), {"t": t["id"], "u": other_owner.id})
         db.session.commit()
@@ -48,7 +48,7 @@ def test_owner_asks_members_are_told_an_owner_cancels(app, factory):
     assert "Cancel the deletion" in clients["other"].get(f"/t/{t['slug']}/").get_data(as_text=True)
     assert post(clients["other"], f"/t/{t['slug']}/settings/cancel-deletion").status_code == 303
     assert "will be deleted on" not in clients["member"].get(f"/t/{t['slug']}/").get_data(as_text=True)
-    with app.app_context(), tenant_scope(db.session, t["id"]):
+    with app.app_context(), tenant_scope(db.session, t["id"], actor="test:setup"):
         actions = db.session.scalars(sa.text(
             "SELECT action FROM audit_logs WHERE resource_type = 'tenant' ORDER BY seq")).all()
     assert actions == ["tenant.delete_request", "tenant.delete_cancel"]
@@ -67,7 +67,7 @@ def test_purge_removes_every_row_of_the_tenant_and_nothing_else(app, factory):
 
     runner = app.test_cli_runner()
     assert "Purged 0 tenants" in runner.invoke(args=["tenants", "purge"]).output  # the grace period holds
-    with app.app_context():
+    with app.app_context(), acting_as(db.session, "test:setup"):  # the grace period, over
         db.session.execute(sa.text("UPDATE tenants SET purge_after = now() - interval '1 minute' WHERE id = :t"),
                            {"t": doomed["id"]})
         db.session.commit()

@@ -34,7 +34,7 @@ def shop(app, factory):
 
 
 def count(app, tenant_id, model=Device, *where) -> int:
-    with app.app_context(), tenant_scope(db.session, tenant_id):
+    with app.app_context(), tenant_scope(db.session, tenant_id, actor="test:setup"):
         return db.session.scalar(sa.select(sa.func.count()).select_from(model).where(
             model.tenant_id == tenant_id, *where))
 
@@ -61,7 +61,7 @@ def test_import_creates_devices_with_an_audit_row_each(app, shop):
     assert r.status_code == 303 and r.headers["Location"] == f"/t/{shop['slug']}/devices/"
     assert count(app, shop["t"]["id"]) == before + 2
     assert count(app, shop["t"]["id"], AuditLog, AuditLog.action == "device.import") == 2
-    with app.app_context(), tenant_scope(db.session, shop["t"]["id"]):
+    with app.app_context(), tenant_scope(db.session, shop["t"]["id"], actor="test:setup"):
         gate = db.session.scalar(sa.select(Device).where(Device.serial_number == "GC-1"))
         assert gate.meta == {"specs": {"fps": 30}} and gate.last_seen_at.year == 2026
     # With htmx: the browser is sent to the list.
@@ -151,7 +151,7 @@ def test_export_streams_the_current_filter_and_imports_back(app, shop, factory):
     # The export is an import file: another tenant with a site of the same name takes it as is.
     owner = factory.user(name="Other Owner")
     other = factory.tenant(members={"owner": owner}, sites=0, devices=0, slug=ws_slug(factory))
-    with app.app_context(), tenant_scope(db.session, other["id"]):
+    with app.app_context(), tenant_scope(db.session, other["id"], actor="test:setup"):
         from portal.sites.models import Site
         db.session.add(Site(tenant_id=other["id"], name=shop["site"], timezone="UTC"))
         db.session.commit()
@@ -159,7 +159,7 @@ def test_export_streams_the_current_filter_and_imports_back(app, shop, factory):
     login(client, owner.email)
     r = upload({"c": client, "slug": other["slug"]}, r.get_data())
     assert r.status_code == 303
-    with app.app_context(), tenant_scope(db.session, other["id"]):
+    with app.app_context(), tenant_scope(db.session, other["id"], actor="test:setup"):
         names = set(db.session.scalars(sa.select(Device.name)))
         assert names == {"=cmd()", f"Device 0-0 {slug}", f"Device 0-1 {slug}"}
 

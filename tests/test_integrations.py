@@ -22,7 +22,7 @@ from click.testing import CliRunner  # noqa: F401 (the app's runner is used)
 from standardwebhooks import Webhook
 
 from conftest import csrf_token, login, make_app
-from portal.database.context import tenant_scope
+from portal.database.context import acting_as, tenant_scope
 from portal.extensions import db
 from portal.integrations.models import Integration, IntegrationStatus, LogEntry
 
@@ -140,7 +140,7 @@ def set_status(org, device_index: int, status: str):
 
 
 def entries(app, tenant_id, integration_id) -> list[LogEntry]:
-    with app.app_context(), tenant_scope(db.session, tenant_id):
+    with app.app_context(), tenant_scope(db.session, tenant_id, actor="test:setup"):
         rows = list(db.session.scalars(sa.select(LogEntry).where(LogEntry.integration_id == uuid.UUID(str(integration_id)))
                                        .order_by(LogEntry.created_at, LogEntry.id)))
         db.session.expunge_all()
@@ -148,7 +148,7 @@ def entries(app, tenant_id, integration_id) -> list[LogEntry]:
 
 
 def integration(app, tenant_id, integration_id) -> Integration:
-    with app.app_context(), tenant_scope(db.session, tenant_id):
+    with app.app_context(), tenant_scope(db.session, tenant_id, actor="test:setup"):
         row = db.session.scalar(sa.select(Integration).where(Integration.id == uuid.UUID(str(integration_id))))
         db.session.expunge_all()
         return row
@@ -190,7 +190,7 @@ def test_delivery_is_signed_retried_after_500_and_timeout_and_logged(app, org, r
 def test_nothing_is_queued_when_the_change_rolls_back(app, org, receiver):
     integration_id, _ = create_webhook(org, receiver.url + "/hook")
     from portal.events import emit
-    with app.test_request_context(), tenant_scope(db.session, org["t"]["id"]):
+    with app.test_request_context(), tenant_scope(db.session, org["t"]["id"], actor="test:setup"):
         emit(org["t"]["id"], "device.status_changed", {"device_id": uuid.uuid4(), "site_id": None,
                                                         "from": "online", "to": "error"})
         assert db.session.scalar(sa.select(sa.func.count()).select_from(LogEntry)) == 1  # in the transaction
@@ -270,7 +270,7 @@ def test_json_source_follows_pages_resumes_after_a_failure_and_logs_it(app, org,
     integration_id = r.headers["Location"].rstrip("/").rsplit("/", 1)[1]
 
     def sales():
-        with app.app_context(), tenant_scope(db.session, org["t"]["id"]):
+        with app.app_context(), tenant_scope(db.session, org["t"]["id"], actor="test:setup"):
             return sorted(db.session.scalars(sa.text(
                 "SELECT source_id FROM analytics_events WHERE tenant_id = :t AND event_type = 'pos.sale'"),
                 {"t": org["t"]["id"]}))
@@ -340,7 +340,7 @@ def test_inbound_events_refuse_bad_signatures_old_timestamps_and_replays(app, or
     assert anonymous.post(f"/hooks/{integration_id}", json=batch).status_code == 400  # unsigned
     assert anonymous.post(f"/hooks/{uuid.uuid4()}", json=batch).status_code == 404
     assert send({"events": [{"type": "device.fake"}]}).status_code == 422            # the portal's own types
-    with app.app_context(), tenant_scope(db.session, org["t"]["id"]):
+    with app.app_context(), tenant_scope(db.session, org["t"]["id"], actor="test:setup"):
         got = db.session.execute(sa.text("SELECT event_type, source FROM analytics_events WHERE tenant_id = :t "
                                          "AND source = 'inbound' ORDER BY event_type"), {"t": org["t"]["id"]}).all()
     assert [tuple(r) for r in got] == [("door.closed", "inbound"), ("door.opened", "inbound")]
@@ -364,7 +364,7 @@ def test_the_signing_secret_is_nowhere_but_the_page_that_shows_it_once(app, org,
         assert secret not in response.get_data(as_text=True), url
     assert secret not in caplog.text
     from portal.organization.export import write
-    with app.app_context(), tenant_scope(db.session, org["t"]["id"]):
+    with app.app_context(), tenant_scope(db.session, org["t"]["id"], actor="test:setup"):
         _, _, path = write(uuid.uuid4(), org["t"]["id"])
         db.session.rollback()
     with zipfile.ZipFile(path) as zf:
@@ -372,7 +372,7 @@ def test_the_signing_secret_is_nowhere_but_the_page_that_shows_it_once(app, org,
         assert "integrations.jsonl" in names
         assert all(secret not in zf.read(n).decode() for n in names)
     path.unlink()
-    with app.app_context(), tenant_scope(db.session, org["t"]["id"]):
+    with app.app_context(), tenant_scope(db.session, org["t"]["id"], actor="test:setup"):
         stored = db.session.scalar(sa.select(Integration.credentials).where(
             Integration.id == uuid.UUID(integration_id)))
         audit_rows = db.session.execute(sa.text("SELECT row_to_json(a)::text FROM audit_logs a WHERE tenant_id = :t"),
@@ -397,7 +397,7 @@ def test_limit_counts_integrations_and_features_gate_providers(app, factory, cli
              events="task.created")
     assert r.status_code == 422 and "allows 1 integrations and 0 are free" in r.get_data(as_text=True)
     # A feature given to this tenant on top of its plan (the console's checkboxes).
-    with app.app_context():
+    with app.app_context(), acting_as(db.session, "test:console"):
         db.session.execute(sa.text("UPDATE tenants SET features = ARRAY['inbound_events']::varchar(32)[], "
                                    "max_integrations = 5 WHERE id = :t"), {"t": t["id"]})
         db.session.commit()
@@ -418,7 +418,7 @@ def test_sample_tenants_have_one_integration_of_each_kind(app):
     with app.app_context():
         tenants = db.session.scalars(sa.select(Tenant).where(Tenant.slug.in_([t["slug"] for t in sample["tenants"]])))
         for tenant in tenants:
-            with tenant_scope(db.session, tenant.id):
+            with tenant_scope(db.session, tenant.id, actor="test:setup"):
                 rows = db.session.scalars(sa.select(Integration).where(Integration.tenant_id == tenant.id)
                                           .order_by(Integration.provider)).all()
                 assert sorted(r.provider for r in rows) == ["inbound", "json_source", "webhook"], tenant.slug
@@ -492,7 +492,7 @@ def test_concurrent_creations_never_pass_the_limit(app, factory):
     barrier, outcomes = threading.Barrier(8), []
 
     def create(n: int):
-        with app.app_context(), tenant_scope(db.session, t["id"]):
+        with app.app_context(), tenant_scope(db.session, t["id"], actor="test:setup"):
             ctx = TenantContext(db.session.get(Tenant, t["id"]), None, system_role(MembershipRole.OWNER))
             barrier.wait()
             try:

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from conftest import PASSWORD, Factory, csrf_from, csrf_token, login, make_app, without_csrf
 from mailbox import SmtpServer, link_in
-from portal.database.context import tenant_scope
+from portal.database.context import acting_as, tenant_scope
 from portal.extensions import db
 from portal.invitations.models import Invitation, InvitationStatus
 from portal.mail.models import OutboxMessage, OutboxStatus
@@ -52,7 +52,7 @@ def invite(client, slug, emails, role="member", sites=(), headers=None):
 
 
 def rows(app, tenant_id, model, *where):
-    with app.app_context(), tenant_scope(db.session, tenant_id):
+    with app.app_context(), tenant_scope(db.session, tenant_id, actor="test:setup"):
         return db.session.scalars(sa.select(model).where(model.tenant_id == tenant_id, *where)).all()
 
 
@@ -177,7 +177,7 @@ def test_invalid_links_reveal_nothing(mail_app, smtp, team):
     invite(owner, t["slug"], "a@example.com, b@example.com")
     expired_path = link_in(smtp.inbox.wait_for(1, "a@example.com")[0], BASE)
     cancelled_path = link_in(smtp.inbox.wait_for(1, "b@example.com")[0], BASE)
-    with mail_app.app_context(), tenant_scope(db.session, t["id"]):
+    with mail_app.app_context(), tenant_scope(db.session, t["id"], actor="test:setup"):
         db.session.execute(sa.update(Invitation).where(Invitation.tenant_id == t["id"], Invitation.email == "a@example.com")
                            .values(created_at=sa.func.now() - timedelta(days=9),
                                    expires_at=sa.func.now() - timedelta(days=1)))
@@ -208,7 +208,7 @@ def test_resend_issues_a_new_token_and_respects_the_cooldown(mail_app, smtp, tea
     too_soon = owner.post(url, data={"csrf_token": csrf_token(owner)})
     assert "you can resend in" in owner.get(too_soon.headers["Location"]).get_data(as_text=True)
     assert len(smtp.inbox.to("resend@example.com")) == 1
-    with mail_app.app_context(), tenant_scope(db.session, t["id"]):
+    with mail_app.app_context(), tenant_scope(db.session, t["id"], actor="test:setup"):
         db.session.execute(sa.update(Invitation).where(Invitation.tenant_id == t["id"], Invitation.id == inv.id)
                            .values(last_sent_at=sa.func.now() - timedelta(minutes=5)))
         db.session.commit()
@@ -252,7 +252,7 @@ def test_plan_limit_counts_members_and_pending_invitations(mail_app, smtp, team)
     assert invite(owner, t["slug"], "three@example.com").status_code == 422
     # Enforced on accept too: the plan shrank after the invitations went out.
     path = link_in(smtp.inbox.wait_for(1, "one@example.com")[0], BASE)
-    with mail_app.app_context():
+    with mail_app.app_context(), acting_as(db.session, "test:console"):
         db.session.execute(sa.text("UPDATE tenants SET max_users = 2 WHERE id = :i"), {"i": t["id"]})
         db.session.commit()
     guest = mail_app.test_client()
@@ -289,7 +289,7 @@ def test_fifty_concurrent_accepts_make_one_membership(mail_app, smtp, team):
         th.join()
     assert sorted(set(results)) in ([303, 410], [303, 410, 422], [303, 422]) and results.count(303) == 1
     assert len([m for m in rows(mail_app, t["id"], Membership) if m.user_id == person.id]) == 1
-    with mail_app.app_context(), tenant_scope(db.session, t["id"]):
+    with mail_app.app_context(), tenant_scope(db.session, t["id"], actor="test:setup"):
         accepts = db.session.execute(sa.text(
             "SELECT count(*) FROM audit_logs WHERE action = 'invitation.accept' AND user_id = :u"),
             {"u": person.id}).scalar()
@@ -303,7 +303,7 @@ def test_audit_rows_for_invitation_lifecycle(mail_app, smtp, team):
     invite(owner, t["slug"], "audited@example.com")
     [inv] = rows(mail_app, t["id"], Invitation, Invitation.email == "audited@example.com")
     owner.post(f"/t/{t['slug']}/invitations/{inv.id}/cancel", data={"csrf_token": csrf_token(owner)})
-    with mail_app.app_context(), tenant_scope(db.session, t["id"]):
+    with mail_app.app_context(), tenant_scope(db.session, t["id"], actor="test:setup"):
         logged = db.session.execute(sa.text(
             "SELECT action, user_id, user_agent, ip_address, before, after, request_id FROM audit_logs "
             "WHERE resource_id = :r ORDER BY created_at"), {"r": str(inv.id)}).all()
@@ -381,7 +381,7 @@ def test_resending_an_old_expired_invitation_with_a_newer_one_pending_is_refused
     owner = mail_app.test_client()
     login(owner, team["owner"].email)
     invite(owner, t["slug"], "again@example.com")
-    with mail_app.app_context(), tenant_scope(db.session, t["id"]):
+    with mail_app.app_context(), tenant_scope(db.session, t["id"], actor="test:setup"):
         db.session.execute(sa.update(Invitation).where(Invitation.tenant_id == t["id"],
                                                        Invitation.email == "again@example.com")
                            .values(created_at=sa.func.now() - timedelta(days=9),
@@ -402,7 +402,7 @@ def test_admin_cannot_resend_an_owner_invitation(mail_app, smtp, team):
     login(admin, team["admin"].email)
     invite(owner, t["slug"], "future-owner@example.com", role="owner")
     [inv] = rows(mail_app, t["id"], Invitation, Invitation.email == "future-owner@example.com")
-    with mail_app.app_context(), tenant_scope(db.session, t["id"]):
+    with mail_app.app_context(), tenant_scope(db.session, t["id"], actor="test:setup"):
         db.session.execute(sa.update(Invitation).where(Invitation.tenant_id == t["id"], Invitation.id == inv.id)
                            .values(last_sent_at=sa.func.now() - timedelta(hours=1)))
         db.session.commit()
@@ -414,7 +414,7 @@ def test_an_invitation_for_a_custom_role_names_it_and_grants_it(mail_app, smtp, 
     """The email and the acceptance page name the tenant's own role; accepting grants it."""
     from portal.tenancy.models import TenantRole, TenantRolePermission
     t, existing = team["tenant"], team["factory"].user(name="Custom Person")
-    with mail_app.app_context(), tenant_scope(db.session, t["id"]):
+    with mail_app.app_context(), tenant_scope(db.session, t["id"], actor="test:setup"):
         role = TenantRole(tenant_id=t["id"], name="Night shift")
         db.session.add(role)
         db.session.flush()

@@ -172,7 +172,7 @@ def test_expiry_job_marks_overdue_invitations_in_every_tenant(app, factory):
     tenants = [factory.tenant(sites=0) for _ in range(2)]
     with app.app_context():
         for t in tenants:
-            with tenant_scope(db.session, t["id"]):
+            with tenant_scope(db.session, t["id"], actor="test:setup"):
                 for email, hours in (("old@example.com", -1), ("fresh@example.com", 24)):
                     db.session.add(Invitation(tenant_id=t["id"], email=email, token_hash=os.urandom(32), role="member",
                                               expires_at=sa.func.now() + timedelta(hours=hours),
@@ -183,7 +183,7 @@ def test_expiry_job_marks_overdue_invitations_in_every_tenant(app, factory):
     assert expire_invitations(int(time.time())) >= 2
     with app.app_context():
         for t in tenants:
-            with tenant_scope(db.session, t["id"]):
+            with tenant_scope(db.session, t["id"], actor="test:setup"):
                 statuses = dict(db.session.execute(sa.select(Invitation.email, Invitation.status)
                                                    .where(Invitation.tenant_id == t["id"])).all())
                 logged = db.session.execute(sa.text(

@@ -7,7 +7,7 @@ from sqlalchemy import text
 
 from portal import keys
 from portal.extensions import db
-from portal.database.context import tenant_scope
+from portal.database.context import acting_as, tenant_scope
 from portal.keys import cipher
 
 
@@ -205,7 +205,7 @@ def store(app, tenant_id, values: list[bytes]) -> dict:
     import uuid
     from portal.database.context import tenant_scope
     rows = {}
-    with app.app_context(), tenant_scope(db.session, tenant_id):
+    with app.app_context(), tenant_scope(db.session, tenant_id, actor="test:setup"):
         for value in values:
             row_id = uuid.uuid4()
             db.session.execute(text("INSERT INTO key_test_secrets (tenant_id, id, secret) VALUES (:t, :i, :s)"),
@@ -221,7 +221,7 @@ def read_back(app, tenant_id) -> dict:
     """{row id: plaintext or the Unreadable}, as the app with its keyring reads them."""
     from portal.database.context import tenant_scope
     found = {}
-    with app.app_context(), tenant_scope(db.session, tenant_id):
+    with app.app_context(), tenant_scope(db.session, tenant_id, actor="test:setup"):
         for row_id, sealed in db.session.execute(text(
                 "SELECT id, secret FROM key_test_secrets WHERE tenant_id = :t"), {"t": tenant_id}).all():
             try:
@@ -235,7 +235,7 @@ def read_back(app, tenant_id) -> dict:
 
 def versions(app, tenant_id) -> list[int]:
     from portal.database.context import tenant_scope
-    with app.app_context(), tenant_scope(db.session, tenant_id):
+    with app.app_context(), tenant_scope(db.session, tenant_id, actor="test:setup"):
         found = sorted(cipher.version_of(bytes(v)) for v in db.session.scalars(text(
             "SELECT secret FROM key_test_secrets WHERE tenant_id = :t"), {"t": tenant_id}))
         db.session.rollback()
@@ -252,7 +252,7 @@ def test_data_key_rotation_through_the_worker_keeps_data(app, db_urls, factory, 
     stored = store(app, a["id"], [b"alpha", b"beta", b"gamma"])
     others = store(app, b["id"], [b"delta"])
     old_copy = next(iter(stored))
-    with app.app_context(), tenant_scope(db.session, a["id"]):
+    with app.app_context(), tenant_scope(db.session, a["id"], actor="test:setup"):
         old_sealed = bytes(db.session.execute(text("SELECT secret FROM key_test_secrets WHERE id = :i"),
                                               {"i": old_copy}).scalar())
         db.session.rollback()
@@ -297,7 +297,7 @@ def test_data_key_rotation_through_the_worker_keeps_data(app, db_urls, factory, 
     # Said in the tenant's audit trail, in words.
     with app.app_context():
         from portal.auditlog.describe import sentence
-        with tenant_scope(db.session, a["id"]):
+        with tenant_scope(db.session, a["id"], actor="test:setup"):
             rows = db.session.execute(text("SELECT * FROM audit_logs WHERE tenant_id = :t AND action LIKE 'keys.%' "
                                            "ORDER BY created_at"), {"t": a["id"]}).all()
             db.session.rollback()
@@ -352,7 +352,7 @@ def test_purge_shreds_a_tenants_keys_even_in_a_restored_backup(app, db_urls, fac
 
     gone, kept = factory.tenant(sites=0, devices=0), factory.tenant(sites=0, devices=0)
     gone_rows, kept_rows = store(app, gone["id"], [b"gone-secret"]), store(app, kept["id"], [b"kept-secret"])
-    with app.app_context():
+    with app.app_context(), acting_as(db.session, "test:setup"):
         db.session.execute(text("UPDATE tenants SET status = 'pending_deletion', deletion_requested_at = now(), "
                                 "purge_after = now() - interval '1 day' WHERE id = :t"), {"t": gone["id"]})
         db.session.commit()
@@ -412,7 +412,7 @@ def test_retiring_waits_for_a_transaction_still_sealing_with_the_old_key(app, fa
     sealed, release, row_id = threading.Event(), threading.Event(), uuid.uuid4()
 
     def slow_writer():
-        with app.app_context(), tenant_scope(db.session, t):
+        with app.app_context(), tenant_scope(db.session, t, actor="test:setup"):
             value = keys.seal(b"late", tenant_id=t, table="key_test_secrets", column="secret", row_id=row_id)
             db.session.execute(text("INSERT INTO key_test_secrets (tenant_id, id, secret) VALUES (:t, :i, :s)"),
                                {"t": t, "i": row_id, "s": value})

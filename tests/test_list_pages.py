@@ -60,7 +60,7 @@ def test_invitations_page_newest_first_both_ways_under_htmx(app, factory, small_
     owner = factory.user(name="Invitation Pager")
     t = factory.tenant(members={"owner": owner}, sites=0, devices=0)
     now = datetime.now(UTC)
-    with app.app_context(), tenant_scope(db.session, t["id"]):
+    with app.app_context(), tenant_scope(db.session, t["id"], actor="test:setup"):
         for i in range(5):
             db.session.add(Invitation(tenant_id=t["id"], role=MembershipRole.MEMBER, email=f"pager-{i}@example.com",
                                       token_hash=hashlib.sha256(secrets.token_bytes(16)).digest(),

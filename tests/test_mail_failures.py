@@ -279,7 +279,7 @@ def test_every_name_that_reaches_an_email_refuses_a_line_break(mail_app, team):
     assert {"field": "name", "detail": MESSAGE} in refused.get_json()["errors"]
     refused = http.post("/api/v1/sites", json={"name": "Fine", "contact": {"name": "A\u2029B"}}, headers=bearer)
     assert refused.status_code == 422 and {"field": "contact.name", "detail": MESSAGE} in refused.get_json()["errors"]
-    with mail_app.app_context(), tenant_scope(db.session, t["id"]):
+    with mail_app.app_context(), tenant_scope(db.session, t["id"], actor="test:setup"):
         names = db.session.execute(sa.text("SELECT name FROM sites UNION ALL SELECT name FROM devices "
                                            "UNION ALL SELECT name FROM tenant_roles")).scalars().all()
     assert not any("\n" in n or "\u2029" in n for n in names)

@@ -23,13 +23,13 @@ def org(app, factory):
 
 
 def memberships(app, tenant_id) -> dict:
-    with app.app_context(), tenant_scope(db.session, tenant_id):
+    with app.app_context(), tenant_scope(db.session, tenant_id, actor="test:setup"):
         return {m.user_id: (m.role.value, m.status.value) for m in db.session.scalars(
             sa.select(Membership).where(Membership.tenant_id == tenant_id))}
 
 
 def audit_actions(app, tenant_id) -> list[str]:
-    with app.app_context(), tenant_scope(db.session, tenant_id):
+    with app.app_context(), tenant_scope(db.session, tenant_id, actor="test:setup"):
         return db.session.scalars(sa.text("SELECT action FROM audit_logs ORDER BY created_at")).all()
 
 
@@ -88,7 +88,7 @@ def test_last_owner_cannot_be_demoted_suspended_removed_or_leave(app, org):
     assert "You are the last owner" in owner.get(r.headers["Location"]).get_data(as_text=True)
     assert memberships(app, t["id"])[users["owner"].id] == ("owner", "active")
     # The database refuses too, whatever the application does.
-    with app.app_context(), tenant_scope(db.session, t["id"]):
+    with app.app_context(), tenant_scope(db.session, t["id"], actor="test:setup"):
         db.session.execute(sa.update(Membership).where(Membership.tenant_id == t["id"]).values(status="suspended"))
         with pytest.raises(DBAPIError, match="must keep at least one active owner"):
             db.session.commit()
@@ -98,7 +98,7 @@ def test_last_owner_cannot_be_demoted_suspended_removed_or_leave(app, org):
 def test_concurrent_demotions_cannot_leave_zero_owners(app, org, db_urls):
     """Two owners demote each other at the same moment, straight in the database."""
     t, users = org["tenant"], org["users"]
-    with app.app_context(), tenant_scope(db.session, t["id"]):
+    with app.app_context(), tenant_scope(db.session, t["id"], actor="test:setup"):
         db.session.execute(sa.update(Membership).where(Membership.tenant_id == t["id"],
                                                        Membership.user_id == users["admin"].id).values(role="owner"))
         db.session.commit()
@@ -108,7 +108,9 @@ def test_concurrent_demotions_cannot_leave_zero_owners(app, org, db_urls):
     def demote(user_id):
         try:
             with engine.begin() as conn:
-                conn.execute(sa.text("SELECT set_config('app.tenant_id', :t, true)"), {"t": str(t["id"])})
+                # Two owners: members:manage, as their requests would have it (migration 0027).
+                conn.execute(sa.text("SELECT set_config('app.tenant_id', :t, true), "
+                                     "set_config('app.permissions', 'members:manage', true)"), {"t": str(t["id"])})
                 conn.execute(sa.text("UPDATE user_tenant_associations SET role = 'member' WHERE tenant_id = :t "
                                      "AND user_id = :u"), {"t": t["id"], "u": user_id})
                 barrier.wait()  # both updates done, neither committed
@@ -129,7 +131,7 @@ def test_concurrent_demotions_cannot_leave_zero_owners(app, org, db_urls):
 
 def test_concurrent_demotions_through_the_portal(app, org):
     t, users = org["tenant"], org["users"]
-    with app.app_context(), tenant_scope(db.session, t["id"]):
+    with app.app_context(), tenant_scope(db.session, t["id"], actor="test:setup"):
         db.session.execute(sa.update(Membership).where(Membership.tenant_id == t["id"],
                                                        Membership.user_id == users["admin"].id).values(role="owner"))
         db.session.commit()
@@ -205,7 +207,7 @@ def test_last_active_is_recorded(app, org):
     viewer = app.test_client()
     login(viewer, users["viewer"].email)
     assert viewer.get(f"/t/{t['slug']}/").status_code == 200
-    with app.app_context(), tenant_scope(db.session, t["id"]):
+    with app.app_context(), tenant_scope(db.session, t["id"], actor="test:setup"):
         seen = db.session.scalar(sa.select(Membership.last_active_at).where(
             Membership.tenant_id == t["id"], Membership.user_id == users["viewer"].id))
     assert seen is not None
@@ -223,6 +225,12 @@ def test_assign_sites_from_the_member_row(app, org):
                    data={"user_id": users["member"].id, "fragment": "member", "next": f"/t/{t['slug']}/members/",
                          "csrf_token": csrf_token(owner)})
     assert r.status_code == 200 and 'aria-checked="true"' in r.get_data(as_text=True)
+    # A viewer without sites:see-all reads only the sites they are assigned to (the database's
+    # site scope, migration 0027): another site's name is not theirs to read, here either.
+    listing = viewer.get(f"/t/{t['slug']}/members/").get_data(as_text=True)
+    assert f"Site 0 {t['slug']}" not in listing and "member-sites-" not in listing
+    owner.post(f"/t/{t['slug']}/sites/{site_id}/assignments",
+               data={"user_id": users["viewer"].id, "csrf_token": csrf_token(owner)})
     listing = viewer.get(f"/t/{t['slug']}/members/").get_data(as_text=True)
     assert f"Site 0 {t['slug']}" in listing and "member-sites-" not in listing  # read-only names
 
@@ -233,7 +241,7 @@ def test_members_pages_forward_and_back_with_their_position(app, factory):
     owner = factory.user(name="Paging Owner", email=f"aaa-owner-{factory._unique()}@example.com")
     others = {f"m{i}": factory.user(name=f"Paging {i:02d}") for i in range(54)}
     t = factory.tenant(members={"owner": owner}, sites=0, devices=0)
-    with app.app_context(), tenant_scope(db.session, t["id"]):
+    with app.app_context(), tenant_scope(db.session, t["id"], actor="test:setup"):
         for user in others.values():
             db.session.add(Membership(tenant_id=t["id"], user_id=user.id, role=MembershipRole.VIEWER))
         db.session.commit()

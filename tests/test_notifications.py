@@ -45,7 +45,7 @@ def mine(app, user_id) -> list[Notification]:
 
 
 def send(app, tenant_id, recipients, kind=Kind.SITE_ASSIGNED, params=None, link="/account") -> int:
-    with app.test_request_context(), tenant_scope(db.session, tenant_id):
+    with app.test_request_context(), tenant_scope(db.session, tenant_id, actor="test:setup"):
         emailed = notify(tenant_id, recipients, kind, params or {"actor": "Ann", "site": "HQ", "tenant": "T"}, link)
         db.session.commit()
         return emailed
@@ -59,14 +59,14 @@ def prefer(app, user_id, kind: Kind, channel: str):
 
 def test_fan_out_to_500_members_is_one_statement(app, factory):
     t = factory.tenant(sites=0)
-    with app.app_context(), tenant_scope(db.session, t["id"]):
+    with app.app_context(), tenant_scope(db.session, t["id"], actor="test:setup"):
         ids = [uuid.uuid4() for _ in range(500)]
         db.session.execute(sa.insert(User), [{"id": i, "email": f"fan-{i}@example.com", "name": "Fan"} for i in ids])
         db.session.execute(sa.insert(Membership), [{"tenant_id": t["id"], "user_id": i, "role": MembershipRole.MEMBER}
                                                    for i in ids])
         db.session.commit()
     statements = []
-    with app.test_request_context(), tenant_scope(db.session, t["id"]):
+    with app.test_request_context(), tenant_scope(db.session, t["id"], actor="test:setup"):
         listener = lambda *args: statements.append(args[2])
         sa.event.listen(db.engine, "before_cursor_execute", listener)
         try:
@@ -86,10 +86,10 @@ def test_a_user_reads_only_their_own_even_in_the_same_tenant(app, factory):
     send(app, t["id"], [ann.id])
     assert len(mine(app, ann.id)) == 1
     assert mine(app, bob.id) == []
-    with app.app_context(), tenant_scope(db.session, t["id"]):  # a tenant but no user: nothing
+    with app.app_context(), tenant_scope(db.session, t["id"], actor="test:setup"):  # a tenant but no user: nothing
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Notification)) == 0
         assert db.session.scalar(sa.select(sa.func.count()).select_from(NotificationPreference)) == 0
-    with app.app_context(), tenant_scope(db.session, t["id"]), user_scope(db.session, bob.id):
+    with app.app_context(), tenant_scope(db.session, t["id"], actor="test:setup"), user_scope(db.session, bob.id):
         # Same tenant, another user: RLS hides the row, an update cannot reach it.
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Notification)) == 0
         assert db.session.execute(sa.update(Notification).values(read_at=sa.func.now())).rowcount == 0

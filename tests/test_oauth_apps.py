@@ -32,7 +32,7 @@ def _plain_http(monkeypatch):
 
 
 def register(app, tenant_id, scopes, *, public=True, uris=(REDIRECT,), name="Field App"):
-    with app.app_context(), tenant_scope(db.session, tenant_id):
+    with app.app_context(), tenant_scope(db.session, tenant_id, actor="test:setup"):
         tenant = db.session.get(Tenant, tenant_id)
         client, secret = grants.create_app(TenantContext(tenant, None, ALL),
                                            grants.AppData(name, list(uris), public, list(scopes)))
@@ -119,7 +119,7 @@ def test_whole_code_flow_with_pkce_refresh_rotation_and_reuse_detection(app, liv
     assert api(base, again["access_token"]).status_code == 401
     with pytest.raises(OAuth2Error):
         oauth.refresh_token(base + "/oauth/token", refresh_token=again["refresh_token"])
-    with app.app_context(), tenant_scope(db.session, a["id"]):
+    with app.app_context(), tenant_scope(db.session, a["id"], actor="test:setup"):
         reason = db.session.execute(sa.text("SELECT revoked_reason FROM oauth_grants WHERE client_ref = :c"),
                                     {"c": client_id}).scalar()
         assert reason == "refresh_reuse"
@@ -185,7 +185,7 @@ def test_consent_denied_goes_back_with_access_denied(app, live_server, world):
 
 
 def grants_of(app, tenant_id, client_id):
-    with app.app_context(), tenant_scope(db.session, tenant_id):
+    with app.app_context(), tenant_scope(db.session, tenant_id, actor="test:setup"):
         return db.session.execute(sa.text("SELECT revoked_reason FROM oauth_grants WHERE client_ref = :c "
                                           "ORDER BY created_at"), {"c": client_id}).scalars().all()
 
@@ -372,6 +372,6 @@ def test_app_revokes_its_refresh_token_and_revoke_grants_everywhere(app, live_se
         db.session.commit()
     assert api(base, first["access_token"]).status_code == api(base, second["access_token"]).status_code == 401
     assert grants_of(app, other["id"], other_id) == ["account"]
-    with app.app_context(), tenant_scope(db.session, other["id"]):
+    with app.app_context(), tenant_scope(db.session, other["id"], actor="test:setup"):
         assert db.session.execute(sa.text("SELECT count(*) FROM audit_logs WHERE action = 'oauth_grant.revoke'")
                                   ).scalar() == 1

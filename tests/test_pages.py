@@ -117,7 +117,7 @@ def test_device_list_keyset_pages_and_htmx_fragment(app, factory, world):
 def test_switcher_lists_only_active_memberships(app, world, factory):
     user = world["users"]["member"]
     suspended = factory.tenant(members={"member": user}, name="Suspended Membership Org")
-    with app.app_context(), tenant_scope(db.session, suspended["id"]):
+    with app.app_context(), tenant_scope(db.session, suspended["id"], actor="test:setup"):
         db.session.execute(sa.update(Membership).where(Membership.tenant_id == suspended["id"])
                            .values(status=MembershipStatus.SUSPENDED))
         db.session.commit()

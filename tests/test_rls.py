@@ -18,8 +18,19 @@ def serving(db_urls):
     engine.dispose()
 
 
+def set_status(conn, values):
+    """A tenant's status, changed as the console would (a system actor: migration 0027's guard);
+    the request-context function called next clears the actor."""
+    conn.execute(sa.text("SELECT set_config('app.actor', 'test:console', true)"))
+    conn.execute(sa.text("UPDATE tenants SET status = :s WHERE id = :t"), values)
+
+
 def as_tenant(conn, tenant_id=None, user_id=None):
-    conn.execute(sa.text("SELECT set_config('app.tenant_id', :t, true), set_config('app.user_id', :u, true)"),
+    """The tenant (and user) of the transaction, as a system actor: the permission and site policies
+    (migration 0027, tests/test_permission_policies.py) let it do anything inside the tenant, so
+    what these tests see is the tenant wall alone, for the most privileged principal there is."""
+    conn.execute(sa.text("SELECT set_config('app.tenant_id', :t, true), set_config('app.user_id', :u, true), "
+                         "set_config('app.actor', 'test:rls', true)"),
                  {"t": str(tenant_id or ""), "u": str(user_id or "")})
 
 
@@ -237,7 +248,7 @@ def test_request_context_enters_only_a_tenant_the_user_belongs_to(serving, world
     for status in ("suspended",):
         with serving.connect() as conn:
             with conn.begin() as tx:
-                conn.execute(sa.text("UPDATE tenants SET status = :s WHERE id = :t"), {"s": status, "t": a["id"]})
+                set_status(conn, {"s": status, "t": a["id"]})
                 (row,) = _context(conn, token_hash, user_id, a["slug"])
                 # Its member is told the tenant's status (to be shown why), and nothing else: no
                 # permissions, no tenant context, so not one of its rows.
@@ -248,14 +259,14 @@ def test_request_context_enters_only_a_tenant_the_user_belongs_to(serving, world
     for status in ("archived", "pending_deletion"):
         with serving.connect() as conn:
             with conn.begin() as tx:  # read-only for members (the application refuses changes)
-                conn.execute(sa.text("UPDATE tenants SET status = :s WHERE id = :t"), {"s": status, "t": a["id"]})
+                set_status(conn, {"s": status, "t": a["id"]})
                 (row,) = _context(conn, token_hash, user_id, a["slug"])
                 assert row.t_id == a["id"] and _settings(conn) == (str(user_id), str(a["id"])), status
                 tx.rollback()
     for status in ("suspended", "archived"):
         with serving.connect() as conn:  # and a stranger to the tenant still gets nothing at all
             with conn.begin() as tx:
-                conn.execute(sa.text("UPDATE tenants SET status = :s WHERE id = :t"), {"s": status, "t": b["id"]})
+                set_status(conn, {"s": status, "t": b["id"]})
                 (row,) = _context(conn, token_hash, user_id, b["slug"])
                 assert row.t_id is None and row.t_status is None and _settings(conn) == (str(user_id), NIL), status
                 tx.rollback()
@@ -278,10 +289,10 @@ def test_a_change_made_in_a_tenant_scope_is_written_under_its_context(app, facto
     from portal.sites.models import Site
     t = factory.tenant(sites=1)
     with app.app_context():
-        with tenant_scope(db.session, t["id"]):
+        with tenant_scope(db.session, t["id"], actor="test:setup"):
             db.session.get(Site, (t["id"], t["sites"][0])).name = "Renamed in its scope"
         db.session.commit()
         db.session.expire_all()
-        with tenant_scope(db.session, t["id"]):
+        with tenant_scope(db.session, t["id"], actor="test:setup"):
             assert db.session.get(Site, (t["id"], t["sites"][0])).name == "Renamed in its scope"
         db.session.rollback()

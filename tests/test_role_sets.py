@@ -25,7 +25,7 @@ def post(client, url, headers=None, **data):
 
 
 def further_of(app, tenant_id, user_id) -> set[str]:
-    with app.app_context(), tenant_scope(db.session, tenant_id):
+    with app.app_context(), tenant_scope(db.session, tenant_id, actor="test:setup"):
         return {str(r) for r in db.session.scalars(
             sa.select(UserRole.role_id).join(Membership, (Membership.tenant_id == UserRole.tenant_id)
                                              & (Membership.id == UserRole.membership_id))
@@ -33,7 +33,7 @@ def further_of(app, tenant_id, user_id) -> set[str]:
 
 
 def audit_rows(app, tenant_id, action):
-    with app.app_context(), tenant_scope(db.session, tenant_id):
+    with app.app_context(), tenant_scope(db.session, tenant_id, actor="test:setup"):
         return db.session.execute(sa.text(
             "SELECT resource_id, before, after, details->>'reason' AS reason FROM audit_logs WHERE tenant_id = :t AND action = :a "
             "ORDER BY seq"), {"t": tenant_id, "a": action}).all()

@@ -24,7 +24,7 @@ from test_workspace import HX, serials, statements, stats
 
 
 def make_role(app, tenant_id, name, permissions) -> str:
-    with app.app_context(), tenant_scope(db.session, tenant_id):
+    with app.app_context(), tenant_scope(db.session, tenant_id, actor="test:setup"):
         row = TenantRole(tenant_id=tenant_id, name=name)
         db.session.add(row)
         db.session.flush()
@@ -35,7 +35,7 @@ def make_role(app, tenant_id, name, permissions) -> str:
 
 
 def add_member(app, tenant_id, user, *, role: str | None = None, custom: str | None = None, sites=()):
-    with app.app_context(), tenant_scope(db.session, tenant_id):
+    with app.app_context(), tenant_scope(db.session, tenant_id, actor="test:setup"):
         db.session.add(Membership(tenant_id=tenant_id, user_id=user.id,
                                   role=MembershipRole(role) if role else None, custom_role_id=custom))
         db.session.flush()
@@ -45,7 +45,7 @@ def add_member(app, tenant_id, user, *, role: str | None = None, custom: str | N
 
 
 def role_of(app, tenant_id, user_id) -> tuple:
-    with app.app_context(), tenant_scope(db.session, tenant_id):
+    with app.app_context(), tenant_scope(db.session, tenant_id, actor="test:setup"):
         m = db.session.scalar(sa.select(Membership).where(Membership.tenant_id == tenant_id,
                                                           Membership.user_id == user_id))
         return (m.role.value if m.role else None, str(m.custom_role_id) if m.custom_role_id else None)
@@ -122,7 +122,7 @@ def test_user_has_permission_agrees_with_the_python_check(app, factory, world):
     for (kind, which), member_status, further in people:
         user = factory.user()
         further = sorted(further - ({which} if kind == "custom" else set()))
-        with app.app_context(), tenant_scope(db.session, t["id"]):
+        with app.app_context(), tenant_scope(db.session, t["id"], actor="test:setup"):
             membership = Membership(tenant_id=t["id"], user_id=user.id, status=member_status,
                                     role=which if kind == "system" else None,
                                     custom_role_id=role_ids[which] if kind == "custom" else None)
@@ -183,7 +183,7 @@ def test_owner_creates_edits_and_deletes_a_custom_role(app, shop):
     r = post(owner, f"/t/{slug}/roles/new", name="Auditor", description="Reads the log",
              permissions=["audit:view", "devices:view"])
     assert r.status_code == 303
-    with app.app_context(), tenant_scope(db.session, shop["t"]["id"]):
+    with app.app_context(), tenant_scope(db.session, shop["t"]["id"], actor="test:setup"):
         role = db.session.scalar(sa.select(TenantRole).where(TenantRole.tenant_id == shop["t"]["id"]))
         assert role.name == "Auditor"
         assert {g.permission for g in role.grants} == {"audit:view", "devices:view", "tenant:view"}
@@ -213,7 +213,7 @@ def test_owner_creates_edits_and_deletes_a_custom_role(app, shop):
     assert r.status_code == 303
     assert role_of(app, shop["t"]["id"], member.id) == ("viewer", None)
     assert owner.get(f"/t/{slug}/roles/{role_id}/edit").status_code == 404
-    with app.app_context(), tenant_scope(db.session, shop["t"]["id"]):
+    with app.app_context(), tenant_scope(db.session, shop["t"]["id"], actor="test:setup"):
         actions = db.session.scalars(sa.text("SELECT action FROM audit_logs ORDER BY created_at")).all()
     assert ["role.create", "role.update", "member.role_change", "member.role_change", "role.delete"] == \
         [a for a in actions if a.startswith(("role.", "member.role"))]
@@ -239,7 +239,7 @@ def test_invitation_for_a_deleted_role_falls_back_to_the_role_chosen(app, shop):
     listing = owner.get(f"/t/{slug}/invitations/").get_data(as_text=True)
     assert "contractor@example.com" in listing and "Contractor" in listing
     assert post(owner, f"/t/{slug}/roles/{role_id}/delete", fallback="member").status_code == 303
-    with app.app_context(), tenant_scope(db.session, shop["t"]["id"]):
+    with app.app_context(), tenant_scope(db.session, shop["t"]["id"], actor="test:setup"):
         inv = db.session.scalar(sa.select(Invitation).where(Invitation.tenant_id == shop["t"]["id"],
                                                             Invitation.email == "contractor@example.com"))
         assert (inv.role, inv.custom_role_id) == (MembershipRole.MEMBER, None)
@@ -334,7 +334,7 @@ def test_a_custom_role_is_edited_as_a_column_of_checkboxes(app, shop):
     r = post(owner, f"/t/{slug}/roles/{role_id}/edit", name="Auditor", description="",
              permissions=["devices:view", "devices:status"])
     assert r.status_code == 303
-    with app.app_context(), tenant_scope(db.session, shop["t"]["id"]):
+    with app.app_context(), tenant_scope(db.session, shop["t"]["id"], actor="test:setup"):
         held = set(db.session.scalars(sa.select(TenantRolePermission.permission).where(
             TenantRolePermission.role_id == UUID(role_id))))
         audits = db.session.execute(sa.text(
@@ -383,7 +383,7 @@ def test_nobody_creates_or_edits_a_role_beyond_their_own(app, shop, delegate):
     r = post(c, f"/t/{slug}/roles/{delegate['role_id']}/edit", name="People manager",
              permissions=["members:manage", "roles:manage", "sites:write"])
     assert r.status_code == 422
-    with app.app_context(), tenant_scope(db.session, shop["t"]["id"]):
+    with app.app_context(), tenant_scope(db.session, shop["t"]["id"], actor="test:setup"):
         held = set(db.session.scalars(sa.select(TenantRolePermission.permission).where(
             TenantRolePermission.role_id == UUID(delegate["role_id"]))))
     assert "sites:write" not in held

@@ -28,7 +28,7 @@ USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 
 
 def make_token(app, tenant_id) -> str:
-    with app.app_context(), tenant_scope(db.session, tenant_id):
+    with app.app_context(), tenant_scope(db.session, tenant_id, actor="test:setup"):
         tenant = db.session.get(Tenant, tenant_id)
         _, secret = services.create_token(TenantContext(tenant, None, SYSTEM), "test idp")
         db.session.commit()
@@ -68,7 +68,7 @@ def test_discovery(live_server, org):
 
 
 def membership_of(app, tenant_id, email):
-    with app.app_context(), tenant_scope(db.session, tenant_id):
+    with app.app_context(), tenant_scope(db.session, tenant_id, actor="test:setup"):
         from portal.accounts.models import User as Account
         return db.session.execute(sa.select(Membership.status, Membership.role, Account.name).join(
             Account, Account.id == Membership.user_id).where(
@@ -369,7 +369,7 @@ def test_roles_and_sites_follow_the_groups(app, live_server, org):
     from test_roles import make_role
     tenant_id, site = org["tenant"]["id"], org["tenant"]["sites"][0]
     keeper = make_role(app, tenant_id, "Status keeper", ["tenant:view", "devices:status"])
-    with app.app_context(), tenant_scope(db.session, tenant_id):
+    with app.app_context(), tenant_scope(db.session, tenant_id, actor="test:setup"):
         connection = SsoConnection(tenant_id=tenant_id, name="Okta", issuer="https://idp.example.com",
                                    client_id="portal")
         db.session.add(connection)
@@ -384,7 +384,7 @@ def test_roles_and_sites_follow_the_groups(app, live_server, org):
 
     def role_and_sites(email):
         status, role, _ = membership_of(app, tenant_id, email)
-        with app.app_context(), tenant_scope(db.session, tenant_id):
+        with app.app_context(), tenant_scope(db.session, tenant_id, actor="test:setup"):
             from portal.accounts.models import User as Account
             sites = db.session.scalars(sa.select(SiteAssignment.site_id).join(
                 Account, Account.id == SiteAssignment.user_id).where(Account.email == email)).all()
@@ -441,7 +441,7 @@ def test_concurrent_provisioning_never_passes_the_plan(app, live_server, factory
     with ThreadPoolExecutor(6) as pool:
         codes = sorted(pool.map(provision, range(6)))
     assert codes == [201, 201, 403, 403, 403, 403]
-    with app.app_context(), tenant_scope(db.session, tenant["id"]):
+    with app.app_context(), tenant_scope(db.session, tenant["id"], actor="test:setup"):
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Membership).where(
             Membership.tenant_id == tenant["id"])) == 3
 
@@ -451,7 +451,7 @@ def test_deprovisioning_ends_access_at_once(app, live_server, org, factory):
     organization, with the session they already have; removed, the same."""
     slug = org["tenant"]["slug"]
     ned = factory.user(name="Ned Member")
-    with app.app_context(), tenant_scope(db.session, org["tenant"]["id"]):
+    with app.app_context(), tenant_scope(db.session, org["tenant"]["id"], actor="test:setup"):
         db.session.add(Membership(tenant_id=org["tenant"]["id"], user_id=ned.id, role="member"))
         db.session.commit()
     browser = app.test_client()

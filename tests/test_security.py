@@ -14,7 +14,7 @@ from argon2 import PasswordHasher
 from conftest import PASSWORD, csrf_from, csrf_token, login, make_app
 from mailbox import SmtpServer
 from portal.accounts.models import User
-from portal.database.context import user_scope
+from portal.database.context import acting_as, user_scope
 from portal.extensions import db
 from portal.security.models import AccountToken, UserSession
 
@@ -25,8 +25,9 @@ def attempt(client, email, password, path="/login"):
 
 
 def sql(app, statement, as_user=None, **params):
-    """As the serving role; `as_user` for a person's own rows (sessions, sign-ins, links: RLS)."""
-    with app.app_context():
+    """As the serving role, as an operator would set up a test; `as_user` for a person's own rows
+    (sessions, sign-ins, links: RLS)."""
+    with app.app_context(), acting_as(db.session, "test:setup"):
         if as_user is not None:
             db.session.execute(sa.text("SELECT set_config('app.user_id', :u, true)"), {"u": str(as_user)})
         result = db.session.execute(sa.text(statement), params)

@@ -86,7 +86,7 @@ def test_required_two_factor_waits_for_the_grace_period(app, org):
     assert post(owner, f"/t/{slug}/settings/security", require_mfa="y", mfa_grace_days="0").status_code == 303
     r = member.get(f"/t/{slug}/")
     assert r.status_code == 303 and "/account/two-factor" in r.headers["Location"]
-    with app.app_context(), tenant_scope(db.session, org["t"]["id"]):
+    with app.app_context(), tenant_scope(db.session, org["t"]["id"], actor="test:setup"):
         actions = db.session.scalars(sa.text("SELECT action FROM audit_logs WHERE resource_type = 'tenant'")).all()
     assert actions == ["tenant.security_policy", "tenant.security_policy"]
 

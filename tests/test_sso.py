@@ -120,7 +120,7 @@ def last_event(app, email: str):
 
 
 def invite(app, tenant: dict, email: str, expires_in=timedelta(days=1)) -> None:
-    with app.app_context(), tenant_scope(db.session, tenant["id"]):
+    with app.app_context(), tenant_scope(db.session, tenant["id"], actor="test:setup"):
         db.session.add(Invitation(tenant_id=tenant["id"], email=email, role=MembershipRole.MEMBER,
                                   token_hash=os.urandom(32), created_at=datetime.now(timezone.utc) - timedelta(days=2),
                                   expires_at=datetime.now(timezone.utc) + expires_in))

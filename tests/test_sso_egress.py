@@ -132,7 +132,7 @@ def host() -> str:
 
 
 def verified_domain(app, tenant_id, name: str) -> None:
-    with app.app_context(), tenant_scope(db.session, tenant_id):
+    with app.app_context(), tenant_scope(db.session, tenant_id, actor="test:setup"):
         db.session.add(SsoDomain(tenant_id=tenant_id, domain=name, token="t", verified_at=sa.func.now()))
         db.session.commit()
 

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from conftest import PASSWORD, Factory, csrf_from, csrf_token, login, make_app
 from portal.accounts.models import User, UserType
 from portal.audit.models import AuditLog
-from portal.database.context import tenant_scope, user_scope
+from portal.database.context import acting_as, tenant_scope, user_scope
 from portal.extensions import db
 from portal.sites.models import SiteAssignment
 from portal.sso.sealing import seal
@@ -82,7 +82,7 @@ def organization(app, make: Factory, provider: Provider, *, verified: str | None
     """A tenant with an owner, a connection to `provider` and (optionally) a verified domain."""
     owner = make.user(email=f"owner-{secrets.token_hex(3)}@{verified or 'example.com'}")
     tenant = make.tenant(members={"owner": owner})
-    with app.app_context(), tenant_scope(db.session, tenant["id"]):
+    with app.app_context(), tenant_scope(db.session, tenant["id"], actor="test:setup"):
         row = SsoConnection(tenant_id=tenant["id"], id=uuid.uuid4(), name=f"IdP {tenant['slug']}",
                             issuer=provider.issuer, client_id="portal", enabled=enabled, **connection)
         row.client_secret = seal("portal-client-secret", tenant_id=tenant["id"], row_id=row.id)
@@ -96,7 +96,7 @@ def organization(app, make: Factory, provider: Provider, *, verified: str | None
 
 
 def map_group(app, tenant: dict, group: str, role: str, sites=None) -> None:
-    with app.app_context(), tenant_scope(db.session, tenant["id"]):
+    with app.app_context(), tenant_scope(db.session, tenant["id"], actor="test:setup"):
         db.session.add(SsoGroupMapping(tenant_id=tenant["id"], connection_id=tenant["connection"], group_name=group,
                                        role_key=role, site_ids=sites, external_id=f"kc-{secrets.token_hex(3)}"))
         db.session.commit()
@@ -111,7 +111,7 @@ def sso(client, provider: Provider, email: str, sub: str, next_url=None):
 
 
 def member(app, tenant: dict, email: str) -> Membership | None:
-    with app.app_context(), tenant_scope(db.session, tenant["id"]):
+    with app.app_context(), tenant_scope(db.session, tenant["id"], actor="test:setup"):
         row = db.session.scalar(sa.select(Membership).join(User, User.id == Membership.user_id).where(
             Membership.tenant_id == tenant["id"], User.email == email))
         if row is not None:
@@ -120,7 +120,7 @@ def member(app, tenant: dict, email: str) -> Membership | None:
 
 
 def audit_actions(app, tenant: dict) -> list[str]:
-    with app.app_context(), tenant_scope(db.session, tenant["id"]):
+    with app.app_context(), tenant_scope(db.session, tenant["id"], actor="test:setup"):
         return list(db.session.scalars(sa.select(AuditLog.action).where(AuditLog.tenant_id == tenant["id"])
                                        .order_by(AuditLog.created_at)))
 
@@ -158,7 +158,7 @@ def test_discovery_sends_each_person_to_their_organization(sso_app, make, provid
         assert client.get(f"/t/{tenant['slug']}/").status_code == 200
         joined = member(sso_app, tenant, email)
         assert joined is not None and joined.role == MembershipRole.MEMBER  # the connection's default role
-        with sso_app.app_context(), tenant_scope(db.session, tenant["id"]):
+        with sso_app.app_context(), tenant_scope(db.session, tenant["id"], actor="test:setup"):
             link = db.session.scalar(sa.select(SsoIdentity).where(SsoIdentity.tenant_id == tenant["id"]))
             assert link.subject == sub  # the external id (keycloak_id) of this organization's link
         assert "sso.jit_join" in audit_actions(sso_app, tenant)
@@ -166,7 +166,7 @@ def test_discovery_sends_each_person_to_their_organization(sso_app, make, provid
 
     # The same person signs in again: found by subject, no second membership.
     client = sso_app.test_client()
-    with sso_app.app_context(), tenant_scope(db.session, a["id"]):
+    with sso_app.app_context(), tenant_scope(db.session, a["id"], actor="test:setup"):
         sub = db.session.scalar(sa.select(SsoIdentity.subject).where(SsoIdentity.tenant_id == a["id"]))
     assert sso(client, alpha, ann, sub).headers["Location"] == f"/t/{a['slug']}/"
 
@@ -190,7 +190,7 @@ def test_a_provider_only_speaks_for_its_verified_domains(sso_app, make, provider
     assert response.headers["Location"] == "/login"
     assert "has not verified the domain of" in flashed(client)
     assert member(sso_app, evil, victim.email) is None
-    with sso_app.app_context(), tenant_scope(db.session, evil["id"]):
+    with sso_app.app_context(), tenant_scope(db.session, evil["id"], actor="test:setup"):
         assert db.session.scalar(sa.select(sa.func.count()).select_from(SsoIdentity)
                                  .where(SsoIdentity.tenant_id == evil["id"])) == 0
 
@@ -216,7 +216,7 @@ def test_groups_become_roles_and_follow_the_provider(sso_app, make, providers):
     assert sso(sso_app.test_client(), alpha, email, sub).status_code == 303
     joined = member(sso_app, org, email)
     assert joined.role == MembershipRole.MEMBER
-    with sso_app.app_context(), tenant_scope(db.session, org["id"]):
+    with sso_app.app_context(), tenant_scope(db.session, org["id"], actor="test:setup"):
         assert set(db.session.scalars(sa.select(SiteAssignment.site_id).where(
             SiteAssignment.tenant_id == org["id"], SiteAssignment.user_id == joined.user_id))) == {org["sites"][0]}
 
@@ -224,7 +224,7 @@ def test_groups_become_roles_and_follow_the_provider(sso_app, make, providers):
     alpha.user(email, groups=["/acme/technicians", "/acme/admins"], sub=sub)
     assert sso(sso_app.test_client(), alpha, email, sub).status_code == 303
     assert member(sso_app, org, email).role == MembershipRole.ADMIN
-    with sso_app.app_context(), tenant_scope(db.session, org["id"]):
+    with sso_app.app_context(), tenant_scope(db.session, org["id"], actor="test:setup"):
         row = db.session.scalar(sa.select(AuditLog).where(AuditLog.tenant_id == org["id"],
                                                           AuditLog.action == "member.role_change"))
         assert row.user_id is None and row.details["actor"]["kind"] == "sso"
@@ -243,7 +243,7 @@ def test_groups_become_roles_and_follow_the_provider(sso_app, make, providers):
     assert member(sso_app, org, email).role == MembershipRole.MEMBER
 
     # The owner allows ownership by mapping: now the owners group counts.
-    with sso_app.app_context(), tenant_scope(db.session, org["id"]):
+    with sso_app.app_context(), tenant_scope(db.session, org["id"], actor="test:setup"):
         db.session.get(SsoConnection, (org["id"], org["connection"])).owner_by_mapping = True
         db.session.commit()
     alpha.user(email, groups=["/acme/owners"], sub=sub)
@@ -256,7 +256,7 @@ def test_required_sso_refuses_the_password_except_owners_break_glass(sso_app, ma
     name = domain()
     org = organization(sso_app, make, alpha, verified=name, require_sso=True)
     person = make.user(email=f"staff-{secrets.token_hex(3)}@{name}")
-    with sso_app.app_context(), tenant_scope(db.session, org["id"]):
+    with sso_app.app_context(), tenant_scope(db.session, org["id"], actor="test:setup"):
         db.session.add(Membership(tenant_id=org["id"], user_id=person.id, role=MembershipRole.MEMBER))
         db.session.commit()
     client = sso_app.test_client()
@@ -297,7 +297,7 @@ def test_owner_sets_up_a_connection_with_the_keycloak_preset(sso_app, make, prov
     assert made.status_code == 303
     show = client.get(made.headers["Location"]).get_data(as_text=True)
     assert "https://sso.example.com/realms/acme" in show and secret not in show
-    with sso_app.app_context(), tenant_scope(db.session, tenant["id"]):
+    with sso_app.app_context(), tenant_scope(db.session, tenant["id"], actor="test:setup"):
         row = db.session.scalar(sa.select(SsoConnection).where(SsoConnection.tenant_id == tenant["id"]))
         assert secret.encode() not in bytes(row.client_secret) and not row.enabled
         connection_id = row.id
@@ -350,7 +350,7 @@ def test_domains_are_verified_by_dns_lost_and_claimed_once(sso_app, make, dns):
         token = csrf_token(client)
         assert client.post(f"/t/{tenant['slug']}/settings/sso/domains",
                            data={"csrf_token": token, "domain": name.upper()}).status_code == 303
-        with sso_app.app_context(), tenant_scope(db.session, tenant["id"]):
+        with sso_app.app_context(), tenant_scope(db.session, tenant["id"], actor="test:setup"):
             row = db.session.scalar(sa.select(SsoDomain).where(SsoDomain.tenant_id == tenant["id"]))
             db.session.expunge(row)
             return row
@@ -380,7 +380,7 @@ def test_domains_are_verified_by_dns_lost_and_claimed_once(sso_app, make, dns):
         # load 15, so a second pass stands for the worker's next one.
         changed = recheck_all() or recheck_all()
     if changed < 1:  # say why
-        with sso_app.app_context(), tenant_scope(db.session, a["id"]):
+        with sso_app.app_context(), tenant_scope(db.session, a["id"], actor="test:setup"):
             state = db.session.execute(sa.select(SsoDomain.verified_at, SsoDomain.check_error)
                                        .where(SsoDomain.id == row_a.id)).one()
         pytest.fail(f"the worker's pass changed nothing; A's domain: {state}, records: {dict(dns.records)}")
@@ -401,7 +401,7 @@ def test_group_rules_strongest_role_sites_union_and_the_last_owner(sso_app, make
     alpha, _ = providers
     org = organization(sso_app, make, alpha, verified=domain(), owner_by_mapping=True)
     sites = make.tenant(sites=0)  # (another tenant's site ids never count: only this tenant's rows are read)
-    with sso_app.app_context(), tenant_scope(db.session, org["id"]):
+    with sso_app.app_context(), tenant_scope(db.session, org["id"], actor="test:setup"):
         role = TenantRole(tenant_id=org["id"], name="Field lead")
         db.session.add(role)
         db.session.flush()
@@ -411,7 +411,7 @@ def test_group_rules_strongest_role_sites_union_and_the_last_owner(sso_app, make
         db.session.commit()
         custom = str(role.id)
     from portal.sites.models import Site
-    with sso_app.app_context(), tenant_scope(db.session, org["id"]):
+    with sso_app.app_context(), tenant_scope(db.session, org["id"], actor="test:setup"):
         second = Site(tenant_id=org["id"], name=f"Second {secrets.token_hex(2)}", timezone="UTC")
         db.session.add(second)
         db.session.commit()
@@ -419,7 +419,7 @@ def test_group_rules_strongest_role_sites_union_and_the_last_owner(sso_app, make
     map_group(sso_app, org, "/g/view", "viewer", sites=[org["sites"][0]])
     map_group(sso_app, org, "g-lead", custom, sites=[second_id])
     map_group(sso_app, org, "/g/admins", "admin")
-    with sso_app.app_context(), tenant_scope(db.session, org["id"]):
+    with sso_app.app_context(), tenant_scope(db.session, org["id"], actor="test:setup"):
         assert groups.resolve(org["id"], ["/g/elsewhere"]) is None
         grant = groups.resolve(org["id"], ["/g/view", "/g-lead"])  # a top-level group by path or by name
         assert grant.role.name == "Field lead"  # holds all of the viewer's permissions and more
@@ -439,7 +439,8 @@ def test_just_in_time_membership_respects_the_plan(sso_app, make, providers):
     org = organization(sso_app, make, alpha, verified=domain())
     with sso_app.app_context():
         from portal.tenants.models import Tenant
-        db.session.get(Tenant, org["id"]).max_users = 1  # the owner fills it
+        with acting_as(db.session, "test:console"):  # as the console would
+            db.session.get(Tenant, org["id"]).max_users = 1  # the owner fills it
         db.session.commit()
     email = f"late-{secrets.token_hex(3)}@{org['domain']}"
     client = sso_app.test_client()
@@ -458,7 +459,7 @@ def test_two_organizations_verifying_one_domain_at_once_one_wins(sso_app, make, 
     tenants = [make.tenant(members={"owner": o}) for o in owners]
     rows = []
     for tenant in tenants:
-        with sso_app.app_context(), tenant_scope(db.session, tenant["id"]):
+        with sso_app.app_context(), tenant_scope(db.session, tenant["id"], actor="test:setup"):
             row = SsoDomain(tenant_id=tenant["id"], domain=name, token=secrets.token_urlsafe(8))
             db.session.add(row)
             db.session.commit()
@@ -485,7 +486,7 @@ def test_two_organizations_verifying_one_domain_at_once_one_wins(sso_app, make, 
     assert answers == [303, 303]
     verified = []
     for tenant in tenants:
-        with sso_app.app_context(), tenant_scope(db.session, tenant["id"]):
+        with sso_app.app_context(), tenant_scope(db.session, tenant["id"], actor="test:setup"):
             verified.append(db.session.scalar(sa.select(SsoDomain.verified_at).where(
                 SsoDomain.tenant_id == tenant["id"])) is not None)
     assert sorted(verified) == [False, True]

@@ -49,7 +49,7 @@ def shop(app, factory, people):
     two devices per site."""
     people_ = people["u"]
     t = factory.tenant(members={r: people_[r] for r in ("owner", "admin", "member", "viewer")}, sites=2, devices=2)
-    with app.app_context(), tenant_scope(db.session, t["id"]):
+    with app.app_context(), tenant_scope(db.session, t["id"], actor="test:setup"):
         db.session.add(Membership(tenant_id=t["id"], user_id=people_["other"].id, role=MembershipRole.MEMBER))
         db.session.flush()
         for who, site in (("member", 0), ("viewer", 0), ("other", 1)):
@@ -68,7 +68,7 @@ class As:
         self.app_ctx = self.shop["app"].app_context()
         self.app_ctx.push()
         tid = self.shop["t"]["id"]
-        self.scope = tenant_scope(db.session, tid)
+        self.scope = tenant_scope(db.session, tid, actor="test:setup")
         self.scope.__enter__()
         tenant = db.session.get(Tenant, tid)
         m = db.session.scalar(sa.select(Membership).where(Membership.tenant_id == tid,

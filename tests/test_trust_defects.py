@@ -76,7 +76,7 @@ def test_the_credential_service_keeps_the_gateway_flag_by_default(app, factory):
     from portal.tenancy.roles import Role
     from portal.tenants.models import Tenant
     t = factory.tenant(sites=1, devices=1)
-    with app.test_request_context(), tenant_scope(db.session, t["id"]):
+    with app.test_request_context(), tenant_scope(db.session, t["id"], actor="test:setup"):
         ctx = TenantContext(db.session.get(Tenant, t["id"]), None, Role("test", "Test", "", frozenset(Permission)))
         device = db.session.get(Device, (t["id"], t["devices"][0]))
         credentials.issue(ctx, device, gateway=True)
@@ -127,7 +127,7 @@ def test_no_sample_audit_row_is_shown_raw(app):
     with app.app_context():
         tenants = db.session.execute(sa.select(Tenant.id, Tenant.slug)).all()
         for tenant_id, slug in tenants:
-            with tenant_scope(db.session, tenant_id):
+            with tenant_scope(db.session, tenant_id, actor="test:setup"):
                 rows = db.session.execute(queries.statement(tenant_id, queries.AuditFilter())).all()
                 names = Names.for_rows(tenant_id, rows)
                 for row in rows:
@@ -316,7 +316,7 @@ def test_an_agent_is_named_without_a_quoted_possessive(app, client, factory):
     from portal.devices.models import Device
     owner = factory.user(name="Olive Owner")
     t = factory.tenant(members={"owner": owner}, sites=1, devices=1)
-    with app.app_context(), tenant_scope(db.session, t["id"]):
+    with app.app_context(), tenant_scope(db.session, t["id"], actor="test:setup"):
         db.session.get(Device, (t["id"], t["devices"][0])).name = "Walk Meter 1"
         db.session.commit()
     login(client, owner.email)
@@ -345,7 +345,7 @@ def test_counts_and_statuses_read_as_english(app, client, factory):
     assert (possessive("Acme Corporation"), possessive("Beta Solutions")) == ("Acme Corporation’s", "Beta Solutions’")
     owner = factory.user()
     t = factory.tenant(members={"owner": owner}, sites=1, devices=1)
-    with app.test_request_context(), tenant_scope(db.session, t["id"]):
+    with app.test_request_context(), tenant_scope(db.session, t["id"], actor="test:setup"):
         from portal.notifications import notify
         notify(t["id"], [owner.id], Kind.SITE_ASSIGNED, {"actor": "Ann", "site": "HQ", "tenant": "T"}, None)
         notify(t["id"], [owner.id], Kind.SITE_ASSIGNED, {"actor": "Ann", "site": "Lab", "tenant": "T"}, None)

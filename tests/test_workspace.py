@@ -30,13 +30,13 @@ def stats(html: str) -> dict:
 
 
 def assign(app, tenant_id, site_id, user_id):
-    with app.app_context(), tenant_scope(db.session, tenant_id):
+    with app.app_context(), tenant_scope(db.session, tenant_id, actor="test:setup"):
         db.session.add(SiteAssignment(tenant_id=tenant_id, site_id=site_id, user_id=user_id))
         db.session.commit()
 
 
 def rows(app, tenant_id, model, *where):
-    with app.app_context(), tenant_scope(db.session, tenant_id):
+    with app.app_context(), tenant_scope(db.session, tenant_id, actor="test:setup"):
         found = db.session.scalars(sa.select(model).where(model.tenant_id == tenant_id, *where)).all()
         for row in found:
             db.session.expunge(row)
@@ -324,7 +324,7 @@ def test_only_members_can_be_assigned(app, org, factory):
                    data={"csrf_token": csrf_token(owner), "user_id": str(stranger.id)})
     assert r.status_code == 422 and "Only members of this organization" in r.get_data(as_text=True)
     # The database says the same: the key references the membership.
-    with app.app_context(), tenant_scope(db.session, t["id"]):
+    with app.app_context(), tenant_scope(db.session, t["id"], actor="test:setup"):
         db.session.add(SiteAssignment(tenant_id=t["id"], site_id=t["sites"][0], user_id=stranger.id))
         with pytest.raises(sa.exc.IntegrityError):
             db.session.commit()
@@ -368,7 +368,7 @@ def fleet(app, factory):
     t = factory.tenant(members={"owner": owner}, sites=2, devices=0, slug=ws_slug(factory))
     now = datetime.now(timezone.utc)
     types, statuses = list(DeviceType), list(DeviceStatus)
-    with app.app_context(), tenant_scope(db.session, t["id"]):
+    with app.app_context(), tenant_scope(db.session, t["id"], actor="test:setup"):
         for i in range(60):
             db.session.add(Device(
                 tenant_id=t["id"], site_id=t["sites"][i % 2], name=f"{'Alpha' if i % 3 else 'beta'} unit {i:02d}",

@@ -28,12 +28,12 @@ stays a tenant table with its tenant policy only: a provider's callback finds th
 link itself, before anyone is known, and the organization's connection page lists its members'.
 
 Revision ID: 0028
-Revises: 0026
+Revises: 0027
 """
 from alembic import op
 
 revision = "0028"
-down_revision = "0026"
+down_revision = "0027"
 branch_labels = None
 depends_on = None
 

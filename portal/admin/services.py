@@ -67,7 +67,7 @@ def create_tenant(admin: User, data: NewTenant) -> Tenant:
     apply_plan(tenant, plan)
     db.session.add(tenant)
     db.session.flush()  # the id scopes the invitation and the audit rows
-    with tenant_scope(db.session, tenant.id):
+    with tenant_scope(db.session, tenant.id, actor="console:tenant.create"):
         keys.create_tenant_key(tenant.id)  # its data key, wrapped by the newest master key
         invite_first_owner(tenant, admin, data.owner_email)
         audit.record(tenant.id, admin.id, "tenant.create", "tenant", tenant.id, after=snapshot(tenant),
@@ -88,7 +88,7 @@ def change_limits(admin: User, tenant: Tenant, plan: Plan, limits: dict[str, int
         setattr(tenant, limit, value)
     after = snapshot(tenant)
     if after != before:
-        with tenant_scope(db.session, tenant.id):
+        with tenant_scope(db.session, tenant.id, actor="console:tenant.plan"):
             audit.record(tenant.id, admin.id, "tenant.plan", "tenant", tenant.id, before=before, after=after,
                          console=True)
             db.session.flush()  # inside the scope: RLS checks the row as it is written
@@ -105,7 +105,7 @@ def change_features(admin: User, tenant: Tenant, features: list[str]) -> Tenant:
     tenant.features = sorted(set(features))
     after = {"features": tenant.features}
     if after != before:
-        with tenant_scope(db.session, tenant.id):
+        with tenant_scope(db.session, tenant.id, actor="console:tenant.features"):
             audit.record(tenant.id, admin.id, "tenant.features", "tenant", tenant.id, before=before, after=after,
                          console=True)
             db.session.flush()  # inside the scope: RLS checks the row as it is written
@@ -126,7 +126,7 @@ def change_status(admin: User, tenant: Tenant, action: str, reason: str) -> Tena
     lock_tenant(tenant)
     tenant.status, tenant.status_reason = target, reason or None
     tenant.status_changed_at = datetime.now(timezone.utc)
-    with tenant_scope(db.session, tenant.id):
+    with tenant_scope(db.session, tenant.id, actor="console:tenant.status"):
         audit.record(tenant.id, admin.id, f"tenant.{action}", "tenant", tenant.id, before=before,
                      after=snapshot(tenant) | {"reason": tenant.status_reason}, console=True)
         db.session.flush()  # inside the scope: RLS checks the row as it is written
@@ -138,7 +138,7 @@ def member_counts(tenants: list[Tenant]) -> dict:
     tenant scope (the reviewed path across tenants), one page of at most 50 at a time."""
     counts = {}
     for tenant in tenants:
-        with tenant_scope(db.session, tenant.id):
+        with tenant_scope(db.session, tenant.id, actor=None):
             counts[tenant.id] = db.session.scalar(select(func.count()).select_from(Membership).where(
                 Membership.tenant_id == tenant.id)) or 0
     return counts
@@ -160,7 +160,7 @@ def status_actions(tenant: Tenant) -> list[tuple[str, str, str]]:
 
 def usage(tenant: Tenant) -> dict[str, int]:
     """What counts against each limit (as the areas count it), read under the tenant's scope."""
-    with tenant_scope(db.session, tenant.id):
+    with tenant_scope(db.session, tenant.id, actor=None):
         from ..api.models import ApiClient
         from ..integrations.models import Integration
         count = lambda model: db.session.scalar(select(func.count()).select_from(model)  # noqa: E731
@@ -258,7 +258,7 @@ def set_user_status(admin: User, user: User, action: str, reason: str) -> int:
         raise RuleViolation("Choose suspend or reactivate.")
     ended = change_user_status(user, target, by=admin.id, reason=reason or None)
     for tenant, _, _ in memberships_of(user):
-        with tenant_scope(db.session, tenant.id):
+        with tenant_scope(db.session, tenant.id, actor="console:user.status"):
             audit.record(tenant.id, admin.id, f"user.{action}", "user", user.id,
                          after={"email": user.email, "reason": reason or None, "sessions_ended": ended}, console=True)
             db.session.flush()  # inside the scope: RLS checks the row as it is written

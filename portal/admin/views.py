@@ -74,7 +74,7 @@ def _tenant_or_404(slug: str) -> Tenant:
 
 def _tenant_page(tenant: Tenant, *, status_form=None, plan_form=None, code: int = 200):
     """The console reads one tenant's rows through an explicit tenant scope (the reviewed path)."""
-    with tenant_scope(db.session, tenant.id):
+    with tenant_scope(db.session, tenant.id, actor=None):
         members = db.session.scalars(select(Membership).where(Membership.tenant_id == tenant.id)
                                      .order_by(Membership.created_at).limit(100)).all()
         history = db.session.scalars(select(AuditLog).where(

@@ -15,6 +15,7 @@ from flask import Blueprint, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from ..devices.models import DeviceStatus
+from ..database import conflicts
 from ..errors import database_unavailable, safe_rollback
 from ..extensions import csrf, db
 from ..jsondata import JsonValueError, parse_object
@@ -60,6 +61,9 @@ def _http(exc: HTTPException):
 @bp.errorhandler(Exception)
 def _unexpected(exc: Exception):
     safe_rollback()
+    if conflicts.refused(exc):  # a policy refused the write (migration 0027): never a 500
+        current_app.logger.warning("the database refused an agent's write: %s", exc)
+        return problem_response(403, "Forbidden", conflicts.REFUSED_MESSAGE)
     if database_unavailable(exc):
         response = problem_response(503, "Service Unavailable", "The database is not answering.")
         response.headers["Retry-After"] = "5"

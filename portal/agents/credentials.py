@@ -91,11 +91,14 @@ class AgentPrincipal:
         return audit.Actor("agent", self.device_id, self.device_name)
 
 
-_LOOKUP = text(f"SELECT c.*, {BOUNDS_TEXT} FROM portal_agent_credential(:h) c")  # and the request's bounds
+# And the actor the function set ("agent:<device id>": the device's agent writes as the system
+# for its device, or a gateway's), read back, and the request's bounds.
+_ACTOR = "current_setting('app.actor', true) AS db_actor"
+_LOOKUP = text(f"SELECT c.*, {_ACTOR}, {BOUNDS_TEXT} FROM portal_agent_credential(:h) c")
 # A heartbeat that changes only "last seen" and metrics writes soft state the next one rewrites: its
 # commit need not wait for the WAL flush. A crash may lose the last fraction of a second of such
 # heartbeats (never part of one); services.heartbeat turns it back on before any audit row.
-_LOOKUP_SOFT = text(f"SELECT c.*, set_config('synchronous_commit', 'off', true) AS soft, {BOUNDS_TEXT} "
+_LOOKUP_SOFT = text(f"SELECT c.*, set_config('synchronous_commit', 'off', true) AS soft, {_ACTOR}, {BOUNDS_TEXT} "
                     "FROM portal_agent_credential(:h) c")
 
 
@@ -107,6 +110,7 @@ def authenticate(secret: str, *, soft: bool = False) -> AgentPrincipal | None:
     row = db.session.execute(_LOOKUP_SOFT if soft else _LOOKUP, {"h": hash_secret(secret), **timeouts()}).first()
     if row is None:
         return None
-    adopt(tenant_id=row.a_tenant_id)  # the function has set it; later transactions of the request get it too
+    # The function has set them; later transactions of the request get them too.
+    adopt(tenant_id=row.a_tenant_id, actor=row.db_actor)
     return AgentPrincipal(row.a_tenant_id, row.a_device_id, row.a_credential_id, row.a_gateway, row.a_device_name,
                           DeviceStatus(row.a_device_status))

@@ -14,7 +14,7 @@ from .services import expire_overdue
 def expire_all() -> int:
     expired = 0
     for tenant_id in db.session.scalars(select(Tenant.id).order_by(Tenant.id)).all():
-        with tenant_scope(db.session, tenant_id):
+        with tenant_scope(db.session, tenant_id, actor="job:agents.expire"):
             expired += expire_overdue(tenant_id)
         db.session.commit()  # a job is its own edge: one transaction per tenant
     return expired

@@ -60,7 +60,7 @@ def prune(now: datetime | None = None) -> tuple[list[str], int]:
     tenants = db.session.execute(select(Tenant.id, Plan.analytics_retention_days)
                                  .join(Plan, Plan.key == Tenant.plan).order_by(Tenant.id)).all()
     for tenant_id, days in tenants:
-        with tenant_scope(db.session, tenant_id):
+        with tenant_scope(db.session, tenant_id, actor="job:analytics.retention"):
             rows += prune_tenant(tenant_id, days, now)
         db.session.commit()
     return dropped, rows

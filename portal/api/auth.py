@@ -34,7 +34,11 @@ from ..tenancy.roles import Role
 from . import credentials, grants
 from .problems import Problem
 
-_ENTER = f"SELECT t.*, {BOUNDS} FROM portal_api_enter_token(%(hash)s) t"  # and the request's bounds
+# And, read back in the same statement, what the function let the token do (app.permissions,
+# app.site_ids: a client's scopes and sites, a person's permissions within the scopes), and the
+# request's bounds.
+_ENTER = (f"SELECT t.*, current_setting('app.permissions', true) AS db_permissions, "
+          f"current_setting('app.site_ids', true) AS db_site_ids, {BOUNDS} FROM portal_api_enter_token(%(hash)s) t")
 CHALLENGE = 'Bearer realm="portal"'
 
 
@@ -58,7 +62,8 @@ def enter() -> TenantContext:
     tenant = attach_tenant(row)
     if not tenant.is_readable:
         raise Problem(423, f"{tenant.name} is {tenant.status.value.replace('_', ' ')}.")
-    adopt(tenant_id=tenant.id)  # the function has set it: later transactions of the request need it too
+    # The function has set them: later transactions of the request need them too.
+    adopt(tenant_id=tenant.id, permissions=row.db_permissions, site_ids=row.db_site_ids)
     policy = security_login.policy(tenant)
     if not network.allowed(request.remote_addr, policy.get("ip_allowlist")):
         raise Problem(403, f"{tenant.name} accepts connections only from its own networks.")

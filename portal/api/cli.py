@@ -33,7 +33,7 @@ def init_app(app: Flask) -> None:
         tenant = db.session.scalar(select(Tenant).where(Tenant.slug == slug))
         if tenant is None:
             raise click.ClickException(f"No organization with the slug {slug}.")
-        with tenant_scope(db.session, tenant.id):
+        with tenant_scope(db.session, tenant.id, actor="cli:api.create-client"):
             try:
                 client, secret = services.create_client(TenantContext(tenant, None, SYSTEM),
                                                         services.ClientData(name, scopes.split()))
@@ -62,7 +62,7 @@ def init_app(app: Flask) -> None:
         tenant = db.session.scalar(select(Tenant).where(Tenant.slug == slug))
         if tenant is None:
             raise click.ClickException(f"No organization with the slug {slug}.")
-        with tenant_scope(db.session, tenant.id):
+        with tenant_scope(db.session, tenant.id, actor="cli:api.create-app"):
             try:
                 client, secret = grants.create_app(TenantContext(tenant, None, SYSTEM),
                                                    grants.AppData(name, list(redirect_uris), public, scopes.split()))

@@ -245,7 +245,7 @@ def revoke_grants(user_id: UUID, *, tenant_id: UUID | None = None, reason: str =
     for row in rows:
         by_tenant.setdefault(row.tenant_id, []).append(row)
     for tid, revoked in by_tenant.items():
-        with tenant_scope(db.session, tid):
+        with tenant_scope(db.session, tid, actor=None):
             names = dict(db.session.execute(select(ApiClient.id, ApiClient.name).where(
                 ApiClient.tenant_id == tid, ApiClient.id.in_([r.client_ref for r in revoked]))).all())
             audit.record_many(tid, actor_id, "oauth_grant.revoke", "oauth_grant",

@@ -34,8 +34,10 @@ from ..tenancy.queries import attach_tenant
 from . import credentials, grants, services
 from .auth import rate_limit
 
-_AUTH = "SELECT * FROM portal_api_client_auth(%(client_id)s, %(hash)s)"
-_APP = "SELECT * FROM portal_oauth_app(%(client_id)s, %(enter)s)"
+# With the actor the functions set on entering ("oauth:<client id>": the client issues, revokes
+# and reads its own tokens), read back in the same statement.
+_AUTH = "SELECT f.*, current_setting('app.actor', true) AS db_actor FROM portal_api_client_auth(%(client_id)s, %(hash)s) f"
+_APP = "SELECT f.*, current_setting('app.actor', true) AS db_actor FROM portal_oauth_app(%(client_id)s, %(enter)s) f"
 AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 SCOPES = frozenset(p.value for p in Permission)
 
@@ -70,7 +72,7 @@ class Client(ClientMixin):
         self.tenant = attach_tenant(row)
         if not self.tenant.is_readable:
             return False  # a suspended tenant's clients get no token
-        adopt(tenant_id=self.tenant.id)  # the function has set it
+        adopt(tenant_id=self.tenant.id, actor=row.db_actor)  # the function has set them
         self.name, self._scopes = row.c_name, list(row.c_scopes or [])
         g.audit_client_actor = {"type": "api_client", "id": str(self.id), "name": self.name}
         return True

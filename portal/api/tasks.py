@@ -18,7 +18,7 @@ def prune(timestamp: int) -> int:
     with app.app_context():
         removed = 0
         for tenant_id in db.session.scalars(select(Tenant.id).order_by(Tenant.id)).all():
-            with tenant_scope(db.session, tenant_id):
+            with tenant_scope(db.session, tenant_id, actor="job:api.prune"):
                 removed += prune_expired(tenant_id)
             db.session.commit()  # a job is its own edge: one transaction per tenant
         return removed

@@ -25,7 +25,7 @@ def verify(slug: str | None):
         raise click.ClickException(f"No organization with the slug {slug!r}.")
     failed = 0
     for tenant_id, tenant_slug in tenants:
-        with tenant_scope(db.session, tenant_id):
+        with tenant_scope(db.session, tenant_id, actor=None):
             result = chain.verify_tenant(tenant_id)
         db.session.rollback()  # read only; ends the server-side cursor's transaction
         if result.problem:
@@ -52,7 +52,7 @@ def prune(slug: str | None):
         raise click.ClickException(f"No organization with the slug {slug!r}.")
     total = 0
     for tenant_id, tenant_slug, settings in tenants:
-        with tenant_scope(db.session, tenant_id):
+        with tenant_scope(db.session, tenant_id, actor="cli:audit.prune"):
             deleted = retention.prune(tenant_id, settings)
         db.session.commit()  # tenant by tenant: each holds its chain's lock only briefly
         total += deleted

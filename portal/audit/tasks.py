@@ -18,7 +18,7 @@ def prune_audit(timestamp: int) -> int:
     with app.app_context():
         total = 0
         for tenant_id, settings in db.session.execute(select(Tenant.id, Tenant.settings).order_by(Tenant.id)).all():
-            with tenant_scope(db.session, tenant_id):
+            with tenant_scope(db.session, tenant_id, actor="job:audit.prune"):
                 total += retention.prune(tenant_id, settings)
             db.session.commit()  # a job is its own edge: one transaction per tenant
         if total:

@@ -41,7 +41,7 @@ def load(users: dict[str, User]) -> None:
     if tenant is None:
         return
     alice, carol = users["alice@acme.com"], users["carol@acme.com"]
-    with tenant_scope(db.session, tenant.id):
+    with tenant_scope(db.session, tenant.id, actor="sample:audit"):
         db.session.flush()  # the sample rows, before the services read them
         _devices(tenant, alice)
         _agents(tenant, alice)

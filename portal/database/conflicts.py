@@ -36,6 +36,16 @@ RETRYABLE = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailur
 # statement_timeout: the work itself is too slow; repeating it would only double the wait.
 TOO_SLOW = (psycopg.errors.QueryCanceled,)
 
+# insufficient_privilege: a row-level security policy refused the write (the role does not allow
+# it: migration 0027), or a privilege the serving role lacks. The request edge answers 403.
+class Refused(Exception):
+    """A write the database let through to no row (a DELETE's USING filters silently): raised by
+    the service that counted, answered like a policy's error."""
+
+
+REFUSED = (psycopg.errors.InsufficientPrivilege, Refused)
+REFUSED_MESSAGE = "You do not have permission to do that."
+
 TRY_AGAIN = "Someone else was changing the same data at the same moment, so nothing was saved. Please try again."
 TOO_SLOW_MESSAGE = "This took too long and was stopped; nothing was saved. Please try again in a moment."
 
@@ -62,6 +72,12 @@ def kind(exc: BaseException | None) -> str | None:
         if isinstance(cause, TOO_SLOW):
             return "slow"
     return None
+
+
+def refused(exc: BaseException | None) -> bool:
+    """Whether the database refused what the principal may not do (nothing was written: the
+    statement failed, and the request's transaction is rolled back)."""
+    return any(isinstance(cause, REFUSED) for cause in _causes(exc))
 
 
 def not_repeatable() -> None:

@@ -1,17 +1,32 @@
 """The tenant, user and (during invitation acceptance) token hash of the current
-transaction, read by the row-level security policies.
+transaction, and what its principal may do, read by the row-level security policies.
 
 Set with set_config(..., true) as each transaction begins (SQLAlchemy
 `after_begin`), so a pooled connection never carries them to the next request.
+
+What the principal may do (migration 0027, docs/isolation.md "The database checks permissions"):
+- `app.permissions`: permission codes, set by the statement that authenticated the request
+  (a member's roles, an API token's scopes, an inbound hook's `events:write`) and recorded with
+  `adopt` so later transactions of the request get them too;
+- `app.site_ids`: the sites an API client or a person's token is limited to (a member's are
+  their assignments, read by the policies);
+- `app.actor`: an explicit system actor ("job:invitations.expire", "cli:api.create-client",
+  "invitation:accept", "agent:<device id>", ...), which the permission policies let write
+  whatever the tenant policy allows. Set only by `tenant_scope(..., actor)`, `acting_as(...)` and
+  the entry functions of device agents, SCIM and the OAuth endpoints; a member's request never
+  has one (portal_enter_tenant clears it), so every place that writes as the system says so here.
 """
 from __future__ import annotations
+
+import re
 
 from flask import current_app, g, has_app_context, has_request_context
 from sqlalchemy import event
 
 # setting name -> attribute of flask.g holding its value for this app context
 SETTINGS = {"app.tenant_id": "db_tenant_id", "app.user_id": "db_user_id", "app.token_hash": "db_token_hash",
-            "app.verified_email": "db_verified_email", "app.permissions": "db_permissions"}
+            "app.verified_email": "db_verified_email", "app.permissions": "db_permissions",
+            "app.site_ids": "db_site_ids", "app.actor": "db_actor"}
 _SET = "SELECT " + ", ".join(f"set_config('{name}', %({attr})s, true)" for name, attr in SETTINGS.items())
 _UNSET = object()
 # A request's transactions are also bounded (database.conflicts); jobs and commands are not. The
@@ -59,9 +74,11 @@ def install(session_class) -> None:
         event.listen(session_class, "after_begin", _apply)
 
 
-def set_context(session, *, tenant_id=_UNSET, user_id=_UNSET, token_hash=_UNSET, verified_email=_UNSET) -> None:
+def set_context(session, *, tenant_id=_UNSET, user_id=_UNSET, token_hash=_UNSET, verified_email=_UNSET,
+                actor=_UNSET, permissions=_UNSET, site_ids=_UNSET) -> None:
     """Change the values for this and every later transaction of the app context."""
-    for attr, value in (("db_tenant_id", tenant_id), ("db_user_id", user_id), ("db_verified_email", verified_email)):
+    for attr, value in (("db_tenant_id", tenant_id), ("db_user_id", user_id), ("db_verified_email", verified_email),
+                        ("db_actor", actor), ("db_permissions", permissions), ("db_site_ids", site_ids)):
         if value is not _UNSET:
             setattr(g, attr, str(value) if value else "")
     if token_hash is not _UNSET:
@@ -71,43 +88,98 @@ def set_context(session, *, tenant_id=_UNSET, user_id=_UNSET, token_hash=_UNSET,
         session.connection().exec_driver_sql(*_bounded(_current()))
 
 
-def adopt(*, tenant_id=_UNSET, user_id=_UNSET, permissions=_UNSET) -> None:
+def adopt(*, tenant_id=_UNSET, user_id=_UNSET, permissions=_UNSET, actor=_UNSET, site_ids=_UNSET) -> None:
     """Record values that the current statement has already set with set_config (see
-    tenancy.queries.enter_tenant, security.sessions.load), so later transactions get them too.
-    `permissions`: the codes `portal_enter_tenant` put in app.permissions."""
+    tenancy.queries.enter_tenant, security.sessions.load, api.auth.enter), so later transactions
+    get them too. `permissions`: the codes the entry function put in app.permissions (a list, or
+    the setting's text as read back); `actor`, `site_ids`: the settings' text as read back."""
     if permissions is not _UNSET:
-        # Kept as given: most requests begin no later transaction, so never need the text (_current).
+        # Kept as given (codes, or the setting's text read back): most requests begin no later
+        # transaction, so never need it joined (_current).
         g.db_permissions = permissions or ""
-    for attr, value in (("db_tenant_id", tenant_id), ("db_user_id", user_id)):
+    for attr, value in (("db_tenant_id", tenant_id), ("db_user_id", user_id), ("db_actor", actor),
+                        ("db_site_ids", site_ids)):
         if value is not _UNSET:
             setattr(g, attr, str(value) if value else "")
 
 
-class tenant_scope:
-    """`with tenant_scope(session, tenant_id):` for code that works tenant by tenant."""
+# An actor names who writes and why: "<kind>:<what>", e.g. "job:invitations.expire".
+ACTOR = re.compile(r"[a-z][a-z0-9_-]*:\S+")
+# A scope without an actor reads the tenant whole and changes nothing a permission guards.
+READS_ONLY = "sites:see-all"
 
-    def __init__(self, session, tenant_id):
-        self.session, self.tenant_id = session, tenant_id
+
+def _actor(actor: str | None) -> str:
+    if actor is not None and not (isinstance(actor, str) and ACTOR.fullmatch(actor)):
+        raise ValueError(f"an actor is 'kind:what' (e.g. 'job:invitations.expire'), not {actor!r}")
+    return actor or ""
+
+
+def _restore(session, failed: bool, **values) -> None:
+    """set_context on leaving a scope. After an error the transaction may be unusable (it is
+    rolled back next, and the next one begins with these values): the error is the one to see."""
+    try:
+        set_context(session, **values)
+    except Exception:
+        if not failed:
+            raise
+        for name, value in values.items():
+            setattr(g, f"db_{name}", str(value) if value else "")
+
+
+def _flush_inside(session) -> None:
+    # Changes made in a scope are written under its RLS context: flushed later (at commit,
+    # outside it) the policies would hide their rows and the UPDATE match none, or refuse them.
+    session = session() if hasattr(session, "registry") else session
+    if session.new or session.dirty or session.deleted:
+        session.flush()
+
+
+class tenant_scope:
+    """`with tenant_scope(session, tenant_id, actor="job:invitations.expire"):` for code that
+    works tenant by tenant outside a member's request (jobs, commands, the console, sample data)
+    or beside one (an SSO sign-in, an account's deletion). `actor` says who writes and why: the
+    permission policies (migration 0027) let it write what the tenant policy allows, and nothing
+    else sets it. `actor=None`: the scope reads (every site) and writes nothing a permission
+    guards. A member's permissions never carry into a scope; they come back when it ends."""
+
+    def __init__(self, session, tenant_id, actor: str | None):
+        self.session, self.tenant_id, self.actor = session, tenant_id, _actor(actor)
 
     def __enter__(self):
-        self.previous = g.get("db_tenant_id", "")
-        set_context(self.session, tenant_id=self.tenant_id)
+        self.previous = {name: g.get(f"db_{name}", "") for name in ("tenant_id", "actor", "permissions", "site_ids")}
+        set_context(self.session, tenant_id=self.tenant_id, actor=self.actor,
+                    permissions="" if self.actor else READS_ONLY, site_ids="")
         return self
 
     def __exit__(self, exc_type, *exc):
         if exc_type is None:
-            # Changes made in the scope are written under its RLS context: flushed later (at
-            # commit, outside it) the policies would hide their rows and the UPDATE match none.
-            session = self.session() if hasattr(self.session, "registry") else self.session
-            if session.new or session.dirty or session.deleted:
-                session.flush()
-        set_context(self.session, tenant_id=self.previous or None)
+            _flush_inside(self.session)
+        _restore(self.session, exc_type is not None, **{name: value or None for name, value in self.previous.items()})
 
 
-def _flush(session) -> None:
-    session = session() if hasattr(session, "registry") else session
-    if session.new or session.dirty or session.deleted:
-        session.flush()
+class acting_as:
+    """`with acting_as(session, "invitation:accept"):` writes in the current tenant as an explicit
+    system actor, for a request whose principal is not (yet) a member with the permission: an
+    invitee accepting, a signed inbound hook writing its integration's state, an owner cancelling
+    the tenant's deletion (its members' permissions are reads only then). The policies let the
+    actor write what the tenant policy allows; the previous actor (none, in a request) comes back
+    when it ends."""
+
+    def __init__(self, session, actor: str):
+        if not actor:
+            raise ValueError("acting_as needs an actor")
+        self.session, self.actor = session, _actor(actor)
+
+    def __enter__(self):
+        self.previous = g.get("db_actor", "")
+        set_context(self.session, actor=self.actor)
+        return self
+
+    def __exit__(self, exc_type, *exc):
+        if exc_type is None:
+            _flush_inside(self.session)
+        _restore(self.session, exc_type is not None, actor=self.previous or None)
 
 
 class user_scope:
@@ -124,11 +196,11 @@ class user_scope:
         # What was changed before is written under the context it was changed in: flushed inside
         # the scope (autoflush), another user's policies would hide its rows (an UPDATE of the
         # signed-in person's session record would match none).
-        _flush(self.session)
+        _flush_inside(self.session)
         set_context(self.session, user_id=self.user_id)
         return self
 
     def __exit__(self, exc_type, *exc):
         if exc_type is None:
-            _flush(self.session)  # and what was changed inside, under this user's context
+            _flush_inside(self.session)  # and what was changed inside, under this user's context
         set_context(self.session, user_id=self.previous or None)

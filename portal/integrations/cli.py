@@ -32,7 +32,7 @@ def init_app(app: Flask) -> None:
         tenant = db.session.scalar(select(Tenant).where(Tenant.slug == slug))
         if tenant is None:
             raise click.ClickException(f"No organization with the slug {slug}.")
-        with tenant_scope(db.session, tenant.id):
+        with tenant_scope(db.session, tenant.id, actor="cli:integrations.create-webhook"):
             try:
                 integration, secret = services.create(
                     TenantContext(tenant, None, SYSTEM), "webhook", name or f"Webhook to {urlsplit(url).hostname or url}",

@@ -23,7 +23,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 
 from .. import keys
 from ..analytics.events import event, record_many, validate_custom
-from ..database.context import adopt
+from ..database.context import acting_as, adopt
 from ..extensions import csrf, db
 from .delivery import body_text, heads, now
 from .models import InboundId, Integration, IntegrationStatus, LogEntry
@@ -39,15 +39,19 @@ def problem(status: int, title: str, **extra):
     return current_app.response_class(json.dumps(body), status=status, mimetype="application/problem+json")
 
 
+_ENTER = text("SELECT i.t, current_setting('app.permissions', true) FROM portal_integration_inbound(:id) AS i(t)")
+
+
 @bp.post("/<uuid:integration_id>")
 def receive(integration_id: UUID):
     body = request.get_data(cache=True)
     if len(body) > BODY_MAX:
         return problem(413, f"A batch is at most {BODY_MAX // 1024} KiB.")
-    tenant_id = db.session.execute(text("SELECT portal_integration_inbound(:id)"), {"id": integration_id}).scalar()
+    # The function enters the tenant and lets the hook record events (app.permissions), read back.
+    tenant_id, permissions = db.session.execute(_ENTER, {"id": integration_id}).one()
     if tenant_id is None:
         return problem(404, "No such inbound integration.")
-    adopt(tenant_id=tenant_id)  # the function entered the tenant; later transactions of the request too
+    adopt(tenant_id=tenant_id, permissions=permissions)  # later transactions of the request too
     integration = db.session.scalar(select(Integration).where(Integration.tenant_id == tenant_id,
                                                               Integration.id == integration_id))
     if not integration.enabled:
@@ -97,7 +101,10 @@ def receive(integration_id: UUID):
                                      "headers": heads(dict(request.headers), [secret]),
                                      "body": body_text(body, [secret]), "at": now().isoformat()},
                             response={"status": 202}, finished_at=now()))
-    integration.last_sync_at, integration.sync_status, integration.sync_error = now(), "received", None
-    if integration.status != IntegrationStatus.DISABLED:
-        integration.status = IntegrationStatus.ACTIVE
+    # Its own state, written by the signed hook as the system: the request may otherwise only
+    # record events (integrations:manage guards the row).
+    with acting_as(db.session, f"hook:{integration.id}"):
+        integration.last_sync_at, integration.sync_status, integration.sync_error = now(), "received", None
+        if integration.status != IntegrationStatus.DISABLED:
+            integration.status = IntegrationStatus.ACTIVE
     return current_app.response_class(json.dumps({"recorded": count}), status=202, mimetype="application/json")

@@ -90,7 +90,7 @@ def _inbound_urls(app: Flask) -> list[str]:
     with app.app_context():
         urls = []
         for tenant_id in db.session.execute(text("SELECT id FROM tenants")).scalars():
-            with tenant_scope(db.session, tenant_id):
+            with tenant_scope(db.session, tenant_id, actor=None):
                 urls += [f"{app.config['BASE_URL']}/hooks/{i}" for i in db.session.scalars(
                     select(Integration.id).where(Integration.provider == "inbound",
                                                  Integration.name == "Sample door sensors", Integration.enabled))]

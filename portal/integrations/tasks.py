@@ -33,7 +33,7 @@ class WebhookBackoff(BaseRetryStrategy):
 @jobs.task(name="integrations.deliver", retry=WebhookBackoff())
 def deliver(tenant_id: str, entry_id: str) -> str:
     from .delivery import attempt
-    with flask_app().app_context(), tenant_scope(db.session, UUID(tenant_id)):
+    with flask_app().app_context(), tenant_scope(db.session, UUID(tenant_id), actor="job:integrations.deliver"):
         outcome = attempt(UUID(tenant_id), UUID(entry_id))
         db.session.commit()
     if outcome.retry_in is not None:
@@ -45,7 +45,7 @@ def deliver(tenant_id: str, entry_id: str) -> str:
 @jobs.task(name="integrations.sync")
 def sync(tenant_id: str, integration_id: str) -> None:
     from .sources import run
-    with flask_app().app_context(), tenant_scope(db.session, UUID(tenant_id)):
+    with flask_app().app_context(), tenant_scope(db.session, UUID(tenant_id), actor="job:integrations.sync"):
         try:
             run(UUID(tenant_id), UUID(integration_id), db.session.commit)
         except Exception:
@@ -61,7 +61,7 @@ def sync_due(timestamp: int) -> int:
     with flask_app().app_context():
         rows = db.session.execute(text("SELECT tenant_id, integration_id FROM portal_integrations_due(200)")).all()
         for row in rows:
-            with tenant_scope(db.session, row.tenant_id):
+            with tenant_scope(db.session, row.tenant_id, actor="job:integrations.sync_due"):
                 # Pushed forward now, so the next minute's scan does not queue it again.
                 db.session.execute(text("UPDATE integrations SET next_sync_at = now() + interval '10 minutes' "
                                         "WHERE tenant_id = :t AND id = :i"), {"t": row.tenant_id, "i": row.integration_id})
@@ -81,7 +81,7 @@ def prune(timestamp: int) -> None:
         days = flask_app().config["INTEGRATIONS_LOG_DAYS"]
         tenants = db.session.execute(text("SELECT id FROM tenants")).scalars().all()
         for tenant_id in tenants:
-            with tenant_scope(db.session, tenant_id):
+            with tenant_scope(db.session, tenant_id, actor="job:integrations.prune"):
                 db.session.execute(text("DELETE FROM integration_inbound_ids WHERE tenant_id = :t "
                                         "AND received_at < now() - interval '1 day'"), {"t": tenant_id})
                 db.session.execute(text("DELETE FROM integration_log WHERE tenant_id = :t AND created_at < "

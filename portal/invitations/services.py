@@ -18,7 +18,7 @@ from sqlalchemy.dialects.postgresql import insert
 from .. import audit
 from ..accounts.models import User
 from ..accounts.services import normalise_email
-from ..database.context import set_context, tenant_scope
+from ..database.context import acting_as, set_context, tenant_scope
 from ..events import emit as emit_event, emit_many as emit_events
 from ..extensions import db
 from ..mail.models import OutboxMessage
@@ -88,7 +88,7 @@ def delivery_failed(message: OutboxMessage) -> None:
     transaction, in the invitation's tenant."""
     if message.about_tenant_id is None or message.about_id is None or message.sender_id is None:
         return
-    with tenant_scope(db.session, message.about_tenant_id):
+    with tenant_scope(db.session, message.about_tenant_id, actor=None):
         tenant = db.session.get(Tenant, message.about_tenant_id)
         invitation = db.session.scalar(select(Invitation).where(Invitation.tenant_id == message.about_tenant_id,
                                                                 Invitation.id == message.about_id))
@@ -263,7 +263,13 @@ def find_by_token(token: str) -> Found | None:
 
 
 def accept(found: Found, user: User) -> Membership:
-    """Exactly one acceptance wins: the status flip is one guarded statement."""
+    """Exactly one acceptance wins: the status flip is one guarded statement. The invitee is no
+    member yet, so the writes run as the actor "invitation:accept" (the token is their right)."""
+    with acting_as(db.session, "invitation:accept"):
+        return _accept(found, user)
+
+
+def _accept(found: Found, user: User) -> Membership:
     tenant, invitation = found.tenant, found.invitation
     if normalise_email(user.email) != normalise_email(invitation.email):
         raise RuleViolation("This invitation was sent to another email address.")
@@ -320,6 +326,11 @@ def accept(found: Found, user: User) -> Membership:
 
 
 def decline(found: Found, user: User | None) -> None:
+    with acting_as(db.session, "invitation:decline"):  # the token is the invitee's right to answer
+        _decline(found, user)
+
+
+def _decline(found: Found, user: User | None) -> None:
     invitation = found.invitation
     flipped = db.session.execute(
         update(Invitation).where(Invitation.tenant_id == found.tenant.id, Invitation.id == invitation.id,

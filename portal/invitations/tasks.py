@@ -17,7 +17,7 @@ def expire_invitations(timestamp: int) -> int:
     with app.app_context():
         expired = 0
         for tenant_id in db.session.scalars(select(Tenant.id).order_by(Tenant.id)).all():
-            with tenant_scope(db.session, tenant_id):
+            with tenant_scope(db.session, tenant_id, actor="job:invitations.expire"):
                 expired += expire_overdue(tenant_id)
             db.session.commit()  # a job is its own edge: one transaction per tenant
         if expired:

@@ -92,10 +92,11 @@ def forget(tenant_id=None) -> None:
 
 
 def _scope(tenant_id):
-    """The tenant's RLS scope for a key lookup; nothing to enter when already in it."""
+    """The tenant's RLS scope for a key lookup; nothing to enter when already in it. No actor: it
+    reads, and writes only its own key rows (tenant_keys carries no permission policy)."""
     if tenant_id is None or g.get("db_tenant_id", "") == str(tenant_id):
         return nullcontext()
-    return tenant_scope(db.session, tenant_id)
+    return tenant_scope(db.session, tenant_id, actor=None)
 
 
 _KEY_ROW = {

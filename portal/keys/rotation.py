@@ -25,7 +25,7 @@ BATCH = 500
 
 
 def _scope(tenant_id):
-    return nullcontext() if tenant_id is None else tenant_scope(db.session, tenant_id)
+    return nullcontext() if tenant_id is None else tenant_scope(db.session, tenant_id, actor="keys:rotate")
 
 
 def _keys_table(tenant_id) -> tuple[str, str, dict]:
@@ -283,7 +283,7 @@ def adopt(source_url: str) -> dict:
         if row.tenant_id not in here:
             counts["skipped"] += 1
             continue
-        with tenant_scope(db.session, row.tenant_id):
+        with tenant_scope(db.session, row.tenant_id, actor="cli:keys.adopt"):
             db.session.execute(text(upsert.format(table="tenant_keys", cols="tenant_id, ", vals=":t, ",
                                                   key="tenant_id, ")),
                                {"t": row.tenant_id, "v": row.version, "w": row.wrapped_key, "m": row.master_key_id,

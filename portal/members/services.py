@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from .. import audit
 from ..api.grants import revoke_grants
 from ..accounts.models import User
+from ..database.conflicts import Refused
 from ..database.loaded import mapped
 from ..database.search import contains_pattern
 from ..events import emit as emit_event, emit_many as emit_events
@@ -222,7 +223,12 @@ def remove(ctx: TenantContext, target: Membership) -> None:
     lock_tenant(ctx.tenant)
     _keeps_an_owner(ctx, target)
     before = _snapshot(target) | {"email": target.user.email}
-    db.session.delete(target)
+    # Counted: the database lets only members:manage delete another's membership, and a DELETE
+    # its policy filters matches nothing rather than failing (migration 0027).
+    if not db.session.execute(delete(Membership).where(Membership.tenant_id == ctx.tenant_id,
+                                                       Membership.id == target.id)).rowcount:
+        raise Refused("the role does not allow members:manage")
+    db.session.expunge(target)
     flush_guarded()
     revoke_grants(target.user_id, tenant_id=ctx.tenant_id, reason="member_removed", actor_id=ctx.user_id)
     audit.record(ctx.tenant_id, ctx.user_id, "member.remove", "membership", target.user_id, before=before)

@@ -90,7 +90,7 @@ def run(export_id: UUID, tenant_id: UUID) -> None:
     """The job's body: one export, its row and the owner's email; failures are recorded."""
     from ..mail.outbox import enqueue
     from ..accounts.models import User
-    with tenant_scope(db.session, tenant_id):
+    with tenant_scope(db.session, tenant_id, actor="job:organization.export"):
         export = db.session.scalar(select(TenantExport).where(TenantExport.tenant_id == tenant_id,
                                                               TenantExport.id == export_id).with_for_update())
         # "running": the worker that started it was lost (killed mid-export) and jobs.requeue_stalled gave
@@ -99,7 +99,7 @@ def run(export_id: UUID, tenant_id: UUID) -> None:
             return
         export.status = "running"
         db.session.commit()
-    with tenant_scope(db.session, tenant_id):
+    with tenant_scope(db.session, tenant_id, actor="job:organization.export"):
         export = db.session.get(TenantExport, (tenant_id, export_id))
         tenant = db.session.get(Tenant, tenant_id)
         try:

@@ -14,6 +14,7 @@ from sqlalchemy import delete, func, select, text
 from .. import audit
 from ..accounts.models import User
 from ..accounts.passwords import verify_password
+from ..database.context import acting_as
 from ..extensions import db
 from ..jobs.engine import defer
 from ..mail.outbox import enqueue
@@ -159,8 +160,11 @@ def cancel_deletion(ctx: TenantContext) -> None:
     lock_tenant(tenant)
     if tenant.status != TenantStatus.PENDING_DELETION:
         raise RuleViolation(f"{tenant.name} is not scheduled for deletion.")
-    tenant.status, tenant.status_changed_at = TenantStatus.ACTIVE, datetime.now(timezone.utc)
-    tenant.deletion_requested_at = tenant.deletion_requested_by = tenant.purge_after = None
+    # The one change a tenant waiting for deletion accepts (read-only: its members' permissions
+    # are reads only, in the database too), an owner's right rather than a permission.
+    with acting_as(db.session, "owner:cancel-deletion"):
+        tenant.status, tenant.status_changed_at = TenantStatus.ACTIVE, datetime.now(timezone.utc)
+        tenant.deletion_requested_at = tenant.deletion_requested_by = tenant.purge_after = None
     audit.record(ctx.tenant_id, ctx.user_id, "tenant.delete_cancel", "tenant", ctx.tenant_id,
                  before={"status": "pending_deletion"}, after={"status": "active"})
 

@@ -49,7 +49,7 @@ def last_owned(user_id: UUID) -> list[Tenant]:
     owned = []
     for tenant, membership in memberships(user_id):
         if roles.is_owner(membership) and membership.status == MembershipStatus.ACTIVE:
-            with tenant_scope(db.session, tenant.id):
+            with tenant_scope(db.session, tenant.id, actor=None):
                 if active_owner_count(tenant.id) <= 1:
                     owned.append(tenant)
     return owned
@@ -94,7 +94,7 @@ def purge(user: User, *, reason: str, only_if_due: bool = False) -> bool:
         return False
     _refuse_if_last_owner(user.id)
     for tenant, membership in memberships(user.id):
-        with tenant_scope(db.session, tenant.id):
+        with tenant_scope(db.session, tenant.id, actor="account:delete"):
             leave(context_for(tenant, membership))  # audited in the organization as the person leaving
             db.session.flush()  # inside the scope: RLS checks the rows as they are written
     export.remove_files(user.id)

@@ -21,7 +21,8 @@ from ..tenancy.roles import Role
 from . import tokens
 from .errors import ScimError
 
-_ENTER = f"SELECT t.*, {BOUNDS} FROM portal_scim_enter(%(hash)s) t"
+# And what the function let the token do (the provisioning role's permissions), read back.
+_ENTER = f"SELECT t.*, current_setting('app.permissions', true) AS db_permissions, {BOUNDS} FROM portal_scim_enter(%(hash)s) t"
 CHALLENGE = 'Bearer realm="scim"'
 
 # What an identity provider may do: everything a person of the organization may, short of being
@@ -43,7 +44,8 @@ def enter() -> TenantContext:
     tenant = attach_tenant(row)
     if not tenant.is_readable:
         raise ScimError(403, f"{tenant.name} is {tenant.status.value.replace('_', ' ')}.")
-    adopt(tenant_id=tenant.id)  # the function has set it: later transactions of the request need it too
+    # The function has set them: later transactions of the request need them too.
+    adopt(tenant_id=tenant.id, permissions=row.db_permissions)
     if not network.allowed(request.remote_addr, security_login.policy(tenant).get("ip_allowlist")):
         raise ScimError(403, f"{tenant.name} accepts connections only from its own networks.")
     role = PROVISIONING

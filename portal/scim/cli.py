@@ -30,7 +30,7 @@ def init_app(app: Flask) -> None:
         tenant = db.session.scalar(select(Tenant).where(Tenant.slug == slug))
         if tenant is None:
             raise click.ClickException(f"No organization with the slug {slug}.")
-        with tenant_scope(db.session, tenant.id):
+        with tenant_scope(db.session, tenant.id, actor="cli:scim.create-token"):
             try:
                 _, secret = services.create_token(TenantContext(tenant, None, SYSTEM), name)
             except RuleViolation as exc:

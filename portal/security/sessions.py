@@ -62,7 +62,9 @@ def _cap(user_id: UUID, keep: int) -> None:
 # One round trip for the session record, its user and, on tenant URLs, the tenant and the
 # membership (migration 0005). It sets app.user_id (and app.tenant_id) only for a valid session.
 # With the request transaction's timeouts (database.conflicts), in the same round trip.
-_REQUEST_CONTEXT = (f"SELECT c.*, {BOUNDS} "
+# And, read back, the sites the tenant's entry let a member without sites:see-all read (app.site_ids,
+# portal_enter_tenant: the site_scope policies check them).
+_REQUEST_CONTEXT = (f"SELECT c.*, current_setting('app.site_ids', true) AS db_site_ids, {BOUNDS} "
                     "FROM portal_request_context(%(token_hash)s, %(user_id)s, %(idle)s, %(slug)s::text) c")
 
 
@@ -125,7 +127,8 @@ def load(user_id: str) -> SignedInUser | None:
         from ..tenancy.queries import entered
         entry = entered(row, uid)
         if entry is not None and entry[0].is_readable:
-            adopt(tenant_id=entry[0].id)  # the function has set it: later transactions need it too
+            # The function has set them: later transactions need them too.
+            adopt(tenant_id=entry[0].id, site_ids=row.db_site_ids)
         g.tenant_entry = (slug, uid, entry)
     g.session_idle = now() - info.last_seen_at  # before touching: tenant policies may be stricter
     if now() - info.last_seen_at > TOUCH_EVERY:

@@ -87,6 +87,11 @@ def _room_for_a_site(ctx: TenantContext) -> None:
 
 
 def create_site(ctx: TenantContext, data: SiteData) -> Site:
+    if not ctx.sees_all:
+        # A new site is nobody's assignment yet: the database shows it (and so lets it be written
+        # and read back) only to those who see every site.
+        raise RuleViolation("Only someone who sees every site can create one: you see only the sites you are "
+                            "assigned to.", field="name")
     _check(ctx, data)
     _room_for_a_site(ctx)
     site = Site(tenant_id=ctx.tenant_id)

@@ -198,7 +198,7 @@ def links_of_user(user_id: UUID, tenant_ids) -> list[tuple[UUID, str, str, list[
     from ..database.context import tenant_scope
     out = []
     for tenant_id in tenant_ids:
-        with tenant_scope(db.session, tenant_id):
+        with tenant_scope(db.session, tenant_id, actor=None):
             rows = db.session.execute(select(SsoConnection.name, SsoIdentity.subject, SsoIdentity.groups).join(
                 SsoConnection, (SsoConnection.tenant_id == SsoIdentity.tenant_id)
                 & (SsoConnection.id == SsoIdentity.connection_id)).where(

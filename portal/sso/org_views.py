@@ -96,7 +96,7 @@ def discover():
 
 def connection_in(tenant_id: UUID, connection_id: UUID) -> tuple[Tenant | None, SsoConnection | None]:
     tenant = db.session.get(Tenant, tenant_id)
-    with tenant_scope(db.session, tenant_id):
+    with tenant_scope(db.session, tenant_id, actor=None):
         connection = db.session.scalar(select(SsoConnection).where(SsoConnection.tenant_id == tenant_id,
                                                                    SsoConnection.id == connection_id))
     return tenant, connection
@@ -190,7 +190,7 @@ def callback():
             return _back("Sign in again to test the connection.")
         return _test_page(connection, claims=claims, tenant=tenant)
     try:
-        with tenant_scope(db.session, tenant.id):
+        with tenant_scope(db.session, tenant.id, actor="sso:sign-in"):
             outcome = members.sign_in(tenant, connection, claims)
     except IntegrityError:  # the same account linked or created by a concurrent sign-in
         db.session.rollback()
@@ -217,7 +217,7 @@ def _test_page(connection: SsoConnection | None, *, claims: dict | None = None, 
     grant = None
     groups = group_rules.normalise((claims or {}).get("groups"))
     if claims is not None and connection is not None:
-        with tenant_scope(db.session, connection.tenant_id):  # read only: what the mappings would give
+        with tenant_scope(db.session, connection.tenant_id, actor=None):  # read only: what the mappings would give
             grant = group_rules.resolve(connection.tenant_id, groups, connection_id=connection.id)
     response = current_app.make_response(render_template(
         "sso/test_result.html", connection=connection, claims=claims, groups=groups, grant=grant, error=error,

@@ -27,7 +27,7 @@ def password_refusal(user) -> str | None:
     if owner is None:
         return (f"{route.name} requires single sign-on for {domain} addresses: sign in with your organization's "
                 "provider instead of a password.")
-    with tenant_scope(db.session, route.tenant_id):
+    with tenant_scope(db.session, route.tenant_id, actor=None):
         audit.record(route.tenant_id, user.id, "sso.break_glass", "user", user.id, email=user.email, domain=domain)
     g.sso_break_glass = (f"Break-glass sign-in: {route.name} requires single sign-on for {domain}, and you signed "
                          "in with a password as an owner. This is recorded in the audit log. Use single sign-on "

@@ -31,7 +31,7 @@ def load(slug: str = "acme-corp", domain: str = "acme.com") -> None:
     tenant = db.session.scalar(select(Tenant).where(Tenant.slug == slug))
     if tenant is None:
         return
-    with tenant_scope(db.session, tenant.id):
+    with tenant_scope(db.session, tenant.id, actor="sample:sso"):
         db.session.add(SsoDomain(tenant_id=tenant.id, domain=domain, token=secrets.token_urlsafe(24),
                                  verified_at=func.now(), checked_at=func.now()))
         connection = SsoConnection(tenant_id=tenant.id, id=uuid.uuid4(), name="Acme demo provider",

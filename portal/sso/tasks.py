@@ -16,7 +16,7 @@ def recheck_all() -> int:
     changed = 0
     tenants = db.session.scalars(select(Tenant).where(Tenant.is_usable).order_by(Tenant.id)).all()
     for tenant in tenants:
-        with tenant_scope(db.session, tenant.id):
+        with tenant_scope(db.session, tenant.id, actor="job:sso.recheck"):
             changed += domains.recheck_tenant(tenant)
         db.session.commit()
     return changed

@@ -57,7 +57,7 @@ def due_scan(timestamp: int) -> int:
         sent = 0
         tenants = db.session.scalars(select(Tenant).where(Tenant.is_usable).order_by(Tenant.id)).all()
         for tenant in tenants:
-            with tenant_scope(db.session, tenant.id):
+            with tenant_scope(db.session, tenant.id, actor="job:tasks.due_scan"):
                 sent += len(scan_tenant(tenant))
             db.session.commit()  # a job is its own edge: one transaction per tenant
         if sent:

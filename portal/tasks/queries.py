@@ -342,6 +342,8 @@ class Detail:
 
 
 def detail(ctx: TenantContext, task: Task) -> Detail:
+    # A task assigned to them at a site they no longer see: the site and its device are not theirs
+    # to read (the database's site scope), so their names are None and the page says why.
     site = db.session.get(Site, (ctx.tenant_id, task.site_id)) if task.site_id else None
     device_name = db.session.scalar(select(Device.name).where(Device.tenant_id == ctx.tenant_id,
                                                               Device.id == task.device_id)) if task.device_id else None

@@ -59,7 +59,7 @@ def load() -> None:
         tenant = db.session.scalar(select(Tenant).where(Tenant.slug == slug))
         if tenant is None:
             continue
-        with tenant_scope(db.session, tenant.id):
+        with tenant_scope(db.session, tenant.id, actor="sample:tasks"):
             db.session.flush()
             if db.session.scalar(select(Task.id).where(Task.tenant_id == tenant.id).limit(1)):
                 continue

@@ -15,7 +15,8 @@ from .models import Membership, MembershipRole, MembershipStatus
 from .permissions import parse
 from .roles import Role, system_role
 
-_ENTER_TENANT = "SELECT * FROM portal_enter_tenant(%(user_id)s, %(slug)s)"
+# With the sites it let a member without sites:see-all read (app.site_ids), read back.
+_ENTER_TENANT = "SELECT e.*, current_setting('app.site_ids', true) AS db_site_ids FROM portal_enter_tenant(%(user_id)s, %(slug)s) e"
 NO_TENANT = "00000000-0000-0000-0000-000000000000"  # what portal_enter_tenant sets until it enters
 
 Entry = tuple[Tenant, Membership, Role]
@@ -34,17 +35,19 @@ def enter_tenant(slug: str, user_id: UUID) -> Entry | None:
         return None
     ready = g.pop("tenant_entry", None)
     if ready is not None and ready[0] == slug and ready[1] == user_id:
-        entry = ready[2]
+        entry = ready[2]  # its sites were adopted by the session loader
     else:
         row = first_row(db.session, _ENTER_TENANT, {"user_id": user_id, "slug": slug})
         entry = entered(row, user_id)
+        adopt(site_ids=row.db_site_ids if entry is not None and entry[0].is_readable else "")
     if entry is None or not entry[0].is_readable:
         # The function has set the nil tenant: this request reads nothing of any tenant, in its
         # later transactions too (not the user's other organizations: policy member_read).
-        adopt(tenant_id=NO_TENANT, permissions=())
+        adopt(tenant_id=NO_TENANT, permissions=(), actor="")
         return entry
-    # The function has set both: the write policies read app.permissions.
-    adopt(tenant_id=entry[0].id, permissions=entry[2].permissions)
+    # The function has set them and cleared any actor: the permission and site policies read
+    # them (migration 0027).
+    adopt(tenant_id=entry[0].id, permissions=entry[2].permissions, actor="")
     return entry
 
 

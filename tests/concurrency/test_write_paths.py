@@ -47,7 +47,7 @@ class Shop:
         self.owner = factory.user(name="Olive Owner")
         self.members = [factory.user(name=f"Member {i}") for i in range(4)]
         self.t = factory.tenant(members={"owner": self.owner}, sites=3, devices=12, max_users=10_000)
-        with app.app_context(), tenant_scope(db.session, self.t["id"]):
+        with app.app_context(), tenant_scope(db.session, self.t["id"], actor="test:setup"):
             for m in self.members:
                 db.session.execute(sa.text(
                     "INSERT INTO user_tenant_associations (id, tenant_id, user_id, role, status) "
@@ -74,7 +74,7 @@ class Shop:
             r = owner.post(f"{self.base}/tasks/new", data={"csrf_token": csrf_token(owner), "title": f"Task {i}",
                                                            "priority": "medium"})
             assert r.status_code == 303, r.status_code
-        with app.app_context(), tenant_scope(db.session, self.t["id"]):
+        with app.app_context(), tenant_scope(db.session, self.t["id"], actor="test:setup"):
             self.tasks = [str(t) for t in db.session.scalars(sa.select(Task.id).where(Task.tenant_id == self.t["id"]))]
 
     def next(self) -> int:
@@ -95,7 +95,7 @@ class Shop:
         """Pending invitations with known tokens, each for a new user who is signed in to accept."""
         made = []
         users = [self.factory.user(name=f"Invitee {i}") for i in range(count)]
-        with self.app.app_context(), tenant_scope(db.session, self.t["id"]):
+        with self.app.app_context(), tenant_scope(db.session, self.t["id"], actor="test:setup"):
             for user in users:
                 token = secrets.token_urlsafe(32)
                 db.session.add(Invitation(tenant_id=self.t["id"], email=user.email, token_hash=hash_token(token),
@@ -241,7 +241,7 @@ def _suspend_prepare(shop, threads, rounds):
     pair may end with one suspended: the shared members must stay able to sign in for other paths)."""
     from portal.accounts.models import UserType
     people = [shop.factory.user(name=f"Suspendable {i}") for i in range(4)]
-    with shop.app.app_context(), tenant_scope(db.session, shop.t["id"]):
+    with shop.app.app_context(), tenant_scope(db.session, shop.t["id"], actor="test:setup"):
         for person in people:
             db.session.execute(sa.text(
                 "INSERT INTO user_tenant_associations (id, tenant_id, user_id, role, status) "
@@ -359,6 +359,6 @@ def test_two_write_paths_at_once(app, shop, first, second):
           f"retries {_retries() - retries:.0f}")
     assert not failures, failures[:5]
     assert found_deadlocks == 0
-    with app.app_context(), tenant_scope(db.session, shop.t["id"]):
+    with app.app_context(), tenant_scope(db.session, shop.t["id"], actor="test:setup"):
         result = verify_tenant(shop.t["id"])
     assert result.problem is None, str(result.problem)
