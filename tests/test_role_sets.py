@@ -164,16 +164,17 @@ def test_invitation_gives_the_further_roles_on_acceptance_and_skips_a_deleted_on
     planner = make_role(mail_app, t["id"], "Site planner", ["tenant:view", "sites:view", "sites:write"])
     owner = mail_app.test_client()
     login(owner, owner_user.email)
+    email = f"new.{f._unique()}@example.com"  # unique: the worker's database outlives this test
     page = owner.get(f"/t/{slug}/invitations/").get_data(as_text=True)
     assert "Further roles (optional)" in page and "Status keeper" in page
     r = owner.post(f"/t/{slug}/invitations/", buffered=True, data={
-        "csrf_token": csrf_token(owner), "emails": "new.person@example.com", "role": "viewer",
+        "csrf_token": csrf_token(owner), "emails": email, "role": "viewer",
         "further_roles": [keeper, planner]})
     assert r.status_code == 303
     assert "Viewer + Site planner + Status keeper" in owner.get(f"/t/{slug}/invitations/").get_data(as_text=True)
     # The site planner role goes before the invitation is accepted: the rest is given.
     assert post(owner, f"/t/{slug}/roles/{planner}/delete").status_code == 303
-    [message] = smtp.inbox.wait_for(1, "new.person@example.com")
+    [message] = smtp.inbox.wait_for(1, email)
     path = link_in(message, BASE)
     guest = mail_app.test_client()
     page = guest.get(path).get_data(as_text=True)
@@ -181,7 +182,7 @@ def test_invitation_gives_the_further_roles_on_acceptance_and_skips_a_deleted_on
                                   "confirm": PASSWORD, "csrf_token": csrf_from(page)})
     assert done.status_code == 303
     with mail_app.app_context():
-        invitee = db.session.scalar(sa.text("SELECT id FROM users WHERE email = 'new.person@example.com'"))
+        invitee = db.session.scalar(sa.text("SELECT id FROM users WHERE email = :e"), {"e": email})
     assert further_of(mail_app, t["id"], invitee) == {keeper}
     assert "Viewer + Status keeper" in guest.get(f"/t/{slug}/").get_data(as_text=True)
 
