@@ -38,7 +38,7 @@ TABLES = ["user_tenant_associations", "sites", "user_site_assignments", "devices
           "tenant_invitations", "tenant_roles", "tenant_role_permissions", "tenant_exports", "tenant_slug_redirects",
           "audit_checkpoints", "tasks", "task_comments", "tenant_logos", "api_clients", "api_tokens",
           "api_idempotency_keys", "analytics_events", "analytics_daily", "scim_tokens", "scim_users", "scim_groups",
-          "scim_group_members"]
+          "scim_group_members", "user_roles"]
 
 
 def test_no_tenant_set_means_no_rows(serving, world):

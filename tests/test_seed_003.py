@@ -8,7 +8,7 @@ data, as the serving role (no superuser, no BYPASSRLS), with only what seed 003 
 - Permission-based updates work correctly
 - `user_has_permission(diana, healthcare, 'agents', 'run')`, as the sample roles say
 
-Seed 003 sets `app.current_user_id`; the portal's name for it is `app.user_id`. Its tables are the
+Seed 003 sets `app.current_user_id`; the portal's name for it is `app.user_id`, set per transaction with set_config(..., true). Its tables are the
 portal's: organizations = `tenants`, organization_members = `user_tenant_associations`,
 sessions = `user_sessions`, user_roles, agent_tasks, agent_results, audit_logs (and the sites,
 devices and tasks seed 003 does not have)."""
@@ -44,7 +44,8 @@ def sample(app):
 
 
 def as_user(conn, user_id):
-    """What seed 003's script does: `SET app.current_user_id = '<user-uuid>'`, for the transaction."""
+    """What seed 003's script does (it sets the current user), as the portal does it: for this
+    transaction only, set_config(..., true), so a pooled connection never carries it on."""
     conn.execute(sa.text("SELECT set_config('app.user_id', :u, true)"), {"u": str(user_id)})
 
 

@@ -1,7 +1,8 @@
 """Seed 003's "users automatically see only their org's data" (issue 26).
 
 With only `app.user_id` set (no tenant entered: pages outside tenants, seed 003's
-`SET app.current_user_id`), the tables seed 003 names (memberships, user_roles, agent_tasks,
+setting of the current user, done here with set_config('app.user_id', ..., true) per
+transaction, never a session-level SET), the tables seed 003 names (memberships, user_roles, agent_tasks,
 agent_results, audit_logs) answer for every organization the user belongs to and no other: policy `member_read` on each, a SELECT policy that applies only when no
 tenant is entered, for the tenants where the user is an active member holding the table's
 reading permission (`portal_member_tenants(permission)`: readable tenants, not pending deletion,

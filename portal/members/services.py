@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from sqlalchemy import delete, func, insert, literal, or_, select
+from sqlalchemy import delete, func, literal, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from .. import audit
@@ -183,12 +183,7 @@ def set_further_roles(ctx: TenantContext, target: Membership, further: list[role
                                 field="roles")
     lock_tenant(ctx.tenant)
     before = _snapshot(target)
-    db.session.execute(delete(UserRole).where(UserRole.tenant_id == ctx.tenant_id,
-                                              UserRole.membership_id == target.id))
-    if wanted:
-        db.session.execute(insert(UserRole), [{"tenant_id": ctx.tenant_id, "membership_id": target.id,
-                                               "role_id": r.custom_id} for r in wanted.values()])
-    roles.forget()
+    roles.hold_further(target, list(wanted.values()))
     after_role = roles.role_of(target)
     audit.record(ctx.tenant_id, ctx.user_id, "member.role_change", "membership", target.user_id, before=before,
                  after=_snapshot(target))

@@ -28,7 +28,7 @@ from ..notifications import Kind, notify
 from ..members.services import active_owner_count
 from ..sites.models import Site, SiteAssignment
 from ..tenancy import roles
-from ..tenancy.models import Membership, MembershipStatus, UserRole
+from ..tenancy.models import Membership, MembershipStatus
 from ..tenancy.queries import lock_tenant
 from ..tenants.models import Tenant
 from .models import SsoConnection, SsoGroupMapping
@@ -153,12 +153,7 @@ def _follow_role(membership: Membership, current: roles.Role, grant: GroupGrant,
     before = current.snapshot() | {"status": membership.status.value}
     membership.role, membership.custom_role_id = target.system, target.custom_id
     db.session.flush()  # the last-owner trigger is deferred to commit; checked above for a clear outcome
-    db.session.execute(delete(UserRole).where(UserRole.tenant_id == membership.tenant_id,
-                                              UserRole.membership_id == membership.id))
-    if target.further:
-        db.session.execute(insert(UserRole), [{"tenant_id": membership.tenant_id, "membership_id": membership.id,
-                                               "role_id": r.custom_id} for r in target.further])
-    roles.forget()
+    roles.hold_further(membership, list(target.further))
     audit.record(membership.tenant_id, _actor(membership, source, connection_id), "member.role_change", "membership",
                  membership.user_id, before=before, after=target.snapshot() | {"status": membership.status.value},
                  source=source, groups=list(grant.groups))

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from uuid import UUID
 
 from flask import g
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import joinedload
 
 from ..extensions import db
@@ -121,6 +121,17 @@ def book(tenant_id: UUID) -> dict[str, Role]:
     if tenant_id not in cache:
         cache[tenant_id] = {r.key: r for r in tenant_roles(tenant_id)}
     return cache[tenant_id]
+
+
+def hold_further(membership, further: list[Role]) -> None:
+    """Make `further` exactly the custom roles the membership holds besides its base role (the
+    caller has checked the rules and taken the tenant lock)."""
+    db.session.execute(delete(UserRole).where(UserRole.tenant_id == membership.tenant_id,
+                                              UserRole.membership_id == membership.id))
+    if further:
+        db.session.execute(insert(UserRole), [{"tenant_id": membership.tenant_id, "membership_id": membership.id,
+                                               "role_id": r.custom_id} for r in further])
+    forget()
 
 
 def forget() -> None:
